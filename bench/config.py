@@ -1,0 +1,164 @@
+"""Frozen configs, one per concern, validated in __post_init__ and turned into argparse flags.
+
+A flag is generated from its field (name, type, default, help, choices), so the two never drift.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional, get_type_hints
+
+from bench.errors import UserError
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+MODES = ("train", "bench")
+
+
+def flag(default: Any, help: str, choices: tuple | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+def _check(ok: bool, sentence: str) -> None:
+    if not ok:
+        raise UserError(sentence)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What to run and where the result goes."""
+
+    task: str = flag("digits", "task name (see --list)")
+    model: str = flag("gmlp", "model family (see --list)")
+    size: Optional[str] = flag(None, "model size; default: the family's size for the task's input")
+    seed: int = flag(0, "random seed for weights, data order and masking")
+    mode: str = flag("train", "train: train and evaluate, then measure; bench: measure only", MODES)
+    precision: str = flag("fp32", "autocast precision", PRECISIONS)
+    output_dir: str = flag("runs", "folder for the result JSON and checkpoints")
+    overwrite: bool = flag(False, "replace an existing result for the same run")
+    debug: bool = flag(False, "show full tracebacks")
+
+    def __post_init__(self):
+        _check(self.seed >= 0, f"--seed must be >= 0, got {self.seed}.")
+        _check(self.mode in MODES, f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}.")
+        _check(
+            self.precision in PRECISIONS,
+            f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}.",
+        )
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimisation: AdamW with linear warm-up then cosine decay, label smoothing, accumulation."""
+
+    batch_size: int = flag(128, "batch size per process (the global batch is this x processes x accumulation)")
+    lr: float = flag(1e-3, "peak learning rate (not scaled with the number of processes)")
+    weight_decay: float = flag(0.05, "AdamW weight decay")
+    epochs: float = flag(10.0, "training epochs (ignored when --max-steps is given)")
+    max_steps: Optional[int] = flag(None, "optimizer steps to train; overrides --epochs")
+    warmup_fraction: float = flag(0.05, "fraction of the steps spent warming the learning rate up")
+    label_smoothing: float = flag(0.1, "label smoothing for classification losses")
+    grad_accum: int = flag(1, "batches accumulated per optimizer step")
+    grad_clip: Optional[float] = flag(1.0, "clip the gradient norm to this value (none to disable)")
+    eval_batch_size: Optional[int] = flag(None, "evaluation batch size per process (default: --batch-size)")
+
+    def __post_init__(self):
+        _check(self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}.")
+        _check(self.lr > 0, f"--lr must be positive, got {self.lr}.")
+        _check(self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}.")
+        _check(self.epochs > 0, f"--epochs must be positive, got {self.epochs}.")
+        _check(self.max_steps is None or self.max_steps >= 1, f"--max-steps must be at least 1, got {self.max_steps}.")
+        _check(0 <= self.warmup_fraction < 1, f"--warmup-fraction must be in [0, 1), got {self.warmup_fraction}.")
+        _check(0 <= self.label_smoothing < 1, f"--label-smoothing must be in [0, 1), got {self.label_smoothing}.")
+        _check(self.grad_accum >= 1, f"--grad-accum must be at least 1, got {self.grad_accum}.")
+        _check(self.grad_clip is None or self.grad_clip > 0, f"--grad-clip must be positive, got {self.grad_clip}.")
+        _check(
+            self.eval_batch_size is None or self.eval_batch_size >= 1,
+            f"--eval-batch-size must be at least 1, got {self.eval_batch_size}.",
+        )
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the task's data comes from and how much of it to use."""
+
+    data_dir: Optional[str] = flag(None, "local dataset folder (ImageFolder layout for image tasks)")
+    data_files: Optional[str] = flag(None, "local data files, comma-separated (text tasks)")
+    hub_id: Optional[str] = flag(None, "override the task's datasets hub id")
+    val_fraction: float = flag(0.2, "held-out fraction when a source has no test split")
+    max_train_samples: Optional[int] = flag(None, "use at most this many training samples")
+    max_eval_samples: Optional[int] = flag(None, "use at most this many evaluation samples")
+    num_workers: int = flag(0, "DataLoader worker processes (0 loads in the main process)")
+    tokenizer: Optional[str] = flag(None, "local tokenizer folder (text tasks); default: train one and cache it")
+    vocab_size: int = flag(8000, "vocabulary size of a trained tokenizer (text tasks)")
+    seq_len: int = flag(128, "tokens per MLM block / maximum source length (text tasks)")
+    source_field: str = flag("source", "source field of a pairs file (seq2seq)")
+    target_field: str = flag("target", "target field of a pairs file (seq2seq)")
+
+    def __post_init__(self):
+        _check(0 < self.val_fraction < 1, f"--val-fraction must be in (0, 1), got {self.val_fraction}.")
+        for name in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, name)
+            _check(value is None or value >= 1, f"--{name.replace('_', '-')} must be at least 1, got {value}.")
+        _check(self.num_workers >= 0, f"--num-workers must be >= 0, got {self.num_workers}.")
+        _check(self.vocab_size >= 100, f"--vocab-size must be at least 100, got {self.vocab_size}.")
+        _check(self.seq_len >= 8, f"--seq-len must be at least 8, got {self.seq_len}.")
+
+
+CONCERNS = {"run": RunConfig, "optim": OptimConfig, "data": DataConfig}
+
+
+def _parse_optional(kind):
+    def parse(text: str):
+        if text.lower() == "none":
+            return None
+        return kind(text)
+
+    parse.__name__ = kind.__name__  # argparse names the type in its error
+    return parse
+
+
+def add_flags(parser: argparse.ArgumentParser, cls) -> None:
+    """One flag per field of `cls`, named --field-name."""
+    hints = get_type_hints(cls)
+    group = parser.add_argument_group(cls.__doc__.strip().splitlines()[0] if cls.__doc__ else cls.__name__)
+    for f in fields(cls):
+        name = "--" + f.name.replace("_", "-")
+        hint = hints[f.name]
+        optional = hint != _strip_optional(hint)
+        kind = _strip_optional(hint)
+        kwargs: dict[str, Any] = {"dest": f.name, "default": f.default, "help": f.metadata["help"]}
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = _parse_optional(kind) if optional else kind
+            kwargs["metavar"] = f.name.upper()
+            if f.metadata.get("choices"):
+                kwargs["choices"] = f.metadata["choices"]
+                kwargs.pop("metavar")
+        group.add_argument(name, **kwargs)
+
+
+def _strip_optional(hint):
+    args = getattr(hint, "__args__", None)
+    if args and type(None) in args:
+        return next(a for a in args if a is not type(None))
+    return hint
+
+
+def build_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    for cls in CONCERNS.values():
+        add_flags(parser, cls)
+    return parser
+
+
+def configs_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """{"run": RunConfig, "optim": OptimConfig, "data": DataConfig}, validated."""
+    values = vars(args)
+    return {key: cls(**{f.name: values[f.name] for f in fields(cls)}) for key, cls in CONCERNS.items()}
+
+
+def as_dict(configs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {key: dataclasses.asdict(cfg) for key, cfg in configs.items()}

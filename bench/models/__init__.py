@@ -1,0 +1,104 @@
+"""Architecture registry: `create_model(name, size, spec)`, `list_models()`, `model_sizes(name)`.
+
+A family registers one builder per modality it supports ("image", "mlm", "seq2seq") with its
+named sizes. A (family, modality, size) that cannot run raises PairError naming the pair
+before any data is loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional
+
+import torch.nn as nn
+
+from bench.errors import PairError, UnknownNameError
+from tasks.base import TaskSpec
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    family: str
+    modalities: tuple[str, ...]
+    sizes: Mapping[str, Any]  # size name -> frozen size config
+    build: Callable[[TaskSpec, Any], nn.Module]  # (spec, size config) -> module
+    default_size: Callable[[TaskSpec], str]
+    check: Optional[Callable[[TaskSpec, str, Any], Optional[str]]] = None  # returns why a pair cannot run
+    baseline: bool = False  # the Transformer baseline of its modality
+    description: str = ""
+
+
+_ENTRIES: dict[tuple[str, str], ModelEntry] = {}
+
+
+def register_model(
+    family: str,
+    modalities: tuple[str, ...],
+    sizes: Mapping[str, Any],
+    default_size: Callable[[TaskSpec], str],
+    check: Optional[Callable] = None,
+    baseline: bool = False,
+    description: str = "",
+):
+    """Decorator for a builder `(spec, size_cfg) -> nn.Module`."""
+
+    def wrap(build):
+        entry = ModelEntry(family, modalities, dict(sizes), build, default_size, check, baseline, description)
+        for modality in modalities:
+            if (family, modality) in _ENTRIES:
+                raise ValueError(f"model {family!r} is registered twice for {modality}.")
+            _ENTRIES[(family, modality)] = entry
+        return build
+
+    return wrap
+
+
+def list_models() -> list[str]:
+    _import_families()
+    return sorted({family for family, _ in _ENTRIES})
+
+
+def model_entries(family: str) -> list[ModelEntry]:
+    """Every entry of a family (one per modality group), or UnknownNameError listing the families."""
+    _import_families()
+    found = [e for (f, _), e in _ENTRIES.items() if f == family]
+    if not found:
+        raise UnknownNameError(f"Unknown model {family!r}; valid models are: {', '.join(list_models())}.")
+    unique = []
+    for e in found:
+        if e not in unique:
+            unique.append(e)
+    return unique
+
+
+def resolve(family: str, size: Optional[str], spec: TaskSpec) -> tuple[ModelEntry, str]:
+    """The entry and size name for this pair; PairError or UnknownNameError with one sentence if none."""
+    entries = model_entries(family)
+    entry = _ENTRIES.get((family, spec.modality))
+    if entry is None:
+        modalities = sorted({m for e in entries for m in e.modalities})
+        raise PairError(
+            f"Model {family!r} cannot run task {spec.name!r}: it is built for {', '.join(modalities)} tasks, "
+            f"and {spec.name!r} is a {spec.modality} task."
+        )
+    size = size or entry.default_size(spec)
+    if size not in entry.sizes:
+        raise UnknownNameError(
+            f"Unknown size {size!r} for model {family!r} on {spec.modality} tasks; "
+            f"valid sizes are: {', '.join(entry.sizes)}."
+        )
+    if entry.check is not None:
+        why = entry.check(spec, size, entry.sizes[size])
+        if why:
+            raise PairError(f"{family}-{size} cannot run task {spec.name!r}: {why}")
+    return entry, size
+
+
+def create_model(family: str, size: Optional[str], spec: TaskSpec) -> nn.Module:
+    entry, size = resolve(family, size, spec)
+    return entry.build(spec, entry.sizes[size])
+
+
+def _import_families() -> None:
+    # Importing a family module registers it; done lazily so `bench.models` imports nothing heavy.
+    from bench.models import families  # noqa: F401

@@ -1,0 +1,3 @@
+"""Importing this module registers every model family."""
+
+from bench.models import gmlp, mixer, resmlp, vit  # noqa: F401

@@ -1,0 +1,198 @@
+"""The one result schema: a JSON file per run, written atomically.
+
+A result holds everything needed to read the run later without the code that made it:
+the resolved config, the environment, the task's metrics, the measurements and a status.
+The leaderboard reads only these files, so this module imports no torch at module level.
+
+Keys of a result (schema_version 1):
+    schema_version  int
+    status          one of STATUSES
+    task, model, size, seed
+    config          {"run": {...}, "optim": {...}, "data": {...}, "measure": {...}}: every resolved flag
+    environment     capture_environment(): versions, device_type, device_name, device_count,
+                    num_processes, precision, git_commit, started_at, ...
+    metrics         {name: float}: the task's metrics, e.g. top1/top5/loss, mlm_accuracy/perplexity,
+                    bleu/chrf (+ "sacrebleu_signature" string for seq2seq)
+    primary_metric  {"name": str, "value": float | None, "higher_is_better": bool}
+    params          int
+    wall_time_s     float
+    error           str | None: the one-sentence reason when status is not "ok"
+    flops           {"forward_per_sample": float, "train_per_sample": float} | None
+    throughput      {"batch_size": int, "requested_batch_size": int, "oom_retries": int,
+                     "infer_samples_per_s": float, "train_samples_per_s": float,
+                     "infer_tokens_per_s": float | None, "train_tokens_per_s": float | None,
+                     "infer_spread": float, "train_spread": float,   # (max - min) / median over repeats
+                     "loop_samples_per_s": float | None, "data_wait_fraction": float | None} | None
+    latency_ms      {"p50": float, "p90": float, "p99": float} | None   (batch-1 inference)
+    memory          {"kind": "cuda" | "cpu_rss", "train_peak_mb": float, "infer_peak_mb": float,
+                     "train_reserved_mb": float | None, "infer_reserved_mb": float | None} | None
+    mfu             {"train": float, "infer": float, "peak_flops": float, "peak_source": str} | None
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+# Every run ends in exactly one of these.
+STATUSES = ("ok", "diverged", "oom", "interrupted", "error")
+
+# Keys every result file has; the leaderboard validates against this.
+REQUIRED_KEYS = (
+    "schema_version",
+    "status",
+    "task",
+    "model",
+    "size",
+    "seed",
+    "config",
+    "environment",
+    "metrics",
+    "primary_metric",
+    "params",
+    "wall_time_s",
+)
+
+
+def result_filename(task: str, model: str, size: str, seed: int, precision: str) -> str:
+    """One file name per (task, model, size, seed, precision), so reruns find their result."""
+    return f"{task}__{model}-{size}__{precision}__seed{seed}.json"
+
+
+def git_commit() -> str | None:
+    """The commit of the suite's own checkout, or None outside a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    commit = out.stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=here, capture_output=True, text=True, timeout=10,
+    ).stdout.strip()
+    return commit + ("-dirty" if dirty else "")
+
+
+def capture_environment(accelerator=None, precision: str = "fp32") -> dict[str, Any]:
+    """Software versions and hardware of this run; `accelerator` gives device and processes."""
+    import accelerate
+    import timm
+    import torch
+    import transformers
+
+    if accelerator is not None:
+        device = accelerator.device
+        num_processes = accelerator.num_processes
+    else:
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        num_processes = 1
+    if device.type == "cuda":
+        device_name = torch.cuda.get_device_name(device)
+        device_count = torch.cuda.device_count()
+        cuda = torch.version.cuda
+        driver = _nvidia_driver()
+    else:
+        device_name = _cpu_name()
+        device_count = 1
+        cuda = None
+        driver = None
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "transformers": transformers.__version__,
+        "accelerate": accelerate.__version__,
+        "cuda": cuda,
+        "driver": driver,
+        "device_type": device.type,
+        "device_name": device_name,
+        "device_count": device_count,
+        "num_processes": num_processes,
+        "cpu_threads": torch.get_num_threads(),
+        "precision": precision,
+        "platform": platform.platform(),
+        "git_commit": git_commit(),
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+
+
+def write_json_atomic(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write to a temporary file in the same folder, then rename: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(payload, f, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+class ResultError(ValueError):
+    """A result file that is not valid JSON or not of this schema."""
+
+
+def validate_result(data: Any, source: str = "result") -> dict[str, Any]:
+    """Check a loaded result against the schema; raise ResultError with one sentence if not."""
+    if not isinstance(data, dict):
+        raise ResultError(f"{source} is not a JSON object.")
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise ResultError(f"{source} lacks the keys {', '.join(missing)}; it is not a result of this suite.")
+    if data["schema_version"] != SCHEMA_VERSION:
+        raise ResultError(
+            f"{source} has schema_version {data['schema_version']!r}; this suite reads version {SCHEMA_VERSION}."
+        )
+    if data["status"] not in STATUSES:
+        raise ResultError(f"{source} has status {data['status']!r}; expected one of {', '.join(STATUSES)}.")
+    return data
+
+
+def load_result(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and validate one result file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ResultError(f"{path} could not be read as JSON ({e}).") from None
+    return validate_result(data, source=str(path))
