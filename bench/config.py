@@ -92,6 +92,7 @@ class DataConfig:
     num_workers: int = flag(0, "DataLoader worker processes (0 loads in the main process)")
     tokenizer: Optional[str] = flag(None, "local tokenizer folder (text tasks); default: train one and cache it")
     vocab_size: int = flag(8000, "vocabulary size of a trained tokenizer (text tasks)")
+    image_size: Optional[int] = flag(None, "image side in pixels for folder tasks (default 224)")
     seq_len: int = flag(128, "tokens per MLM block / maximum source length (text tasks)")
     source_field: str = flag("source", "source field of a pairs file (seq2seq)")
     target_field: str = flag("target", "target field of a pairs file (seq2seq)")
@@ -103,6 +104,7 @@ class DataConfig:
             _check(value is None or value >= 1, f"--{name.replace('_', '-')} must be at least 1, got {value}.")
         _check(self.num_workers >= 0, f"--num-workers must be >= 0, got {self.num_workers}.")
         _check(self.vocab_size >= 100, f"--vocab-size must be at least 100, got {self.vocab_size}.")
+        _check(self.image_size is None or self.image_size >= 8, f"--image-size must be at least 8, got {self.image_size}.")
         _check(self.seq_len >= 8, f"--seq-len must be at least 8, got {self.seq_len}.")
 
 

@@ -1,0 +1,403 @@
+"""Image classification tasks.
+
+Small datasets that fit in memory (digits, Fashion-MNIST) are decoded once into normalised
+tensors, so the loader is never the bottleneck; folder and hub datasets decode per sample
+with timm's transforms.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset, Subset, TensorDataset
+
+from bench.errors import DataError
+from tasks.base import Task, TaskData, TaskSpec, register_task
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+SPLIT_SEED = 1234  # fixed, so every run and seed is evaluated on the same held-out images
+
+
+class ImageClassification(Task):
+    """Loss and metrics of every image task: label-smoothed cross entropy, top-1 and top-5."""
+
+    metric = "top1"
+    label_smoothing = 0.0
+
+    def loss(self, model, batch):
+        images, labels = batch
+        logits = model(images)  # (B, classes)
+        return F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
+
+    def eval_outputs(self, model, batch):
+        images, labels = batch
+        logits = model(images).float()  # (B, classes)
+        k = min(5, logits.shape[-1])
+        topk = logits.topk(k, dim=-1).indices  # (B, k)
+        hits = topk == labels[:, None]
+        return {
+            "top1": hits[:, 0].float(),
+            "top5": hits.any(dim=-1).float(),
+            "loss": F.cross_entropy(logits, labels, reduction="none"),
+        }
+
+    def compute_metrics(self, outputs, data):
+        return {name: values.mean().item() for name, values in outputs.items()}
+
+
+def _normalise(images: torch.Tensor) -> torch.Tensor:
+    """Per-dataset standardisation of (N, C, H, W) float images."""
+    mean = images.mean(dim=(0, 2, 3), keepdim=True)
+    std = images.std(dim=(0, 2, 3), keepdim=True)
+    return (images - mean) / std
+
+
+def _limit(dataset, limit: Optional[int], seed: int = SPLIT_SEED):
+    if limit is None or limit >= len(dataset):
+        return dataset
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
+    return Subset(dataset, order[:limit].tolist())
+
+
+def held_out_split(n: int, val_fraction: float) -> tuple[list[int], list[int]]:
+    """A fixed random split of range(n) into (train, eval) indices."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED)).tolist()
+    n_eval = max(1, round(n * val_fraction))
+    return sorted(order[n_eval:]), sorted(order[:n_eval])
+
+
+def _finish(spec, train, eval_, data_cfg) -> TaskData:
+    return TaskData(
+        spec=spec,
+        train=_limit(train, data_cfg.max_train_samples),
+        eval=_limit(eval_, data_cfg.max_eval_samples),
+    )
+
+
+@register_task
+class Digits(ImageClassification):
+    name = "digits"
+    description = "scikit-learn's 8x8 handwritten digits (1,797 images), always offline"
+    offline = True
+
+    def spec(self, data_cfg):
+        return TaskSpec(self.name, "image", self.metric, image_size=(1, 8, 8), num_classes=10)
+
+    def load(self, data_cfg, seed):
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        images = _normalise(torch.tensor(digits.images, dtype=torch.float32)[:, None])  # (N, 1, 8, 8)
+        labels = torch.tensor(digits.target, dtype=torch.long)
+        train_idx, eval_idx = held_out_split(len(labels), data_cfg.val_fraction)
+        return _finish(
+            self.spec(data_cfg),
+            TensorDataset(images[train_idx], labels[train_idx]),
+            TensorDataset(images[eval_idx], labels[eval_idx]),
+            data_cfg,
+        )
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An MNIST-style idx file (optionally gzipped) as a numpy array."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+        zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
+        if zero != 0 or dtype_code != 0x08:
+            raise ValueError("not an unsigned-byte idx file")
+        shape = struct.unpack(">" + "I" * ndim, raw[4 : 4 + 4 * ndim])
+        return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    except (OSError, ValueError, struct.error, EOFError) as e:
+        raise DataError(f"{path} is not a readable idx file ({e}).") from None
+
+
+FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)  # Debian's dataset-fashion-mnist
+FASHION_MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def _find_idx(folder: Path, stem: str) -> Optional[Path]:
+    for name in (stem + ".gz", stem):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+@register_task
+class FashionMNIST(ImageClassification):
+    name = "fashion-mnist"
+    description = "Zalando's 28x28 Fashion-MNIST (70,000 images): idx files from --data-dir or Debian's dataset-fashion-mnist, else the hub"
+    offline = True  # when Debian's package or a local copy is installed
+    hub_id = "zalando-datasets/fashion_mnist"
+
+    def spec(self, data_cfg):
+        return TaskSpec(self.name, "image", self.metric, image_size=(1, 28, 28), num_classes=10)
+
+    def load(self, data_cfg, seed):
+        folders = [Path(data_cfg.data_dir)] if data_cfg.data_dir else [Path(d) for d in FASHION_MNIST_DIRS]
+        for folder in folders:
+            files = {split: [_find_idx(folder, stem) for stem in stems] for split, stems in FASHION_MNIST_FILES.items()}
+            if all(p is not None for pair in files.values() for p in pair):
+                return self._from_idx(files, data_cfg)
+        if data_cfg.data_dir:
+            raise DataError(
+                f"--data-dir {data_cfg.data_dir} has no Fashion-MNIST idx files "
+                f"(train-images-idx3-ubyte[.gz], t10k-images-idx3-ubyte[.gz] and their labels)."
+            )
+        return self._from_hub(data_cfg)
+
+    def _from_idx(self, files, data_cfg):
+        splits = {}
+        for split, (images_path, labels_path) in files.items():
+            images = torch.from_numpy(read_idx(images_path).copy()).float().div_(255)[:, None]  # (N, 1, 28, 28)
+            labels = torch.from_numpy(read_idx(labels_path).astype(np.int64))
+            if len(images) != len(labels):
+                raise DataError(f"{images_path} and {labels_path} hold different numbers of samples.")
+            splits[split] = (images, labels)
+        mean, std = splits["train"][0].mean(), splits["train"][0].std()
+        train, test = (TensorDataset((x - mean) / std, y) for x, y in splits.values())
+        return _finish(self.spec(data_cfg), train, test, data_cfg)
+
+    def _from_hub(self, data_cfg):
+        spec = self.spec(data_cfg)
+        train, test = load_hub_splits(data_cfg.hub_id or self.hub_id, data_cfg, "image", "label")
+        return _finish(spec, HubImages(train, spec, "image", "label", False), HubImages(test, spec, "image", "label", False), data_cfg)
+
+
+def load_hub_splits(hub_id: str, data_cfg, image_key: str, label_key: str):
+    """(train, eval) splits of a hub dataset; offline or unknown ids become one DataError sentence."""
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(hub_id)
+    except Exception as e:  # datasets raises many types for "unreachable": ConnectionError, OfflineModeIsEnabled, ...
+        raise DataError(
+            f"The dataset {hub_id!r} could not be loaded from the datasets hub ({type(e).__name__}); "
+            f"if this machine is offline, copy the data here and pass --data-dir (an ImageFolder layout)."
+        ) from None
+    eval_name = next((s for s in ("validation", "test") if s in ds), None)
+    if "train" not in ds or eval_name is None:
+        raise DataError(f"The dataset {hub_id!r} has splits {list(ds)}; it needs 'train' and 'validation' or 'test'.")
+    for key in (image_key, label_key):
+        if key not in ds["train"].column_names:
+            raise DataError(f"The dataset {hub_id!r} has no column {key!r} (columns: {ds['train'].column_names}).")
+    return ds["train"], ds[eval_name]
+
+
+def image_transform(spec: TaskSpec, is_training: bool):
+    """timm's ImageNet-style transform, sized to the task's images."""
+    from timm.data import create_transform
+
+    c, h, _ = spec.image_size
+    transform = create_transform(
+        h,
+        is_training=is_training,
+        auto_augment="rand-m9-mstd0.5-inc1" if is_training and h >= 128 else None,
+        interpolation="bicubic",
+    )
+    return transform
+
+
+class HubImages(Dataset):
+    """A `datasets` split of PIL images decoded and transformed per sample."""
+
+    def __init__(self, split, spec: TaskSpec, image_key: str, label_key: str, is_training: bool):
+        self.split, self.image_key, self.label_key = split, image_key, label_key
+        self.mode = "RGB" if spec.image_size[0] == 3 else "L"
+        self.transform = image_transform(spec, is_training) if self.mode == "RGB" else _gray_transform(spec)
+
+    def __len__(self):
+        return len(self.split)
+
+    def __getitem__(self, i):
+        row = self.split[i]
+        return self.transform(row[self.image_key].convert(self.mode)), int(row[self.label_key])
+
+
+def _gray_transform(spec: TaskSpec):
+    from torchvision import transforms
+
+    _, h, w = spec.image_size
+    return transforms.Compose([transforms.Resize((h, w)), transforms.ToTensor(), transforms.Normalize([0.5], [0.5])])
+
+
+class ImageFolderSplit(Dataset):
+    """Images listed from class sub-folders; unreadable files are counted and skipped at load time."""
+
+    def __init__(self, samples: list[tuple[str, int]], transform, mode: str = "RGB"):
+        self.samples, self.transform, self.mode = samples, transform, mode
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        path, label = self.samples[i]
+        with Image.open(path) as img:
+            return self.transform(img.convert(self.mode)), label
+
+
+def list_image_folder(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
+    """(class names, [(path, class index)]) of a folder of class sub-folders; DataError if none."""
+    if not root.is_dir():
+        raise DataError(f"--data-dir {root} does not exist or is not a folder.")
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise DataError(f"{root} has no class sub-folders; an image folder holds one sub-folder of images per class.")
+    samples = [
+        (str(path), index)
+        for index, name in enumerate(classes)
+        for path in sorted((root / name).rglob("*"))
+        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+    ]
+    if not samples:
+        raise DataError(f"{root} has class sub-folders but no image files ({', '.join(IMAGE_EXTENSIONS)}).")
+    return classes, samples
+
+
+def readable_images(samples: list[tuple[str, int]]) -> tuple[list[tuple[str, int]], list[str]]:
+    """Split samples into those PIL can open and the paths of corrupt ones."""
+    from PIL import Image, UnidentifiedImageError
+
+    good, bad = [], []
+    for path, label in samples:
+        try:
+            with Image.open(path) as img:
+                img.verify()
+            good.append((path, label))
+        except (OSError, UnidentifiedImageError, SyntaxError):
+            bad.append(path)
+    return good, bad
+
+
+class FolderTask(ImageClassification):
+    """Shared by `imagenet` and `imagefolder`: class sub-folders, decoded per sample with timm's transforms."""
+
+    default_side = 224
+
+    def _side(self, data_cfg) -> int:
+        return data_cfg.image_size or self.default_side
+
+    def _classes(self, data_cfg) -> list[str]:
+        if not data_cfg.data_dir:
+            raise DataError(f"Task {self.name!r} needs --data-dir, a folder of class sub-folders.")
+        return list_image_folder(self._train_root(Path(data_cfg.data_dir)))[0]
+
+    def _train_root(self, root: Path) -> Path:
+        return root / "train" if (root / "train").is_dir() else root
+
+    def _datasets(self, spec, data_cfg, train_samples, eval_samples):
+        counts = {}
+        for name, samples in (("train", train_samples), ("eval", eval_samples)):
+            good, bad = readable_images(samples)
+            counts[name] = len(bad)
+            if bad:
+                print(f"Skipped {len(bad)} unreadable image file(s) in the {name} split, e.g. {bad[0]}.")
+            if not good:
+                raise DataError(f"No readable images in the {name} split of {data_cfg.data_dir}.")
+            if name == "train":
+                train_samples = good
+            else:
+                eval_samples = good
+        data = _finish(
+            spec,
+            ImageFolderSplit(train_samples, image_transform(spec, True)),
+            ImageFolderSplit(eval_samples, image_transform(spec, False)),
+            data_cfg,
+        )
+        data.extra = {"skipped_images": counts}
+        return data
+
+
+@register_task
+class ImageFolder(FolderTask):
+    name = "imagefolder"
+    description = "any local folder of class sub-folders (--data-dir), with a held-out split (--val-fraction)"
+    offline = True
+
+    def spec(self, data_cfg):
+        side = self._side(data_cfg)
+        return TaskSpec(self.name, "image", self.metric, image_size=(3, side, side), num_classes=len(self._classes(data_cfg)))
+
+    def load(self, data_cfg, seed):
+        spec = self.spec(data_cfg)
+        _, samples = list_image_folder(Path(data_cfg.data_dir))
+        train_idx, eval_idx = held_out_split(len(samples), data_cfg.val_fraction)
+        return self._datasets(spec, data_cfg, [samples[i] for i in train_idx], [samples[i] for i in eval_idx])
+
+
+@register_task
+class ImageNet(FolderTask):
+    name = "imagenet"
+    description = "ImageNet-1k: an ImageFolder copy (--data-dir with train/ and val/), else the hub id"
+    hub_id = "ILSVRC/imagenet-1k"
+
+    def spec(self, data_cfg):
+        side = self._side(data_cfg)
+        num_classes = len(self._classes(data_cfg)) if data_cfg.data_dir else 1000
+        return TaskSpec(self.name, "image", self.metric, image_size=(3, side, side), num_classes=num_classes)
+
+    def load(self, data_cfg, seed):
+        spec = self.spec(data_cfg)
+        if not data_cfg.data_dir:
+            train, val = load_hub_splits(data_cfg.hub_id or self.hub_id, data_cfg, "image", "label")
+            return _finish(spec, HubImages(train, spec, "image", "label", True), HubImages(val, spec, "image", "label", False), data_cfg)
+        root = Path(data_cfg.data_dir)
+        val_root = next((root / n for n in ("val", "validation", "test") if (root / n).is_dir()), None)
+        if val_root is None:
+            raise DataError(f"--data-dir {root} needs a val/ (or validation/, test/) folder beside train/.")
+        classes, train_samples = list_image_folder(self._train_root(root))
+        val_classes, val_samples = list_image_folder(val_root)
+        if val_classes != classes:
+            raise DataError(f"{val_root} and {self._train_root(root)} have different class folders.")
+        return self._datasets(spec, data_cfg, train_samples, val_samples)
+
+
+class HubImageTask(ImageClassification):
+    """CIFAR-style tasks: a hub id through `datasets`, decoded per sample."""
+
+    hub_id = ""
+    image_key = "img"
+    label_key = "label"
+    side = 32
+
+    def spec(self, data_cfg):
+        return TaskSpec(self.name, "image", self.metric, image_size=(3, self.side, self.side), num_classes=self.classes)
+
+    def load(self, data_cfg, seed):
+        spec = self.spec(data_cfg)
+        train, test = load_hub_splits(data_cfg.hub_id or self.hub_id, data_cfg, self.image_key, self.label_key)
+        return _finish(
+            spec,
+            HubImages(train, spec, self.image_key, self.label_key, True),
+            HubImages(test, spec, self.image_key, self.label_key, False),
+            data_cfg,
+        )
+
+
+@register_task
+class CIFAR10(HubImageTask):
+    name = "cifar10"
+    description = "CIFAR-10 (60,000 32x32 images, 10 classes) from the datasets hub"
+    hub_id = "uoft-cs/cifar10"
+    classes = 10
+
+
+@register_task
+class CIFAR100(HubImageTask):
+    name = "cifar100"
+    description = "CIFAR-100 (60,000 32x32 images, 100 fine classes) from the datasets hub"
+    hub_id = "uoft-cs/cifar100"
+    label_key = "fine_label"
+    classes = 100
