@@ -16,8 +16,8 @@ def build(collection: Collection, out: str, command: str) -> None:
     """Write every page to `out`; `command` is quoted on the index."""
     if not collection.runs and not collection.failures:
         raise UserError(
-            f"No valid result files found ({collection.files_read} JSON files read, "
-            f"{len(collection.skipped)} skipped)."
+            f"No valid result files found (JSON files read: {collection.files_read}, "
+            f"skipped: {len(collection.skipped)})."
         )
     rows = aggregate(collection.runs)
     out_dir = Path(out)

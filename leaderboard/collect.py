@@ -15,8 +15,9 @@ from typing import Any, Optional
 from bench.errors import UserError
 from bench.results import ResultError, load_result
 
-# Task names become page file names, so they may not carry path separators.
+# Task names become page file names, so they may not carry path separators or name another page.
 _TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_OTHER_PAGES = ("index", "summary")
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,11 @@ def collect(folders: list[str]) -> Collection:
 
 def _identity(data: dict[str, Any], source: str) -> Identity:
     task = _get(data, "task", str, source)
-    if not _TASK_NAME.fullmatch(task):
-        raise ResultError(f"{source} has task {task!r}; a task name is letters, digits, '_', '-' and '.'.")
+    if not _TASK_NAME.fullmatch(task) or task in _OTHER_PAGES:
+        raise ResultError(
+            f"{source} has task {task!r}; a task name is letters, digits, '_', '-' and '.', "
+            f"and not {' or '.join(_OTHER_PAGES)}."
+        )
     name = _get(data, "environment.device_name", str, source)
     processes = _get(data, "environment.num_processes", int, source, required=False) or 1
     return Identity(
