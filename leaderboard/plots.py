@@ -34,7 +34,8 @@ def pareto_png(task: str, rows: list[Row]) -> Optional[bytes]:
 
     fig = Figure(figsize=(6.4 * len(groups), 4.8), layout="constrained")
     FigureCanvasAgg(fig)
-    for ax, ((_, device, precision, metric, higher), group) in zip(fig.subplots(1, len(groups), squeeze=False)[0], groups):
+    panels = fig.subplots(1, len(groups), squeeze=False)[0]
+    for ax, ((_, device, precision, metric, higher), group) in zip(panels, groups):
         for family in families:
             mine = [r for r in group if r.family == family]
             if not mine:

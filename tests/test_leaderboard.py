@@ -40,7 +40,10 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def run_cli(*args: str, cwd: Path, preamble: str = "") -> subprocess.CompletedProcess:
     """`python -m leaderboard ARGS` in a fresh interpreter; `preamble` runs first."""
-    code = f"{preamble}\nimport runpy, sys\nsys.argv = ['leaderboard', *{list(args)!r}]\nrunpy.run_module('leaderboard', run_name='__main__')"
+    code = (
+        f"{preamble}\nimport runpy, sys\nsys.argv = ['leaderboard', *{list(args)!r}]\n"
+        "runpy.run_module('leaderboard', run_name='__main__')"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
