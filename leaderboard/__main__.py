@@ -1,0 +1,42 @@
+"""`python -m leaderboard RESULTS_DIR... --out DIR`: build the leaderboard from result JSON files."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from bench.errors import UserError
+from leaderboard.build import build
+from leaderboard.collect import collect
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(
+        prog="python -m leaderboard",
+        description="Markdown tables, a CSV and Pareto plots from the result JSON files of benchmark runs.",
+    )
+    parser.add_argument("results", nargs="+", metavar="RESULTS_DIR", help="folders searched recursively for *.json")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder the pages are written to")
+    args = parser.parse_args(argv)
+    try:
+        collection = collect(args.results)
+        for reason in collection.skipped:
+            print(f"warning: skipped a file: {reason}", file=sys.stderr)
+        build(collection, args.out, "python -m leaderboard " + shlex.join(argv))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except OSError as e:
+        print(f"error: could not read the results or write {args.out!r} ({e}).", file=sys.stderr)
+        return 2
+    print(
+        f"Wrote {args.out}/index.md (finished runs: {len(collection.runs)}, failed runs: "
+        f"{len(collection.failures)}, files skipped: {len(collection.skipped)})."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

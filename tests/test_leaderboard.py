@@ -1,0 +1,270 @@
+"""The leaderboard generator, run on committed result files (tests/data/results).
+
+The fixture results: digits (image, top1) and wordnet (masked LM, perplexity) on one CPU in fp32,
+digits also on an H100 in bf16 (with one measure-only run that has no metric), one diverged run,
+a malformed JSON and another tool's JSON.
+
+Golden files in tests/golden/leaderboard pin the Markdown and CSV output byte for byte. After an
+intended change of the output, regenerate them and review the diff:
+
+    UPDATE_GOLDEN=1 python -m pytest tests/test_leaderboard.py
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from leaderboard.__main__ import main
+from leaderboard.aggregate import aggregate, compare_to_baselines
+from leaderboard.collect import collect
+from leaderboard.plots import pareto_front
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "tests" / "data" / "results"
+GOLDEN = ROOT / "tests" / "golden" / "leaderboard"
+CPU = "Intel(R) Xeon(R) CPU @ 2.20GHz"
+GPU = "NVIDIA H100 80GB HBM3"
+PAGES = ["index.md", "digits.md", "wordnet.md", "summary.md", "results.csv"]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def run_cli(*args: str, cwd: Path, preamble: str = "") -> subprocess.CompletedProcess:
+    """`python -m leaderboard ARGS` in a fresh interpreter; `preamble` runs first."""
+    code = (
+        f"{preamble}\nimport runpy, sys\nsys.argv = ['leaderboard', *{list(args)!r}]\n"
+        "runpy.run_module('leaderboard', run_name='__main__')"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def generate(work: Path) -> tuple[int, str]:
+    """Copy the fixture results to work/results and run `python -m leaderboard results --out board` in
+    `work`, as a user would, so the command quoted on the index does not depend on where tests run."""
+    shutil.copytree(RESULTS, work / "results")
+    stderr = io.StringIO()
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+            code = main(["results", "--out", "board"])
+    finally:
+        os.chdir(cwd)
+    return code, stderr.getvalue()
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory):
+    work = tmp_path_factory.mktemp("board")
+    code, stderr = generate(work)
+    return work / "board", code, stderr
+
+
+def read_csv(board_dir: Path) -> list[dict[str, str]]:
+    with open(board_dir / "results.csv", newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_output_matches_golden(board, name):
+    out, code, _ = board
+    assert code == 0
+    produced = (out / name).read_text(encoding="utf-8")
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.mkdir(parents=True, exist_ok=True)
+        (GOLDEN / name).write_text(produced, encoding="utf-8")
+    assert produced == (GOLDEN / name).read_text(encoding="utf-8")
+
+
+def test_writes_exactly_the_pages_and_plots(board):
+    out, _, _ = board
+    assert sorted(p.name for p in out.iterdir()) == sorted(PAGES + ["digits_pareto.png", "wordnet_pareto.png"])
+
+
+def test_regenerating_reproduces_every_file(board, tmp_path):
+    out, _, _ = board
+    assert generate(tmp_path)[0] == 0
+    for path in out.iterdir():
+        assert (tmp_path / "board" / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_malformed_and_foreign_json_are_skipped_with_a_warning_naming_them(board):
+    out, code, stderr = board
+    assert code == 0
+    warnings = [line for line in stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2
+    assert "results/other/malformed.json" in warnings[0]
+    assert "results/other/tokenizer_config.json" in warnings[1]
+    index = (out / "index.md").read_text(encoding="utf-8")
+    assert "20 JSON files (finished runs: 17, failed runs: 1, files skipped: 2)" in index
+
+
+def test_ranks_start_at_one_in_each_device_and_precision(board):
+    rows = read_csv(board[0])
+    ranks: dict[tuple[str, str, str], list[str]] = {}
+    for r in rows:
+        ranks.setdefault((r["task"], r["device"], r["precision"]), []).append(r["rank"])
+    assert ranks == {
+        ("digits", CPU, "fp32"): ["1", "2", "3", "3"],  # mixer and vit tie on 0.91
+        ("digits", GPU, "bf16"): ["1", "2", ""],  # the measure-only run has no metric, so no rank
+        ("wordnet", CPU, "fp32"): ["1", "2", "3", "4", "5"],
+    }
+
+
+def test_lower_is_better_metric_ranks_ascending(board):
+    wordnet = [r for r in read_csv(board[0]) if r["task"] == "wordnet"]
+    assert [(r["model"], r["size"], r["metric_mean"]) for r in wordnet] == [
+        ("transformer", "small", "38"), ("gmlp", "ti", "42"), ("transformer", "mini", "45"),
+        ("mixer", "s16", "48"), ("resmlp", "s12", "50"),
+    ]
+
+
+def test_seeds_are_aggregated_into_mean_and_sample_std(board):
+    gmlp = next(r for r in read_csv(board[0]) if r["task"] == "wordnet" and r["model"] == "gmlp")
+    # perplexities 40, 42, 44; train samples/s 300, 310, 320
+    assert (gmlp["n"], gmlp["seeds"], gmlp["metric_mean"], gmlp["metric_std"]) == ("3", "0 1 2", "42", "2")
+    assert gmlp["train_samples_per_s"] == "310"
+    assert gmlp["train_tokens_per_s"] == "39680"  # 310 x 128 tokens
+
+
+def test_failed_run_is_listed_with_its_reason_and_never_ranked(board):
+    out = board[0]
+    assert not any(r["model"] == "mixer" and r["seeds"] != "0" for r in read_csv(out) if r["task"] == "wordnet")
+    page = (out / "wordnet.md").read_text(encoding="utf-8")
+    failed = page.split("## Failed runs (not ranked)")[1]
+    assert "| mixer | s16 | 1 |" in failed
+    assert "| diverged | The training loss became NaN at step 412; try a lower --lr. |" in failed
+
+
+def test_summary_ratios_against_the_baseline():
+    comparisons, unmatched = compare_to_baselines(aggregate(collect([str(RESULTS)]).runs))
+    got = {
+        (c.row.task, c.row.device, c.row.family, c.row.size):
+        (f"{c.baseline.family}-{c.baseline.size}", c.metric_delta, c.speed_ratio, c.memory_ratio)
+        for c in comparisons
+    }
+    # Hand-computed from the fixture files: means over seeds, then differences and ratios.
+    expected = {
+        # same size name: vit-ti; top1 0.96 vs 0.91, 1100 vs 550 samples/s, 210 vs 315 MB
+        ("digits", CPU, "gmlp", "ti"): ("vit-ti", 0.05, 2.0, 210 / 315),
+        # no vit-s12 or vit-s16: the only baseline, vit-ti
+        ("digits", CPU, "resmlp", "s12"): ("vit-ti", 0.025, 820 / 550, 255 / 315),
+        ("digits", CPU, "mixer", "s16"): ("vit-ti", 0.0, 900 / 550, 240 / 315),
+        ("digits", GPU, "gmlp", "ti"): ("vit-ti", 0.01, 1.25, 1500 / 1800),
+        ("digits", GPU, "resmlp", "s12"): ("vit-ti", None, 1.125, 1600 / 1800),
+        # closest parameters: 3.0M is nearer mini (2.0M) than small (8.0M); 7.0M nearer small; 4.9M nearer mini
+        ("wordnet", CPU, "gmlp", "ti"): ("transformer-mini", -3.0, 310 / 400, 510 / 400),
+        ("wordnet", CPU, "resmlp", "s12"): ("transformer-small", 12.0, 200 / 150, 700 / 900),
+        ("wordnet", CPU, "mixer", "s16"): ("transformer-mini", 3.0, 250 / 400, 600 / 400),
+    }
+    assert got.keys() == expected.keys()
+    for key, (baseline, delta, speed, memory) in expected.items():
+        assert got[key][0] == baseline, key
+        assert got[key][1] == (None if delta is None else pytest.approx(delta)), key
+        assert got[key][2:] == (pytest.approx(speed), pytest.approx(memory)), key
+    assert unmatched == []
+
+
+def test_equally_close_baselines_resolve_to_the_smaller(tmp_path):
+    for path in (RESULTS / "cpu").glob("wordnet__*.json"):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data["model"] == "mixer":
+            data["params"] = 5_000_000  # 3M from both mini (2M) and small (8M)
+        (tmp_path / path.name).write_text(json.dumps(data), encoding="utf-8")
+    comparisons, _ = compare_to_baselines(aggregate(collect([str(tmp_path)]).runs))
+    mixer = next(c for c in comparisons if c.row.family == "mixer")
+    assert mixer.baseline.size == "mini"
+
+
+def test_task_without_baseline_is_named_in_the_summary(tmp_path):
+    for path in (RESULTS / "cpu").glob("wordnet__*.json"):
+        if "transformer" not in path.name:
+            shutil.copy(path, tmp_path)
+    assert main([str(tmp_path), "--out", str(tmp_path / "board")]) == 0
+    summary = (tmp_path / "board" / "summary.md").read_text(encoding="utf-8")
+    assert "No baseline run of wordnet on this device and precision, so gmlp-ti, mixer-s16, resmlp-s12" in summary
+
+
+def test_repeated_run_wrong_field_type_and_page_name_as_task_are_skipped(tmp_path):
+    source = RESULTS / "cpu" / "digits__gmlp-ti__fp32__seed0.json"
+    shutil.copy(source, tmp_path / "a.json")
+    shutil.copy(source, tmp_path / "b.json")  # the same run again
+    data = json.loads(source.read_text(encoding="utf-8"))
+    (tmp_path / "c.json").write_text(json.dumps({**data, "seed": 7, "params": "1.2M"}), encoding="utf-8")
+    (tmp_path / "d.json").write_text(json.dumps({**data, "task": "index"}), encoding="utf-8")  # would overwrite index.md
+    collection = collect([str(tmp_path)])
+    assert [r.id.seed for r in collection.runs] == [0]
+    assert collection.skipped == [
+        f"{tmp_path / 'b.json'} repeats the run in {tmp_path / 'a.json'} (same task, model, size, seed, "
+        "device and precision); only the first is used.",
+        f"{tmp_path / 'c.json'} has params = '1.2M', which is not a valid value for that field.",
+        f"{tmp_path / 'd.json'} has task 'index'; a task name is letters, digits, '_', '-' and '.', "
+        "and not index or summary.",
+    ]
+
+
+def test_pngs_are_valid_images(board):
+    from matplotlib.image import imread
+
+    for name in ("digits_pareto.png", "wordnet_pareto.png"):
+        path = board[0] / name
+        assert path.read_bytes().startswith(PNG_SIGNATURE)
+        height, width, _ = imread(path).shape
+        assert width > 300 and height > 300
+    # digits has two panels (CPU fp32 and H100 bf16) side by side
+    assert imread(board[0] / "digits_pareto.png").shape[1] > 1.8 * imread(board[0] / "wordnet_pareto.png").shape[1]
+
+
+@pytest.mark.parametrize("higher_is_better, expected", [
+    (True, [(100.0, 0.9), (300.0, 0.8), (400.0, 0.5)]),
+    (False, [(300.0, 0.1), (400.0, 0.5)]),  # (200, 0.1) is matched by the faster (300, 0.1)
+])
+def test_pareto_front(higher_is_better, expected):
+    points = [(100.0, 0.9), (200.0, 0.1), (300.0, 0.8), (50.0, 0.85), (100.0, 0.2), (400.0, 0.5), (300.0, 0.1)]
+    assert pareto_front(points, higher_is_better) == expected
+
+
+def test_imports_no_torch():
+    code = "import leaderboard, leaderboard.__main__, sys; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
+
+
+def test_generates_with_torch_blocked(tmp_path):
+    block = (
+        "import sys\n"
+        "class BlockTorch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'torch':\n"
+        "            raise ImportError('torch is blocked')\n"
+        "sys.meta_path.insert(0, BlockTorch())\n"
+    )
+    done = run_cli(str(RESULTS), "--out", str(tmp_path / "board"), cwd=tmp_path, preamble=block)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "board" / "summary.md").exists() and (tmp_path / "board" / "digits_pareto.png").exists()
+
+
+def test_missing_results_folder_exits_2_with_one_sentence(tmp_path):
+    done = run_cli("no-such-folder", "--out", "board", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr == "error: Results folder 'no-such-folder' does not exist.\n"
+    assert not (tmp_path / "board").exists()
+
+
+def test_no_valid_results_exits_2(tmp_path):
+    shutil.copy(RESULTS / "other" / "tokenizer_config.json", tmp_path)
+    done = run_cli(".", "--out", "board", cwd=tmp_path)
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith("warning: skipped a file: tokenizer_config.json lacks the keys")
+    assert lines[1:] == ["error: No valid result files found (JSON files read: 1, skipped: 1)."]
+    assert "Traceback" not in done.stderr
