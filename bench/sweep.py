@@ -1,0 +1,159 @@
+"""Run a grid of (task, model, size, seed) from a TOML file, each run in its own process.
+
+    python -m bench.sweep sweeps/quickstart.toml
+
+A crash or out-of-memory in one run does not stop the rest; runs whose result file already
+exists are skipped, so an interrupted sweep resumes where it stopped. Each run's output goes
+to OUTPUT_DIR/logs/. The file's keys:
+
+    output_dir = "runs/x"          # where result JSONs go
+    tasks = ["digits"]             # task names
+    models = ["gmlp", "vit"]       # model families
+    sizes = ["mini"]               # optional; default: each family's size for the task
+    seeds = [0, 1, 2]
+    launcher = ["accelerate", "launch"]   # optional: how to start bench/run.py (default: this python)
+    [args]                         # flags for every run (--name value; true for switches)
+    epochs = 10
+    [task_args.wordnet]            # flags for one task's runs, over [args]
+    max-steps = 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.errors import PairError, UserError  # noqa: E402
+from bench.results import ResultError, load_result, result_filename  # noqa: E402
+
+RUN_SCRIPT = Path(__file__).resolve().parent / "run.py"
+KNOWN_KEYS = {"output_dir", "tasks", "models", "sizes", "seeds", "launcher", "args", "task_args"}
+
+
+def load_grid(path: Path) -> dict:
+    try:
+        grid = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise UserError(f"Cannot read the sweep file {path} ({e.strerror}).") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"The sweep file {path} is not valid TOML ({e}).") from None
+    unknown = set(grid) - KNOWN_KEYS
+    if unknown:
+        raise UserError(f"The sweep file {path} has unknown keys {sorted(unknown)}; known keys are {sorted(KNOWN_KEYS)}.")
+    for key in ("output_dir", "tasks", "models", "seeds"):
+        if key not in grid:
+            raise UserError(f"The sweep file {path} needs {key!r}.")
+    return grid
+
+
+def flags(args: dict) -> list[str]:
+    out = []
+    for name, value in args.items():
+        if value is True:
+            out.append(f"--{name}")
+        elif value is False:
+            out.append(f"--no-{name}")
+        else:
+            out += [f"--{name}", str(value)]
+    return out
+
+
+def plan(grid: dict) -> list[dict]:
+    """Every run of the grid with its result path; bad names or pairs fail here, before any run."""
+    import tasks  # noqa: F401
+    from bench.config import DataConfig
+    from bench.models import resolve
+    from tasks.base import get_task
+
+    runs = []
+    sizes = grid.get("sizes") or [None]
+    for task_name, family, size, seed in itertools.product(grid["tasks"], grid["models"], sizes, grid["seeds"]):
+        args = {**grid.get("args", {}), **grid.get("task_args", {}).get(task_name, {})}
+        task = get_task(task_name)
+        data_keys = {k.replace("-", "_"): v for k, v in args.items()}
+        data_cfg = DataConfig(**{k: v for k, v in data_keys.items() if k in DataConfig.__dataclass_fields__})
+        try:
+            entry, resolved = resolve(family, size, task.spec(data_cfg))
+        except PairError as e:
+            print(f"skip: {e}")
+            continue
+        precision = args.get("precision", "fp32")
+        path = Path(grid["output_dir"]) / result_filename(task_name, family, resolved, seed, precision)
+        argv = ["--task", task_name, "--model", family, "--size", resolved, "--seed", str(seed),
+                "--output-dir", grid["output_dir"], *flags(args)]
+        runs.append({"name": path.stem, "path": path, "argv": argv})
+    return runs
+
+
+def run_one(run: dict, launcher: list[str], log_dir: Path) -> int:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    with open(log_dir / f"{run['name']}.log", "w") as log:
+        return subprocess.run([*launcher, str(RUN_SCRIPT), *run["argv"]], stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+
+
+def table(paths: list[Path]) -> str:
+    rows = [("task", "model", "seed", "metric", "value", "params", "time", "status")]
+    for path in paths:
+        try:
+            r = load_result(path)
+        except ResultError:
+            continue
+        m = r["primary_metric"]
+        value = "-" if m["value"] is None else f"{m['value']:.4f}"
+        rows.append((r["task"], f"{r['model']}-{r['size']}", str(r["seed"]), m["name"], value,
+                     f"{r['params'] / 1e6:.2f}M", f"{r['wall_time_s']:.0f}s", r["status"]))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("grid", type=Path, help="sweep TOML file")
+    parser.add_argument("--dry-run", action="store_true", help="print the runs and exit")
+    args = parser.parse_args(argv)
+    try:
+        grid = load_grid(args.grid)
+        runs = plan(grid)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    launcher = grid.get("launcher") or [sys.executable]
+    log_dir = Path(grid["output_dir"]) / "logs"
+    failed = 0
+    for i, run in enumerate(runs, 1):
+        prefix = f"[{i}/{len(runs)}] {run['name']}"
+        if run["path"].exists():
+            print(f"{prefix}: result exists, skipped")
+            continue
+        if args.dry_run:
+            print(f"{prefix}: would run bench/run.py {' '.join(run['argv'])}")
+            continue
+        start = time.perf_counter()
+        print(f"{prefix}: running...", flush=True)
+        code = run_one(run, launcher, log_dir)
+        seconds = time.perf_counter() - start
+        if code == 0 and run["path"].exists():
+            value = json.loads(run["path"].read_text())["primary_metric"]
+            print(f"{prefix}: {value['name']} {value['value']:.4f} in {seconds:.0f}s", flush=True)
+        else:
+            failed += 1
+            print(f"{prefix}: failed with exit code {code} after {seconds:.0f}s; see {log_dir / (run['name'] + '.log')}")
+    if not args.dry_run:
+        print()
+        print(table([r["path"] for r in runs if r["path"].exists()]))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""The runner end to end: a real (tiny) training run, the result file, --list, and clear errors."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import run as runner
+from bench.results import REQUIRED_KEYS, SCHEMA_VERSION, load_result
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--max-steps", "3", "--batch-size", "32", "--max-eval-samples", "64"]
+
+
+def cli(*argv, cwd=ROOT):
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    return subprocess.run([sys.executable, "bench/run.py", *argv], cwd=cwd, capture_output=True, text=True, env=env)
+
+
+def test_digits_run_writes_one_complete_result(tmp_path):
+    assert runner.main(["--task", "digits", "--model", "mixer", "--output-dir", str(tmp_path), *TINY]) == 0
+    files = list(tmp_path.glob("*.json"))
+    assert [f.name for f in files] == ["digits__mixer-mini__fp32__seed0.json"]
+    result = load_result(files[0])
+    assert set(REQUIRED_KEYS) <= set(result)
+    assert result["schema_version"] == SCHEMA_VERSION and result["status"] == "ok"
+    assert result["config"]["optim"]["max_steps"] == 3
+    assert result["train"]["steps"] == 3
+    assert 0.0 <= result["metrics"]["top1"] <= result["metrics"]["top5"] <= 1.0
+    assert result["primary_metric"] == {"name": "top1", "value": result["metrics"]["top1"], "higher_is_better": True}
+    env = result["environment"]
+    for key in ("python", "torch", "timm", "transformers", "device_name", "device_count", "num_processes",
+                "precision", "git_commit", "started_at"):
+        assert key in env
+    assert env["num_processes"] == 1
+    assert not list(tmp_path.glob(".*.tmp")), "no temporary file is left behind"
+
+
+def test_existing_result_is_refused_without_overwrite(tmp_path, capsys):
+    args = ["--task", "digits", "--model", "gmlp", "--output-dir", str(tmp_path), *TINY]
+    assert runner.main(args) == 0
+    before = (tmp_path / "digits__gmlp-mini__fp32__seed0.json").read_bytes()
+    assert runner.main(args) == 2
+    assert "already exists; pass --overwrite to replace it" in capsys.readouterr().err
+    assert (tmp_path / "digits__gmlp-mini__fp32__seed0.json").read_bytes() == before
+    assert runner.main([*args, "--overwrite"]) == 0
+
+
+def test_list_prints_tasks_models_sizes_and_pairs():
+    out = cli("--list")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    for name in ("digits", "fashion-mnist", "cifar10", "cifar100", "imagenet", "imagefolder"):
+        assert name in text
+    assert "gmlp         image        ti (5.9M), s (19.4M), b (73.1M)" in text
+    assert "vit-mini" in text and "[baseline]" in text
+    digits_pairs = [line for line in text.splitlines() if line.strip().startswith("digits ")][-1]
+    assert "mixer-mini" in digits_pairs and "mixer-s16" not in digits_pairs
+
+
+@pytest.mark.parametrize(
+    "argv,sentence",
+    [
+        (["--task", "mnist"], "error: Unknown task 'mnist'; valid tasks are: "),
+        (["--model", "gmpl"], "error: Unknown model 'gmpl'; valid models are: "),
+        (["--model", "mixer", "--size", "s16", "--task", "digits"], "error: mixer-s16 cannot run task 'digits'"),
+        (["--batch-size", "0"], "error: --batch-size must be at least 1, got 0."),
+        (["--lr", "-1"], "error: --lr must be positive, got -1.0."),
+        (["--task", "imagefolder", "--data-dir", "/nonexistent/folder"], "error: --data-dir /nonexistent/folder does not exist or is not a folder."),
+    ],
+)
+def test_bad_input_is_one_sentence_and_exit_2(tmp_path, argv, sentence):
+    out = cli(*argv, "--output-dir", str(tmp_path))
+    assert out.returncode == 2
+    assert out.stderr.startswith(sentence), out.stderr
+    assert "Traceback" not in out.stderr
+    assert not list(tmp_path.iterdir()), "a failed run leaves no file"
+
+
+def test_unknown_precision_is_rejected_by_argparse(tmp_path):
+    out = cli("--precision", "fp8")
+    assert out.returncode == 2
+    assert "invalid choice: 'fp8' (choose from fp32, bf16, fp16)" in out.stderr
+
+
+@pytest.fixture(scope="module")
+def digit_folder(tmp_path_factory):
+    """A real ImageFolder: scikit-learn's digit images written as PNG files, 3 classes."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    root = tmp_path_factory.mktemp("digit-folder")
+    digits = load_digits()
+    for i, (image, label) in enumerate(zip(digits.images, digits.target)):
+        if label < 3 and i < 300:
+            folder = root / f"class{label}"
+            folder.mkdir(exist_ok=True)
+            Image.fromarray((image * 255 / 16).astype("uint8")).save(folder / f"{i}.png")
+    (root / "class0" / "corrupt.png").write_bytes(b"not a png")
+    return root
+
+
+def test_imagefolder_trains_and_skips_corrupt_images(digit_folder, tmp_path):
+    out = cli("--task", "imagefolder", "--data-dir", str(digit_folder), "--image-size", "32", "--model", "resmlp",
+              "--output-dir", str(tmp_path), *TINY)
+    assert out.returncode == 0, out.stderr
+    assert "Skipped 1 unreadable image file(s)" in out.stdout + out.stderr
+    result = json.loads((tmp_path / "imagefolder__resmlp-mini__fp32__seed0.json").read_text())
+    assert result["status"] == "ok"
+
+
+def test_imagefolder_without_class_folders(tmp_path):
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "a.png").write_bytes(b"")
+    out = cli("--task", "imagefolder", "--data-dir", str(tmp_path / "flat"), "--output-dir", str(tmp_path / "out"))
+    assert out.returncode == 2
+    assert "has no class sub-folders" in out.stderr and "Traceback" not in out.stderr
