@@ -8,6 +8,8 @@ Keys of a result (schema_version 1):
     schema_version  int
     status          one of STATUSES
     task, model, size, seed
+    modality        "image" | "mlm" | "seq2seq"
+    baseline        bool: the model is its modality's Transformer baseline
     config          {"run": {...}, "optim": {...}, "data": {...}, "measure": {...}}: every resolved flag
     environment     capture_environment(): versions, device_type, device_name, device_count,
                     num_processes, precision, git_commit, started_at, ...
@@ -161,6 +163,7 @@ def write_json_atomic(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

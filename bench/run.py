@@ -143,6 +143,8 @@ def run(configs) -> dict:
         "model": entry.family,
         "size": size,
         "seed": run_cfg.seed,
+        "modality": spec.modality,
+        "baseline": entry.baseline,
         "config": as_dict(configs),
         "environment": environment,
         "metrics": metrics,
