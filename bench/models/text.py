@@ -1,0 +1,370 @@
+"""gMLP, ResMLP and MLP-Mixer over token sequences: masked LM encoders and seq2seq encoder-decoders.
+
+One backbone (`TokenStack`: learned positions, a stack of one family's blocks, the family's norm,
+between a token embedding and an output head tied to it) with the block injected. The blocks subclass timm's vision blocks, so their
+parameters and initialisation are those of the vision models; only the token mixing changes:
+
+- Fixed maximum length. Token-mixing weights are sized for the task's maximum length
+  (spec.seq_len for an encoder, spec.target_len for a decoder). A shorter input uses the
+  top-left slice of each token-mixing matrix, so position t always means the same weights.
+- Padding never leaks. Zeroing the columns of padded source positions in a token-mixing matrix
+  equals zeroing the padded inputs before it, which is what the blocks do; sequences are
+  right-padded, so a real token's output does not depend on pad content or pad length.
+- Causal decoding. A decoder's token-mixing matrices are multiplied by a lower-triangular mask,
+  as in the ResMLP translation experiments. Mixer's token MLP has two maps; both are made
+  lower-triangular by giving each position its own hidden units (unit h belongs to position
+  h // r, r units per position), so no hidden unit sees a later position.
+- Cross-attention stays: each decoder block is followed by a pre-norm residual
+  nn.MultiheadAttention over the encoder output, with the source padding as key padding mask.
+
+Every model here and the Transformer baselines share the interfaces of `MaskedLM` and
+`Seq2SeqModel`, so greedy decoding is written once.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from functools import partial
+from typing import Optional, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.layers import Mlp
+from timm.models import named_apply
+from timm.models.mlp_mixer import (
+    Affine,
+    MixerBlock,
+    ResBlock,
+    SpatialGatingBlock,
+    SpatialGatingUnit,
+    _init_weights as init_mixer_weights,  # private, but it is the vision models' init: both share it
+)
+
+from bench.models import register_model
+from tasks.base import TaskSpec
+
+MODALITIES = ("mlm", "seq2seq")
+
+
+@dataclass(frozen=True)
+class TextSize:
+    """One named text size. MLM models use `layers`; seq2seq models `encoder_layers` + `decoder_layers`."""
+
+    dim: int
+    heads: int  # attention heads (the Transformer) / cross-attention heads (the MLP decoders)
+    mlp_ratio: Union[float, tuple[float, float]]  # channel MLP width / dim; Mixer: (token, channel)
+    layers: int
+    encoder_layers: int
+    decoder_layers: int
+    max_len: int  # longest source or target this size accepts
+
+
+# Width, heads and longest input of each text size, the same in all four families: BERT's sizes,
+# with "mini" a CPU-sized width of 128. An MLP family needs max_len <= dim to keep its
+# token-mixing weights small next to the rest.
+SHAPES = {"mini": (128, 4, 128), "small": (512, 8, 512), "base": (768, 12, 512)}
+
+
+def text_sizes(mlp_ratio, **depths: tuple[int, int, int]) -> dict[str, TextSize]:
+    """A family's sizes from its MLP ratio and (layers, encoder_layers, decoder_layers) per size name."""
+    return {
+        name: TextSize(dim, heads, mlp_ratio, *depths[name], max_len=max_len)
+        for name, (dim, heads, max_len) in SHAPES.items()
+    }
+
+
+def default_size(spec: TaskSpec) -> str:
+    return "mini"
+
+
+def check_lengths(spec: TaskSpec, size_name: str, size: TextSize) -> Optional[str]:
+    """Why a text task cannot run at this size (the models are built for a fixed maximum length), or None."""
+    lengths = {"sequence length": spec.seq_len}
+    if spec.modality == "seq2seq":
+        lengths["target length"] = spec.target_len
+    for what, length in lengths.items():
+        if length is None:
+            return f"the model needs a fixed {what}, and the task gives none."
+        if length > size.max_len:
+            return f"its {what} {length} exceeds the {size.max_len} tokens this size accepts."
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Token mixing over a fixed maximum length
+
+
+def causal_mask(rows: int, cols: int, rows_per_position: int = 1, cols_per_position: int = 1) -> torch.Tensor:
+    """(rows, cols) float mask of a token-mixing weight: 1 where unit j's position <= unit i's position."""
+    row_pos = torch.arange(rows) // rows_per_position
+    col_pos = torch.arange(cols) // cols_per_position
+    return (col_pos[None, :] <= row_pos[:, None]).float()
+
+
+def mix_tokens(linear: nn.Linear, x: torch.Tensor, rows: int, causal: Optional[torch.Tensor]) -> torch.Tensor:
+    """`linear` over the last axis of x (..., cols) -> (..., rows), with the top-left rows x cols
+    slice of its weight (an input shorter than the maximum length), masked when causal."""
+    weight = linear.weight[:rows, : x.shape[-1]]
+    if causal is not None:
+        weight = weight * causal[:rows, : x.shape[-1]]
+    return F.linear(x, weight, linear.bias[:rows])
+
+
+class TextMixerBlock(MixerBlock):
+    """MLP-Mixer block: an MLP over tokens, then the channel MLP."""
+
+    norm_layer = partial(nn.LayerNorm, eps=1e-6)
+
+    def __init__(self, dim: int, seq_len: int, mlp_ratio: tuple[float, float], causal: bool):
+        super().__init__(dim, seq_len, mlp_ratio, norm_layer=self.norm_layer)
+        self.per_position = None  # bidirectional: hidden units belong to no position
+        self.register_buffer("causal_in", None, persistent=False)
+        self.register_buffer("causal_out", None, persistent=False)
+        if causal:
+            # r hidden units per position (the token MLP's width rounded up to a multiple of the
+            # length), so both token maps can be lower-triangular.
+            r = self.per_position = math.ceil(self.mlp_tokens.fc1.out_features / seq_len)
+            self.mlp_tokens = Mlp(seq_len, r * seq_len)
+            self.causal_in = causal_mask(r * seq_len, seq_len, rows_per_position=r)
+            self.causal_out = causal_mask(seq_len, r * seq_len, cols_per_position=r)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        T = x.shape[1]
+        hidden = self.per_position * T if self.per_position else self.mlp_tokens.fc1.out_features
+        y = (self.norm1(x) * keep).transpose(1, 2)  # (B, C, T), padded positions zeroed
+        y = self.mlp_tokens.act(mix_tokens(self.mlp_tokens.fc1, y, hidden, self.causal_in))  # (B, C, H)
+        y = mix_tokens(self.mlp_tokens.fc2, y, T, self.causal_out)  # (B, C, T)
+        x = x + y.transpose(1, 2)  # (B, T, C)
+        x = x + self.mlp_channels(self.norm2(x))  # (B, T, C)
+        return x
+
+
+class TextResBlock(ResBlock):
+    """ResMLP block: a linear map over tokens and the channel MLP, Affine instead of norms, LayerScale."""
+
+    norm_layer = Affine
+
+    def __init__(self, dim: int, seq_len: int, mlp_ratio: float, causal: bool):
+        super().__init__(dim, seq_len, mlp_ratio, norm_layer=self.norm_layer)
+        self.register_buffer("causal", causal_mask(seq_len, seq_len) if causal else None, persistent=False)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        y = (self.norm1(x) * keep).transpose(1, 2)  # (B, C, T), padded positions zeroed
+        y = mix_tokens(self.linear_tokens, y, x.shape[1], self.causal)  # (B, C, T)
+        x = x + self.ls1 * y.transpose(1, 2)  # (B, T, C)
+        x = x + self.ls2 * self.mlp_channels(self.norm2(x))  # (B, T, C)
+        return x
+
+
+class TextSpatialGatingUnit(SpatialGatingUnit):
+    """gMLP's gate: half the channels, normalised and mixed over tokens, multiply the other half.
+    Keeps timm's init_weights (proj weight ~ N(0, 1e-6), bias 1: the unit starts as identity)."""
+
+    def __init__(self, dim: int, seq_len: int, causal: bool):
+        super().__init__(dim, seq_len)
+        self.register_buffer("causal", causal_mask(seq_len, seq_len) if causal else None, persistent=False)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        u, v = x.chunk(2, dim=-1)  # (B, T, F/2) each
+        v = (self.norm(v) * keep).transpose(1, 2)  # (B, F/2, T), padded positions zeroed
+        v = mix_tokens(self.proj, v, x.shape[1], self.causal)  # (B, F/2, T)
+        return u * v.transpose(1, 2)  # (B, T, F/2)
+
+
+class TextSpatialGatingBlock(SpatialGatingBlock):
+    """gMLP block: channel projection up, spatial gating unit, projection down."""
+
+    norm_layer = partial(nn.LayerNorm, eps=1e-6)
+
+    def __init__(self, dim: int, seq_len: int, mlp_ratio: float, causal: bool):
+        super().__init__(dim, seq_len, mlp_ratio, norm_layer=self.norm_layer)
+        self.mlp_channels.gate = TextSpatialGatingUnit(self.mlp_channels.fc1.out_features, seq_len, causal)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        mlp = self.mlp_channels
+        y = mlp.act(mlp.fc1(self.norm(x)))  # (B, T, F)
+        y = mlp.gate(y, keep)  # (B, T, F/2)
+        return x + mlp.fc2(y)  # (B, T, C)
+
+
+# ---------------------------------------------------------------------------------------------
+# The backbone
+
+
+class CrossAttention(nn.Module):
+    """Pre-norm residual attention from decoder positions to the encoder output."""
+
+    def __init__(self, dim: int, heads: int, norm_layer):
+        super().__init__()
+        self.norm = norm_layer(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor) -> torch.Tensor:
+        y, _ = self.attn(self.norm(x), memory, memory, key_padding_mask=memory_mask == 0, need_weights=False)
+        return x + y  # (B, T, C)
+
+
+class TokenStack(nn.Module):
+    """Learned positions, `depth` blocks of one family (each followed by cross-attention in a
+    decoder), then the family's norm. Takes token embeddings, so encoder, decoder and output
+    head can share one embedding."""
+
+    def __init__(self, block, size: TextSize, depth: int, max_len: int, causal: bool, cross_attention: bool):
+        super().__init__()
+        self.max_len = max_len
+        self.pos = nn.Parameter(torch.zeros(1, max_len, size.dim))
+        self.blocks = nn.ModuleList([block(size.dim, max_len, size.mlp_ratio, causal) for _ in range(depth)])
+        self.cross = (
+            nn.ModuleList([CrossAttention(size.dim, size.heads, block.norm_layer) for _ in range(depth)])
+            if cross_attention
+            else None
+        )
+        self.norm = block.norm_layer(size.dim)
+        named_apply(init_mixer_weights, self)  # timm's Mixer init, incl. the SGU's init_weights
+        nn.init.trunc_normal_(self.pos, std=0.02)
+
+    def forward(self, x, mask, memory=None, memory_mask=None) -> torch.Tensor:
+        T = x.shape[1]  # x: (B, T, C) token embeddings, mask: (B, T) 1 = real token
+        if T > self.max_len:
+            raise ValueError(f"got {T} tokens; this model is built for at most {self.max_len}.")
+        keep = mask[..., None].to(x.dtype)  # (B, T, 1)
+        x = x + self.pos[:, :T]  # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            x = block(x, keep)  # (B, T, C)
+            if self.cross is not None:
+                x = self.cross[i](x, memory, memory_mask)  # (B, T, C)
+        return self.norm(x)
+
+
+def tied_embedding(vocab_size: int, dim: int) -> tuple[nn.Embedding, nn.Linear]:
+    """Token embedding and output head sharing one matrix, as BERT and BART do."""
+    embed = nn.Embedding(vocab_size, dim)
+    nn.init.normal_(embed.weight, std=0.02)
+    head = nn.Linear(dim, vocab_size)
+    head.weight = embed.weight
+    nn.init.zeros_(head.bias)
+    return embed, head
+
+
+class MaskedLM(nn.Module):
+    """`logits = model(input_ids, attention_mask)`: (B, T) ids and 1/0 mask -> (B, T, vocab) logits."""
+
+    def __init__(self, spec: TaskSpec, size: TextSize, block):
+        super().__init__()
+        self.embed, self.head = tied_embedding(spec.vocab_size, size.dim)
+        self.encoder = TokenStack(block, size, size.layers, spec.seq_len, causal=False, cross_attention=False)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        x = self.encoder(self.embed(input_ids), attention_mask)  # (B, T, C)
+        return self.head(x)  # (B, T, V)
+
+
+class Seq2SeqModel(nn.Module, ABC):
+    """The seq2seq interface: subclasses give `encode` and `decode`; forward and greedy `generate` follow.
+
+    `logits = model(input_ids, attention_mask, decoder_input_ids, decoder_attention_mask)` -> (B, T_tgt, V),
+    where decoder_input_ids are the targets shifted right, starting with bos.
+    """
+
+    def __init__(self, spec: TaskSpec):
+        super().__init__()
+        self.target_len = spec.target_len
+        self.pad_token_id = spec.pad_token_id
+        self.bos_token_id = spec.bos_token_id
+        self.eos_token_id = spec.eos_token_id
+
+    @abstractmethod
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, S) source -> (B, S, C) memory."""
+
+    @abstractmethod
+    def decode(self, decoder_input_ids, decoder_attention_mask, memory, attention_mask) -> torch.Tensor:
+        """(B, T) target prefix (mask None = no padding) and memory -> (B, T, V) logits."""
+
+    def forward(self, input_ids, attention_mask, decoder_input_ids, decoder_attention_mask=None) -> torch.Tensor:
+        memory = self.encode(input_ids, attention_mask)  # (B, S, C)
+        return self.decode(decoder_input_ids, decoder_attention_mask, memory, attention_mask)  # (B, T, V)
+
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
+        """Greedy decoding from bos: (B, max_new_tokens) long, without the bos. A row stops at its
+        eos (kept); the positions after it hold pad. The decoder reruns over the prefix each step."""
+        if max_new_tokens > self.target_len:
+            raise ValueError(f"max_new_tokens={max_new_tokens} exceeds the model's target length {self.target_len}.")
+        memory = self.encode(input_ids, attention_mask)  # (B, S, C)
+        B = input_ids.shape[0]
+        # A fixed width, so batches gather across processes without re-padding.
+        out = input_ids.new_full((B, max_new_tokens + 1), self.pad_token_id)
+        out[:, 0] = self.bos_token_id
+        done = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
+        for t in range(max_new_tokens):
+            logits = self.decode(out[:, : t + 1], None, memory, attention_mask)  # (B, t+1, V)
+            token = logits[:, -1].argmax(dim=-1)  # (B,)
+            out[:, t + 1] = torch.where(done, self.pad_token_id, token)
+            done |= token == self.eos_token_id
+            if done.all():
+                break
+        return out[:, 1:]
+
+
+class MixingSeq2Seq(Seq2SeqModel):
+    """Encoder with bidirectional token mixing; decoder with causal token mixing and cross-attention."""
+
+    def __init__(self, spec: TaskSpec, size: TextSize, block):
+        super().__init__(spec)
+        self.embed, self.head = tied_embedding(spec.vocab_size, size.dim)
+        self.encoder = TokenStack(block, size, size.encoder_layers, spec.seq_len, causal=False, cross_attention=False)
+        self.decoder = TokenStack(block, size, size.decoder_layers, spec.target_len, causal=True, cross_attention=True)
+
+    def encode(self, input_ids, attention_mask):
+        return self.encoder(self.embed(input_ids), attention_mask)  # (B, S, C)
+
+    def decode(self, decoder_input_ids, decoder_attention_mask, memory, attention_mask):
+        if decoder_attention_mask is None:
+            decoder_attention_mask = torch.ones_like(decoder_input_ids)
+        x = self.decoder(self.embed(decoder_input_ids), decoder_attention_mask, memory, attention_mask)  # (B, T, C)
+        return self.head(x)  # (B, T, V)
+
+
+def build(spec: TaskSpec, size: TextSize, block) -> nn.Module:
+    if spec.modality == "mlm":
+        return MaskedLM(spec, size, block)
+    return MixingSeq2Seq(spec, size, block)
+
+
+# ---------------------------------------------------------------------------------------------
+# Registration. Depth makes up for lighter blocks: a Transformer layer holds about 12 d^2 weights
+# (16 d^2 in a decoder, with cross-attention), a Mixer or ResMLP block 8 d^2, a gMLP block 9 d^2
+# (channel ratio 6, as in the paper), plus 4 d^2 of cross-attention in a decoder; token mixing adds
+# about L*d (Mixer) or L^2 (ResMLP, gMLP), which max_len <= dim keeps small. So every size stays
+# within 10% of the Transformer's parameters for the same task.
+
+register_model(
+    "mixer",
+    MODALITIES,
+    text_sizes((0.5, 4.0), mini=(6, 2, 3), small=(6, 2, 3), base=(18, 9, 8)),
+    default_size,
+    check=check_lengths,
+    description="MLP-Mixer over tokens: token MLP + channel MLP",
+)(partial(build, block=TextMixerBlock))
+
+register_model(
+    "resmlp",
+    MODALITIES,
+    text_sizes(4.0, mini=(6, 2, 3), small=(6, 2, 3), base=(18, 9, 8)),
+    default_size,
+    check=check_lengths,
+    description="ResMLP over tokens: linear token mixing, Affine norms, LayerScale",
+)(partial(build, block=TextResBlock))
+
+register_model(
+    "gmlp",
+    MODALITIES,
+    text_sizes(6.0, mini=(5, 3, 2), small=(5, 3, 2), base=(16, 7, 8)),
+    default_size,
+    check=check_lengths,
+    description="gMLP over tokens: spatial gating unit",
+)(partial(build, block=TextSpatialGatingBlock))

@@ -1,0 +1,99 @@
+"""The Transformer baseline for text: BERT for masked LM, BART for seq2seq, from `transformers`.
+
+Built from a config with random weights (never downloaded), and wrapped to the interfaces of
+bench/models/text.py: MLM models return the logits tensor; seq2seq models are `Seq2SeqModel`s,
+so they share its forward and greedy `generate`. Dropout is off, as in the MLP families, so the
+families differ only in how tokens are mixed.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from transformers import BartConfig, BartForConditionalGeneration, BertConfig, BertForMaskedLM
+
+from bench.models import register_model
+from bench.models.text import MODALITIES, Seq2SeqModel, TextSize, check_lengths, default_size, text_sizes
+from tasks.base import TaskSpec
+
+# BERT's depths; the seq2seq models split them evenly between encoder and decoder, as BART-base
+# does with BERT-base's 12 layers.
+SIZES = text_sizes(4.0, mini=(4, 2, 2), small=(4, 2, 2), base=(12, 6, 6))
+
+
+class BertMLM(nn.Module):
+    """BertForMaskedLM returning the logits tensor."""
+
+    def __init__(self, spec: TaskSpec, size: TextSize):
+        super().__init__()
+        config = BertConfig(
+            vocab_size=spec.vocab_size,
+            hidden_size=size.dim,
+            num_hidden_layers=size.layers,
+            num_attention_heads=size.heads,
+            intermediate_size=int(size.mlp_ratio * size.dim),
+            max_position_embeddings=spec.seq_len,
+            type_vocab_size=1,  # no sentence pairs
+            pad_token_id=spec.pad_token_id,
+            hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0,
+        )
+        self.bert = BertForMaskedLM(config)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.bert(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, T, V)
+
+
+class BartSeq2Seq(Seq2SeqModel):
+    """BartForConditionalGeneration split into encode / decode for the shared greedy decoding."""
+
+    def __init__(self, spec: TaskSpec, size: TextSize):
+        super().__init__(spec)
+        ffn = int(size.mlp_ratio * size.dim)
+        config = BartConfig(
+            vocab_size=spec.vocab_size,
+            d_model=size.dim,
+            encoder_layers=size.encoder_layers,
+            decoder_layers=size.decoder_layers,
+            encoder_attention_heads=size.heads,
+            decoder_attention_heads=size.heads,
+            encoder_ffn_dim=ffn,
+            decoder_ffn_dim=ffn,
+            max_position_embeddings=max(spec.seq_len, spec.target_len),
+            pad_token_id=spec.pad_token_id,
+            bos_token_id=spec.bos_token_id,
+            eos_token_id=spec.eos_token_id,
+            decoder_start_token_id=spec.bos_token_id,
+            forced_eos_token_id=None,
+            dropout=0.0,
+            attention_dropout=0.0,
+            activation_dropout=0.0,
+            use_cache=False,  # decoding reruns the prefix; see Seq2SeqModel.generate
+        )
+        self.bart = BartForConditionalGeneration(config)
+
+    def encode(self, input_ids, attention_mask):
+        return self.bart.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, S, C)
+
+    def decode(self, decoder_input_ids, decoder_attention_mask, memory, attention_mask):
+        return self.bart(
+            attention_mask=attention_mask,
+            encoder_outputs=(memory,),
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+        ).logits  # (B, T, V)
+
+
+@register_model(
+    "transformer",
+    MODALITIES,
+    SIZES,
+    default_size,
+    check=check_lengths,
+    baseline=True,
+    description="Transformer baseline: BERT encoder (MLM), BART encoder-decoder (seq2seq)",
+)
+def build(spec: TaskSpec, size: TextSize) -> nn.Module:
+    if spec.modality == "mlm":
+        return BertMLM(spec, size)
+    return BartSeq2Seq(spec, size)
