@@ -22,7 +22,8 @@ class Wmt14DeEn(Seq2SeqTask):
 
     def default_source(self, data_cfg):
         def side_by_side(batch):
-            return {"source": [t["de"] for t in batch["translation"]], "target": [t["en"] for t in batch["translation"]]}
+            translations = batch["translation"]  # [{"de": ..., "en": ...}, ...]
+            return {"source": [t["de"] for t in translations], "target": [t["en"] for t in translations]}
 
         splits = (load_hub(data_cfg, "wmt/wmt14", "de-en", split) for split in ("train", "test"))
         return tuple(ds.map(side_by_side, batched=True, remove_columns=ds.column_names) for ds in splits)

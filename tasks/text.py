@@ -44,7 +44,8 @@ SPECIAL_TOKENS = {
 }
 PAD_ID, BOS_ID, EOS_ID = 0, 5, 6
 MLM_ROLES = ("pad_token", "unk_token", "cls_token", "sep_token", "mask_token")
-SEQ2SEQ_ROLES = MLM_ROLES + ("bos_token", "eos_token")
+ROLES = {"wordpiece": MLM_ROLES, "bpe": MLM_ROLES + ("bos_token", "eos_token")}  # by tokenizer kind
+TOKENIZER_RECIPE = 1  # part of the cache key: bump when train_tokenizer changes
 
 IGNORE = -100  # label of positions that are not scored (cross_entropy's ignore_index)
 MASK_PROBABILITY = 0.15  # BERT: 15% of tokens, of which 80% [MASK], 10% random, 10% unchanged
@@ -71,15 +72,14 @@ def get_tokenizer(data_cfg, corpus: Callable[[], Iterator[list[str]]], kind: str
 
     `kind` is "wordpiece" (MLM) or "bpe" (seq2seq: one vocabulary shared by source and target).
     """
-    roles = MLM_ROLES if kind == "wordpiece" else SEQ2SEQ_ROLES
     if data_cfg.tokenizer:
-        return load_local_tokenizer(data_cfg.tokenizer, roles)
-    return _wrap(cached_tokenizer(corpus, kind, data_cfg.vocab_size), roles)
+        return load_local_tokenizer(data_cfg.tokenizer, ROLES[kind])
+    return _wrap(cached_tokenizer(corpus, kind, data_cfg.vocab_size), ROLES[kind])
 
 
 def cached_tokenizer(corpus: Callable[[], Iterator[list[str]]], kind: str, vocab_size: int) -> Tokenizer:
     """Train once per (corpus, kind, vocabulary size); later runs read the cached file."""
-    digest = hashlib.blake2b(f"{kind}|{vocab_size}".encode(), digest_size=16)
+    digest = hashlib.blake2b(f"{kind}|{vocab_size}|{TOKENIZER_RECIPE}".encode(), digest_size=16)
     for texts in corpus():
         # NUL separators: a different split of the same characters gives a different key
         digest.update("\0".join(texts).encode("utf-8") + b"\0")
@@ -100,7 +100,7 @@ def cached_tokenizer(corpus: Callable[[], Iterator[list[str]]], kind: str, vocab
 
 
 def train_tokenizer(corpus: Iterator[list[str]], kind: str, vocab_size: int) -> Tokenizer:
-    specials = [SPECIAL_TOKENS[role] for role in (MLM_ROLES if kind == "wordpiece" else SEQ2SEQ_ROLES)]
+    specials = [SPECIAL_TOKENS[role] for role in ROLES[kind]]
     if kind == "wordpiece":  # BERT's cased recipe
         tokenizer = Tokenizer(models.WordPiece(unk_token=SPECIAL_TOKENS["unk_token"]))
         tokenizer.normalizer = normalizers.BertNormalizer(lowercase=False)
@@ -229,13 +229,16 @@ def read_pair_files(paths: list[Path], source_field: str, target_field: str) -> 
             for field in (source_field, target_field):
                 if field not in header:
                     raise DataError(
-                        f"The header row of {path} has no {field!r} column (it has {', '.join(map(repr, header))}){flag}."
+                        f"The header row of {path} has no {field!r} column "
+                        f"(it has {', '.join(map(repr, header))}){flag}."
                     )
             for number, row in enumerate(rows, 2):
                 if not any(cell.strip() for cell in row):
                     continue
                 if len(row) != len(header):
-                    raise DataError(f"Line {number} of {path} has {len(row)} tab-separated fields, the header {len(header)}.")
+                    raise DataError(
+                        f"Line {number} of {path} has {len(row)} tab-separated fields, the header {len(header)}."
+                    )
                 record = dict(zip(header, row))
                 pairs.append((record[source_field], record[target_field]))
         elif path.suffix == ".jsonl":
@@ -277,7 +280,8 @@ def split_held_out(items: list, key: Callable, val_fraction: float) -> tuple[lis
     if not train or not held:
         raise DataError(
             f"Holding out {val_fraction:g} of {len(items)} examples left no "
-            f"{'training' if not train else 'evaluation'} examples; give more data or change --val-fraction."
+            f"{'training' if not train else 'evaluation'} examples (identical texts stay on one side); "
+            f"give more distinct data or change --val-fraction."
         )
     return train, held
 
@@ -349,7 +353,7 @@ class MlmTask(Task):
         )
 
     @abstractmethod
-    def default_source(self, data_cfg) -> tuple[datasets.Dataset, Optional[datasets.Dataset]]:
+    def default_source(self, data_cfg) -> tuple[list | datasets.Dataset, Optional[datasets.Dataset]]:
         """Training texts (a Dataset with a "text" column) and the source's evaluation split;
         or a list of texts and None, to hold out a part with --val-fraction."""
 
@@ -367,7 +371,8 @@ class MlmTask(Task):
         train_text, eval_text = self.texts(data_cfg)
         tokenizer = get_tokenizer(data_cfg, lambda: text_batches(train_text, ("text",)), "wordpiece")
         train = first(self.blocks(train_text, tokenizer, data_cfg.seq_len, "training"), data_cfg.max_train_samples)
-        eval_blocks = first(self.blocks(eval_text, tokenizer, data_cfg.seq_len, "evaluation"), data_cfg.max_eval_samples)
+        eval_blocks = self.blocks(eval_text, tokenizer, data_cfg.seq_len, "evaluation")
+        eval_blocks = first(eval_blocks, data_cfg.max_eval_samples)
         eval_masker = DataCollatorForLanguageModeling(tokenizer, mlm_probability=MASK_PROBABILITY, seed=EVAL_MASK_SEED)
         evaluation = eval_blocks.map(
             lambda b: {k: v.tolist() for k, v in eval_masker([{"input_ids": x} for x in b["input_ids"]]).items()},
@@ -385,10 +390,13 @@ class MlmTask(Task):
             ids = [i for row in tokenizer(batch["text"], add_special_tokens=False)["input_ids"] for i in row]
             return {"input_ids": [[cls] + ids[s : s + body] + [sep] for s in range(0, len(ids) - body + 1, body)]}
 
-        blocks = texts.map(group, batched=True, batch_size=1000, remove_columns=texts.column_names, desc=f"{part} blocks")
+        blocks = texts.map(
+            group, batched=True, batch_size=1000, remove_columns=texts.column_names, desc=f"{part} blocks"
+        )
         if len(blocks) == 0:
             raise DataError(
-                f"The {part} text is too short for one block of {seq_len} tokens; give more text or a smaller --seq-len."
+                f"The {part} text is too short for one block of {seq_len} tokens; "
+                f"give more text or a smaller --seq-len."
             )
         return blocks
 
@@ -462,7 +470,7 @@ class Seq2SeqTask(Task):
         )
 
     @abstractmethod
-    def default_source(self, data_cfg) -> tuple[datasets.Dataset, Optional[datasets.Dataset]]:
+    def default_source(self, data_cfg) -> tuple[list | datasets.Dataset, Optional[datasets.Dataset]]:
         """Training pairs (a Dataset with "source" and "target" columns) and the source's evaluation
         split; or a list of (source, target) and None, to hold out a part with --val-fraction."""
 
@@ -507,7 +515,7 @@ class Seq2SeqTask(Task):
         return TaskData(
             spec, encoded(train_pairs, "encoding training pairs"), encoded(eval_pairs, "encoding evaluation pairs"),
             Seq2SeqCollate(spec.pad_token_id, spec.bos_token_id),
-            extra={"tokenizer": tokenizer, "references": eval_pairs["target"]},
+            extra={"tokenizer": tokenizer, "references": list(eval_pairs["target"])},
         )
 
     def forward(self, model, batch) -> torch.Tensor:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import random
-from pathlib import Path
 
 import datasets
 import huggingface_hub
@@ -160,7 +159,8 @@ def test_mlm_spec(name):
 def test_seq2seq_spec(name):
     spec = get_task(name).spec(DataConfig(vocab_size=1234, seq_len=64))
     assert (spec.modality, spec.metric, spec.needs) == ("seq2seq", "bleu", "encoder-decoder")
-    assert (spec.vocab_size, spec.seq_len, spec.pad_token_id, spec.bos_token_id, spec.eos_token_id) == (1234, 64, 0, 5, 6)
+    assert (spec.vocab_size, spec.seq_len) == (1234, 64)
+    assert (spec.pad_token_id, spec.bos_token_id, spec.eos_token_id) == (0, 5, 6)
     assert spec.target_len == (16 if name == "numbers" else 64)
 
 
@@ -170,7 +170,8 @@ def test_seq2seq_spec(name):
 def test_wordnet_glosses_are_read():
     glosses = tasks.mlm.wordnet_glosses(tasks.mlm.wordnet_dir())
     assert len(glosses) > 100_000
-    assert "that which is perceived or known or inferred to have its own distinct existence (living or nonliving)" in glosses
+    entity = "that which is perceived or known or inferred to have its own distinct existence (living or nonliving)"
+    assert entity in glosses
 
 
 def test_wordnet_loads_as_blocks(wordnet_data):
@@ -213,6 +214,8 @@ def test_text_files_load(text_files):
     assert data.spec.vocab_size == len(data.extra["tokenizer"]) <= 200
     assert len(data.train) > 4 * len(data.eval) > 0
     assert all(len(block["input_ids"]) == 16 for block in data.train)
+    batch = data.collate([data.train[i] for i in range(4)])
+    assert batch["input_ids"].shape == (4, 16) and get_task("text").tokens(batch) == 64
 
 
 @pytest.mark.parametrize("fmt", ["tsv", "jsonl"])
@@ -229,7 +232,8 @@ def test_pairs_load_with_named_fields(tmp_path, fmt):
 
 def test_pairs_are_truncated_and_padded_per_batch(tmp_path):
     tsv, _ = write_pairs(tmp_path)
-    data = get_task("pairs").load(DataConfig(data_files=tsv, source_field="de", target_field="en", vocab_size=300, seq_len=8), 0)
+    cfg = DataConfig(data_files=tsv, source_field="de", target_field="en", vocab_size=300, seq_len=8)
+    data = get_task("pairs").load(cfg, seed=0)
     items = [data.train[i] for i in range(16)]
     batch = data.collate(items)
     assert batch["labels"].shape[1] == max(len(it["labels"]) for it in items) <= 8  # target_len = seq_len
