@@ -1,6 +1,11 @@
 """bench.measure: FLOP counts against hand counts, OOM retry, memory, throughput, latency, MFU."""
 
+import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -333,3 +338,44 @@ def test_measure_config_rejects_bad_values_with_a_sentence(field, value):
     message = str(error.value)
     assert message.startswith("--" + field.replace("_", "-")) and message.endswith(".")
     assert str(value) in message
+
+
+# --------------------------------------------------------------------------- two processes
+
+TWO_PROCESS_SCRIPT = """
+import json, sys
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from timm.models.mlp_mixer import MlpMixer
+from bench.config import MeasureConfig
+from bench.measure import measure_model
+
+torch.set_num_threads(1)
+accelerator = Accelerator()
+torch.manual_seed(0)
+model = MlpMixer(num_classes=10, img_size=16, patch_size=4, num_blocks=2, embed_dim=32)
+batch = (torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,)))
+cfg = MeasureConfig(bench_warmup_steps=1, bench_steps=2, bench_repeats=2, latency_samples=2, peak_gemm_size=64)
+result = measure_model(model, batch, lambda m, b: F.cross_entropy(m(b[0]), b[1]), lambda m, b: m(b[0]),
+                       lambda p: torch.optim.AdamW(p), cfg, "fp32", accelerator.device, accelerator=accelerator)
+print("RESULT", json.dumps({"processes": accelerator.num_processes, **result["throughput"]}), flush=True)
+"""
+
+
+def test_two_processes_report_one_global_throughput(tmp_path):
+    script = tmp_path / "two.py"
+    script.write_text(TWO_PROCESS_SCRIPT)
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(script)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = [json.loads(line.split(" ", 1)[1]) for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    assert len(results) == 2 and all(r["processes"] == 2 for r in results)
+    # Gathered and summed: both processes hold the same global figures.
+    assert results[0]["train_samples_per_s"] == results[1]["train_samples_per_s"] > 0
+    assert results[0]["infer_samples_per_s"] == results[1]["infer_samples_per_s"] > 0
