@@ -108,7 +108,33 @@ class DataConfig:
         _check(self.seq_len >= 8, f"--seq-len must be at least 8, got {self.seq_len}.")
 
 
-CONCERNS = {"run": RunConfig, "optim": OptimConfig, "data": DataConfig}
+@dataclass(frozen=True)
+class MeasureConfig:
+    """Measurement: throughput, latency, peak memory, FLOPs and MFU, timed apart from training."""
+
+    measure: bool = flag(True, "after training, also measure throughput, latency and memory (bench mode always does)")
+    bench_batch_size: Optional[int] = flag(None, "batch size for throughput and memory (default: --batch-size)")
+    bench_warmup_steps: int = flag(5, "untimed steps before each timed phase (compilation, allocator, caches)")
+    bench_steps: int = flag(20, "timed steps in one repeat")
+    bench_repeats: int = flag(5, "repeats of the timed steps; the median is reported, the spread beside it")
+    latency_samples: int = flag(100, "batch-1 forward passes timed one by one for the latency percentiles")
+    compile: bool = flag(False, "torch.compile the measured copy of the model before timing")
+    channels_last: bool = flag(False, "use channels_last memory format for the model and image inputs")
+    peak_gemm_size: int = flag(2048, "side of the square matmul timed as the peak FLOP/s where no table entry exists (MFU)")
+
+    def __post_init__(self):
+        _check(
+            self.bench_batch_size is None or self.bench_batch_size >= 1,
+            f"--bench-batch-size must be at least 1, got {self.bench_batch_size}.",
+        )
+        _check(self.bench_warmup_steps >= 0, f"--bench-warmup-steps must be >= 0, got {self.bench_warmup_steps}.")
+        _check(self.bench_steps >= 1, f"--bench-steps must be at least 1, got {self.bench_steps}.")
+        _check(self.bench_repeats >= 1, f"--bench-repeats must be at least 1, got {self.bench_repeats}.")
+        _check(self.latency_samples >= 1, f"--latency-samples must be at least 1, got {self.latency_samples}.")
+        _check(self.peak_gemm_size >= 64, f"--peak-gemm-size must be at least 64, got {self.peak_gemm_size}.")
+
+
+CONCERNS = {"run": RunConfig, "optim": OptimConfig, "data": DataConfig, "measure": MeasureConfig}
 
 
 def _parse_optional(kind):
@@ -157,7 +183,7 @@ def build_parser(description: str) -> argparse.ArgumentParser:
 
 
 def configs_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """{"run": RunConfig, "optim": OptimConfig, "data": DataConfig}, validated."""
+    """{"run": RunConfig, "optim": OptimConfig, "data": DataConfig, "measure": MeasureConfig}, validated."""
     values = vars(args)
     return {key: cls(**{f.name: values[f.name] for f in fields(cls)}) for key, cls in CONCERNS.items()}
 

@@ -1,0 +1,528 @@
+"""The one place that measures: params, FLOPs, throughput, latency, peak memory and MFU.
+
+`measure_model` works on a deep copy of the model with a fresh optimizer, so a training run's
+weights and optimizer state are untouched by it. Its phases, for one batch size:
+
+    FLOPs       torch.utils.flop_counter on the uncompiled copy: one inference forward and one
+                forward+backward, divided by the batch size.
+    inference   eval mode, inference_mode: warm-up steps, a memory pass, then timed repeats.
+    latency     batch-1 inference, each call timed alone: p50 / p90 / p99 in ms.
+    training    train mode, forward + backward + optimizer step: as for inference.
+    MFU         achieved FLOP/s over the device's peak (`peak_flops`).
+
+Timed steps run with the device synchronised at both ends of each repeat; the median over repeats
+is reported with its spread, (max - min) / median. Memory is measured in a pass of its own, so the
+CPU fallback's sampling thread never competes with the timed steps.
+
+A batch size that runs out of memory is retried at half the size, down to 1; any other error
+propagates. In a multi-process run every process calls `measure_model`; throughput is summed over
+processes (a global figure), while latency and memory are this process's own.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import math
+import os
+import re
+import statistics
+import threading
+import time
+from collections.abc import Mapping
+from contextlib import nullcontext
+from typing import Any, Callable, Iterable, Iterator
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
+
+from bench.config import MeasureConfig
+
+Batch = Any  # a tensor, or a dict / tuple / list of them, samples along the first dimension
+LossFn = Callable[[nn.Module, Batch], torch.Tensor]  # forward + loss -> scalar
+InferFn = Callable[[nn.Module, Batch], Any]  # forward only
+MakeOptimizer = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+GEMM_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+# Steps in the memory pass: the second runs with the optimizer state the first created.
+MEMORY_STEPS = 2
+
+# Dense (no sparsity) peak TFLOP/s from NVIDIA's datasheets, matched against
+# torch.cuda.get_device_name in order. bf16/fp16/tf32 are tensor-core figures, fp32 is not;
+# tf32 applies to fp32 matmuls when TF32 is enabled. A GPU or precision missing here falls back
+# to a GEMM measured in the run.
+GPU_PEAK_TFLOPS = (
+    (r"h100.*(hbm3|sxm)", "H100 SXM", {"bf16": 989.4, "fp16": 989.4, "tf32": 494.7, "fp32": 66.9}),
+    (r"h100.*pcie", "H100 PCIe", {"bf16": 756.0, "fp16": 756.0, "tf32": 378.0, "fp32": 51.2}),
+    (r"h200(?!.*nvl)", "H200", {"bf16": 989.4, "fp16": 989.4, "tf32": 494.7, "fp32": 66.9}),
+    (r"a100", "A100", {"bf16": 312.0, "fp16": 312.0, "tf32": 156.0, "fp32": 19.5}),
+    # The A10 datasheet's figures; AWS publishes none for its A10G variant.
+    (r"a10g", "A10G", {"bf16": 125.0, "fp16": 125.0, "tf32": 62.5, "fp32": 31.2}),
+    (r"\bl4\b", "L4", {"bf16": 121.0, "fp16": 121.0, "tf32": 60.0, "fp32": 30.3}),
+    (r"rtx 4090", "RTX 4090", {"bf16": 165.2, "fp16": 165.2, "tf32": 82.6, "fp32": 82.6}),
+    (r"v100-sxm", "V100 SXM2", {"fp16": 125.0, "fp32": 15.7}),
+    (r"v100-pcie", "V100 PCIe", {"fp16": 112.0, "fp32": 14.0}),
+    (r"\bt4\b", "T4", {"fp16": 65.0, "fp32": 8.1}),
+)
+
+# CPU attention runs a fused kernel that torch's FLOP counter does not know; it does the same
+# matmuls as the GPU kernels the counter does know, so it gets their formulas.
+def _cpu_attention_flops(query_shape, key_shape, value_shape, *args, **kwargs) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def _cpu_attention_backward_flops(grad_out_shape, query_shape, key_shape, value_shape, *args, **kwargs) -> int:
+    return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
+
+
+_CPU_ATTENTION_FLOPS = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops,
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_attention_backward_flops,
+}
+
+
+def count_params(model: nn.Module) -> int:
+    """Parameters of the model, each shared parameter counted once."""
+    return sum(p.numel() for p in model.parameters())
+
+
+# ---------------------------------------------------------------------------------------------
+# Batches
+
+
+def _map_tensors(batch: Batch, fn: Callable[[torch.Tensor], Any]) -> Batch:
+    if isinstance(batch, torch.Tensor):
+        return fn(batch)
+    if isinstance(batch, Mapping):
+        return {key: _map_tensors(value, fn) for key, value in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_map_tensors(value, fn) for value in batch)
+    return batch
+
+
+def batch_size_of(batch: Batch) -> int:
+    """Samples in a batch: the first dimension of its first tensor."""
+    sizes: list[int] = []
+
+    def note(t: torch.Tensor) -> torch.Tensor:
+        if t.dim():
+            sizes.append(t.shape[0])
+        return t
+
+    _map_tensors(batch, note)
+    if not sizes:
+        raise ValueError("the batch holds no tensor with a batch dimension")
+    return sizes[0]
+
+
+def resize_batch(batch: Batch, n: int) -> Batch:
+    """The first n samples of a batch, cycling through it again when n exceeds its size.
+
+    Only tensors whose first dimension is the batch size are resized; anything else (a shared
+    mask, a scalar) passes through.
+    """
+    size = batch_size_of(batch)
+
+    def resize(t: torch.Tensor) -> torch.Tensor:
+        if t.dim() == 0 or t.shape[0] != size:
+            return t
+        if n <= size:
+            return t[:n]
+        return t[torch.arange(n, device=t.device) % size]
+
+    return _map_tensors(batch, resize)
+
+
+def _channels_last(batch: Batch) -> Batch:
+    return _map_tensors(batch, lambda t: t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pieces
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _autocast(device: torch.device, precision: str):
+    dtype = AUTOCAST_DTYPES[precision]
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
+
+
+def count_flops(model: nn.Module, batch: Batch, loss_fn: LossFn, infer_fn: InferFn, precision: str = "fp32") -> dict:
+    """FLOPs per sample of an inference forward and of a training forward+backward.
+
+    Counts matmuls, convolutions and attention (what torch's counter counts); elementwise work,
+    norms and the optimizer step are not FLOPs here. Leaves the model's gradients unset.
+    """
+    device = next(model.parameters()).device
+    n = batch_size_of(batch)
+    was_training = model.training
+    model.eval()
+    with FlopCounterMode(display=False, custom_mapping=_CPU_ATTENTION_FLOPS) as forward:
+        with torch.inference_mode(), _autocast(device, precision):
+            infer_fn(model, batch)
+    model.train()
+    with FlopCounterMode(display=False, custom_mapping=_CPU_ATTENTION_FLOPS) as train:
+        with _autocast(device, precision):
+            loss = loss_fn(model, batch)
+        loss.backward()
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    return {"forward_per_sample": forward.get_total_flops() / n, "train_per_sample": train.get_total_flops() / n}
+
+
+class PeakMemory:
+    """Peak memory of the code in a `with` block, in MB, in `peak_mb` (and `reserved_mb` on CUDA).
+
+    CUDA: the allocator's peak allocated and reserved bytes, reset on entry (after emptying the
+    cache, so an earlier phase's cached blocks do not count as reserved).
+    CPU: the process's peak resident set size during the block. The kernel's high-water mark
+    (VmHWM) is reset on entry by writing 5 to /proc/self/clear_refs and read on exit: exact, and
+    not hidden by an earlier, larger phase as ru_maxrss would be. Where that reset is refused, a
+    thread samples /proc/self/statm every millisecond instead, which can miss shorter spikes.
+    Without /proc, `peak_mb` stays None. The figure is the whole process's resident memory: the
+    interpreter, libraries and every live tensor, not only the block's own allocations.
+    """
+
+    SAMPLE_INTERVAL_S = 0.001
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.peak_mb: float | None = None
+        self.reserved_mb: float | None = None
+        self._sampler: _RssSampler | None = None
+
+    def __enter__(self) -> "PeakMemory":
+        _sync(self.device)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(self.device)
+        elif not _reset_peak_rss() and _rss_mb() is not None:
+            self._sampler = _RssSampler(self.SAMPLE_INTERVAL_S)
+            self._sampler.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _sync(self.device)
+        if self.device.type == "cuda":
+            self.peak_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+            self.reserved_mb = torch.cuda.max_memory_reserved(self.device) / 2**20
+        elif self._sampler is not None:
+            self.peak_mb = self._sampler.stop()
+        else:
+            self.peak_mb = _status_mb("VmHWM")
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark for this process; False where it cannot be."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return _status_mb("VmHWM") is not None
+
+
+def _status_mb(field: str) -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            match = re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.MULTILINE)
+    except OSError:
+        return None
+    return int(match.group(1)) / 1024 if match else None
+
+
+def _rss_mb() -> float | None:
+    try:
+        with open("/proc/self/statm") as f:
+            resident_pages = int(f.read().split()[1])
+    except OSError:
+        return None
+    return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class _RssSampler(threading.Thread):
+    def __init__(self, interval_s: float):
+        super().__init__(daemon=True)
+        self.interval_s = interval_s
+        self.peak_mb = _rss_mb()
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(self.interval_s):
+            self.peak_mb = max(self.peak_mb, _rss_mb())
+
+    def stop(self) -> float:
+        self._done.set()
+        self.join()
+        return max(self.peak_mb, _rss_mb())
+
+
+def peak_flops(device: torch.device, precision: str, gemm_size: int = 2048) -> tuple[float, str]:
+    """The device's peak FLOP/s for `precision`, and where the figure comes from.
+
+    A known GPU's datasheet figure ("table:<name>"); otherwise, and on CPU, the best of a few
+    square matmuls of side `gemm_size` timed now, with the current thread count, in the
+    precision's dtype ("measured-gemm:<n>").
+    """
+    if device.type == "cuda":
+        tf32 = torch.backends.cuda.matmul.fp32_precision == "tf32"
+        known = table_peak_flops(torch.cuda.get_device_name(device), precision, tf32)
+        if known is not None:
+            return known
+    return _measured_gemm_flops(gemm_size, GEMM_DTYPES[precision], device), f"measured-gemm:{gemm_size}"
+
+
+def table_peak_flops(device_name: str, precision: str, tf32: bool) -> tuple[float, str] | None:
+    """(FLOP/s, "table:<name>") for a GPU in GPU_PEAK_TFLOPS, or None if it or the precision is missing."""
+    for pattern, label, tflops in GPU_PEAK_TFLOPS:
+        if re.search(pattern, device_name.lower()):
+            key = "tf32" if precision == "fp32" and tf32 and "tf32" in tflops else precision
+            return (tflops[key] * 1e12, f"table:{label}") if key in tflops else None
+    return None
+
+
+def _measured_gemm_flops(n: int, dtype: torch.dtype, device: torch.device, tries: int = 5) -> float:
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    out = torch.empty(n, n, device=device, dtype=dtype)
+    torch.mm(a, b, out=out)  # warm-up: thread pool, kernel choice
+    best = math.inf
+    for _ in range(tries):
+        _sync(device)
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def _per_process(values: list[float], accelerator) -> torch.Tensor:
+    """(processes, len(values)): every process's values; one row when running alone."""
+    local = torch.tensor(values, dtype=torch.float64)
+    if accelerator is None or accelerator.num_processes == 1:
+        return local[None]
+    gathered = accelerator.gather(local.to(accelerator.device))
+    return gathered.view(accelerator.num_processes, -1).cpu()
+
+
+def _wait_for_everyone(accelerator) -> None:
+    if accelerator is not None and accelerator.num_processes > 1:
+        accelerator.wait_for_everyone()
+
+
+def _time_phase(step: Callable[[], Any], n: int, cfg: MeasureConfig, device: torch.device, accelerator) -> dict:
+    """Warm up, measure peak memory, then time repeats: global samples/s (median, spread), memory."""
+    for _ in range(cfg.bench_warmup_steps):
+        step()
+    with PeakMemory(device) as memory:
+        for _ in range(MEMORY_STEPS):
+            step()
+    rates = []
+    for _ in range(cfg.bench_repeats):
+        _wait_for_everyone(accelerator)  # processes time the same stretch, so their rates add up
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(cfg.bench_steps):
+            step()
+        _sync(device)
+        rates.append(cfg.bench_steps * n / (time.perf_counter() - start))
+    global_rates = _per_process(rates, accelerator).sum(0).tolist()
+    median = statistics.median(global_rates)
+    return {
+        "samples_per_s": median,
+        "spread": (max(global_rates) - min(global_rates)) / median,
+        "peak_mb": memory.peak_mb,
+        "reserved_mb": memory.reserved_mb,
+    }
+
+
+def _latency_ms(step: Callable[[], Any], cfg: MeasureConfig, device: torch.device) -> dict:
+    for _ in range(cfg.bench_warmup_steps):
+        step()
+    times = []
+    for _ in range(cfg.latency_samples):
+        _sync(device)
+        start = time.perf_counter()
+        step()
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1e3)
+    times.sort()
+
+    def nearest_rank(p: float) -> float:
+        return times[max(0, math.ceil(p / 100 * len(times)) - 1)]
+
+    return {"p50": nearest_rank(50), "p90": nearest_rank(90), "p99": nearest_rank(99)}
+
+
+def _for_training(model: nn.Module, device: torch.device, accelerator) -> nn.Module:
+    """Multi-process training all-reduces gradients every step; the timed copy does it too."""
+    if accelerator is None or accelerator.num_processes == 1:
+        return model
+    device_ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+
+# ---------------------------------------------------------------------------------------------
+# The entry point
+
+
+def measure_model(
+    model: nn.Module,
+    batch: Batch,
+    loss_fn: LossFn,
+    infer_fn: InferFn,
+    make_optimizer: MakeOptimizer,
+    cfg: MeasureConfig,
+    precision: str,
+    device: torch.device,
+    tokens_per_sample: float | None = None,
+    accelerator=None,
+) -> dict:
+    """Measure a model; returns the result keys flops, throughput, latency_ms, memory and mfu.
+
+    `model` is the bare module (unwrapped from DDP) on `device`; `batch` one batch on `device`,
+    resized to `cfg.bench_batch_size` when that is set (cycling through it to grow).
+    `loss_fn(model, batch)` runs forward + loss, `infer_fn(model, batch)` the forward only (it is
+    called under inference_mode). `make_optimizer(params)` builds the optimizer the run uses.
+    `tokens_per_sample` adds tokens/s for text tasks. The throughput keys loop_samples_per_s and
+    data_wait_fraction are None here: the training loop's `LoopTimer.summary()` fills them.
+    """
+    requested = cfg.bench_batch_size or batch_size_of(batch)
+    size, retries = requested, 0
+    while True:
+        try:
+            result = _measure_at(size, model, batch, loss_fn, infer_fn, make_optimizer, cfg, precision, device, accelerator)
+            break
+        except torch.OutOfMemoryError:
+            if size == 1:
+                raise
+        # Outside the except block the failed attempt's traceback, and the tensors it holds, are gone.
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        size, retries = max(1, size // 2), retries + 1
+
+    flops, infer, train, latency = result
+    peak, peak_source = peak_flops(device, precision, cfg.peak_gemm_size)
+    processes = 1 if accelerator is None else accelerator.num_processes
+    return {
+        "flops": flops,
+        "throughput": {
+            "batch_size": size,
+            "requested_batch_size": requested,
+            "oom_retries": retries,
+            "infer_samples_per_s": infer["samples_per_s"],
+            "train_samples_per_s": train["samples_per_s"],
+            "infer_tokens_per_s": None if tokens_per_sample is None else infer["samples_per_s"] * tokens_per_sample,
+            "train_tokens_per_s": None if tokens_per_sample is None else train["samples_per_s"] * tokens_per_sample,
+            "infer_spread": infer["spread"],
+            "train_spread": train["spread"],
+            "loop_samples_per_s": None,
+            "data_wait_fraction": None,
+        },
+        "latency_ms": latency,
+        "memory": None
+        if infer["peak_mb"] is None
+        else {
+            "kind": "cuda" if device.type == "cuda" else "cpu_rss",
+            "train_peak_mb": train["peak_mb"],
+            "infer_peak_mb": infer["peak_mb"],
+            "train_reserved_mb": train["reserved_mb"],
+            "infer_reserved_mb": infer["reserved_mb"],
+        },
+        "mfu": {
+            # Throughput is global, the peak is one device's.
+            "train": flops["train_per_sample"] * train["samples_per_s"] / (peak * processes),
+            "infer": flops["forward_per_sample"] * infer["samples_per_s"] / (peak * processes),
+            "peak_flops": peak,
+            "peak_source": peak_source,
+        },
+    }
+
+
+def _measure_at(size, model, batch, loss_fn, infer_fn, make_optimizer, cfg, precision, device, accelerator):
+    """FLOPs, inference, latency and training at one batch size; raises OutOfMemoryError if it does not fit."""
+    sized, single = resize_batch(batch, size), resize_batch(batch, 1)
+    measured = copy.deepcopy(model)
+    if cfg.channels_last:
+        measured = measured.to(memory_format=torch.channels_last)
+        sized, single = _channels_last(sized), _channels_last(single)
+    flops = count_flops(measured, sized, loss_fn, infer_fn, precision)
+
+    compile_ = torch.compile if cfg.compile else (lambda m: m)
+    infer_model = compile_(measured)
+    train_model = compile_(_for_training(measured, device, accelerator))
+    optimizer = make_optimizer(measured.parameters())
+
+    def infer(inputs):
+        with torch.inference_mode(), _autocast(device, precision):
+            infer_fn(infer_model, inputs)
+
+    def train_step():
+        with _autocast(device, precision):
+            loss = loss_fn(train_model, sized)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    measured.eval()
+    inference = _time_phase(lambda: infer(sized), size, cfg, device, accelerator)
+    latency = _latency_ms(lambda: infer(single), cfg, device)
+    measured.train()
+    train = _time_phase(train_step, size, cfg, device, accelerator)
+    return flops, inference, train, latency
+
+
+# ---------------------------------------------------------------------------------------------
+# The training loop's own throughput
+
+
+class LoopTimer:
+    """Real throughput of a training loop, data loading included, and the share spent waiting for data.
+
+        timer = LoopTimer()
+        for batch in timer.batches(loader):   # once per epoch is fine
+            ...step...
+        result["throughput"].update(timer.summary(accelerator))
+
+    A step runs from one request for a batch to the next, so it covers loading and compute; the
+    wait is the time inside next(). A step the loop leaves with `break` is not counted, and the
+    time between calls to `batches` (evaluation, checkpoints) is not either. On CUDA the host may
+    run ahead of the device; over many steps it cannot, so the rate holds, and a wait that
+    overlaps device work is rightly not a bottleneck.
+    """
+
+    def __init__(self):
+        self.samples = 0
+        self.step_s = 0.0
+        self.wait_s = 0.0
+
+    def batches(self, iterable: Iterable[Batch]) -> Iterator[Batch]:
+        iterator = iter(iterable)
+        previous = None  # (start, wait, samples) of the step in progress
+        while True:
+            start = time.perf_counter()
+            if previous is not None:
+                self.step_s += start - previous[0]
+                self.wait_s += previous[1]
+                self.samples += previous[2]
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            previous = (start, time.perf_counter() - start, batch_size_of(batch))
+            yield batch
+
+    def summary(self, accelerator=None) -> dict:
+        """{"loop_samples_per_s", "data_wait_fraction"}: summed over processes / this process's; None before a step ends."""
+        if self.step_s == 0:
+            return {"loop_samples_per_s": None, "data_wait_fraction": None}
+        processes = _per_process([self.samples / self.step_s], accelerator)
+        return {"loop_samples_per_s": processes.sum().item(), "data_wait_fraction": self.wait_s / self.step_s}

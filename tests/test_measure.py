@@ -1,0 +1,381 @@
+"""bench.measure: FLOP counts against hand counts, OOM retry, memory, throughput, latency, MFU."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from timm.models.mlp_mixer import MixerBlock, MlpMixer
+from timm.models.vision_transformer import VisionTransformer
+from torch import nn
+
+from bench import measure
+from bench.config import MeasureConfig
+from bench.errors import UserError
+from bench.measure import LoopTimer, PeakMemory, count_flops, count_params, measure_model, resize_batch
+
+CPU = torch.device("cpu")
+FAST = MeasureConfig(bench_warmup_steps=1, bench_steps=2, bench_repeats=3, latency_samples=20, peak_gemm_size=1024)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models gain nothing from a thread pool, and its threads spin badly when the cores are
+    # shared with other test processes.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def classify(model, batch):
+    images, labels = batch
+    return F.cross_entropy(model(images), labels)
+
+
+def forward(model, batch):
+    return model(batch[0])
+
+
+def adamw(params):
+    return torch.optim.AdamW(params, lr=1e-3)
+
+
+def tiny_mixer():
+    torch.manual_seed(0)
+    return MlpMixer(num_classes=10, img_size=16, patch_size=4, num_blocks=2, embed_dim=32)
+
+
+def image_batch(n=8):
+    return torch.randn(n, 3, 16, 16), torch.randint(0, 10, (n,))
+
+
+# --------------------------------------------------------------------------- FLOPs
+
+
+def test_linear_flops_match_hand_count():
+    batch, n_in, n_out = 4, 24, 10
+    x = torch.randn(batch, n_in)
+    lone = count_flops(nn.Linear(n_in, n_out), (x,), lambda m, b: m(b[0]).sum(), forward)
+    assert lone["forward_per_sample"] == 2 * n_in * n_out
+    # Backward computes the weight gradient, as many FLOPs as the forward; the batch's input
+    # needs no gradient, so a first layer stops there.
+    assert lone["train_per_sample"] == 2 * (2 * n_in * n_out)
+    # A layer whose input does need a gradient computes it too: 3x its forward.
+    stacked = count_flops(nn.Sequential(nn.Linear(n_in, n_in), nn.Linear(n_in, n_out)), (x,),
+                          lambda m, b: m(b[0]).sum(), forward)
+    assert stacked["forward_per_sample"] == 2 * n_in * n_in + 2 * n_in * n_out
+    assert stacked["train_per_sample"] == 2 * (2 * n_in * n_in) + 3 * (2 * n_in * n_out)
+
+
+def test_mixer_block_flops_match_hand_count():
+    tokens, dim = 16, 32
+    block = MixerBlock(dim, tokens)  # token MLP hidden dim/2, channel MLP hidden 4*dim
+    token_mlp = 2 * (2 * dim * tokens * (dim // 2))  # two matmuls, over each of `dim` channels
+    channel_mlp = 2 * (2 * tokens * dim * (4 * dim))  # two matmuls, over each of `tokens` tokens
+    x = torch.randn(3, tokens, dim)
+    flops = count_flops(block, (x,), lambda m, b: m(b[0]).sum(), forward)
+    assert flops["forward_per_sample"] == token_mlp + channel_mlp
+    # norm1 has weights, so even the first matmul needs its input gradient: 3x throughout.
+    assert flops["train_per_sample"] == 3 * (token_mlp + channel_mlp)
+
+
+def test_vit_flops_include_attention():
+    dim, depth, patches = 64, 2, (32 // 4) ** 2
+    tokens = patches + 1  # + class token
+    model = VisionTransformer(img_size=32, patch_size=4, embed_dim=dim, depth=depth, num_heads=2, num_classes=10)
+    flops = count_flops(model, (torch.randn(2, 3, 32, 32),), lambda m, b: m(b[0]).sum(), forward)
+    linear = depth * tokens * 2 * (12 * dim * dim)  # qkv 3C^2, proj C^2, MLP 8C^2 per token
+    attention = depth * 2 * (2 * tokens * tokens * dim)  # q @ k^T and attn @ v
+    patch_embed = patches * 2 * (3 * 4 * 4) * dim
+    head = 2 * dim * 10
+    assert flops["forward_per_sample"] == linear + attention + patch_embed + head
+
+
+def test_count_params_counts_shared_weights_once():
+    layer = nn.Linear(5, 5)
+    assert count_params(nn.Sequential(layer, layer)) == 30
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def test_resize_batch_slices_and_cycles_dicts_and_tuples():
+    batch = {"ids": torch.arange(6).view(3, 2), "mask": torch.ones(2), "n": 3}
+    small = resize_batch(batch, 2)
+    assert small["ids"].tolist() == [[0, 1], [2, 3]]
+    assert small["mask"].shape == (2,) and small["n"] == 3  # not per-sample: passed through
+    big = resize_batch((torch.arange(3), torch.arange(3) * 10), 5)
+    assert big[0].tolist() == [0, 1, 2, 0, 1] and big[1].tolist() == [0, 10, 20, 0, 10]
+
+
+# --------------------------------------------------------------------------- measure_model
+
+
+@pytest.fixture(scope="module")
+def measured():
+    model = tiny_mixer()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = measure_model(model, image_batch(), classify, forward, adamw, FAST, "fp32", CPU, tokens_per_sample=16)
+    return model, before, result
+
+
+def test_result_has_exactly_the_schema_keys(measured):
+    _, _, result = measured
+    assert set(result) == {"flops", "throughput", "latency_ms", "memory", "mfu"}
+    assert set(result["flops"]) == {"forward_per_sample", "train_per_sample"}
+    assert set(result["throughput"]) == {
+        "batch_size", "requested_batch_size", "oom_retries",
+        "infer_samples_per_s", "train_samples_per_s", "infer_tokens_per_s", "train_tokens_per_s",
+        "infer_spread", "train_spread", "loop_samples_per_s", "data_wait_fraction",
+    }
+    assert set(result["latency_ms"]) == {"p50", "p90", "p99"}
+    assert set(result["memory"]) == {"kind", "train_peak_mb", "infer_peak_mb", "train_reserved_mb", "infer_reserved_mb"}
+    assert set(result["mfu"]) == {"train", "infer", "peak_flops", "peak_source"}
+
+
+def test_throughput_is_positive_and_tokens_scale_with_samples(measured):
+    _, _, result = measured
+    t = result["throughput"]
+    assert t["batch_size"] == t["requested_batch_size"] == 8 and t["oom_retries"] == 0
+    assert t["infer_samples_per_s"] > 0 and t["train_samples_per_s"] > 0
+    assert t["infer_tokens_per_s"] == pytest.approx(16 * t["infer_samples_per_s"])
+    assert t["train_tokens_per_s"] == pytest.approx(16 * t["train_samples_per_s"])
+    assert t["infer_spread"] >= 0 and t["train_spread"] >= 0
+
+
+def test_latency_percentiles_are_ordered(measured):
+    _, _, result = measured
+    latency = result["latency_ms"]
+    assert 0 < latency["p50"] <= latency["p90"] <= latency["p99"]
+
+
+def test_memory_is_the_process_peak_on_cpu(measured):
+    _, _, result = measured
+    memory = result["memory"]
+    assert memory["kind"] == "cpu_rss"
+    # The whole process: at least the torch libraries, and far below this machine's size in TB.
+    assert 50 < memory["infer_peak_mb"] < 1e6 and 50 < memory["train_peak_mb"] < 1e6
+    assert memory["train_reserved_mb"] is None and memory["infer_reserved_mb"] is None
+
+
+def test_mfu_is_a_plausible_fraction_of_the_measured_gemm(measured):
+    _, _, result = measured
+    mfu = result["mfu"]
+    assert mfu["peak_source"] == "measured-gemm:1024" and mfu["peak_flops"] > 1e8
+    assert 0 < mfu["infer"] < 1.5 and 0 < mfu["train"] < 1.5
+    flops, throughput = result["flops"], result["throughput"]
+    assert mfu["train"] == pytest.approx(flops["train_per_sample"] * throughput["train_samples_per_s"] / mfu["peak_flops"])
+
+
+def test_the_measured_model_is_left_untouched(measured):
+    model, before, _ = measured
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_bench_batch_size_grows_the_batch():
+    cfg = MeasureConfig(bench_warmup_steps=0, bench_steps=1, bench_repeats=1, latency_samples=1,
+                        bench_batch_size=12, peak_gemm_size=64)
+    result = measure_model(tiny_mixer(), image_batch(4), classify, forward, adamw, cfg, "fp32", CPU)
+    assert result["throughput"]["batch_size"] == result["throughput"]["requested_batch_size"] == 12
+
+
+# --------------------------------------------------------------------------- OOM
+
+
+def oom_above(limit, seen):
+    def loss_fn(model, batch):
+        seen.append(len(batch[0]))
+        if len(batch[0]) > limit:
+            raise torch.OutOfMemoryError("simulated: CUDA out of memory")
+        return classify(model, batch)
+
+    return loss_fn
+
+
+def test_oom_halves_the_batch_until_it_fits():
+    cfg = MeasureConfig(bench_warmup_steps=0, bench_steps=1, bench_repeats=1, latency_samples=1, peak_gemm_size=64)
+    seen = []
+    result = measure_model(tiny_mixer(), image_batch(16), oom_above(3, seen), forward, adamw, cfg, "fp32", CPU)
+    t = result["throughput"]
+    assert (t["batch_size"], t["requested_batch_size"], t["oom_retries"]) == (2, 16, 3)
+    assert seen[:3] == [16, 8, 4] and set(seen[3:]) == {2}
+
+
+def test_oom_at_batch_one_propagates():
+    cfg = MeasureConfig(bench_warmup_steps=0, bench_steps=1, bench_repeats=1, latency_samples=1, peak_gemm_size=64)
+    seen = []
+    with pytest.raises(torch.OutOfMemoryError):
+        measure_model(tiny_mixer(), image_batch(4), oom_above(0, seen), forward, adamw, cfg, "fp32", CPU)
+    assert seen == [4, 2, 1]
+
+
+def test_other_errors_are_not_retried():
+    calls = []
+
+    def broken(model, batch):
+        calls.append(len(batch[0]))
+        raise ValueError("a real bug")
+
+    with pytest.raises(ValueError, match="a real bug"):
+        measure_model(tiny_mixer(), image_batch(8), broken, forward, adamw, FAST, "fp32", CPU)
+    assert calls == [8]
+
+
+# --------------------------------------------------------------------------- compile, channels_last
+
+
+def test_compile_and_channels_last_apply_to_the_measured_copy(monkeypatch):
+    compiled, layouts = [], []
+    monkeypatch.setattr(torch, "compile", lambda m: compiled.append(m) or m)  # the real one takes a minute on CPU
+
+    def forward_noting_layout(model, batch):
+        layouts.append(batch[0].is_contiguous(memory_format=torch.channels_last))
+        return model(batch[0])
+
+    model = tiny_mixer()
+    cfg = MeasureConfig(bench_warmup_steps=0, bench_steps=1, bench_repeats=1, latency_samples=1,
+                        compile=True, channels_last=True, peak_gemm_size=64)
+    measure_model(model, image_batch(), classify, forward_noting_layout, adamw, cfg, "fp32", CPU)
+    assert len(compiled) == 2 and all(m is not model for m in compiled)  # inference and training
+    assert compiled[0].stem.proj.weight.is_contiguous(memory_format=torch.channels_last)
+    assert layouts and all(layouts)
+    assert model.stem.proj.weight.is_contiguous()  # the original keeps its layout
+
+
+# --------------------------------------------------------------------------- memory
+
+
+@pytest.fixture(params=["high-water mark", "sampling thread"])
+def peak_memory_method(request, monkeypatch):
+    if request.param == "sampling thread":
+        monkeypatch.setattr(measure, "_reset_peak_rss", lambda: False)
+    return request.param
+
+
+def test_cpu_peak_is_per_phase(peak_memory_method):
+    def phase(allocate_mb):
+        with PeakMemory(CPU) as memory:
+            x = torch.ones(allocate_mb * 2**18)  # 4-byte floats, pages touched
+            time.sleep(0.05)  # give the sampling thread a look
+            del x
+        return memory.peak_mb
+
+    small_before, big, small_after = phase(1), phase(200), phase(1)
+    assert big - small_before >= 190
+    assert big - small_after >= 190  # an earlier, larger phase does not hide a later one
+
+
+# --------------------------------------------------------------------------- MFU peak table
+
+
+@pytest.mark.parametrize(
+    "name, precision, tf32, expected",
+    [
+        ("NVIDIA H100 80GB HBM3", "bf16", False, (989.4e12, "table:H100 SXM")),
+        ("NVIDIA H100 PCIe", "fp32", True, (378e12, "table:H100 PCIe")),
+        ("NVIDIA H100 PCIe", "fp32", False, (51.2e12, "table:H100 PCIe")),
+        ("NVIDIA A100-SXM4-80GB", "fp16", False, (312e12, "table:A100")),
+        ("NVIDIA L4", "bf16", False, (121e12, "table:L4")),
+        ("NVIDIA L40S", "bf16", False, None),  # not an L4
+        ("Tesla T4", "bf16", False, None),  # no bf16 tensor cores: measured instead
+        ("Tesla V100-SXM2-16GB", "fp32", True, (15.7e12, "table:V100 SXM2")),  # no TF32 before Ampere
+    ],
+)
+def test_gpu_peak_table(name, precision, tf32, expected):
+    assert measure.table_peak_flops(name, precision, tf32) == expected
+
+
+# --------------------------------------------------------------------------- LoopTimer
+
+
+def test_loop_timer_splits_data_wait_from_compute():
+    def slow_loader():
+        for _ in range(5):
+            time.sleep(0.03)
+            yield torch.zeros(4, 2)
+
+    timer = LoopTimer()
+    for _ in timer.batches(slow_loader()):
+        time.sleep(0.03)
+    summary = timer.summary()
+    assert timer.samples == 20
+    assert 0.3 < summary["data_wait_fraction"] < 0.7
+    assert 4 / 0.06 / 3 < summary["loop_samples_per_s"] <= 4 / 0.06  # sleeps never end early
+
+
+def test_loop_timer_does_not_count_a_step_left_with_break():
+    timer = LoopTimer()
+    for i, _ in enumerate(timer.batches([torch.zeros(3)] * 10)):
+        if i == 2:
+            break
+    assert timer.samples == 6
+
+
+# --------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("bench_batch_size", 0),
+        ("bench_warmup_steps", -1),
+        ("bench_steps", 0),
+        ("bench_repeats", 0),
+        ("latency_samples", 0),
+        ("peak_gemm_size", 8),
+    ],
+)
+def test_measure_config_rejects_bad_values_with_a_sentence(field, value):
+    with pytest.raises(UserError) as error:
+        MeasureConfig(**{field: value})
+    message = str(error.value)
+    assert message.startswith("--" + field.replace("_", "-")) and message.endswith(".")
+    assert str(value) in message
+
+
+# --------------------------------------------------------------------------- two processes
+
+TWO_PROCESS_SCRIPT = """
+import json, sys
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from timm.models.mlp_mixer import MlpMixer
+from bench.config import MeasureConfig
+from bench.measure import measure_model
+
+torch.set_num_threads(1)
+accelerator = Accelerator()
+torch.manual_seed(0)
+model = MlpMixer(num_classes=10, img_size=16, patch_size=4, num_blocks=2, embed_dim=32)
+batch = (torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,)))
+cfg = MeasureConfig(bench_warmup_steps=1, bench_steps=2, bench_repeats=2, latency_samples=2, peak_gemm_size=64)
+result = measure_model(model, batch, lambda m, b: F.cross_entropy(m(b[0]), b[1]), lambda m, b: m(b[0]),
+                       lambda p: torch.optim.AdamW(p), cfg, "fp32", accelerator.device, accelerator=accelerator)
+print("RESULT", json.dumps({"processes": accelerator.num_processes, **result["throughput"]}), flush=True)
+"""
+
+
+def test_two_processes_report_one_global_throughput(tmp_path):
+    script = tmp_path / "two.py"
+    script.write_text(TWO_PROCESS_SCRIPT)
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(script)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = [json.loads(line.split(" ", 1)[1]) for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    assert len(results) == 2 and all(r["processes"] == 2 for r in results)
+    # Gathered and summed: both processes hold the same global figures.
+    assert results[0]["train_samples_per_s"] == results[1]["train_samples_per_s"] > 0
+    assert results[0]["infer_samples_per_s"] == results[1]["infer_samples_per_s"] > 0
