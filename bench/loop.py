@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from bench.errors import UserError
+from bench.measure import LoopTimer
 
 
 class Diverged(Exception):
@@ -25,6 +26,7 @@ class TrainStats:
     samples: int
     final_loss: float
     seconds: float
+    loop: dict  # LoopTimer.summary(): real throughput with data loading, share spent waiting for data
 
 
 def make_loaders(data, optim_cfg, data_cfg, seed: int):
@@ -68,10 +70,11 @@ def train(accelerator, task, model, optimizer, train_loader, optim_cfg) -> Train
     bar = tqdm(total=steps, desc="train", unit="step", disable=not accelerator.is_local_main_process, dynamic_ncols=True)
     start = time.perf_counter()
     epoch = 0
+    timer = LoopTimer()
     while step < steps:
         if hasattr(train_loader, "set_epoch"):
             train_loader.set_epoch(epoch)
-        for batch in train_loader:
+        for batch in timer.batches(train_loader):
             with accelerator.accumulate(model):
                 loss = task.loss(model, batch)
                 if not torch.isfinite(loss.detach()):
@@ -93,7 +96,8 @@ def train(accelerator, task, model, optimizer, train_loader, optim_cfg) -> Train
         epoch += 1
     bar.close()
     seconds = time.perf_counter() - start
-    return TrainStats(steps, samples / max(1, len(train_loader.dataset)), samples, loss_value, seconds)
+    epochs = samples / max(1, len(train_loader.dataset))
+    return TrainStats(steps, epochs, samples, loss_value, seconds, timer.summary(accelerator))
 
 
 @torch.inference_mode()

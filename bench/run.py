@@ -106,7 +106,7 @@ def run(configs) -> dict:
     from bench.results import capture_environment
     from tasks.base import get_task
 
-    run_cfg, optim_cfg, data_cfg = configs["run"], configs["optim"], configs["data"]
+    run_cfg, optim_cfg, data_cfg, measure_cfg = configs["run"], configs["optim"], configs["data"], configs["measure"]
     task = get_task(run_cfg.task)
     spec = task.spec(data_cfg)
     entry, size = resolve(run_cfg.model, run_cfg.size, spec)  # a bad pair fails here, before data loads
@@ -134,6 +134,11 @@ def run(configs) -> dict:
             metrics = loop.evaluate(accelerator, task, model, eval_loader, data)
         except loop.Diverged as e:
             status, error = "diverged", f"Training diverged: {e}."
+    measurements = {}
+    if status == "ok" and (measure_cfg.measure or run_cfg.mode == "bench"):
+        measurements = measure_run(accelerator, task, model, train_loader, optim_cfg, measure_cfg, run_cfg.precision)
+        if stats is not None:
+            measurements["throughput"].update(stats.loop)
     primary = metrics.get(spec.metric)
     result = {
         "schema_version": SCHEMA_VERSION,
@@ -155,12 +160,38 @@ def run(configs) -> dict:
             "final_loss": stats.final_loss, "seconds": round(stats.seconds, 3),
         },
         "wall_time_s": round(time.perf_counter() - started, 3),
+        **{key: measurements.get(key) for key in ("flops", "throughput", "latency_ms", "memory", "mfu")},
     }
     if accelerator.is_main_process:
         write_json_atomic(out_path, result)
         result["path"] = str(out_path)
     accelerator.wait_for_everyone()
     return result
+
+
+def measure_run(accelerator, task, model, train_loader, optim_cfg, measure_cfg, precision) -> dict:
+    """Throughput, latency, memory, FLOPs and MFU on one training batch, apart from training.
+
+    Inference is timed as the task's forward pass with its loss, under inference_mode.
+    """
+    import torch
+
+    from bench.measure import measure_model
+
+    batch = next(iter(train_loader))
+    tokens = task.tokens(batch)
+    return measure_model(
+        accelerator.unwrap_model(model),
+        batch,
+        task.loss,
+        task.loss,
+        lambda params: torch.optim.AdamW(params, lr=optim_cfg.lr, weight_decay=optim_cfg.weight_decay),
+        measure_cfg,
+        precision,
+        accelerator.device,
+        tokens_per_sample=None if tokens is None else tokens / task.batch_size(batch),
+        accelerator=accelerator,
+    )
 
 
 def check_output(path: Path, overwrite: bool) -> None:

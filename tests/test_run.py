@@ -12,7 +12,9 @@ from bench import run as runner
 from bench.results import REQUIRED_KEYS, SCHEMA_VERSION, load_result
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = ["--max-steps", "3", "--batch-size", "32", "--max-eval-samples", "64"]
+TINY = ["--max-steps", "3", "--batch-size", "32", "--max-eval-samples", "64", "--no-measure"]
+QUICK_MEASURE = ["--bench-warmup-steps", "1", "--bench-steps", "2", "--bench-repeats", "2", "--latency-samples", "5",
+                 "--peak-gemm-size", "256"]
 
 
 def cli(*argv, cwd=ROOT):
@@ -21,7 +23,8 @@ def cli(*argv, cwd=ROOT):
 
 
 def test_digits_run_writes_one_complete_result(tmp_path):
-    assert runner.main(["--task", "digits", "--model", "mixer", "--output-dir", str(tmp_path), *TINY]) == 0
+    argv = ["--task", "digits", "--model", "mixer", "--output-dir", str(tmp_path), *TINY[:-1], *QUICK_MEASURE]
+    assert runner.main(argv) == 0
     files = list(tmp_path.glob("*.json"))
     assert [f.name for f in files] == ["digits__mixer-mini__fp32__seed0.json"]
     result = load_result(files[0])
@@ -36,6 +39,14 @@ def test_digits_run_writes_one_complete_result(tmp_path):
                 "precision", "git_commit", "started_at"):
         assert key in env
     assert env["num_processes"] == 1
+    assert result["params"] == 705626
+    assert result["flops"]["train_per_sample"] > result["flops"]["forward_per_sample"] > 0
+    throughput = result["throughput"]
+    assert throughput["train_samples_per_s"] > 0 and throughput["infer_samples_per_s"] > 0
+    assert throughput["batch_size"] == 32 and throughput["loop_samples_per_s"] > 0
+    assert 0 <= throughput["data_wait_fraction"] < 1
+    assert result["memory"]["kind"] == "cpu_rss" and result["memory"]["train_peak_mb"] > 0
+    assert 0 < result["mfu"]["train"] < 1.5
     assert not list(tmp_path.glob(".*.tmp")), "no temporary file is left behind"
 
 
@@ -83,7 +94,7 @@ def test_bad_input_is_one_sentence_and_exit_2(tmp_path, argv, sentence):
 def test_unknown_precision_is_rejected_by_argparse(tmp_path):
     out = cli("--precision", "fp8")
     assert out.returncode == 2
-    assert "invalid choice: 'fp8' (choose from fp32, bf16, fp16)" in out.stderr
+    assert "argument --precision: invalid choice: 'fp8'" in out.stderr
 
 
 @pytest.fixture(scope="module")
