@@ -29,6 +29,11 @@ class TrainStats:
     loop: dict  # LoopTimer.summary(): real throughput with data loading, share spent waiting for data
 
 
+def _no_bar(accelerator):
+    """Bars on the main process only; None lets tqdm drop them when output is not a terminal."""
+    return None if accelerator.is_local_main_process else True
+
+
 def make_loaders(data, optim_cfg, data_cfg, seed: int):
     generator = torch.Generator().manual_seed(seed)
     common = dict(collate_fn=data.collate, num_workers=data_cfg.num_workers, pin_memory=torch.cuda.is_available())
@@ -67,7 +72,7 @@ def train(accelerator, task, model, optimizer, train_loader, optim_cfg) -> Train
     scheduler = get_cosine_schedule_with_warmup(optimizer, round(optim_cfg.warmup_fraction * steps), steps)
     model.train()
     step, samples, loss_value = 0, 0, float("nan")
-    bar = tqdm(total=steps, desc="train", unit="step", disable=not accelerator.is_local_main_process, dynamic_ncols=True)
+    bar = tqdm(total=steps, desc="train", unit="step", disable=_no_bar(accelerator), dynamic_ncols=True)
     start = time.perf_counter()
     epoch = 0
     timer = LoopTimer()
@@ -105,7 +110,7 @@ def evaluate(accelerator, task, model, eval_loader, data) -> dict[str, float]:
     """Metrics over the whole evaluation set, gathered across processes without duplicates."""
     model.eval()
     collected: dict[str, list[torch.Tensor]] = {}
-    for batch in tqdm(eval_loader, desc="eval", unit="batch", disable=not accelerator.is_local_main_process,
+    for batch in tqdm(eval_loader, desc="eval", unit="batch", disable=_no_bar(accelerator),
                       dynamic_ncols=True, leave=False):
         outputs = accelerator.gather_for_metrics(task.eval_outputs(model, batch))
         for name, value in outputs.items():
