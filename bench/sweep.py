@@ -1,6 +1,7 @@
 """Run a grid of (task, model, size, seed) from a TOML file, each run in its own process.
 
     python -m bench.sweep sweeps/quickstart.toml
+    python -m bench.sweep sweeps/leaderboard.toml --jobs 2   # two runs at a time, one CPU thread each
 
 A crash or out-of-memory in one run does not stop the rest; runs whose result file already
 exists are skipped, so an interrupted sweep resumes where it stopped. Each run's output goes
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -77,7 +79,8 @@ def plan(grid: dict) -> list[dict]:
 
     runs = []
     sizes = grid.get("sizes") or [None]
-    for task_name, family, size, seed in itertools.product(grid["tasks"], grid["models"], sizes, grid["seeds"]):
+    # Seeds outermost: a sweep stopped early still has every pair at its first seeds.
+    for seed, task_name, family, size in itertools.product(grid["seeds"], grid["tasks"], grid["models"], sizes):
         args = {**grid.get("args", {}), **grid.get("task_args", {}).get(task_name, {})}
         task = get_task(task_name)
         data_keys = {k.replace("-", "_"): v for k, v in args.items()}
@@ -95,9 +98,13 @@ def plan(grid: dict) -> list[dict]:
     return runs
 
 
-def run_one(run: dict, launcher: list[str], log_dir: Path) -> int:
+def run_one(run: dict, launcher: list[str], log_dir: Path, threads: int | None) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "TQDM_DISABLE": "1"}
+    env = dict(os.environ)
+    if threads is not None:
+        # Parallel runs each get their share of the cores; oversubscribed OpenMP threads would
+        # spin against each other and make every run (and its throughput figures) far slower.
+        env["OMP_NUM_THREADS"] = str(threads)
     with open(log_dir / f"{run['name']}.log", "w") as log:
         return subprocess.run([*launcher, str(RUN_SCRIPT), *run["argv"]], stdout=log, stderr=subprocess.STDOUT, env=env).returncode
 
@@ -121,7 +128,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("grid", type=Path, help="sweep TOML file")
     parser.add_argument("--dry-run", action="store_true", help="print the runs and exit")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at a time; each then gets cores/jobs CPU threads (default 1: all threads)")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        print(f"error: --jobs must be at least 1, got {args.jobs}.", file=sys.stderr)
+        return 2
     try:
         grid = load_grid(args.grid)
         runs = plan(grid)
@@ -130,25 +142,31 @@ def main(argv=None) -> int:
         return e.exit_code
     launcher = grid.get("launcher") or [sys.executable]
     log_dir = Path(grid["output_dir"]) / "logs"
-    failed = 0
+    threads = None if args.jobs == 1 else max(1, (os.cpu_count() or 1) // args.jobs)
+    todo = []
     for i, run in enumerate(runs, 1):
-        prefix = f"[{i}/{len(runs)}] {run['name']}"
+        run["prefix"] = f"[{i}/{len(runs)}] {run['name']}"
         if run["path"].exists():
-            print(f"{prefix}: result exists, skipped")
-            continue
-        if args.dry_run:
-            print(f"{prefix}: would run bench/run.py {' '.join(run['argv'])}")
-            continue
+            print(f"{run['prefix']}: result exists, skipped")
+        elif args.dry_run:
+            print(f"{run['prefix']}: would run bench/run.py {' '.join(run['argv'])}")
+        else:
+            todo.append(run)
+
+    def execute(run: dict) -> bool:
         start = time.perf_counter()
-        print(f"{prefix}: running...", flush=True)
-        code = run_one(run, launcher, log_dir)
+        print(f"{run['prefix']}: running...", flush=True)
+        code = run_one(run, launcher, log_dir, threads)
         seconds = time.perf_counter() - start
         if code == 0 and run["path"].exists():
             value = json.loads(run["path"].read_text())["primary_metric"]
-            print(f"{prefix}: {value['name']} {value['value']:.4f} in {seconds:.0f}s", flush=True)
-        else:
-            failed += 1
-            print(f"{prefix}: failed with exit code {code} after {seconds:.0f}s; see {log_dir / (run['name'] + '.log')}")
+            print(f"{run['prefix']}: {value['name']} {value['value']:.4f} in {seconds:.0f}s", flush=True)
+            return True
+        print(f"{run['prefix']}: failed with exit code {code} after {seconds:.0f}s; see {log_dir / (run['name'] + '.log')}")
+        return False
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        failed = sum(not ok for ok in pool.map(execute, todo))
     if not args.dry_run:
         print()
         print(table([r["path"] for r in runs if r["path"].exists()]))
