@@ -88,7 +88,8 @@ def plan(grid: dict) -> list[dict]:
         try:
             entry, resolved = resolve(family, size, task.spec(data_cfg))
         except PairError as e:
-            print(f"skip: {e}")
+            if seed == grid["seeds"][0]:  # say it once, not once per seed
+                print(f"skip: {e}")
             continue
         precision = args.get("precision", "fp32")
         path = Path(grid["output_dir"]) / result_filename(task_name, family, resolved, seed, precision)

@@ -136,3 +136,8 @@ def test_unknown_size_lists_valid_sizes():
 def test_unknown_task_lists_valid_names():
     with pytest.raises(UnknownNameError, match=r"Unknown task 'mnist'; valid tasks are: .*digits.*fashion-mnist"):
         get_task("mnist")
+
+
+def test_text_model_on_an_image_task_is_an_impossible_pair():
+    with pytest.raises(PairError, match=r"^Model 'transformer' cannot run task 'digits': it is built for mlm and seq2seq tasks, and 'digits' is an image task\.$"):
+        resolve("transformer", None, get_task("digits").spec(DataConfig()))

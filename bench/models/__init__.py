@@ -29,6 +29,7 @@ class ModelEntry:
 
 
 _ENTRIES: dict[tuple[str, str], ModelEntry] = {}
+_A_MODALITY = {"image": "an image", "mlm": "an mlm", "seq2seq": "a seq2seq"}  # for error sentences
 
 
 def register_model(
@@ -78,8 +79,8 @@ def resolve(family: str, size: Optional[str], spec: TaskSpec) -> tuple[ModelEntr
     if entry is None:
         modalities = sorted({m for e in entries for m in e.modalities})
         raise PairError(
-            f"Model {family!r} cannot run task {spec.name!r}: it is built for {', '.join(modalities)} tasks, "
-            f"and {spec.name!r} is a {spec.modality} task."
+            f"Model {family!r} cannot run task {spec.name!r}: it is built for {' and '.join(modalities)} tasks, "
+            f"and {spec.name!r} is {_A_MODALITY[spec.modality]} task."
         )
     size = size or entry.default_size(spec)
     if size not in entry.sizes:
