@@ -159,7 +159,7 @@ def test_memory_is_the_process_peak_on_cpu(measured):
     _, _, result = measured
     memory = result["memory"]
     assert memory["kind"] == "cpu_rss"
-    # The whole process: at least the torch libraries, and far below this machine's size in TB.
+    # The whole process: at least the torch libraries, and less than a terabyte.
     assert 50 < memory["infer_peak_mb"] < 1e6 and 50 < memory["train_peak_mb"] < 1e6
     assert memory["train_reserved_mb"] is None and memory["infer_reserved_mb"] is None
 
