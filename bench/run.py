@@ -20,7 +20,7 @@ from bench.errors import PairError, UserError  # noqa: E402
 from bench.results import SCHEMA_VERSION, result_filename, write_json_atomic  # noqa: E402
 
 MIXED_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
-DEBUG_HINT = "rerun with --debug for the traceback"
+DEBUG_HINT = "Rerun with --debug for the traceback."
 
 
 def parse_args(argv=None):
@@ -297,14 +297,14 @@ def main(argv=None) -> int:
         except Exception as e:
             if args.debug:
                 traceback.print_exc()
-            hint = "" if args.debug else f" ({DEBUG_HINT})"
+            hint = "" if args.debug else f" {DEBUG_HINT}"
             print(f"error: Unexpected {type(e).__name__}: {first_line(e)}.{hint}", file=sys.stderr)
             return 1
     if "path" in result:
         print(summary_line(result))
         print(f"result: {result['path']}")
         if result["error"]:
-            hint = f" ({DEBUG_HINT})" if result["status"] == "error" and not args.debug else ""
+            hint = f" {DEBUG_HINT}" if result["status"] == "error" and not args.debug else ""
             print(f"error: {result['error']}{hint}", file=sys.stderr)
     return exit_code
 

@@ -94,13 +94,23 @@ def test_unexpected_error_leaves_a_result_and_points_to_debug(tmp_path, capsys, 
     assert runner.main([*TINY, "--output-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     sentence = "Unexpected RuntimeError during training: shapes do not match."
-    assert f"error: {sentence} (rerun with --debug for the traceback)" in err and "Traceback" not in err
+    assert f"error: {sentence} Rerun with --debug for the traceback." in err and "Traceback" not in err
     result = load_result(tmp_path / f"{NAME}.json")
     assert result["status"] == "error" and result["error"] == sentence
 
     fail_at_call(monkeypatch, 2, RuntimeError("shapes do not match"))
     assert runner.main([*TINY, "--output-dir", str(tmp_path), "--overwrite", "--debug"]) == 1
     assert "Traceback (most recent call last)" in capsys.readouterr().err
+
+
+def test_unexpected_error_before_training_is_one_sentence(tmp_path, capsys, monkeypatch):
+    def broken(data_cfg, seed):
+        raise ValueError("bad header")
+
+    monkeypatch.setattr(get_task("digits"), "load", broken)
+    assert runner.main([*TINY, "--output-dir", str(tmp_path)]) == 1
+    assert one_line_error(capsys) == "error: Unexpected ValueError: bad header. Rerun with --debug for the traceback.\n"
+    assert not list(tmp_path.glob("*.json")), "nothing to record before training"
 
 
 def test_sigterm_saves_a_checkpoint_and_records_interrupted(tmp_path):
