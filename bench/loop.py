@@ -68,6 +68,8 @@ class StopSignals:
             yield
         finally:
             self._deferring = False
+        if self.received is not None:  # arrived after the loop's last look at it
+            raise Interrupted(self.received, f"Interrupted by {signal.Signals(self.received).name}.")
 
     def _handle(self, signum, frame):
         if self._deferring and self.received is None:
@@ -96,11 +98,11 @@ def _no_bar(accelerator):
     return None if accelerator.is_local_main_process else True
 
 
-def make_loaders(data, optim_cfg, data_cfg, seed: int):
-    generator = torch.Generator().manual_seed(seed)
+def make_loaders(data, optim_cfg, data_cfg):
+    """Training and evaluation loaders. The training order comes from the Accelerator's seedable
+    sampler once prepared: a function of (seed, epoch), the same on every process and after a resume."""
     common = dict(collate_fn=data.collate, num_workers=data_cfg.num_workers, pin_memory=torch.cuda.is_available())
-    train = DataLoader(data.train, batch_size=optim_cfg.batch_size, shuffle=True, drop_last=True,
-                       generator=generator, **common)
+    train = DataLoader(data.train, batch_size=optim_cfg.batch_size, shuffle=True, drop_last=True, **common)
     if len(train) == 0:
         raise UserError(
             f"--batch-size {optim_cfg.batch_size} is larger than the {len(data.train)} training samples; "

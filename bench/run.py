@@ -139,7 +139,7 @@ def run(configs) -> tuple[dict, int]:
         data = task.load(data_cfg, run_cfg.seed)
     model = entry.build(data.spec, entry.sizes[size])
     params = sum(p.numel() for p in model.parameters())
-    train_loader, eval_loader = loop.make_loaders(data, optim_cfg, data_cfg, run_cfg.seed)
+    train_loader, eval_loader = loop.make_loaders(data, optim_cfg, data_cfg)
     optimizer = torch.optim.AdamW(loop.param_groups(model, optim_cfg.weight_decay), lr=optim_cfg.lr)
     model, optimizer, train_loader, eval_loader = accelerator.prepare(model, optimizer, train_loader, eval_loader)
     scheduler = accelerator.prepare(loop.make_scheduler(optimizer, optim_cfg, len(train_loader)))
