@@ -36,7 +36,12 @@ class RunConfig:
     mode: str = flag("train", "train: train and evaluate, then measure; bench: measure only", MODES)
     precision: str = flag("fp32", "autocast precision", PRECISIONS)
     output_dir: str = flag("runs", "folder for the result JSON and checkpoints")
-    overwrite: bool = flag(False, "replace an existing result for the same run")
+    overwrite: bool = flag(False, "start the run over: replace its result and remove its checkpoints")
+    resume: bool = flag(False, "continue from the run's latest checkpoint (and replace its result)")
+    checkpoint_every: Optional[int] = flag(
+        0, "also save a checkpoint every N optimizer steps; one is always saved at each epoch's end, "
+        "the end of training and on SIGINT/SIGTERM (none: never save)"
+    )
     debug: bool = flag(False, "show full tracebacks")
 
     def __post_init__(self):
@@ -45,6 +50,14 @@ class RunConfig:
         _check(
             self.precision in PRECISIONS,
             f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}.",
+        )
+        _check(
+            self.checkpoint_every is None or self.checkpoint_every >= 0,
+            f"--checkpoint-every must be >= 0 or none, got {self.checkpoint_every}.",
+        )
+        _check(
+            not (self.resume and self.overwrite),
+            "--resume continues a run and --overwrite starts it over; pass only one of them.",
         )
 
 

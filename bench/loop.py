@@ -3,20 +3,82 @@
 from __future__ import annotations
 
 import math
+import signal
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Optional
 
 import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
+from bench.checkpoint import Checkpoints, Position
 from bench.errors import UserError
 from bench.measure import LoopTimer
 
 
-class Diverged(Exception):
-    """The loss became NaN or infinite."""
+class Stopped(Exception):
+    """Training ended early. `status` goes into the result; `exit_code` is the runner's."""
+
+    status = "error"
+    exit_code = 1
+
+
+class Diverged(Stopped):
+    status = "diverged"
+
+
+class OutOfMemory(Stopped):
+    status = "oom"
+
+
+class Interrupted(Stopped):
+    status = "interrupted"
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.exit_code = 128 + signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
+class StopSignals:
+    """SIGINT and SIGTERM as Interrupted, raised at once, except inside `deferred()` (the training
+    loop), where the first one is only noted so the loop can finish its step and save a checkpoint.
+    A second signal there stops at once."""
+
+    def __init__(self):
+        self.received: Optional[int] = None
+        self._deferring = False
+
+    @contextmanager
+    def installed(self):
+        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            self.received = None
+
+    @contextmanager
+    def deferred(self):
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+        if self.received is not None:  # arrived after the loop's last look at it
+            raise Interrupted(self.received, f"Interrupted by {signal.Signals(self.received).name}.")
+
+    def _handle(self, signum, frame):
+        if self._deferring and self.received is None:
+            self.received = signum
+            return
+        raise Interrupted(signum, f"Interrupted by {signal.Signals(signum).name}.")
+
+
+signals = StopSignals()  # one per process, as signal handlers are
 
 
 @dataclass
@@ -24,9 +86,11 @@ class TrainStats:
     steps: int
     epochs: float
     samples: int
-    final_loss: float
+    final_loss: Optional[float]
     seconds: float
     loop: dict  # LoopTimer.summary(): real throughput with data loading, share spent waiting for data
+    resumed_from_step: Optional[int]
+    checkpoint: Optional[str]  # the last checkpoint saved, if any
 
 
 def _no_bar(accelerator):
@@ -34,11 +98,11 @@ def _no_bar(accelerator):
     return None if accelerator.is_local_main_process else True
 
 
-def make_loaders(data, optim_cfg, data_cfg, seed: int):
-    generator = torch.Generator().manual_seed(seed)
+def make_loaders(data, optim_cfg, data_cfg):
+    """Training and evaluation loaders. The training order comes from the Accelerator's seedable
+    sampler once prepared: a function of (seed, epoch), the same on every process and after a resume."""
     common = dict(collate_fn=data.collate, num_workers=data_cfg.num_workers, pin_memory=torch.cuda.is_available())
-    train = DataLoader(data.train, batch_size=optim_cfg.batch_size, shuffle=True, drop_last=True,
-                       generator=generator, **common)
+    train = DataLoader(data.train, batch_size=optim_cfg.batch_size, shuffle=True, drop_last=True, **common)
     if len(train) == 0:
         raise UserError(
             f"--batch-size {optim_cfg.batch_size} is larger than the {len(data.train)} training samples; "
@@ -64,45 +128,90 @@ def total_steps(optim_cfg, batches_per_epoch: int) -> int:
     return max(1, math.ceil(optim_cfg.epochs * batches_per_epoch / optim_cfg.grad_accum))
 
 
-def train(accelerator, task, model, optimizer, train_loader, optim_cfg) -> TrainStats:
-    """Train for the configured steps; raise Diverged on a non-finite loss."""
+def make_scheduler(optimizer, optim_cfg, batches_per_epoch: int):
+    """Linear warm-up then cosine decay over the run's optimizer steps.
+
+    Prepare it with an Accelerator made with step_scheduler_with_optimizer=False: it is stepped
+    once per optimizer step whatever the number of processes, and saved with the checkpoints.
+    """
+    steps = total_steps(optim_cfg, batches_per_epoch)
+    return get_cosine_schedule_with_warmup(optimizer, round(optim_cfg.warmup_fraction * steps), steps)
+
+
+def train(accelerator, task, model, optimizer, scheduler, train_loader, optim_cfg,
+          checkpoints: Optional[Checkpoints] = None, start: Optional[Position] = None) -> TrainStats:
+    """Train from `start` (a checkpoint's position) for the configured steps.
+
+    Raises Diverged on a non-finite loss, OutOfMemory, and Interrupted after saving a checkpoint
+    when SIGINT / SIGTERM arrives. Every process takes these decisions together, at the same step.
+    """
     steps = total_steps(optim_cfg, len(train_loader))
-    # The scheduler is stepped by hand once per optimizer step (not prepared), so its length is
-    # the run's real number of optimizer steps whatever the number of processes.
-    scheduler = get_cosine_schedule_with_warmup(optimizer, round(optim_cfg.warmup_fraction * steps), steps)
+    position = replace(start) if start else Position()
+    resumed_from = start.step if start else None
+    saved, last_loss = None, None
     model.train()
-    step, samples, loss_value = 0, 0, float("nan")
-    bar = tqdm(total=steps, desc="train", unit="step", disable=_no_bar(accelerator), dynamic_ncols=True)
-    start = time.perf_counter()
-    epoch = 0
+    nonfinite = torch.zeros((), dtype=torch.bool, device=accelerator.device)
+    bar = tqdm(total=steps, initial=position.step, desc="train", unit="step", disable=_no_bar(accelerator),
+               dynamic_ncols=True)
+    started = time.perf_counter()
     timer = LoopTimer()
-    while step < steps:
-        if hasattr(train_loader, "set_epoch"):
-            train_loader.set_epoch(epoch)
-        for batch in timer.batches(train_loader):
-            with accelerator.accumulate(model):
-                loss = task.loss(model, batch)
-                if not torch.isfinite(loss.detach()):
-                    raise Diverged(f"the loss became {loss.item()} at step {step}")
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and optim_cfg.grad_clip is not None:
-                    accelerator.clip_grad_norm_(model.parameters(), optim_cfg.grad_clip)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            samples += task.batch_size(batch) * accelerator.num_processes
-            if accelerator.sync_gradients:
+    with signals.deferred():
+        while position.step < steps:
+            train_loader.set_epoch(position.epoch)  # the data order is a function of (seed, epoch)
+            batches = accelerator.skip_first_batches(train_loader, position.batch) if position.batch else train_loader
+            for batch in timer.batches(batches):
+                try:
+                    with accelerator.accumulate(model):
+                        loss = task.loss(model, batch)
+                        nonfinite |= ~torch.isfinite(loss.detach())
+                        accelerator.backward(loss)
+                        if accelerator.sync_gradients and optim_cfg.grad_clip is not None:
+                            accelerator.clip_grad_norm_(model.parameters(), optim_cfg.grad_clip)
+                        optimizer.step()
+                        optimizer.zero_grad(set_to_none=True)
+                except torch.OutOfMemoryError:
+                    raise OutOfMemory(
+                        f"Out of memory at training step {position.step + 1} with --batch-size {optim_cfg.batch_size} "
+                        f"per process; lower --batch-size (raise --grad-accum to keep the global batch)."
+                    ) from None
+                position.batch += 1
+                position.samples += task.batch_size(batch) * accelerator.num_processes
+                if not accelerator.sync_gradients:
+                    continue
                 scheduler.step()
-                step += 1
-                loss_value = loss.item()
+                position.step += 1
+                end_of_epoch = accelerator.gradient_state.end_of_dataloader
+                if end_of_epoch:
+                    position.epoch, position.batch = position.epoch + 1, 0
+                diverged, stop = _on_any_process(accelerator, nonfinite, signals.received is not None)
+                if diverged:
+                    raise Diverged(f"Training diverged: the loss became NaN or infinite by step {position.step}.")
+                last_loss = loss.detach()
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-                if step >= steps:
+                bar.set_postfix(loss=f"{last_loss.item():.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+                if checkpoints and checkpoints.due(position.step, end_of_epoch or stop or position.step >= steps):
+                    saved = checkpoints.save(accelerator, position)
+                if stop:
+                    kept = f" and saved a checkpoint in {saved}; continue with --resume" if saved else ""
+                    raise Interrupted(signals.received or signal.SIGTERM,
+                                      f"Interrupted at step {position.step} of {steps}{kept}.")
+                if position.step >= steps:
                     break
-        epoch += 1
     bar.close()
-    seconds = time.perf_counter() - start
-    epochs = samples / max(1, len(train_loader.dataset))
-    return TrainStats(steps, epochs, samples, loss_value, seconds, timer.summary(accelerator))
+    seconds = time.perf_counter() - started
+    # The last batch's loss over every process's share of it; none when a resumed run had no step left.
+    final_loss = None if last_loss is None else accelerator.reduce(last_loss, "mean").item()
+    epochs = position.samples / max(1, len(train_loader.dataset))
+    return TrainStats(position.step, epochs, position.samples, final_loss, seconds, timer.summary(accelerator),
+                      resumed_from, None if saved is None else str(saved))
+
+
+def _on_any_process(accelerator, *flags) -> list[bool]:
+    """Each flag OR-ed over the processes: one process stopping alone would leave the others waiting."""
+    local = torch.stack([torch.as_tensor(f, dtype=torch.float32, device=accelerator.device) for f in flags])
+    if accelerator.num_processes > 1:
+        local = accelerator.reduce(local, "sum")
+    return (local > 0).tolist()
 
 
 @torch.inference_mode()
@@ -112,7 +221,13 @@ def evaluate(accelerator, task, model, eval_loader, data) -> dict[str, float]:
     collected: dict[str, list[torch.Tensor]] = {}
     for batch in tqdm(eval_loader, desc="eval", unit="batch", disable=_no_bar(accelerator),
                       dynamic_ncols=True, leave=False):
-        outputs = accelerator.gather_for_metrics(task.eval_outputs(model, batch))
+        try:
+            outputs = accelerator.gather_for_metrics(task.eval_outputs(model, batch))
+        except torch.OutOfMemoryError:
+            raise OutOfMemory(
+                f"Out of memory in evaluation with batch size {task.batch_size(batch)} per process; "
+                f"lower --eval-batch-size."
+            ) from None
         for name, value in outputs.items():
             collected.setdefault(name, []).append(value.cpu())
     model.train()

@@ -20,6 +20,7 @@ from bench.errors import PairError, UserError  # noqa: E402
 from bench.results import SCHEMA_VERSION, result_filename, write_json_atomic  # noqa: E402
 
 MIXED_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
+DEBUG_HINT = "Rerun with --debug for the traceback."
 
 
 def parse_args(argv=None):
@@ -94,14 +95,18 @@ def _reference_specs(specs):
     return ref
 
 
-def run(configs) -> dict:
-    """One run from validated configs; returns the result dict (also written by the main process)."""
+def run(configs) -> tuple[dict, int]:
+    """One run from validated configs: (the result, the exit code). The main process writes the result.
+
+    Failures during training, evaluation and measurement still leave a result saying what happened.
+    """
     import torch
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DataLoaderConfiguration
     from accelerate.utils import set_seed
 
     import tasks  # noqa: F401
     from bench import loop
+    from bench.checkpoint import Checkpoints
     from bench.models import resolve
     from bench.results import capture_environment
     from tasks.base import get_task
@@ -111,34 +116,67 @@ def run(configs) -> dict:
     spec = task.spec(data_cfg)
     entry, size = resolve(run_cfg.model, run_cfg.size, spec)  # a bad pair fails here, before data loads
     out_path = Path(run_cfg.output_dir) / result_filename(task.name, entry.family, size, run_cfg.seed, run_cfg.precision)
-    check_output(out_path, run_cfg.overwrite)
+    checkpoint_root = Path(run_cfg.output_dir) / "checkpoints" / out_path.stem
+    check_output(out_path, checkpoint_root, run_cfg)
 
     accelerator = Accelerator(
-        mixed_precision=MIXED_PRECISION[run_cfg.precision], gradient_accumulation_steps=optim_cfg.grad_accum
+        mixed_precision=MIXED_PRECISION[run_cfg.precision],
+        gradient_accumulation_steps=optim_cfg.grad_accum,
+        step_scheduler_with_optimizer=False,  # see loop.make_scheduler
+        dataloader_config=DataLoaderConfiguration(
+            use_seedable_sampler=True,  # the data order is a function of (seed, epoch): the same after a resume
+            data_seed=run_cfg.seed,
+            non_blocking=torch.cuda.is_available(),  # from pinned memory, copies to the GPU overlap compute
+        ),
     )
+    if accelerator.device.type == "cuda" and spec.modality == "image":
+        torch.backends.cudnn.benchmark = True  # image shapes never change: pick the fastest kernels once
     set_seed(run_cfg.seed)
     started = time.perf_counter()
     environment = capture_environment(accelerator, run_cfg.precision)
     task.configure(optim_cfg)
-    data = task.load(data_cfg, run_cfg.seed)
+    with accelerator.main_process_first():  # one process fills the caches (tokenizer, datasets) the others read
+        data = task.load(data_cfg, run_cfg.seed)
     model = entry.build(data.spec, entry.sizes[size])
     params = sum(p.numel() for p in model.parameters())
-    train_loader, eval_loader = loop.make_loaders(data, optim_cfg, data_cfg, run_cfg.seed)
+    train_loader, eval_loader = loop.make_loaders(data, optim_cfg, data_cfg)
     optimizer = torch.optim.AdamW(loop.param_groups(model, optim_cfg.weight_decay), lr=optim_cfg.lr)
     model, optimizer, train_loader, eval_loader = accelerator.prepare(model, optimizer, train_loader, eval_loader)
+    scheduler = accelerator.prepare(loop.make_scheduler(optimizer, optim_cfg, len(train_loader)))
 
-    status, error, metrics, stats = "ok", None, {}, None
-    if run_cfg.mode == "train":
-        try:
-            stats = loop.train(accelerator, task, model, optimizer, train_loader, optim_cfg)
+    identity = {
+        "--task": task.name, "--model": entry.family, "--size": size, "--seed": run_cfg.seed,
+        "--precision": run_cfg.precision, "processes": accelerator.num_processes, "parameters": params,
+        "training samples": len(data.train),
+        **{"--" + key.replace("_", "-"): value for key, value in as_dict(configs)["optim"].items()},
+    }
+    checkpoints = Checkpoints(checkpoint_root, identity, run_cfg.checkpoint_every)
+    start = None
+    if run_cfg.resume:
+        folder, start = checkpoints.load(accelerator)
+        if accelerator.is_main_process:
+            print(f"Resuming from {folder} at step {start.step}.")
+    elif run_cfg.overwrite:
+        checkpoints.clear(accelerator)
+
+    status, error, exit_code, metrics, stats, measurements = "ok", None, 0, {}, None, {}
+    phase = "training"
+    try:
+        if run_cfg.mode == "train":
+            stats = loop.train(accelerator, task, model, optimizer, scheduler, train_loader, optim_cfg, checkpoints, start)
+            phase = "evaluation"
             metrics = loop.evaluate(accelerator, task, model, eval_loader, data)
-        except loop.Diverged as e:
-            status, error = "diverged", f"Training diverged: {e}."
-    measurements = {}
-    if status == "ok" and (measure_cfg.measure or run_cfg.mode == "bench"):
-        measurements = measure_run(accelerator, task, model, train_loader, optim_cfg, measure_cfg, run_cfg.precision)
-        if stats is not None:
-            measurements["throughput"].update(stats.loop)
+        if measure_cfg.measure or run_cfg.mode == "bench":
+            phase = "measurement"
+            measurements = measure_run(accelerator, task, model, train_loader, optim_cfg, measure_cfg, run_cfg.precision)
+            if stats is not None:
+                measurements["throughput"].update(stats.loop)
+    except loop.Stopped as e:
+        status, error, exit_code = e.status, str(e), e.exit_code
+    except Exception as e:  # a bug or an unforeseen failure: the result still says what happened
+        if run_cfg.debug:
+            traceback.print_exc()
+        status, error, exit_code = "error", f"Unexpected {type(e).__name__} during {phase}: {first_line(e)}.", 1
     primary = metrics.get(spec.metric)
     result = {
         "schema_version": SCHEMA_VERSION,
@@ -158,6 +196,7 @@ def run(configs) -> dict:
         "train": None if stats is None else {
             "steps": stats.steps, "epochs": round(stats.epochs, 4), "samples": stats.samples,
             "final_loss": stats.final_loss, "seconds": round(stats.seconds, 3),
+            "resumed_from_step": stats.resumed_from_step, "checkpoint": stats.checkpoint,
         },
         "wall_time_s": round(time.perf_counter() - started, 3),
         **{key: measurements.get(key) for key in ("flops", "throughput", "latency_ms", "memory", "mfu")},
@@ -166,7 +205,7 @@ def run(configs) -> dict:
         write_json_atomic(out_path, result)
         result["path"] = str(out_path)
     accelerator.wait_for_everyone()
-    return result
+    return result, exit_code
 
 
 def measure_run(accelerator, task, model, train_loader, optim_cfg, measure_cfg, precision) -> dict:
@@ -176,28 +215,42 @@ def measure_run(accelerator, task, model, train_loader, optim_cfg, measure_cfg, 
     """
     import torch
 
+    from bench.loop import OutOfMemory
     from bench.measure import measure_model
 
     batch = next(iter(train_loader))
     tokens = task.tokens(batch)
-    return measure_model(
-        accelerator.unwrap_model(model),
-        batch,
-        task.loss,
-        task.loss,
-        lambda params: torch.optim.AdamW(params, lr=optim_cfg.lr, weight_decay=optim_cfg.weight_decay),
-        measure_cfg,
-        precision,
-        accelerator.device,
-        tokens_per_sample=None if tokens is None else tokens / task.batch_size(batch),
-        accelerator=accelerator,
-    )
+    try:
+        return measure_model(
+            accelerator.unwrap_model(model),
+            batch,
+            task.loss,
+            task.loss,
+            lambda params: torch.optim.AdamW(params, lr=optim_cfg.lr, weight_decay=optim_cfg.weight_decay),
+            measure_cfg,
+            precision,
+            accelerator.device,
+            tokens_per_sample=None if tokens is None else tokens / task.batch_size(batch),
+            accelerator=accelerator,
+        )
+    except torch.OutOfMemoryError:  # measure_model already halved the batch down to 1
+        raise OutOfMemory("Out of memory while measuring, even at batch size 1.") from None
 
 
-def check_output(path: Path, overwrite: bool) -> None:
-    """Refuse to clobber an earlier result, and fail now (not after training) on an unwritable folder."""
-    if path.exists() and not overwrite:
+def check_output(path: Path, checkpoints: Path, run_cfg) -> None:
+    """Refuse to clobber an earlier result or checkpoints, to resume without a checkpoint, and fail now
+    (not after training) on an unwritable folder."""
+    from bench.checkpoint import complete
+
+    if path.exists() and not (run_cfg.overwrite or run_cfg.resume):
         raise UserError(f"{path} already exists; pass --overwrite to replace it, or another --output-dir.")
+    found = complete(checkpoints)
+    if run_cfg.resume and not found:
+        raise UserError(f"--resume found no checkpoint in {checkpoints}; run without --resume to start the run.")
+    if found and not (run_cfg.resume or run_cfg.overwrite):
+        raise UserError(
+            f"{checkpoints} holds checkpoints of this run; pass --resume to continue it or --overwrite to start over."
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         probe = path.parent / f".write-test-{path.name}"
@@ -205,6 +258,12 @@ def check_output(path: Path, overwrite: bool) -> None:
         probe.unlink()
     except OSError as e:
         raise UserError(f"Cannot write results to {path.parent} ({e.strerror}); choose another --output-dir.") from None
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's message cut to one line, for a one-sentence report."""
+    lines = str(error).strip().splitlines()
+    return lines[0].rstrip(".") if lines else "no message"
 
 
 def summary_line(result: dict) -> str:
@@ -219,20 +278,35 @@ def summary_line(result: dict) -> str:
 
 def main(argv=None) -> int:
     parser, args = parse_args(argv)
-    try:
-        if args.list:
-            print(listing())
-            return 0
-        result = run(configs_from_args(args))
-    except UserError as e:
-        if args.debug:
-            traceback.print_exc()
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+    from bench.loop import Stopped, signals
+
+    with signals.installed():
+        try:
+            if args.list:
+                print(listing())
+                return 0
+            result, exit_code = run(configs_from_args(args))
+        except UserError as e:
+            if args.debug:
+                traceback.print_exc()
+            print(f"error: {e}", file=sys.stderr)
+            return e.exit_code
+        except Stopped as e:  # a signal before training: there is nothing to record yet
+            print(f"error: {e}", file=sys.stderr)
+            return e.exit_code
+        except Exception as e:
+            if args.debug:
+                traceback.print_exc()
+            hint = "" if args.debug else f" {DEBUG_HINT}"
+            print(f"error: Unexpected {type(e).__name__}: {first_line(e)}.{hint}", file=sys.stderr)
+            return 1
     if "path" in result:
         print(summary_line(result))
         print(f"result: {result['path']}")
-    return 0 if result["status"] == "ok" else 1
+        if result["error"]:
+            hint = f" {DEBUG_HINT}" if result["status"] == "error" and not args.debug else ""
+            print(f"error: {result['error']}{hint}", file=sys.stderr)
+    return exit_code
 
 
 if __name__ == "__main__":
