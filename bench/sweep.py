@@ -4,7 +4,8 @@
     python -m bench.sweep sweeps/leaderboard.toml --jobs 2   # two runs at a time, one CPU thread each
 
 A crash or out-of-memory in one run does not stop the rest; runs whose result file already
-exists are skipped, so an interrupted sweep resumes where it stopped. Each run's output goes
+exists are skipped and a run that left checkpoints resumes from them, so an interrupted sweep
+continues where it stopped. Each run's output goes
 to OUTPUT_DIR/logs/. The file's keys:
 
     output_dir = "runs/x"          # where result JSONs go
@@ -95,6 +96,8 @@ def plan(grid: dict) -> list[dict]:
         path = Path(grid["output_dir"]) / result_filename(task_name, family, resolved, seed, precision)
         argv = ["--task", task_name, "--model", family, "--size", resolved, "--seed", str(seed),
                 "--output-dir", grid["output_dir"], *flags(args)]
+        if (Path(grid["output_dir"]) / "checkpoints" / path.stem).is_dir():
+            argv.append("--resume")  # an interrupted run continues from its last checkpoint
         runs.append({"name": path.stem, "path": path, "argv": argv})
     return runs
 

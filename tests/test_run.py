@@ -129,3 +129,12 @@ def test_imagefolder_without_class_folders(tmp_path):
     out = cli("--task", "imagefolder", "--data-dir", str(tmp_path / "flat"), "--output-dir", str(tmp_path / "out"))
     assert out.returncode == 2
     assert "has no class sub-folders" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_sweep_resumes_a_run_that_left_checkpoints(tmp_path):
+    from bench.sweep import plan
+
+    grid = {"output_dir": str(tmp_path), "tasks": ["digits"], "models": ["gmlp"], "seeds": [0], "args": {"max-steps": 2}}
+    assert "--resume" not in plan(grid)[0]["argv"]
+    (tmp_path / "checkpoints" / "digits__gmlp-mini__fp32__seed0").mkdir(parents=True)
+    assert plan(grid)[0]["argv"][-1] == "--resume"
