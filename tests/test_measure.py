@@ -23,14 +23,7 @@ CPU = torch.device("cpu")
 FAST = MeasureConfig(bench_warmup_steps=1, bench_steps=2, bench_repeats=3, latency_samples=20, peak_gemm_size=1024)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models gain nothing from a thread pool, and its threads spin badly when the cores are
-    # shared with other test processes.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def classify(model, batch):

@@ -17,14 +17,10 @@ RUN = ["--task", "digits", "--model", "gmlp", "--max-train-samples", "480", "--m
        "--max-eval-samples", "128", "--no-measure"]
 
 
-def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
+def test_two_processes_match_one_with_the_same_global_batch(tmp_path, one_thread):
     one, two = tmp_path / "one", tmp_path / "two"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as each launched process has
-    try:
-        assert runner.main([*RUN, "--batch-size", "16", "--output-dir", str(one)]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    # One thread here, as each launched process has.
+    assert runner.main([*RUN, "--batch-size", "16", "--output-dir", str(one)]) == 0
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     out = subprocess.run(
         [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",

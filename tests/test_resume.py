@@ -24,15 +24,6 @@ RUN = ["--task", "digits", "--model", "gmlp", "--batch-size", "16", "--max-train
        "--checkpoint-every", "10", "--max-eval-samples", "64", "--no-measure"]
 
 
-@pytest.fixture
-def one_thread():
-    """In-process runs use one thread, as the subprocesses do, so both do the same arithmetic."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def checkpoints(output_dir: Path) -> Path:
     return output_dir / "checkpoints" / NAME
 

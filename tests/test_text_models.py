@@ -19,13 +19,7 @@ from tasks.base import TaskSpec
 PAD, BOS, EOS = 0, 1, 2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread: more threads only add synchronisation."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def text_spec(modality: str, vocab_size=100, seq_len=16, target_len=12, eos_token_id=EOS) -> TaskSpec:
