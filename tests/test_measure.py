@@ -352,7 +352,9 @@ batch = (torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,)))
 cfg = MeasureConfig(bench_warmup_steps=1, bench_steps=2, bench_repeats=2, latency_samples=2, peak_gemm_size=64)
 result = measure_model(model, batch, lambda m, b: F.cross_entropy(m(b[0]), b[1]), lambda m, b: m(b[0]),
                        lambda p: torch.optim.AdamW(p), cfg, "fp32", accelerator.device, accelerator=accelerator)
-print("RESULT", json.dumps({"processes": accelerator.num_processes, **result["throughput"]}), flush=True)
+# One file per process: two processes printing to one pipe can interleave their lines.
+with open(sys.argv[1] + f".rank{accelerator.process_index}.json", "w") as f:
+    json.dump({"processes": accelerator.num_processes, **result["throughput"]}, f)
 """
 
 
@@ -363,11 +365,11 @@ def test_two_processes_report_one_global_throughput(tmp_path):
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
     out = subprocess.run(
         [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(script)],
+         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(script), str(tmp_path / "out")],
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    results = [json.loads(line.split(" ", 1)[1]) for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    results = [json.loads((tmp_path / f"out.rank{rank}.json").read_text()) for rank in (0, 1)]
     assert len(results) == 2 and all(r["processes"] == 2 for r in results)
     # Gathered and summed: both processes hold the same global figures.
     assert results[0]["train_samples_per_s"] == results[1]["train_samples_per_s"] > 0
