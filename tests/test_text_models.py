@@ -149,6 +149,21 @@ def cut_after_eos(tokens: torch.Tensor, eos: int) -> torch.Tensor:
     return tokens.masked_fill(after_eos, PAD)
 
 
+@pytest.mark.parametrize("family,modality", MLP_PAIRS)
+def test_tokens_enter_at_unit_scale_and_keep_their_identity(family, modality):
+    """At initialisation the blocks see unit-scale token embeddings, so the first token mixing does
+    not drown each position's own token: the encoder output still tells the tokens apart."""
+    model = build(family, modality, vocab_size=1000)
+    ids = torch.randint(3, 1000, (4, 16))
+    embedded = model.embed(ids)
+    assert 0.8 < embedded.std().item() < 1.2
+    out = model.encoder(embedded, torch.ones_like(ids))  # (B, T, C)
+    # each output is closer to its own token's embedding than to the other tokens' embeddings
+    similarity = F.normalize(out, dim=-1) @ F.normalize(model.embed.weight, dim=-1).T  # (B, T, V)
+    own = (similarity.argmax(-1) == ids).float().mean().item()
+    assert own > 0.9, f"only {own:.0%} of positions still look like their own token"
+
+
 @pytest.mark.parametrize("family", SEQ2SEQ)
 def test_generate_is_greedy_and_stops_at_eos(family):
     model = away_from_init(build(family, "seq2seq"))

@@ -1,4 +1,4 @@
-"""The Transformer baseline for text: BERT for masked LM, BART for seq2seq, from `transformers`.
+"""The Transformer baseline for text: BERT for masked LM, mBART for seq2seq, from `transformers`.
 
 Built from a config with random weights (never downloaded), and wrapped to the interfaces of
 bench/models/text.py: MLM models return the logits tensor; seq2seq models are `Seq2SeqModel`s,
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-from transformers import BartConfig, BartForConditionalGeneration, BertConfig, BertForMaskedLM
+from transformers import BertConfig, BertForMaskedLM, MBartConfig, MBartForConditionalGeneration
 
 from bench.models import register_model
 from bench.models.text import MODALITIES, Seq2SeqModel, TextSize, check_lengths, default_size, text_sizes
@@ -44,13 +44,15 @@ class BertMLM(nn.Module):
         return self.bert(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, T, V)
 
 
-class BartSeq2Seq(Seq2SeqModel):
-    """BartForConditionalGeneration split into encode / decode for the shared greedy decoding."""
+class MBartSeq2Seq(Seq2SeqModel):
+    """mBART (BART with pre-layer-norm blocks) split into encode / decode for the shared greedy
+    decoding. Pre-norm, like the MLP families; BART's post-norm blocks diverged on some seeds at the
+    learning rates the MLP families train at."""
 
     def __init__(self, spec: TaskSpec, size: TextSize):
         super().__init__(spec)
         ffn = int(size.mlp_ratio * size.dim)
-        config = BartConfig(
+        config = MBartConfig(
             vocab_size=spec.vocab_size,
             d_model=size.dim,
             encoder_layers=size.encoder_layers,
@@ -70,13 +72,13 @@ class BartSeq2Seq(Seq2SeqModel):
             activation_dropout=0.0,
             use_cache=False,  # decoding reruns the prefix; see Seq2SeqModel.generate
         )
-        self.bart = BartForConditionalGeneration(config)
+        self.mbart = MBartForConditionalGeneration(config)
 
     def encode(self, input_ids, attention_mask):
-        return self.bart.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, S, C)
+        return self.mbart.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, S, C)
 
     def decode(self, decoder_input_ids, decoder_attention_mask, memory, attention_mask):
-        return self.bart(
+        return self.mbart(
             attention_mask=attention_mask,
             encoder_outputs=(memory,),
             decoder_input_ids=decoder_input_ids,
@@ -91,9 +93,9 @@ class BartSeq2Seq(Seq2SeqModel):
     default_size,
     check=check_lengths,
     baseline=True,
-    description="Transformer baseline: BERT encoder (MLM), BART encoder-decoder (seq2seq)",
+    description="Transformer baseline: BERT encoder (MLM), mBART encoder-decoder (seq2seq)",
 )
 def build(spec: TaskSpec, size: TextSize) -> nn.Module:
     if spec.modality == "mlm":
         return BertMLM(spec, size)
-    return BartSeq2Seq(spec, size)
+    return MBartSeq2Seq(spec, size)
