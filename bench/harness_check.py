@@ -6,7 +6,11 @@ once through `bench.measure.measure_model`, once with a bare `torch.utils.benchm
 the same model and batch. Rounds interleave the two, so drift in the machine's speed hits both
 alike; the ratio harness / bare of the medians should be within a few percent of 1.
 
-Then it measures MFU for Mixer and ResMLP at a large batch against the device's peak (on CPU a
+Then, on the embedded image default (digits), it compares the real training loop (`bench.loop.train`:
+data loading, gradient clipping, scheduler and progress bar included) with a bare training step on
+a batch from the same loader, interleaved the same way; the ratio shows whether data is a bottleneck.
+
+Last, it measures MFU for Mixer and ResMLP at a large batch against the device's peak (on CPU a
 GEMM timed in the same run), with the share of step time spent in matmuls, which bounds the MFU.
 
     python bench/harness_check.py --batch-size 64
@@ -130,6 +134,49 @@ def compare(name, width, depth, batch_size, rounds, cfg) -> tuple[float, float]:
     return ratios[0], ratios[1]
 
 
+def loop_vs_bare(family: str, rounds: int, steps: int, batch_size: int) -> float:
+    """Median over rounds of the training loop's samples/s on digits / a bare training step's."""
+    from accelerate import Accelerator
+
+    import tasks  # noqa: F401  (registers every task)
+    from bench import loop
+    from bench.config import DataConfig, OptimConfig
+    from bench.models import create_model
+    from tasks.base import get_task
+
+    task = get_task("digits")
+    data_cfg, optim_cfg = DataConfig(), OptimConfig(batch_size=batch_size, max_steps=steps)
+    task.configure(optim_cfg)
+    data = task.load(data_cfg, seed=0)
+    accelerator = Accelerator(step_scheduler_with_optimizer=False)
+    model = create_model(family, "mini", data.spec)
+    train_loader, _ = loop.make_loaders(data, optim_cfg, data_cfg)
+    optimizer = torch.optim.AdamW(loop.param_groups(model, optim_cfg.weight_decay), lr=optim_cfg.lr)
+    model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
+    scheduler = accelerator.prepare(loop.make_scheduler(optimizer, optim_cfg, len(train_loader)))
+    batch = next(iter(train_loader))
+
+    def bare_step():
+        task.loss(model, batch).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    loop.train(accelerator, task, model, optimizer, scheduler, train_loader, optim_cfg)  # warm-up
+    timer = Timer("step()", globals={"step": bare_step}, num_threads=torch.get_num_threads())
+    in_loop, bare, waits = [], [], []
+    for _ in range(rounds):
+        summary = loop.train(accelerator, task, model, optimizer, scheduler, train_loader, optim_cfg).loop
+        in_loop.append(summary["loop_samples_per_s"])
+        waits.append(summary["data_wait_fraction"])
+        bare.append(batch_size / timer.timeit(steps).median)
+    per_round = [a / b for a, b in zip(in_loop, bare)]
+    ratio = statistics.median(per_round)
+    print(f"{family:7s} loop {statistics.median(in_loop):8.1f} vs bare step {statistics.median(bare):8.1f} samples/s,"
+          f" ratio {ratio:.3f} (rounds {min(per_round):.2f}-{max(per_round):.2f}),"
+          f" waiting for data {statistics.median(waits):.1%} of the loop", flush=True)
+    return ratio
+
+
 def matmul_share(model, batch) -> float:
     """Share of one training step's CPU time spent in matmuls, convolutions and attention kernels."""
     optimizer = make_optimizer(model.parameters())
@@ -153,7 +200,9 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="batch size for the harness / bare comparison")
     parser.add_argument("--width", type=int, default=128, help="embedding width of every model")
     parser.add_argument("--depth", type=int, default=4, help="blocks in every model")
-    parser.add_argument("--rounds", type=int, default=10, help="interleaved harness / bare rounds per model")
+    parser.add_argument("--rounds", type=int, default=10, help="interleaved harness / bare rounds per model (0 skips)")
+    parser.add_argument("--loop-rounds", type=int, default=5, help="interleaved loop / bare rounds on digits per model (0 skips)")
+    parser.add_argument("--loop-steps", type=int, default=20, help="training steps per loop round")
     parser.add_argument("--mfu-batch-size", type=int, default=512, help="batch size for the MFU measurement (0 skips it)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
@@ -166,9 +215,15 @@ def main(argv=None) -> None:
     # The GEMM peak is not part of this comparison; a small one keeps the rounds short.
     # One repeat per round: the rounds are the repeats, interleaved as finely as they can be.
     cfg = MeasureConfig(bench_warmup_steps=2, bench_steps=5, bench_repeats=1, latency_samples=5, peak_gemm_size=128)
-    print(f"\nharness / bare, batch {args.batch_size}, {args.rounds} interleaved rounds:")
-    ratios = [r for name in MODELS for r in compare(name, args.width, args.depth, args.batch_size, args.rounds, cfg)]
-    print(f"largest deviation of a ratio from 1: {max(abs(r - 1) for r in ratios):.1%}")
+    if args.rounds:
+        print(f"\nharness / bare, batch {args.batch_size}, {args.rounds} interleaved rounds:")
+        ratios = [r for name in MODELS for r in compare(name, args.width, args.depth, args.batch_size, args.rounds, cfg)]
+        print(f"largest deviation of a ratio from 1: {max(abs(r - 1) for r in ratios):.1%}")
+
+    if args.loop_rounds:
+        print(f"\ntraining loop with data loading / bare training step, digits, batch {args.batch_size}:")
+        ratios = [loop_vs_bare(name, args.loop_rounds, args.loop_steps, args.batch_size) for name in MODELS]
+        print(f"lowest loop / bare ratio: {min(ratios):.3f}")
 
     if args.mfu_batch_size:
         cfg = MeasureConfig(bench_warmup_steps=2, bench_steps=5, bench_repeats=3, latency_samples=5)
