@@ -1,0 +1,145 @@
+"""One side of a regression check: a long-lived process that times cases with one checkout's code.
+
+`bench/regress.py` starts one per side as `python regress_worker.py CHECKOUT THREADS`. The
+checkout goes first on sys.path, so every import below the path fix (models, tasks and
+`bench.measure` itself) is that checkout's code: the code whose speed is compared. This file is
+the only code of the driver's own checkout that runs here, so it relies on nothing of the
+checkout but `bench.measure.phase_steps` / `timed_rates` and the model and task registries.
+
+Protocol, one JSON object per line. The driver sends the cases first:
+    {"cases": [{"model", "size", "task", "batch", "precision", "phase"}, ...],
+     "warmup": int, "steps": int, "repeats": int}
+and the worker builds them all, then answers {"ready": {fingerprint}} or {"error": sentence}.
+Then each request {"case": index} is answered {"seconds_per_step": [one per repeat]} (or an
+error). End of input ends the worker. Anything the suite prints goes to stderr, since stdout
+carries the protocol.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+
+# Test-only: make the measured forward passes slower by this fraction of a step (e.g. 0.15),
+# to show that the check detects a slowdown. The driver passes it to the working tree's side only.
+INJECT_SLOWDOWN_ENV = "MLPBENCH_INJECT_SLOWDOWN"
+FINGERPRINT_KEYS = ("device_type", "device_name", "python", "torch", "timm", "transformers", "cpu_threads")
+CALIBRATION_REPEATS = 9
+
+
+def main() -> None:
+    checkout, threads = Path(sys.argv[1]).resolve(), int(sys.argv[2])
+    sys.path[0] = str(checkout)  # in place of this file's folder, which may be another checkout's
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    sys.stdout = sys.stderr
+    request = json.loads(sys.stdin.readline())
+    try:
+        cases = [Case(spec, request, checkout, threads) for spec in request["cases"]]
+        fingerprint = environment_fingerprint()
+    except Exception as e:  # noqa: BLE001  (the driver turns any failure into one sentence)
+        reply(protocol, {"error": sentence(e)})
+        return
+    reply(protocol, {"ready": fingerprint})
+    for line in sys.stdin:
+        try:
+            reply(protocol, {"seconds_per_step": cases[json.loads(line)["case"]].time()})
+        except Exception as e:  # noqa: BLE001
+            reply(protocol, {"error": sentence(e)})
+
+
+def reply(protocol, message: dict) -> None:
+    protocol.write(json.dumps(message) + "\n")
+
+
+def sentence(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+class Case:
+    """One (model, size, task, batch, precision, phase), built once and timed on every request."""
+
+    def __init__(self, spec: dict, request: dict, checkout: Path, threads: int):
+        import torch
+
+        torch.set_num_threads(threads)
+        import bench
+
+        if Path(bench.__file__).resolve().parent.parent != checkout:
+            raise RuntimeError(f"bench was imported from {bench.__file__}, not from {checkout}")
+        import tasks  # noqa: F401  (registers every task)
+        from accelerate.utils import send_to_device
+        from bench import measure
+        from bench.config import DataConfig, MeasureConfig, OptimConfig
+        from bench.loop import make_loaders
+        from bench.models import resolve
+        from tasks.base import get_task
+
+        if not hasattr(measure, "timed_rates"):
+            raise RuntimeError(f"the checkout {checkout.name} predates bench.measure.timed_rates, which the check needs")
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.cfg = MeasureConfig(
+            bench_warmup_steps=request["warmup"], bench_steps=request["steps"], bench_repeats=request["repeats"]
+        )
+        self.batch_size, self.measure = spec["batch"], measure
+        task = get_task(spec["task"])
+        data_cfg, optim_cfg = DataConfig(), OptimConfig(batch_size=spec["batch"])
+        entry, size = resolve(spec["model"], spec["size"], task.spec(data_cfg))
+        torch.manual_seed(0)
+        data = task.load(data_cfg, seed=0)
+        model = entry.build(data.spec, entry.sizes[size]).to(self.device)
+        batch = send_to_device(next(iter(make_loaders(data, optim_cfg, data_cfg)[0])), self.device)
+        make_optimizer = lambda params: torch.optim.AdamW(params, lr=optim_cfg.lr)  # noqa: E731
+        steps = measure.phase_steps(model, batch, task.loss, task.loss, make_optimizer, self.cfg, spec["precision"], self.device)
+        model.train(spec["phase"] == "train")
+        self.step = steps[spec["phase"]]
+        self.warm_up()
+        slowdown = float(os.environ.get(INJECT_SLOWDOWN_ENV, 0))
+        if slowdown:
+            inject_slowdown(model, slowdown * self.median_seconds(self.step), self.median_seconds)
+
+    def warm_up(self) -> None:
+        for _ in range(self.cfg.bench_warmup_steps):
+            self.step()
+
+    def time(self) -> list[float]:
+        """Seconds per step of each repeat, after the warm-up steps."""
+        self.warm_up()
+        rates = self.measure.timed_rates(self.step, self.batch_size, self.cfg, self.device)
+        return [self.batch_size / rate for rate in rates]
+
+    def median_seconds(self, call) -> float:
+        """Median seconds of one call, timed as the steps are, over a few repeats."""
+        cfg = dataclasses.replace(self.cfg, bench_repeats=CALIBRATION_REPEATS)
+        return statistics.median(1 / rate for rate in self.measure.timed_rates(call, 1, cfg, self.device))
+
+
+def inject_slowdown(model, seconds: float, median_seconds) -> None:
+    """Test-only (INJECT_SLOWDOWN_ENV): after every forward of `model`, run real matmuls for about `seconds`."""
+    import torch
+
+    operand = torch.randn(128, 128, device=next(model.parameters()).device)
+    unit = lambda: torch.mm(operand, operand)  # noqa: E731
+    units = max(1, round(seconds / median_seconds(unit)))
+
+    def extra_work(module, inputs, output):
+        for _ in range(units):
+            unit()
+
+    model.register_forward_hook(extra_work)
+
+
+def environment_fingerprint() -> dict:
+    """What a stored baseline must share with a new measurement for the two to be comparable."""
+    from bench.results import capture_environment
+
+    environment = capture_environment()
+    return {key: environment.get(key) for key in FINGERPRINT_KEYS}
+
+
+if __name__ == "__main__":
+    main()
