@@ -319,20 +319,25 @@ def _wait_for_everyone(accelerator) -> None:
         accelerator.wait_for_everyone()
 
 
-def timed_rates(step: Callable[[], Any], n: int, cfg: MeasureConfig, device: torch.device, accelerator=None) -> list[float]:
+def timed_rates(
+    step: Callable[[], Any], n: int, cfg: MeasureConfig, device: torch.device, accelerator=None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[float]:
     """Global samples/s of each of `cfg.bench_repeats` repeats of `cfg.bench_steps` steps of `n` samples.
 
     The device is synchronised at both ends of a repeat; no warm-up here, the caller warms up.
+    `clock` is wall time; a single-threaded CPU caller may pass time.process_time, which time
+    slices given to other jobs on a shared machine do not advance.
     """
     rates = []
     for _ in range(cfg.bench_repeats):
         _wait_for_everyone(accelerator)  # processes time the same stretch, so their rates add up
         _sync(device)
-        start = time.perf_counter()
+        start = clock()
         for _ in range(cfg.bench_steps):
             step()
         _sync(device)
-        rates.append(cfg.bench_steps * n / (time.perf_counter() - start))
+        rates.append(cfg.bench_steps * n / (clock() - start))
     return _per_process(rates, accelerator).sum(0).tolist()
 
 

@@ -418,7 +418,7 @@ def run(cfg: RegressConfig, case_names: list[str] | None) -> int:
 
     if cfg.save_baseline or cfg.baseline:
         baseline = load_baseline(Path(cfg.baseline)) if cfg.baseline else None
-        cases = baseline_cases(baseline, case_names, Path(cfg.baseline)) if baseline else _cases(case_names)
+        cases = baseline_cases(baseline, case_names, Path(cfg.baseline)) if baseline else parse_cases(case_names)
         with workers({"new": (SUITE_ROOT, slowdown)}, cases, cfg) as running:
             environment = running["new"].ready()
             if baseline:
@@ -435,7 +435,7 @@ def run(cfg: RegressConfig, case_names: list[str] | None) -> int:
         record = comparison(baseline["samples"], samples, cases, cfg, environment,
                             {"label": f"baseline {cfg.baseline}", "baseline": cfg.baseline}, new_desc)
     else:
-        cases = _cases(case_names)
+        cases = parse_cases(case_names)
         ref = cfg.ref or "main"
         commit = resolve_ref(ref)
         with temporary_worktree(commit) as base_checkout:
@@ -453,7 +453,7 @@ def run(cfg: RegressConfig, case_names: list[str] | None) -> int:
     return record["exit_code"]
 
 
-def _cases(names: list[str] | None) -> list[Case]:
+def parse_cases(names: list[str] | None) -> list[Case]:
     cases = [Case.parse(name) for name in names or DEFAULT_CASES]
     _check(len({c.name for c in cases}) == len(cases), "A --case is given twice; give each case once.")
     return cases

@@ -22,13 +22,15 @@ import json
 import os
 import statistics
 import sys
+import time
 from pathlib import Path
 
 # Test-only: make the measured forward passes slower by this fraction of a step (e.g. 0.15),
 # to show that the check detects a slowdown. The driver passes it to the working tree's side only.
 INJECT_SLOWDOWN_ENV = "MLPBENCH_INJECT_SLOWDOWN"
 FINGERPRINT_KEYS = ("device_type", "device_name", "python", "torch", "timm", "transformers", "cpu_threads")
-CALIBRATION_REPEATS = 9
+CLOCKS = {"process": time.process_time, "wall": time.perf_counter}
+CALIBRATION_PAIRS = 9  # timing pairs per estimate of the injected work
 
 
 def main() -> None:
@@ -39,7 +41,7 @@ def main() -> None:
     request = json.loads(sys.stdin.readline())
     try:
         cases = [Case(spec, request, checkout, threads) for spec in request["cases"]]
-        fingerprint = environment_fingerprint()
+        fingerprint = environment_fingerprint(threads)
     except Exception as e:  # noqa: BLE001  (the driver turns any failure into one sentence)
         reply(protocol, {"error": sentence(e)})
         return
@@ -82,6 +84,7 @@ class Case:
         if not hasattr(measure, "timed_rates"):
             raise RuntimeError(f"the checkout {checkout.name} predates bench.measure.timed_rates, which the check needs")
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.clock = CLOCKS[clock_name(self.device.type, threads)]
         self.cfg = MeasureConfig(
             bench_warmup_steps=request["warmup"], bench_steps=request["steps"], bench_repeats=request["repeats"]
         )
@@ -100,7 +103,7 @@ class Case:
         self.warm_up()
         slowdown = float(os.environ.get(INJECT_SLOWDOWN_ENV, 0))
         if slowdown:
-            inject_slowdown(model, slowdown * self.median_seconds(self.step), self.median_seconds)
+            inject_slowdown(model, self.step, slowdown, self.seconds_per_call)
 
     def warm_up(self) -> None:
         for _ in range(self.cfg.bench_warmup_steps):
@@ -109,36 +112,62 @@ class Case:
     def time(self) -> list[float]:
         """Seconds per step of each repeat, after the warm-up steps."""
         self.warm_up()
-        rates = self.measure.timed_rates(self.step, self.batch_size, self.cfg, self.device)
+        rates = self.measure.timed_rates(self.step, self.batch_size, self.cfg, self.device, clock=self.clock)
         return [self.batch_size / rate for rate in rates]
 
-    def median_seconds(self, call) -> float:
-        """Median seconds of one call, timed as the steps are, over a few repeats."""
-        cfg = dataclasses.replace(self.cfg, bench_repeats=CALIBRATION_REPEATS)
-        return statistics.median(1 / rate for rate in self.measure.timed_rates(call, 1, cfg, self.device))
+    def seconds_per_call(self, call) -> float:
+        """Seconds per call of one repeat, timed as the steps are."""
+        cfg = dataclasses.replace(self.cfg, bench_repeats=1)
+        return 1 / self.measure.timed_rates(call, 1, cfg, self.device, clock=self.clock)[0]
 
 
-def inject_slowdown(model, seconds: float, median_seconds) -> None:
-    """Test-only (INJECT_SLOWDOWN_ENV): after every forward of `model`, run real matmuls for about `seconds`."""
+def inject_slowdown(model, step, fraction: float, seconds_per_call) -> None:
+    """Test-only (INJECT_SLOWDOWN_ENV): make `step` slower by `fraction` with real matmuls after every forward of `model`.
+
+    Each estimate below pairs two timings taken moments apart and keeps the median over pairs,
+    so a burst of load while calibrating skews neither. The first estimate times the extra work
+    alone; the second times the step with and without it and corrects the amount, since the
+    work costs more inside a step (colder caches) than in a tight loop.
+    """
     import torch
 
     operand = torch.randn(128, 128, device=next(model.parameters()).device)
     unit = lambda: torch.mm(operand, operand)  # noqa: E731
-    units = max(1, round(seconds / median_seconds(unit)))
+    work = {"units": 0}
 
     def extra_work(module, inputs, output):
-        for _ in range(units):
+        for _ in range(work["units"]):
             unit()
 
     model.register_forward_hook(extra_work)
+    units = statistics.median(fraction * seconds_per_call(step) / seconds_per_call(unit) for _ in range(CALIBRATION_PAIRS))
+
+    def slowdown_at(units: int) -> float:
+        work["units"] = 0
+        plain = seconds_per_call(step)
+        work["units"] = units
+        return seconds_per_call(step) / plain - 1
+
+    first = max(1, round(units))
+    measured = statistics.median(slowdown_at(first) for _ in range(CALIBRATION_PAIRS))
+    work["units"] = max(1, round(first * fraction / measured)) if measured > 0 else first
 
 
-def environment_fingerprint() -> dict:
+def clock_name(device_type: str, threads: int) -> str:
+    """CPU time for one CPU thread: on a shared machine, time slices that other jobs take from the
+    worker advance the wall clock but not the worker's CPU time, so they add no noise. Wall time
+    otherwise: GPU work and the parallelism of several threads only show in it."""
+    return "process" if device_type == "cpu" and threads == 1 else "wall"
+
+
+def environment_fingerprint(threads: int) -> dict:
     """What a stored baseline must share with a new measurement for the two to be comparable."""
     from bench.results import capture_environment
 
     environment = capture_environment()
-    return {key: environment.get(key) for key in FINGERPRINT_KEYS}
+    fingerprint = {key: environment.get(key) for key in FINGERPRINT_KEYS}
+    fingerprint["clock"] = clock_name(environment["device_type"], threads)
+    return fingerprint
 
 
 if __name__ == "__main__":
