@@ -17,20 +17,17 @@ carries the protocol.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
 
-# Test-only: make the measured forward passes slower by this fraction of a step (e.g. 0.15),
+# Test-only: make the model's forward passes slower by this fraction of their own time (e.g. 0.15),
 # to show that the check detects a slowdown. The driver passes it to the working tree's side only.
 INJECT_SLOWDOWN_ENV = "MLPBENCH_INJECT_SLOWDOWN"
 FINGERPRINT_KEYS = ("device_type", "device_name", "python", "torch", "timm", "transformers", "cpu_threads")
 CLOCKS = {"process": time.process_time, "wall": time.perf_counter}
-CALIBRATION_PAIRS = 9  # timing pairs per estimate of the injected work
 
 
 def main() -> None:
@@ -103,7 +100,7 @@ class Case:
         self.warm_up()
         slowdown = float(os.environ.get(INJECT_SLOWDOWN_ENV, 0))
         if slowdown:
-            inject_slowdown(model, self.step, slowdown, self.seconds_per_call)
+            inject_slowdown(model, slowdown, self.clock)
 
     def warm_up(self) -> None:
         for _ in range(self.cfg.bench_warmup_steps):
@@ -115,42 +112,31 @@ class Case:
         rates = self.measure.timed_rates(self.step, self.batch_size, self.cfg, self.device, clock=self.clock)
         return [self.batch_size / rate for rate in rates]
 
-    def seconds_per_call(self, call) -> float:
-        """Seconds per call of one repeat, timed as the steps are."""
-        cfg = dataclasses.replace(self.cfg, bench_repeats=1)
-        return 1 / self.measure.timed_rates(call, 1, cfg, self.device, clock=self.clock)[0]
 
+def inject_slowdown(model, fraction: float, clock) -> None:
+    """Test-only (INJECT_SLOWDOWN_ENV): make every forward of `model` longer by `fraction` of itself.
 
-def inject_slowdown(model, step, fraction: float, seconds_per_call) -> None:
-    """Test-only (INJECT_SLOWDOWN_ENV): make `step` slower by `fraction` with real matmuls after every forward of `model`.
-
-    Each estimate below pairs two timings taken moments apart and keeps the median over pairs,
-    so a burst of load while calibrating skews neither. The first estimate times the extra work
-    alone; the second times the step with and without it and corrects the amount, since the
-    work costs more inside a step (colder caches) than in a tight loop.
+    After each forward, small real matmuls run until `clock` has advanced by `fraction` of the
+    time the forward took. Measured anew on every call, the extra work tracks the forward through
+    any change in the machine's speed, so the slowdown is that fraction of the forward (of an
+    inference step, nearly all of it; of a training step, a third or so). CPU only: on a GPU the
+    forward's time is not known without synchronising.
     """
     import torch
 
-    operand = torch.randn(128, 128, device=next(model.parameters()).device)
-    unit = lambda: torch.mm(operand, operand)  # noqa: E731
-    work = {"units": 0}
+    operand = torch.randn(64, 64)
+    started = []
+
+    def note_start(module, inputs):
+        started.append(clock())
 
     def extra_work(module, inputs, output):
-        for _ in range(work["units"]):
-            unit()
+        until = clock() + fraction * (clock() - started.pop())
+        while clock() < until:
+            torch.mm(operand, operand)
 
+    model.register_forward_pre_hook(note_start)
     model.register_forward_hook(extra_work)
-    units = statistics.median(fraction * seconds_per_call(step) / seconds_per_call(unit) for _ in range(CALIBRATION_PAIRS))
-
-    def slowdown_at(units: int) -> float:
-        work["units"] = 0
-        plain = seconds_per_call(step)
-        work["units"] = units
-        return seconds_per_call(step) / plain - 1
-
-    first = max(1, round(units))
-    measured = statistics.median(slowdown_at(first) for _ in range(CALIBRATION_PAIRS))
-    work["units"] = max(1, round(first * fraction / measured)) if measured > 0 else first
 
 
 def clock_name(device_type: str, threads: int) -> str:

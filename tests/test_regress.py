@@ -15,7 +15,7 @@ import torch
 from bench.regress import decide
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = ["--case", "gmlp-mini:digits:8:fp32:infer", "--rounds", "3", "--repeats", "2", "--steps", "2"]
+TINY = ["--case", "gmlp-mini:digits:8:fp32:infer", "--rounds", "4", "--repeats", "2", "--steps", "2"]
 
 
 def git(repo: Path, *args: str) -> str:
@@ -73,7 +73,7 @@ def test_same_code_passes_and_writes_every_report(repo, tmp_path):
     record = json.loads((tmp_path / "r.json").read_text())
     [case] = record["cases"]
     assert case["status"] == "ok" and record["exit_code"] == 0
-    assert len(case["base_samples"]) == len(case["new_samples"]) == 3 * 2
+    assert len(case["base_samples"]) == len(case["new_samples"]) == 4 * 2
     assert record["base"]["commit"] == git(repo, "rev-parse", "HEAD").strip()
     assert "gmlp-mini:digits:8:fp32:infer" in out.stdout and "no regression" in out.stdout
     markdown = (tmp_path / "r.md").read_text()
@@ -148,10 +148,13 @@ def baseline(repo, tmp_path_factory) -> Path:
 def test_baseline_round_trip(repo, baseline):
     stored = json.loads(baseline.read_text())
     assert stored["environment"]["torch"] == torch.__version__ and stored["environment"]["cpu_threads"] == 1
-    assert len(stored["samples"]["gmlp-mini:digits:8:fp32:infer"]) == 3 * 2
-    out = regress(repo, "--baseline", str(baseline), "--rounds", "3", "--repeats", "2", "--steps", "2")
-    assert out.returncode == 0, out.stderr
+    assert len(stored["samples"]["gmlp-mini:digits:8:fp32:infer"]) == 4 * 2
+    # Tolerance 100%: a baseline is not interleaved with the new samples, so on a busy machine
+    # a real but harmless 10% drift between the two moments must not fail this test of the mechanics.
+    out = regress(repo, "--baseline", str(baseline), "--rounds", "3", "--repeats", "2", "--steps", "2", "--tolerance", "1")
+    assert out.returncode == 0, out.stdout + out.stderr
     assert f"working tree against baseline {baseline}: no regression" in out.stdout
+    assert len(json.loads(baseline.read_text())["samples"]) == 1  # comparing does not touch the baseline
 
 
 def test_mismatched_baseline_is_refused(repo, baseline, tmp_path):
