@@ -54,6 +54,7 @@ BASELINE_KIND = "mlpbench-regress-baseline"
 RECORD_KIND = "mlpbench-regress"
 FORMAT_VERSION = 1
 BOOTSTRAP_RESAMPLES = 2000
+WORKING_TREE = {"label": "working tree", "checkout": str(SUITE_ROOT)}
 
 
 class CouldNotMeasure(UserError):
@@ -363,8 +364,8 @@ def summary(record: dict) -> str:
     verdict = f"{n} of {len(record['cases'])} cases regressed" if n else "no regression"
     return (
         f"{record['new']['label']} against {record['base']['label']}: {verdict} "
-        f"(tolerance {settings['tolerance']:.0%}, alpha {settings['alpha']}, {settings['rounds']} rounds x "
-        f"{settings['repeats']} repeats of {settings['steps']} steps per side, on {record['environment']['device_name']}, "
+        f"(tolerance {settings['tolerance']:.0%}, alpha {settings['alpha']}, {settings['rounds']} rounds of "
+        f"{settings['repeats']} x {settings['steps']} steps per side, on {record['environment']['device_name']}, "
         f"{record['environment']['cpu_threads']} thread(s))."
     )
 
@@ -413,44 +414,60 @@ def check_writable(path: Optional[str], flag_name: str) -> None:
 def run(cfg: RegressConfig, case_names: list[str] | None) -> int:
     for path, name in ((cfg.json, "--json"), (cfg.markdown, "--markdown"), (cfg.save_baseline, "--save-baseline")):
         check_writable(path, name)
-    slowdown = float(os.environ.get(INJECT_SLOWDOWN_ENV, 0))
-    new_desc = {"label": "working tree", "checkout": str(SUITE_ROOT)}
-
-    if cfg.save_baseline or cfg.baseline:
-        baseline = load_baseline(Path(cfg.baseline)) if cfg.baseline else None
-        cases = baseline_cases(baseline, case_names, Path(cfg.baseline)) if baseline else parse_cases(case_names)
-        with workers({"new": (SUITE_ROOT, slowdown)}, cases, cfg) as running:
-            environment = running["new"].ready()
-            if baseline:
-                refuse_mismatch(baseline, environment, Path(cfg.baseline))
-            samples = measure_interleaved(running, cases, cfg)["new"]
-        if cfg.save_baseline:
-            write_json_atomic(cfg.save_baseline, {
-                "kind": BASELINE_KIND, "version": FORMAT_VERSION, "environment": environment,
-                "settings": {key: getattr(cfg, key) for key in ("rounds", "repeats", "steps", "warmup", "threads")},
-                "samples": samples,
-            })
-            print(f"Stored {sum(map(len, samples.values()))} samples of {len(cases)} cases in {cfg.save_baseline}.")
-            return 0
-        record = comparison(baseline["samples"], samples, cases, cfg, environment,
-                            {"label": f"baseline {cfg.baseline}", "baseline": cfg.baseline}, new_desc)
-    else:
-        cases = parse_cases(case_names)
-        ref = cfg.ref or "main"
-        commit = resolve_ref(ref)
-        with temporary_worktree(commit) as base_checkout:
-            with workers({"base": (base_checkout, 0), "new": (SUITE_ROOT, slowdown)}, cases, cfg) as running:
-                environment = check_fingerprints({label: worker.ready() for label, worker in running.items()})
-                samples = measure_interleaved(running, cases, cfg)
-        record = comparison(samples["base"], samples["new"], cases, cfg, environment,
-                            {"label": f"{ref} ({commit[:10]})", "ref": ref, "commit": commit}, new_desc)
-
+    if cfg.save_baseline:
+        return save_baseline(cfg, parse_cases(case_names))
+    record = compare_with_baseline(cfg, case_names) if cfg.baseline else compare_with_ref(cfg, parse_cases(case_names))
     print(terminal_report(record))
     if cfg.json:
         write_json_atomic(cfg.json, record)
     if cfg.markdown:
         write_text_atomic(Path(cfg.markdown), markdown_report(record))
     return record["exit_code"]
+
+
+def injected_slowdown() -> float:
+    """The test-only slowdown for the working tree's side (INJECT_SLOWDOWN_ENV), 0 when unset."""
+    text = os.environ.get(INJECT_SLOWDOWN_ENV, "0")
+    try:
+        return float(text)
+    except ValueError:
+        raise UserError(f"{INJECT_SLOWDOWN_ENV} must be a number such as 0.15, got {text!r}.") from None
+
+
+def compare_with_ref(cfg: RegressConfig, cases: list[Case]) -> dict:
+    ref = cfg.ref or "main"
+    commit = resolve_ref(ref)
+    with temporary_worktree(commit) as base_checkout:
+        with workers({"base": (base_checkout, 0), "new": (SUITE_ROOT, injected_slowdown())}, cases, cfg) as running:
+            environment = check_fingerprints({label: worker.ready() for label, worker in running.items()})
+            samples = measure_interleaved(running, cases, cfg)
+    return comparison(samples["base"], samples["new"], cases, cfg, environment,
+                      {"label": f"{ref} ({commit[:10]})", "ref": ref, "commit": commit}, WORKING_TREE)
+
+
+def compare_with_baseline(cfg: RegressConfig, case_names: list[str] | None) -> dict:
+    path = Path(cfg.baseline)
+    baseline = load_baseline(path)
+    cases = baseline_cases(baseline, case_names, path)
+    with workers({"new": (SUITE_ROOT, injected_slowdown())}, cases, cfg) as running:
+        environment = running["new"].ready()
+        refuse_mismatch(baseline, environment, path)
+        samples = measure_interleaved(running, cases, cfg)["new"]
+    return comparison(baseline["samples"], samples, cases, cfg, environment,
+                      {"label": f"baseline {path}", "baseline": str(path)}, WORKING_TREE)
+
+
+def save_baseline(cfg: RegressConfig, cases: list[Case]) -> int:
+    with workers({"new": (SUITE_ROOT, injected_slowdown())}, cases, cfg) as running:
+        environment = running["new"].ready()
+        samples = measure_interleaved(running, cases, cfg)["new"]
+    write_json_atomic(cfg.save_baseline, {
+        "kind": BASELINE_KIND, "version": FORMAT_VERSION, "environment": environment,
+        "settings": {key: getattr(cfg, key) for key in ("rounds", "repeats", "steps", "warmup", "threads")},
+        "samples": samples,
+    })
+    print(f"Stored {sum(map(len, samples.values()))} samples of {len(cases)} cases in {cfg.save_baseline}.")
+    return 0
 
 
 def parse_cases(names: list[str] | None) -> list[Case]:

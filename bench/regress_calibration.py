@@ -2,14 +2,14 @@
 
     python -m bench.regress_calibration --trials 20
 
-Each trial starts four fresh workers on the working tree: a base, and three sides compared with
-it: the same code (A/A), and the same code made slower by the test-only hook in
+Four workers run the working tree: a base, and three sides compared with it: the same code (A/A), and the same code made slower by the test-only hook in
 `bench/regress_worker.py` (INJECT_SLOWDOWN_ENV) by 15% and by 3% of its forward pass, which
 is nearly all of an inference step (the default case). Rounds interleave
 all four in random order, then each side is judged against the base exactly as `bench.regress`
-judges the working tree against a ref. Fresh processes per trial, so a process that happens to
-run a little slower or faster than another (memory layout, thread placement) counts as noise,
-as it would in real use. The rates printed at the end are what the README reports.
+judges the working tree against a ref. Fresh processes every few trials (--trials-per-start),
+so that a process that happens to run a little slower or faster than another (memory layout,
+thread placement) varies between trials as it does between real runs, without paying a
+start-up of four workers for every trial. The rates printed at the end are what the README reports.
 
 Measurement flags are those of `bench.regress` (--case, --rounds, --repeats, --steps,
 --tolerance, --alpha, ...); --json stores every trial's verdicts.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import Iterator
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -33,24 +34,27 @@ SIDES = {"A/A": 0.0, "+15%": 0.15, "+3%": 0.03}
 DEFAULT_CASE = "gmlp-mini:digits:32:fp32:infer"
 
 
-def trial(cases, cfg: RegressConfig) -> dict[str, dict[str, str]]:
-    """{side: {case: status}} of one trial with fresh workers."""
+def trials(count: int, cases, cfg: RegressConfig) -> Iterator[dict[str, dict[str, dict]]]:
+    """{side: {case: verdict}} of each of `count` trials, all with the same four fresh workers."""
     sides = {"base": (SUITE_ROOT, 0.0)} | {label: (SUITE_ROOT, slowdown) for label, slowdown in SIDES.items()}
     with workers(sides, cases, cfg) as running:
         for worker in running.values():
             worker.ready()
-        samples = measure_interleaved(running, cases, cfg)
-    return {
-        label: {case.name: asdict(decide(samples["base"][case.name], samples[label][case.name], cfg.tolerance, cfg.alpha))
-                for case in cases}
-        for label in SIDES
-    }
+        for _ in range(count):
+            samples = measure_interleaved(running, cases, cfg)
+            yield {
+                label: {case.name: asdict(decide(samples["base"][case.name], samples[label][case.name],
+                                                 cfg.tolerance, cfg.alpha)) for case in cases}
+                for label in SIDES
+            }
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     parser.description = __doc__.strip().splitlines()[0]
-    parser.add_argument("--trials", type=int, default=20, help="trials, each with fresh workers")
+    parser.add_argument("--trials", type=int, default=20, help="trials: independent comparisons of all sides")
+    parser.add_argument("--trials-per-start", type=int, default=5,
+                        help="trials run by one set of worker processes before fresh ones start")
     args = parser.parse_args(argv)
     try:
         cfg = RegressConfig(**{f.name: getattr(args, f.name) for f in fields(RegressConfig)})
@@ -60,14 +64,17 @@ def main(argv=None) -> int:
         if args.trials < 1:
             raise UserError(f"--trials must be at least 1, got {args.trials}.")
         cases = parse_cases(args.cases or [DEFAULT_CASE])
+        if args.trials_per_start < 1:
+            raise UserError(f"--trials-per-start must be at least 1, got {args.trials_per_start}.")
         results = []
-        for number in range(1, args.trials + 1):
-            results.append(trial(cases, cfg))
-            line = "; ".join(
-                f"{label} {case}: ratio {v['ratio']:.3f} p {v['p_slower']:.2g} {v['status']}"
-                for label, verdicts in results[-1].items() for case, v in verdicts.items()
-            )
-            print(f"trial {number}/{args.trials}: {line}", flush=True)
+        while len(results) < args.trials:
+            for result in trials(min(args.trials_per_start, args.trials - len(results)), cases, cfg):
+                results.append(result)
+                line = "; ".join(
+                    f"{label} {case}: ratio {v['ratio']:.3f} p {v['p_slower']:.2g} {v['status']}"
+                    for label, verdicts in result.items() for case, v in verdicts.items()
+                )
+                print(f"trial {len(results)}/{args.trials}: {line}", flush=True)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
@@ -76,7 +83,7 @@ def main(argv=None) -> int:
         return 130
 
     print(f"\n{args.trials} trials, {len(cases)} case(s) each, tolerance {cfg.tolerance:.0%}, alpha {cfg.alpha}, "
-          f"{cfg.rounds} rounds x {cfg.repeats} repeats of {cfg.steps} steps per side:")
+          f"{cfg.rounds} rounds of {cfg.repeats} x {cfg.steps} steps per side:")
     rates = {}
     for label in SIDES:
         verdicts = [v for result in results for v in result[label].values()]

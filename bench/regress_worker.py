@@ -17,6 +17,7 @@ carries the protocol.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
@@ -33,8 +34,8 @@ CLOCKS = {"process": time.process_time, "wall": time.perf_counter}
 def main() -> None:
     checkout, threads = Path(sys.argv[1]).resolve(), int(sys.argv[2])
     sys.path[0] = str(checkout)  # in place of this file's folder, which may be another checkout's
-    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
-    sys.stdout = sys.stderr
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # whatever else writes to stdout, Python or native code, goes to stderr
     request = json.loads(sys.stdin.readline())
     try:
         cases = [Case(spec, request, checkout, threads) for spec in request["cases"]]
@@ -92,24 +93,30 @@ class Case:
         torch.manual_seed(0)
         data = task.load(data_cfg, seed=0)
         model = entry.build(data.spec, entry.sizes[size]).to(self.device)
-        batch = send_to_device(next(iter(make_loaders(data, optim_cfg, data_cfg)[0])), self.device)
-        make_optimizer = lambda params: torch.optim.AdamW(params, lr=optim_cfg.lr)  # noqa: E731
-        steps = measure.phase_steps(model, batch, task.loss, task.loss, make_optimizer, self.cfg, spec["precision"], self.device)
-        model.train(spec["phase"] == "train")
-        self.step = steps[spec["phase"]]
-        self.warm_up()
+        self.model, self.task, self.precision, self.phase = model, task, spec["precision"], spec["phase"]
+        self.batch = send_to_device(next(iter(make_loaders(data, optim_cfg, data_cfg)[0])), self.device)
+        self.make_optimizer = lambda params: torch.optim.AdamW(params, lr=optim_cfg.lr)  # noqa: E731
         slowdown = float(os.environ.get(INJECT_SLOWDOWN_ENV, 0))
         if slowdown:
             inject_slowdown(model, slowdown, self.clock)
-
-    def warm_up(self) -> None:
-        for _ in range(self.cfg.bench_warmup_steps):
-            self.step()
+        self.time()  # warm-up: the allocator, the kernels' first calls, the caches
 
     def time(self) -> list[float]:
-        """Seconds per step of each repeat, after the warm-up steps."""
-        self.warm_up()
-        rates = self.measure.timed_rates(self.step, self.batch_size, self.cfg, self.device, clock=self.clock)
+        """Seconds per step of each repeat, after the warm-up steps, on a fresh copy of the model.
+
+        A fresh copy (as measure_model takes) puts weights, gradients and optimizer state at new
+        addresses every round: a layout that happens to be a few percent slow or fast then
+        varies from round to round, where the medians absorb it, instead of biasing a whole side.
+        """
+        model = copy.deepcopy(self.model)
+        model.train(self.phase == "train")
+        steps = self.measure.phase_steps(
+            model, self.batch, self.task.loss, self.task.loss, self.make_optimizer, self.cfg, self.precision, self.device
+        )
+        step = steps[self.phase]
+        for _ in range(self.cfg.bench_warmup_steps):
+            step()
+        rates = self.measure.timed_rates(step, self.batch_size, self.cfg, self.device, clock=self.clock)
         return [self.batch_size / rate for rate in rates]
 
 
