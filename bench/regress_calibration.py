@@ -3,8 +3,7 @@
     python -m bench.regress_calibration --trials 20
 
 Four workers run the working tree: a base, and three sides compared with it: the same code (A/A), and the same code made slower by the test-only hook in
-`bench/regress_worker.py` (INJECT_SLOWDOWN_ENV) by 15% and by 3% of its forward pass, which
-is nearly all of an inference step (the default case). Rounds interleave
+`bench/regress_worker.py` (INJECT_SLOWDOWN_ENV) by 15% and by 3% of each step. Rounds interleave
 all four in random order, then each side is judged against the base exactly as `bench.regress`
 judges the working tree against a ref. Fresh processes every few trials (--trials-per-start),
 so that a process that happens to run a little slower or faster than another (memory layout,

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-# Test-only: make the model's forward passes slower by this fraction of their own time (e.g. 0.15),
+# Test-only: make every timed step slower by this fraction of its own time (e.g. 0.15),
 # to show that the check detects a slowdown. The driver passes it to the working tree's side only.
 INJECT_SLOWDOWN_ENV = "MLPBENCH_INJECT_SLOWDOWN"
 FINGERPRINT_KEYS = ("device_type", "device_name", "python", "torch", "timm", "transformers", "cpu_threads")
@@ -96,9 +96,7 @@ class Case:
         self.model, self.task, self.precision, self.phase = model, task, spec["precision"], spec["phase"]
         self.batch = send_to_device(next(iter(make_loaders(data, optim_cfg, data_cfg)[0])), self.device)
         self.make_optimizer = lambda params: torch.optim.AdamW(params, lr=optim_cfg.lr)  # noqa: E731
-        slowdown = float(os.environ.get(INJECT_SLOWDOWN_ENV, 0))
-        if slowdown:
-            inject_slowdown(model, slowdown, self.clock)
+        self.slowdown = float(os.environ.get(INJECT_SLOWDOWN_ENV, 0))
         self.time()  # warm-up: the allocator, the kernels' first calls, the caches
 
     def time(self) -> list[float]:
@@ -113,37 +111,32 @@ class Case:
         steps = self.measure.phase_steps(
             model, self.batch, self.task.loss, self.task.loss, self.make_optimizer, self.cfg, self.precision, self.device
         )
-        step = steps[self.phase]
+        step = slowed_down(steps[self.phase], self.slowdown, self.clock) if self.slowdown else steps[self.phase]
         for _ in range(self.cfg.bench_warmup_steps):
             step()
         rates = self.measure.timed_rates(step, self.batch_size, self.cfg, self.device, clock=self.clock)
         return [self.batch_size / rate for rate in rates]
 
 
-def inject_slowdown(model, fraction: float, clock) -> None:
-    """Test-only (INJECT_SLOWDOWN_ENV): make every forward of `model` longer by `fraction` of itself.
+def slowed_down(step, fraction: float, clock):
+    """Test-only (INJECT_SLOWDOWN_ENV): `step`, then real matmuls until `clock` has moved by `fraction` of its time.
 
-    After each forward, small real matmuls run until `clock` has advanced by `fraction` of the
-    time the forward took. Measured anew on every call, the extra work tracks the forward through
-    any change in the machine's speed, so the slowdown is that fraction of the forward (of an
-    inference step, nearly all of it; of a training step, a third or so). CPU only: on a GPU the
-    forward's time is not known without synchronising.
+    Measured anew on every call, the extra work tracks the step through any change in the
+    machine's speed, so the step is that fraction slower, in inference and in training alike.
+    CPU only: on a GPU a step's time is not known without synchronising.
     """
     import torch
 
     operand = torch.randn(64, 64)
-    started = []
 
-    def note_start(module, inputs):
-        started.append(clock())
-
-    def extra_work(module, inputs, output):
-        until = clock() + fraction * (clock() - started.pop())
+    def slower_step():
+        start = clock()
+        step()
+        until = clock() + fraction * (clock() - start)
         while clock() < until:
             torch.mm(operand, operand)
 
-    model.register_forward_pre_hook(note_start)
-    model.register_forward_hook(extra_work)
+    return slower_step
 
 
 def clock_name(device_type: str, threads: int) -> str:
