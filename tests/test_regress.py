@@ -68,7 +68,10 @@ def test_decision_needs_both_size_and_significance():
 
 
 def test_same_code_passes_and_writes_every_report(repo, tmp_path):
-    out = regress(repo, "--ref", "main", *TINY, "--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md"))
+    # Tolerance 100%: samples of a few milliseconds are noisy on a busy machine; the false-alarm
+    # rate at the default settings is measured by bench.regress_calibration, not here.
+    out = regress(repo, "--ref", "main", *TINY, "--tolerance", "1",
+                  "--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md"))
     assert out.returncode == 0, out.stderr
     record = json.loads((tmp_path / "r.json").read_text())
     [case] = record["cases"]
