@@ -319,6 +319,28 @@ def _wait_for_everyone(accelerator) -> None:
         accelerator.wait_for_everyone()
 
 
+def timed_rates(
+    step: Callable[[], Any], n: int, cfg: MeasureConfig, device: torch.device, accelerator=None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[float]:
+    """Global samples/s of each of `cfg.bench_repeats` repeats of `cfg.bench_steps` steps of `n` samples.
+
+    The device is synchronised at both ends of a repeat; no warm-up here, the caller warms up.
+    `clock` is wall time; a single-threaded CPU caller may pass time.process_time, which time
+    slices given to other jobs on a shared machine do not advance.
+    """
+    rates = []
+    for _ in range(cfg.bench_repeats):
+        _wait_for_everyone(accelerator)  # processes time the same stretch, so their rates add up
+        _sync(device)
+        start = clock()
+        for _ in range(cfg.bench_steps):
+            step()
+        _sync(device)
+        rates.append(cfg.bench_steps * n / (clock() - start))
+    return _per_process(rates, accelerator).sum(0).tolist()
+
+
 def _time_phase(step: Callable[[], Any], n: int, cfg: MeasureConfig, device: torch.device, accelerator) -> dict:
     """Warm up, measure peak memory, then time repeats: global samples/s (median, spread), memory."""
     for _ in range(cfg.bench_warmup_steps):
@@ -326,16 +348,7 @@ def _time_phase(step: Callable[[], Any], n: int, cfg: MeasureConfig, device: tor
     with PeakMemory(device) as memory:
         for _ in range(MEMORY_STEPS):
             step()
-    rates = []
-    for _ in range(cfg.bench_repeats):
-        _wait_for_everyone(accelerator)  # processes time the same stretch, so their rates add up
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(cfg.bench_steps):
-            step()
-        _sync(device)
-        rates.append(cfg.bench_steps * n / (time.perf_counter() - start))
-    global_rates = _per_process(rates, accelerator).sum(0).tolist()
+    global_rates = timed_rates(step, n, cfg, device, accelerator)
     median = statistics.median(global_rates)
     return {
         "samples_per_s": median,
@@ -451,17 +464,35 @@ def measure_model(
 
 def _measure_at(size, model, batch, loss_fn, infer_fn, make_optimizer, cfg, precision, device, accelerator):
     """FLOPs, inference, latency and training at one batch size; raises OutOfMemoryError if it does not fit."""
-    sized, single = resize_batch(batch, size), resize_batch(batch, 1)
+    sized = resize_batch(batch, size)
     measured = copy.deepcopy(model)
     if cfg.channels_last:
         measured = measured.to(memory_format=torch.channels_last)
-        sized, single = _channels_last(sized), _channels_last(single)
+        sized = _channels_last(sized)
     flops = count_flops(measured, sized, loss_fn, infer_fn, precision)
+    steps = phase_steps(measured, sized, loss_fn, infer_fn, make_optimizer, cfg, precision, device, accelerator)
+    measured.eval()
+    inference = _time_phase(steps["infer"], size, cfg, device, accelerator)
+    latency = _latency_ms(steps["latency"], cfg, device)
+    measured.train()
+    train = _time_phase(steps["train"], size, cfg, device, accelerator)
+    return flops, inference, train, latency
 
+
+def phase_steps(model, batch, loss_fn, infer_fn, make_optimizer, cfg, precision, device, accelerator=None) -> dict:
+    """The steps the phases time, on `model` itself (compiled when `cfg.compile`), as argument-free calls.
+
+    "infer": the forward on `batch` under inference_mode; "latency": the same on its first sample;
+    "train": forward + backward + optimizer step. Put the model in eval / train mode before timing
+    a phase: the steps leave the mode alone, so switching it is never timed.
+    """
+    single = resize_batch(batch, 1)
+    if cfg.channels_last:
+        single = _channels_last(single)
     compile_ = torch.compile if cfg.compile else (lambda m: m)
-    infer_model = compile_(measured)
-    train_model = compile_(_for_training(measured, device, accelerator))
-    optimizer = make_optimizer(measured.parameters())
+    infer_model = compile_(model)
+    train_model = compile_(_for_training(model, device, accelerator))
+    optimizer = make_optimizer(model.parameters())
 
     def infer(inputs):
         with torch.inference_mode(), _autocast(device, precision):
@@ -469,17 +500,12 @@ def _measure_at(size, model, batch, loss_fn, infer_fn, make_optimizer, cfg, prec
 
     def train_step():
         with _autocast(device, precision):
-            loss = loss_fn(train_model, sized)
+            loss = loss_fn(train_model, batch)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    measured.eval()
-    inference = _time_phase(lambda: infer(sized), size, cfg, device, accelerator)
-    latency = _latency_ms(lambda: infer(single), cfg, device)
-    measured.train()
-    train = _time_phase(train_step, size, cfg, device, accelerator)
-    return flops, inference, train, latency
+    return {"infer": lambda: infer(batch), "latency": lambda: infer(single), "train": train_step}
 
 
 # ---------------------------------------------------------------------------------------------

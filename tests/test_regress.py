@@ -1,0 +1,201 @@
+"""bench.regress end to end on a tiny case: A/B against a ref, stored baselines, exit codes, refusals."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.regress import decide
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--case", "gmlp-mini:digits:8:fp32:infer", "--rounds", "4", "--repeats", "2", "--steps", "2"]
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    """A git repository holding this checkout's files (uncommitted changes included) in one commit."""
+    repo = tmp_path_factory.mktemp("suite")
+    files = git(ROOT, "ls-files", "--cached", "--others", "--exclude-standard", "-z").split("\0")
+    for name in filter(None, files):
+        if (ROOT / name).is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, repo / name)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-q", "-m", "suite")
+    return repo
+
+
+def regress(repo: Path, *args: str, slowdown: str | None = None) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key != "MLPBENCH_INJECT_SLOWDOWN"}
+    if slowdown:
+        env["MLPBENCH_INJECT_SLOWDOWN"] = slowdown
+    return subprocess.run([sys.executable, "-m", "bench.regress", *args], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def worktrees(repo: Path) -> int:
+    return git(repo, "worktree", "list", "--porcelain").count("worktree ")
+
+
+# --------------------------------------------------------------------------- decision
+
+
+def test_decision_needs_both_size_and_significance():
+    base = [1.0, 1.01, 0.99, 1.02, 0.98, 1.0, 1.01, 0.99]
+    assert decide(base, [x * 1.2 for x in base], tolerance=0.1, alpha=0.01).status == "regression"
+    assert decide(base, [x * 1.05 for x in base], tolerance=0.1, alpha=0.01).status == "ok"  # real but small
+    assert decide(base, [x * 0.8 for x in base], tolerance=0.1, alpha=0.01).status == "faster"
+    # A ratio far above the tolerance that noise explains: bimodal samples, one more slow one.
+    noisy = decide([1, 1, 1, 1, 3, 3, 3, 3], [1, 1, 1, 3, 3, 3, 3, 3], tolerance=0.1, alpha=0.01)
+    assert noisy.ratio == 1.5 and noisy.p_slower > 0.3 and noisy.status == "ok"
+    verdict = decide(base, [x * 1.2 for x in base], tolerance=0.1, alpha=0.01)
+    assert verdict.ci[0] <= verdict.ratio <= verdict.ci[1]
+
+
+# --------------------------------------------------------------------------- A/B against a ref
+
+
+def test_same_code_passes_and_writes_every_report(repo, tmp_path):
+    # Tolerance 100%: samples of a few milliseconds are noisy on a busy machine; the false-alarm
+    # rate at the default settings is measured by bench.regress_calibration, not here.
+    out = regress(repo, "--ref", "main", *TINY, "--tolerance", "1",
+                  "--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md"))
+    assert out.returncode == 0, out.stderr
+    record = json.loads((tmp_path / "r.json").read_text())
+    [case] = record["cases"]
+    assert case["status"] == "ok" and record["exit_code"] == 0
+    assert len(case["base_samples"]) == len(case["new_samples"]) == 4 * 2
+    assert record["base"]["commit"] == git(repo, "rev-parse", "HEAD").strip()
+    assert "gmlp-mini:digits:8:fp32:infer" in out.stdout and "no regression" in out.stdout
+    markdown = (tmp_path / "r.md").read_text()
+    assert markdown.startswith("### Throughput regression check") and "| `gmlp-mini:digits:8:fp32:infer` |" in markdown
+    assert worktrees(repo) == 1  # the temporary checkout of the ref is gone
+
+
+def test_injected_slowdown_is_a_regression(repo, tmp_path):
+    out = regress(repo, "--ref", "main", *TINY, "--json", str(tmp_path / "r.json"), slowdown="2.0")  # 3x: cannot flake
+    assert out.returncode == 1, out.stderr
+    [case] = json.loads((tmp_path / "r.json").read_text())["cases"]
+    assert case["status"] == "regression" and case["ratio"] > 2
+
+
+def test_unknown_ref_is_one_sentence(repo):
+    out = regress(repo, "--ref", "no-such-branch", *TINY)
+    assert out.returncode == 2
+    assert out.stderr == f"error: 'no-such-branch' is not a commit of the git repository in {repo}.\n"
+
+
+def test_ref_the_check_cannot_measure(repo):
+    """A commit whose bench.measure lacks the timing function the workers need: exit 2, not a crash."""
+    git(repo, "checkout", "-q", "-b", "old")
+    measure = repo / "bench" / "measure.py"
+    measure.write_text(measure.read_text().replace("def timed_rates(", "def _old_timed_rates("))
+    git(repo, "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-q", "-am", "old")
+    git(repo, "checkout", "-q", "main")
+    out = regress(repo, "--ref", "old", *TINY)
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: The base side failed while building the cases: the checkout ")
+    assert "predates bench.measure.timed_rates" in out.stderr and "Traceback" not in out.stderr
+    assert worktrees(repo) == 1
+
+
+def test_interrupt_removes_the_worktree(repo):
+    process = subprocess.Popen([sys.executable, "-m", "bench.regress", "--ref", "main", *TINY],
+                               cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while worktrees(repo) == 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert worktrees(repo) == 2
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and stderr.strip().splitlines()[-1] == "error: Interrupted; nothing was compared."
+    assert worktrees(repo) == 1
+
+
+@pytest.mark.parametrize("args, sentence", [
+    (["--tolerance", "0"], "--tolerance must be in (0, 10), got 0.0."),
+    (["--ref", "main", "--baseline", "b.json"], "--ref and --baseline are different comparisons; pass only one of them."),
+    (["--case", "gmlp:digits:8:fp32:infer"], "--case 'gmlp:digits:8:fp32:infer' is not MODEL-SIZE:TASK:BATCH:PRECISION:PHASE, "
+                                             "e.g. gmlp-mini:digits:32:fp32:infer."),
+    (["--case", "gmlp-mini:digits:8:fp32:eval"], "--case 'gmlp-mini:digits:8:fp32:eval': phase must be one of infer, train."),
+    (["--json", "/nonexistent-folder/r.json"], "--json /nonexistent-folder/r.json: the folder /nonexistent-folder does not exist."),
+])
+def test_bad_flags_are_one_sentence(repo, args, sentence):
+    out = regress(repo, *args)
+    assert out.returncode == 2 and out.stderr == f"error: {sentence}\n"
+
+
+# --------------------------------------------------------------------------- stored baselines
+
+
+@pytest.fixture(scope="module")
+def baseline(repo, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("baseline") / "baseline.json"
+    out = regress(repo, "--save-baseline", str(path), *TINY)
+    assert out.returncode == 0, out.stderr
+    return path
+
+
+def test_baseline_round_trip(repo, baseline):
+    stored = json.loads(baseline.read_text())
+    assert stored["environment"]["torch"] == torch.__version__ and stored["environment"]["cpu_threads"] == 1
+    assert len(stored["samples"]["gmlp-mini:digits:8:fp32:infer"]) == 4 * 2
+    # Tolerance 100%: a baseline is not interleaved with the new samples, so on a busy machine
+    # a real but harmless 10% drift between the two moments must not fail this test of the mechanics.
+    out = regress(repo, "--baseline", str(baseline), "--rounds", "3", "--repeats", "2", "--steps", "2", "--tolerance", "1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"working tree against baseline {baseline}: no regression" in out.stdout
+    assert len(json.loads(baseline.read_text())["samples"]) == 1  # comparing does not touch the baseline
+
+
+def test_mismatched_baseline_is_refused(repo, baseline, tmp_path):
+    stored = json.loads(baseline.read_text())
+    stored["environment"]["torch"] = "1.0.0"
+    stored["environment"]["device_name"] = "Other GPU"
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(stored))
+    here = json.loads(baseline.read_text())["environment"]
+    out = regress(repo, "--baseline", str(other), *TINY[2:])
+    assert out.returncode == 2
+    assert out.stderr == (
+        f"error: The baseline {other} was measured in another environment (device_name 'Other GPU' there, "
+        f"{here['device_name']!r} here; torch '1.0.0' there, {torch.__version__!r} here); its times are not "
+        f"comparable, so measure a new one here with --save-baseline.\n"
+    )
+
+
+def test_baseline_without_the_precision_is_refused(repo, baseline):
+    out = regress(repo, "--baseline", str(baseline), "--case", "gmlp-mini:digits:8:bf16:infer")
+    assert out.returncode == 2
+    assert out.stderr == (
+        f"error: The baseline {baseline} has no samples for gmlp-mini:digits:8:bf16:infer (precision and phase "
+        f"included); it holds gmlp-mini:digits:8:fp32:infer.\n"
+    )
+
+
+def test_corrupt_and_missing_baselines_are_one_sentence(repo, tmp_path):
+    corrupt = tmp_path / "corrupt.json"
+    corrupt.write_text('{"kind": "mlpbench-regress-baseline", "version": 1, "samp')
+    out = regress(repo, "--baseline", str(corrupt))
+    assert out.returncode == 2 and out.stderr.startswith(f"error: The baseline {corrupt} could not be read as JSON (")
+    assert len(out.stderr.strip().splitlines()) == 1
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text('{"schema_version": 1}')
+    out = regress(repo, "--baseline", str(foreign))
+    assert out.returncode == 2
+    assert out.stderr == f"error: {foreign} is not a baseline of version 1 written by --save-baseline.\n"
+    out = regress(repo, "--baseline", str(tmp_path / "missing.json"))
+    assert out.returncode == 2
+    assert out.stderr == f"error: The baseline {tmp_path / 'missing.json'} does not exist; create it with --save-baseline.\n"
