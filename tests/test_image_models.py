@@ -5,7 +5,7 @@ import timm
 import torch
 
 import tasks  # noqa: F401  (registers the tasks)
-from bench.config import DataConfig
+from bench.config import DataConfig, VariantConfig
 from bench.errors import PairError, UnknownNameError
 from bench.models import create_model, list_models, model_entries, resolve
 from tasks.base import TASKS, TaskSpec, get_task
@@ -42,7 +42,14 @@ PAPER_PARAMS = {
     ("vit", "ti"): ("5.7M", "deit_tiny_patch16_224"),
     ("vit", "s"): ("22M", "deit_small_patch16_224"),
     ("vit", "b"): ("86M", "deit_base_patch16_224"),
+    ("convmixer", "1536-20"): ("51.6M", "convmixer_1536_20"),
+    ("convmixer", "768-32"): ("21.1M", "convmixer_768_32"),
+    # Melas-Kyriazi (2021), table 1: the feed-forward-only ViT tiny and base; timm has neither.
+    ("ffvit", "ti"): ("7.7M", None),
+    ("ffvit", "b"): ("62M", None),
 }
+# aMLP's image sizes are gMLP's plus the tiny attention; no paper prints them (test_amlp_adds_tiny_attention).
+AMLP_SIZES = {("amlp", size) for size in ("ti", "s", "b")}
 
 
 def count(model):
@@ -70,7 +77,19 @@ def test_every_paper_size_is_checked():
     paper_sizes = {
         (f, s) for f in IMAGE_FAMILIES for e in model_entries(f) if "image" in e.modalities for s in e.sizes if s != "mini"
     }
-    assert paper_sizes == set(PAPER_PARAMS)
+    assert paper_sizes == set(PAPER_PARAMS) | AMLP_SIZES
+
+
+@pytest.mark.parametrize("size", ["ti", "s", "b", "mini"])
+def test_amlp_adds_tiny_attention_to_gmlp(size):
+    """Per block: qkv (dim x 3*64, no bias) and the output projection (64 -> half the gate's width)."""
+    from bench.models.gmlp import SIZES
+
+    shape, spec = SIZES[size], IMAGENET if size != "mini" else get_task("digits").spec(DataConfig())
+    half = int(shape.dim * shape.mlp_ratio) // 2
+    with torch.device("meta"):
+        added = count(create_model("amlp", size, spec)) - count(create_model("gmlp", size, spec))
+    assert added == shape.depth * (shape.dim * 3 * 64 + 64 * half + half)
 
 
 @pytest.mark.parametrize("spec", image_specs(), ids=lambda s: s.name)
@@ -78,7 +97,7 @@ def test_every_paper_size_is_checked():
 def test_every_family_trains_on_every_image_task(family, spec):
     torch.manual_seed(0)
     entry, size = resolve(family, "mini", spec)
-    model = entry.build(spec, entry.sizes[size])
+    model = entry.build(spec, entry.sizes[size], VariantConfig())
     c, h, w = spec.image_size
     images, labels = torch.randn(2, c, h, w), torch.tensor([0, 1])
     # Classifier heads start at zero (timm), which zeroes every other gradient at step 0:

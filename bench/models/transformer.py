@@ -93,7 +93,7 @@ class BartSeq2Seq(Seq2SeqModel):
     baseline=True,
     description="Transformer baseline: BERT encoder (MLM), BART encoder-decoder (seq2seq)",
 )
-def build(spec: TaskSpec, size: TextSize) -> nn.Module:
+def build(spec: TaskSpec, size: TextSize, variant) -> nn.Module:
     if spec.modality == "mlm":
         return BertMLM(spec, size)
     return BartSeq2Seq(spec, size)
