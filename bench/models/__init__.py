@@ -109,10 +109,9 @@ def check_variant(entry: ModelEntry, spec: TaskSpec, variant: VariantConfig) -> 
     """PairError naming the first variant flag (or value) that this family does not take on this modality."""
     for name, value in variant.given().items():
         if name not in entry.variants:
-            takes = ", ".join(flag_name(n) for n in entry.variants) or "none"
-            raise PairError(
-                f"{flag_name(name)} does not apply to model {entry.family!r}; its variant flags are: {takes}."
-            )
+            takes = (f"it takes {', '.join(flag_name(n) for n in entry.variants)}" if entry.variants
+                     else "it takes no variant flags")
+            raise PairError(f"{flag_name(name)} does not apply to model {entry.family!r}; {takes}.")
         allowed = entry.variants[name]
         if allowed is not None and value not in allowed:
             raise PairError(
