@@ -236,12 +236,12 @@ def add_flags(parser: argparse.ArgumentParser, cls) -> None:
         kwargs: dict[str, Any] = {"dest": f.name, "default": f.default, "help": f.metadata["help"]}
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
+        elif f.metadata.get("choices"):  # unset means default; "none" may be a choice (--norm none)
+            kwargs["type"] = kind
+            kwargs["choices"] = f.metadata["choices"]
         else:
             kwargs["type"] = _parse_optional(kind) if optional else kind
             kwargs["metavar"] = f.name.upper()
-            if f.metadata.get("choices"):
-                kwargs["choices"] = f.metadata["choices"]
-                kwargs.pop("metavar")
         group.add_argument(name, **kwargs)
 
 

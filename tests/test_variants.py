@@ -150,3 +150,39 @@ def test_bad_variant_value_is_refused_by_argparse(capsys):
         runner.main(["--token-mixing", "conv5x5"])
     assert stop.value.code == 2
     assert "argument --token-mixing: invalid choice: 'conv5x5'" in capsys.readouterr().err
+
+
+def test_sweep_runs_each_listed_variant_under_its_own_name(tmp_path, capsys):
+    from bench.sweep import load_grid, plan
+
+    (tmp_path / "base.toml").write_text('[args]\nepochs = 2\n[task_args.digits]\nlr = 0.002\nbatch-size = 8\n')
+    (tmp_path / "grid.toml").write_text(
+        f'output_dir = "{tmp_path / "out"}"\nargs_from = "base.toml"\ntasks = ["digits", "numbers"]\n'
+        'models = ["resmlp", "vit"]\nseeds = [0]\n[task_args.digits]\nbatch-size = 16\n'
+        '[variants]\nresmlp = ["", "norm=batchnorm", "layer-scale-init=1"]\n'
+    )
+    runs = plan(load_grid(tmp_path / "grid.toml"))
+    assert [r["name"] for r in runs] == [
+        "digits__resmlp-mini__fp32__seed0",
+        "digits__resmlp-mini__norm=batchnorm__fp32__seed0",
+        "digits__resmlp-mini__layer-scale-init=1__fp32__seed0",
+        "digits__vit-mini__fp32__seed0",
+        "numbers__resmlp-mini__fp32__seed0",
+        "numbers__resmlp-mini__layer-scale-init=1__fp32__seed0",
+    ]
+    assert runs[1]["argv"][-2:] == ["--norm", "batchnorm"]
+    # [args] and [task_args] come from base.toml; the grid's own batch size wins
+    assert runs[0]["argv"][10:] == ["--epochs", "2", "--lr", "0.002", "--batch-size", "16"]
+    assert "skip: --norm batchnorm does not apply to model 'resmlp' on seq2seq tasks" in capsys.readouterr().out
+
+
+def test_a_variant_run_records_its_variant(tmp_path):
+    from bench.results import load_result
+
+    argv = ["--task", "digits", "--model", "resmlp", "--norm", "none", "--max-steps", "2", "--batch-size", "16",
+            "--max-eval-samples", "32", "--no-measure", "--checkpoint-every", "none", "--output-dir", str(tmp_path)]
+    assert runner.main(argv) == 0
+    result = load_result(tmp_path / "digits__resmlp-mini__norm=none__fp32__seed0.json")
+    assert result["variant"] == "norm=none"
+    assert result["config"]["variant"] == {"norm": "none", "token_mixing": None, "sgu_init": None,
+                                           "layer_scale_init": None}
