@@ -183,8 +183,10 @@ class VariantConfig:
 
     def name(self) -> str:
         """Canonical short form, "" for the family's default: "norm=layernorm,layer-scale-init=0.0001"."""
-        return ",".join(f"{flag_name(key)[2:]}={value:g}" if isinstance(value, float) else f"{flag_name(key)[2:]}={value}"
-                        for key, value in self.given().items())
+        def text(value) -> str:
+            return f"{value:g}" if isinstance(value, float) else value  # 1e-4 -> "0.0001", 1.0 -> "1"
+
+        return ",".join(f"{key.replace('_', '-')}={text(value)}" for key, value in self.given().items())
 
     @classmethod
     def parse(cls, text: str) -> "VariantConfig":
@@ -196,7 +198,7 @@ class VariantConfig:
             _check(
                 name in cls.__dataclass_fields__ and value != "",
                 f"Variant {text!r} is not of the form key=value,...; the keys are "
-                f"{', '.join(flag_name(n)[2:] for n in cls.__dataclass_fields__)}.",
+                f"{', '.join(n.replace('_', '-') for n in cls.__dataclass_fields__)}.",
             )
             try:
                 values[name] = float(value) if name == "layer_scale_init" else value.strip()

@@ -9,6 +9,7 @@ from bench.config import DataConfig, VariantConfig
 from bench.errors import PairError, UnknownNameError
 from bench.models import create_model, list_models, model_entries, resolve
 from tasks.base import TASKS, TaskSpec, get_task
+from tests.model_checks import assert_every_parameter_learns
 
 IMAGE_FAMILIES = [f for f in list_models() if any("image" in e.modalities for e in model_entries(f))]
 IMAGENET = TaskSpec("imagenet", "image", "top1", image_size=(3, 224, 224), num_classes=1000)
@@ -100,18 +101,7 @@ def test_every_family_trains_on_every_image_task(family, spec):
     model = entry.build(spec, entry.sizes[size], VariantConfig())
     c, h, w = spec.image_size
     images, labels = torch.randn(2, c, h, w), torch.tensor([0, 1])
-    # Classifier heads start at zero (timm), which zeroes every other gradient at step 0:
-    # take one SGD step first, then every parameter must receive a non-zero gradient.
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    for _ in range(2):
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(images), labels)
-        assert torch.isfinite(loss)
-        loss.backward()
-        opt.step()
-    for name, p in model.named_parameters():
-        assert p.grad is not None and torch.isfinite(p.grad).all(), name
-        assert p.grad.abs().sum() > 0, f"{family} {name} got no gradient"
+    assert_every_parameter_learns(model, images, labels, family)
 
 
 def test_mini_patch_gives_a_sensible_token_count():

@@ -16,7 +16,7 @@ from bench.config import VariantConfig
 from bench.errors import PairError, UnknownNameError
 from bench.models import create_model, list_models, model_entries, resolve
 from tasks.base import TaskSpec
-from tests.variants import variant_names
+from tests.model_checks import variant_names
 
 PAD, BOS, EOS = 0, 1, 2
 

@@ -11,7 +11,7 @@ from bench.config import DataConfig, VariantConfig
 from bench.models import create_model, list_models, model_entries
 from bench.models.parts import GatingUnit
 from tasks.base import TaskSpec, get_task
-from tests.variants import variant_names
+from tests.model_checks import assert_every_parameter_learns, variant_names
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -33,18 +33,7 @@ def build(family, variant="", spec=DIGITS, size="mini"):
 def test_every_variant_trains_a_step(family, variant):
     model = build(family, variant)
     images, labels = torch.randn(4, *DIGITS.image_size), torch.tensor([0, 1, 2, 3])
-    # Classifier heads start at zero (timm), which zeroes every other gradient at step 0:
-    # take one SGD step first, then every parameter must receive a non-zero gradient.
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    for _ in range(2):
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(images), labels)
-        assert torch.isfinite(loss)
-        loss.backward()
-        opt.step()
-    for name, p in model.named_parameters():
-        assert p.grad is not None and torch.isfinite(p.grad).all(), name
-        assert p.grad.abs().sum() > 0, f"{family} [{variant}] {name} got no gradient"
+    assert_every_parameter_learns(model, images, labels, f"{family} [{variant}]")
 
 
 def parameter_change(variant: str, dim: int, tokens: int, depth: int, kernel: int, mlp_ratio: float) -> int:
