@@ -120,7 +120,7 @@ def mix_tokens(linear: nn.Linear, x: torch.Tensor, rows: int, causal: Optional[t
 
 
 class LinearTokens(nn.Linear):
-    """A linear map over tokens, (B, C, T) -> (B, C, T): ResMLP's, and gMLP's gate."""
+    """A linear map over tokens, (B, C, T) -> (B, C, T): ResMLP's token mixing."""
 
     def __init__(self, seq_len: int, causal: bool):
         super().__init__(seq_len, seq_len)
