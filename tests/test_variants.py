@@ -175,3 +175,22 @@ def test_a_variant_run_records_its_variant(tmp_path):
     assert result["variant"] == "norm=none"
     assert result["config"]["variant"] == {"norm": "none", "token_mixing": None, "sgu_init": None,
                                            "layer_scale_init": None}
+
+
+def test_ablation_sweep_covers_every_variant_on_both_tasks_with_the_leaderboards_flags():
+    from pathlib import Path
+
+    from bench.sweep import load_grid, plan
+
+    sweeps = Path(__file__).resolve().parent.parent / "sweeps"
+    grid = load_grid(sweeps / "ablations.toml")
+    published = load_grid(sweeps / "leaderboard.toml")
+    assert grid["task_args"]["wordnet"] == published["task_args"]["wordnet"]
+    names = {run["name"] for run in plan(grid)}
+    for family, variants in grid["variants"].items():
+        for variant in variants:
+            suffix = f"__{variant}" if variant else ""
+            for seed in (0, 1, 2):
+                assert f"digits__{family}-mini{suffix}__fp32__seed{seed}" in names
+                if variant != "norm=batchnorm":  # image-only
+                    assert f"wordnet__{family}-mini{suffix}__fp32__seed{seed}" in names
