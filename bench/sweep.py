@@ -94,42 +94,42 @@ def flags(args: dict) -> list[str]:
 
 def plan(grid: dict) -> list[dict]:
     """Every run of the grid with its result path; bad names fail here, before any run."""
+    import tasks  # noqa: F401
+    from bench.config import DataConfig
+    from bench.models import resolve
+    from tasks.base import get_task
+
     runs = []
     sizes = grid.get("sizes") or [None]
     variants = {
         family: [VariantConfig.parse(name) for name in grid.get("variants", {}).get(family, [""])]
         for family in grid["models"]
     }
+    args, specs = {}, {}  # per task: its flags, and the spec they give
+    for task_name in grid["tasks"]:
+        args[task_name] = {**grid.get("args", {}), **grid.get("task_args", {}).get(task_name, {})}
+        data_keys = {k.replace("-", "_"): v for k, v in args[task_name].items()}
+        data_cfg = DataConfig(**{k: v for k, v in data_keys.items() if k in DataConfig.__dataclass_fields__})
+        specs[task_name] = get_task(task_name).spec(data_cfg)
     # Seeds outermost: a sweep stopped early still has every pair at its first seeds.
     for seed, task_name, family, size in itertools.product(grid["seeds"], grid["tasks"], grid["models"], sizes):
         for variant in variants[family]:
-            run = planned_run(grid, seed, task_name, family, size, variant)
-            if run is not None:
-                runs.append(run)
+            try:
+                _, resolved = resolve(family, size, specs[task_name], variant)
+            except PairError as e:
+                if seed == grid["seeds"][0]:  # say it once, not once per seed
+                    print(f"skip: {e}")
+                continue
+            runs.append(planned_run(grid, args[task_name], seed, task_name, family, resolved, variant))
     return runs
 
 
-def planned_run(grid: dict, seed: int, task_name: str, family: str, size, variant: VariantConfig):
-    """One run of the grid, or None (said once, at the first seed) when the pair cannot run."""
-    import tasks  # noqa: F401
-    from bench.config import DataConfig
-    from bench.models import resolve
-    from tasks.base import get_task
-
-    args = {**grid.get("args", {}), **grid.get("task_args", {}).get(task_name, {})}
-    task = get_task(task_name)
-    data_keys = {k.replace("-", "_"): v for k, v in args.items()}
-    data_cfg = DataConfig(**{k: v for k, v in data_keys.items() if k in DataConfig.__dataclass_fields__})
-    try:
-        entry, resolved = resolve(family, size, task.spec(data_cfg), variant)
-    except PairError as e:
-        if seed == grid["seeds"][0]:  # say it once, not once per seed
-            print(f"skip: {e}")
-        return None
+def planned_run(grid: dict, args: dict, seed: int, task_name: str, family: str, size: str, variant: VariantConfig):
+    """One run of the grid: its name, result path and bench/run.py arguments."""
     precision = args.get("precision", "fp32")
-    path = Path(grid["output_dir"]) / result_filename(task_name, family, resolved, seed, precision, variant.name())
+    path = Path(grid["output_dir"]) / result_filename(task_name, family, size, seed, precision, variant.name())
     variant_args = {key.replace("_", "-"): value for key, value in variant.given().items()}
-    argv = ["--task", task_name, "--model", family, "--size", resolved, "--seed", str(seed),
+    argv = ["--task", task_name, "--model", family, "--size", size, "--seed", str(seed),
             "--output-dir", grid["output_dir"], *flags(args), *flags(variant_args)]
     if (Path(grid["output_dir"]) / "checkpoints" / path.stem).is_dir():
         argv.append("--resume")  # an interrupted run continues from its last checkpoint
