@@ -14,6 +14,9 @@ from bench.errors import UserError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 MODES = ("train", "bench")
+NORMS = ("affine", "layernorm", "batchnorm", "none")
+TOKEN_MIXINGS = ("linear", "mlp", "conv3x3", "dwconv")
+SGU_INITS = ("paper", "default")
 
 
 def flag(default: Any, help: str, choices: tuple | None = None) -> Any:
@@ -147,7 +150,70 @@ class MeasureConfig:
         _check(self.peak_gemm_size >= 64, f"--peak-gemm-size must be at least 64, got {self.peak_gemm_size}.")
 
 
-CONCERNS = {"run": RunConfig, "optim": OptimConfig, "data": DataConfig, "measure": MeasureConfig}
+@dataclass(frozen=True)
+class VariantConfig:
+    """Architecture variants for ablations: one part of a family swapped (unset: the family's own choice)."""
+
+    norm: Optional[str] = flag(None, "ResMLP normalisation (the paper's: affine)", NORMS)
+    token_mixing: Optional[str] = flag(
+        None, "ResMLP token mixing: linear (the paper's), mlp (Mixer's), conv3x3, dwconv "
+        "(depthwise-separable 3x3); on text the convolutions are 1-D with kernel 3", TOKEN_MIXINGS
+    )
+    sgu_init: Optional[str] = flag(
+        None, "gMLP / aMLP spatial gating init: paper (near-zero weights, unit bias) or default "
+        "(the init of every other linear layer)", SGU_INITS
+    )
+    layer_scale_init: Optional[float] = flag(None, "ResMLP layer-scale initial value (default: the size's)")
+
+    def __post_init__(self):
+        for name, choices in (("norm", NORMS), ("token_mixing", TOKEN_MIXINGS), ("sgu_init", SGU_INITS)):
+            value = getattr(self, name)
+            _check(
+                value is None or value in choices,
+                f"{flag_name(name)} must be one of {', '.join(choices)}, got {value!r}.",
+            )
+        _check(
+            self.layer_scale_init is None or self.layer_scale_init > 0,
+            f"--layer-scale-init must be positive, got {self.layer_scale_init}.",
+        )
+
+    def given(self) -> dict[str, Any]:
+        """The variant flags that were set, as {field name: value}."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    def name(self) -> str:
+        """Canonical short form, "" for the family's default: "norm=layernorm,layer-scale-init=0.0001"."""
+        def text(value) -> str:
+            return f"{value:g}" if isinstance(value, float) else value  # 1e-4 -> "0.0001", 1.0 -> "1"
+
+        return ",".join(f"{key.replace('_', '-')}={text(value)}" for key, value in self.given().items())
+
+    @classmethod
+    def parse(cls, text: str) -> "VariantConfig":
+        """The inverse of name(): "" or "key=value,key=value" with flag names (sweep files use it)."""
+        values: dict[str, Any] = {}
+        for item in filter(None, text.split(",")):
+            key, _, value = item.partition("=")
+            name = key.strip().replace("-", "_")
+            _check(
+                name in cls.__dataclass_fields__ and value != "",
+                f"Variant {text!r} is not of the form key=value,...; the keys are "
+                f"{', '.join(n.replace('_', '-') for n in cls.__dataclass_fields__)}.",
+            )
+            try:
+                values[name] = float(value) if name == "layer_scale_init" else value.strip()
+            except ValueError:
+                raise UserError(f"--layer-scale-init must be a number, got {value!r} in variant {text!r}.") from None
+        return cls(**values)
+
+
+def flag_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+CONCERNS = {
+    "run": RunConfig, "optim": OptimConfig, "data": DataConfig, "measure": MeasureConfig, "variant": VariantConfig,
+}
 
 
 def _parse_optional(kind):
@@ -172,12 +238,12 @@ def add_flags(parser: argparse.ArgumentParser, cls) -> None:
         kwargs: dict[str, Any] = {"dest": f.name, "default": f.default, "help": f.metadata["help"]}
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
+        elif f.metadata.get("choices"):  # unset means default; "none" may be a choice (--norm none)
+            kwargs["type"] = kind
+            kwargs["choices"] = f.metadata["choices"]
         else:
             kwargs["type"] = _parse_optional(kind) if optional else kind
             kwargs["metavar"] = f.name.upper()
-            if f.metadata.get("choices"):
-                kwargs["choices"] = f.metadata["choices"]
-                kwargs.pop("metavar")
         group.add_argument(name, **kwargs)
 
 
@@ -196,7 +262,7 @@ def build_parser(description: str) -> argparse.ArgumentParser:
 
 
 def configs_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """{"run": RunConfig, "optim": OptimConfig, "data": DataConfig, "measure": MeasureConfig}, validated."""
+    """{"run": RunConfig, "optim": ..., "data": ..., "measure": ..., "variant": VariantConfig}, validated."""
     values = vars(args)
     return {key: cls(**{f.name: values[f.name] for f in fields(cls)}) for key, cls in CONCERNS.items()}
 

@@ -8,6 +8,8 @@ Keys of a result (schema_version 1):
     schema_version  int
     status          one of STATUSES
     task, model, size, seed
+    variant         str, optional: VariantConfig.name(), e.g. "norm=layernorm"; "" or absent (files
+                    written before variants existed) for the family's default
     modality        "image" | "mlm" | "seq2seq"
     baseline        bool: the model is its modality's Transformer baseline
     config          {"run": {...}, "optim": {...}, "data": {...}, "measure": {...}}: every resolved flag
@@ -64,9 +66,11 @@ REQUIRED_KEYS = (
 )
 
 
-def result_filename(task: str, model: str, size: str, seed: int, precision: str) -> str:
-    """One file name per (task, model, size, seed, precision), so reruns find their result."""
-    return f"{task}__{model}-{size}__{precision}__seed{seed}.json"
+def result_filename(task: str, model: str, size: str, seed: int, precision: str, variant: str = "") -> str:
+    """One file name per (task, model, size, variant, seed, precision), so reruns find their result;
+    `variant` is VariantConfig.name(), "" (and left out of the name) for the family's default."""
+    model_name = f"{model}-{size}" + (f"__{variant}" if variant else "")
+    return f"{task}__{model_name}__{precision}__seed{seed}.json"
 
 
 def git_commit() -> str | None:

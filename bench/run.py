@@ -32,7 +32,7 @@ def parse_args(argv=None):
 def listing() -> str:
     """Tasks, models with sizes and parameter counts (on each modality's reference task), and runnable pairs."""
     import tasks  # noqa: F401  (registers every task)
-    from bench.config import DataConfig
+    from bench.config import DataConfig, VariantConfig, flag_name
     from bench.models import model_entries, list_models, resolve
     from tasks.base import TASKS
 
@@ -61,11 +61,13 @@ def listing() -> str:
                     continue
                 try:
                     resolve(family, size, ref)
-                    model = entry.build(ref, entry.sizes[size])
+                    model = entry.build(ref, entry.sizes[size], VariantConfig())
                     sizes.append(f"{size} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M)")
                 except PairError:
                     sizes.append(f"{size} (n/a on {ref.name})")
             tag = " [baseline]" if entry.baseline else ""
+            if entry.variants:
+                tag += f"; variants: {', '.join(flag_name(name) for name in entry.variants)}"
             lines.append(f"  {family:<12} {'/'.join(entry.modalities):<12} {', '.join(sizes)}{tag}")
     lines.append("")
     lines.append("Pairs that run (task: model-size for every size that fits):")
@@ -112,10 +114,13 @@ def run(configs) -> tuple[dict, int]:
     from tasks.base import get_task
 
     run_cfg, optim_cfg, data_cfg, measure_cfg = configs["run"], configs["optim"], configs["data"], configs["measure"]
+    variant = configs["variant"]
     task = get_task(run_cfg.task)
     spec = task.spec(data_cfg)
-    entry, size = resolve(run_cfg.model, run_cfg.size, spec)  # a bad pair fails here, before data loads
-    out_path = Path(run_cfg.output_dir) / result_filename(task.name, entry.family, size, run_cfg.seed, run_cfg.precision)
+    entry, size = resolve(run_cfg.model, run_cfg.size, spec, variant)  # a bad pair fails here, before data loads
+    out_path = Path(run_cfg.output_dir) / result_filename(
+        task.name, entry.family, size, run_cfg.seed, run_cfg.precision, variant.name()
+    )
     checkpoint_root = Path(run_cfg.output_dir) / "checkpoints" / out_path.stem
     check_output(out_path, checkpoint_root, run_cfg)
 
@@ -137,7 +142,7 @@ def run(configs) -> tuple[dict, int]:
     task.configure(optim_cfg)
     with accelerator.main_process_first():  # one process fills the caches (tokenizer, datasets) the others read
         data = task.load(data_cfg, run_cfg.seed)
-    model = entry.build(data.spec, entry.sizes[size])
+    model = entry.build(data.spec, entry.sizes[size], variant)
     params = sum(p.numel() for p in model.parameters())
     train_loader, eval_loader = loop.make_loaders(data, optim_cfg, data_cfg)
     optimizer = torch.optim.AdamW(loop.param_groups(model, optim_cfg.weight_decay), lr=optim_cfg.lr)
@@ -149,6 +154,8 @@ def run(configs) -> tuple[dict, int]:
         "--precision": run_cfg.precision, "processes": accelerator.num_processes, "parameters": params,
         "training samples": len(data.train),
         **{"--" + key.replace("_", "-"): value for key, value in as_dict(configs)["optim"].items()},
+        # only the flags given, so checkpoints written before variants existed still match a default run
+        **{"--" + key.replace("_", "-"): value for key, value in variant.given().items()},
     }
     checkpoints = Checkpoints(checkpoint_root, identity, run_cfg.checkpoint_every)
     start = None
@@ -185,6 +192,7 @@ def run(configs) -> tuple[dict, int]:
         "task": task.name,
         "model": entry.family,
         "size": size,
+        "variant": variant.name(),
         "seed": run_cfg.seed,
         "modality": spec.modality,
         "baseline": entry.baseline,
@@ -269,8 +277,9 @@ def first_line(error: BaseException) -> str:
 def summary_line(result: dict) -> str:
     metric = result["primary_metric"]
     value = "n/a" if metric["value"] is None else f"{metric['value']:.4f}"
+    variant = f" [{result['variant']}]" if result["variant"] else ""
     return (
-        f"{result['task']} {result['model']}-{result['size']} seed {result['seed']}: "
+        f"{result['task']} {result['model']}-{result['size']}{variant} seed {result['seed']}: "
         f"{metric['name']} {value}, {result['params'] / 1e6:.2f}M params, {result['wall_time_s']:.1f}s, "
         f"status {result['status']}"
     )

@@ -13,11 +13,15 @@ to OUTPUT_DIR/logs/. The file's keys:
     models = ["gmlp", "vit"]       # model families
     sizes = ["mini"]               # optional; default: each family's size for the task
     seeds = [0, 1, 2]
+    args_from = "leaderboard.toml" # optional: take [args] and [task_args] from another sweep file
+                                   # (relative to this one); this file's tables override them key by key
     launcher = ["accelerate", "launch"]   # optional: how to start bench/run.py (default: this python)
     [args]                         # flags for every run (--name value; true for switches)
     epochs = 10
     [task_args.wordnet]            # flags for one task's runs, over [args]
     max-steps = 300
+    [variants]                     # optional: per model, the variants to run (bench.config.VariantConfig
+    resmlp = ["", "norm=none"]     # names; "" is the family's default); unlisted models run their default
 """
 
 from __future__ import annotations
@@ -36,26 +40,43 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.config import VariantConfig  # noqa: E402
 from bench.errors import PairError, UserError  # noqa: E402
 from bench.results import ResultError, load_result, result_filename  # noqa: E402
 
 RUN_SCRIPT = Path(__file__).resolve().parent / "run.py"
-KNOWN_KEYS = {"output_dir", "tasks", "models", "sizes", "seeds", "launcher", "args", "task_args"}
+KNOWN_KEYS = {
+    "output_dir", "tasks", "models", "sizes", "seeds", "launcher", "args", "task_args", "args_from", "variants",
+}
 
 
-def load_grid(path: Path) -> dict:
+def read_toml(path: Path) -> dict:
     try:
-        grid = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise UserError(f"Cannot read the sweep file {path} ({e.strerror}).") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"The sweep file {path} is not valid TOML ({e}).") from None
+
+
+def load_grid(path: Path) -> dict:
+    grid = read_toml(path)
     unknown = set(grid) - KNOWN_KEYS
     if unknown:
         raise UserError(f"The sweep file {path} has unknown keys {sorted(unknown)}; known keys are {sorted(KNOWN_KEYS)}.")
     for key in ("output_dir", "tasks", "models", "seeds"):
         if key not in grid:
             raise UserError(f"The sweep file {path} needs {key!r}.")
+    unlisted = set(grid.get("variants", {})) - set(grid["models"])
+    if unlisted:
+        raise UserError(f"The sweep file {path} lists variants of {sorted(unlisted)}, which are not in its models.")
+    if "args_from" in grid:
+        base = read_toml(path.parent / grid["args_from"])
+        grid["args"] = {**base.get("args", {}), **grid.get("args", {})}
+        tasks = set(base.get("task_args", {})) | set(grid.get("task_args", {}))
+        grid["task_args"] = {
+            t: {**base.get("task_args", {}).get(t, {}), **grid.get("task_args", {}).get(t, {})} for t in tasks
+        }
     return grid
 
 
@@ -72,7 +93,7 @@ def flags(args: dict) -> list[str]:
 
 
 def plan(grid: dict) -> list[dict]:
-    """Every run of the grid with its result path; bad names or pairs fail here, before any run."""
+    """Every run of the grid with its result path; bad names fail here, before any run."""
     import tasks  # noqa: F401
     from bench.config import DataConfig
     from bench.models import resolve
@@ -80,26 +101,39 @@ def plan(grid: dict) -> list[dict]:
 
     runs = []
     sizes = grid.get("sizes") or [None]
+    variants = {
+        family: [VariantConfig.parse(name) for name in grid.get("variants", {}).get(family, [""])]
+        for family in grid["models"]
+    }
+    args, specs = {}, {}  # per task: its flags, and the spec they give
+    for task_name in grid["tasks"]:
+        args[task_name] = {**grid.get("args", {}), **grid.get("task_args", {}).get(task_name, {})}
+        data_keys = {k.replace("-", "_"): v for k, v in args[task_name].items()}
+        data_cfg = DataConfig(**{k: v for k, v in data_keys.items() if k in DataConfig.__dataclass_fields__})
+        specs[task_name] = get_task(task_name).spec(data_cfg)
     # Seeds outermost: a sweep stopped early still has every pair at its first seeds.
     for seed, task_name, family, size in itertools.product(grid["seeds"], grid["tasks"], grid["models"], sizes):
-        args = {**grid.get("args", {}), **grid.get("task_args", {}).get(task_name, {})}
-        task = get_task(task_name)
-        data_keys = {k.replace("-", "_"): v for k, v in args.items()}
-        data_cfg = DataConfig(**{k: v for k, v in data_keys.items() if k in DataConfig.__dataclass_fields__})
-        try:
-            entry, resolved = resolve(family, size, task.spec(data_cfg))
-        except PairError as e:
-            if seed == grid["seeds"][0]:  # say it once, not once per seed
-                print(f"skip: {e}")
-            continue
-        precision = args.get("precision", "fp32")
-        path = Path(grid["output_dir"]) / result_filename(task_name, family, resolved, seed, precision)
-        argv = ["--task", task_name, "--model", family, "--size", resolved, "--seed", str(seed),
-                "--output-dir", grid["output_dir"], *flags(args)]
-        if (Path(grid["output_dir"]) / "checkpoints" / path.stem).is_dir():
-            argv.append("--resume")  # an interrupted run continues from its last checkpoint
-        runs.append({"name": path.stem, "path": path, "argv": argv})
+        for variant in variants[family]:
+            try:
+                _, resolved = resolve(family, size, specs[task_name], variant)
+            except PairError as e:
+                if seed == grid["seeds"][0]:  # say it once, not once per seed
+                    print(f"skip: {e}")
+                continue
+            runs.append(planned_run(grid, args[task_name], seed, task_name, family, resolved, variant))
     return runs
+
+
+def planned_run(grid: dict, args: dict, seed: int, task_name: str, family: str, size: str, variant: VariantConfig):
+    """One run of the grid: its name, result path and bench/run.py arguments."""
+    precision = args.get("precision", "fp32")
+    path = Path(grid["output_dir"]) / result_filename(task_name, family, size, seed, precision, variant.name())
+    variant_args = {key.replace("_", "-"): value for key, value in variant.given().items()}
+    argv = ["--task", task_name, "--model", family, "--size", size, "--seed", str(seed),
+            "--output-dir", grid["output_dir"], *flags(args), *flags(variant_args)]
+    if (Path(grid["output_dir"]) / "checkpoints" / path.stem).is_dir():
+        argv.append("--resume")  # an interrupted run continues from its last checkpoint
+    return {"name": path.stem, "path": path, "argv": argv}
 
 
 def run_one(run: dict, launcher: list[str], log_dir: Path, threads: int | None) -> int:
@@ -122,7 +156,8 @@ def table(paths: list[Path]) -> str:
             continue
         m = r["primary_metric"]
         value = "-" if m["value"] is None else f"{m['value']:.4f}"
-        rows.append((r["task"], f"{r['model']}-{r['size']}", str(r["seed"]), m["name"], value,
+        model = f"{r['model']}-{r['size']}" + (f" [{r['variant']}]" if r.get("variant") else "")
+        rows.append((r["task"], model, str(r["seed"]), m["name"], value,
                      f"{r['params'] / 1e6:.2f}M", f"{r['wall_time_s']:.0f}s", r["status"]))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from itertools import groupby
 from typing import Iterable, Optional
 
-from leaderboard.collect import Run
+from leaderboard.collect import Run, model_label
 
 # The Transformer baseline families, each with the kind of task it is the baseline of.
 BASELINE_FAMILIES = {"vit": "image", "transformer": "text"}
@@ -19,11 +19,12 @@ BASELINE_FAMILIES = {"vit": "image", "transformer": "text"}
 
 @dataclass(frozen=True)
 class Row:
-    """One (task, family, size, device, precision): means over its seeds."""
+    """One (task, family, size, variant, device, precision): means over its seeds."""
 
     task: str
     family: str
     size: str
+    variant: str  # "" for the family's default
     device: str
     device_type: str
     precision: str
@@ -52,7 +53,11 @@ class Row:
 
     @property
     def is_baseline(self) -> bool:
-        return self.family in BASELINE_FAMILIES
+        return self.family in BASELINE_FAMILIES and not self.variant
+
+    @property
+    def model(self) -> str:
+        return model_label(self.family, self.variant)
 
 
 @dataclass(frozen=True)
@@ -67,11 +72,11 @@ class Comparison:
 
 
 def aggregate(runs: Iterable[Run]) -> list[Row]:
-    """One row per (task, family, size, device, precision, metric), sorted by group then rank."""
+    """One row per (task, family, size, variant, device, precision, metric), sorted by group then rank."""
 
     def key(run: Run):
         i = run.id
-        return (i.task, i.device, i.precision, run.metric_name, run.higher_is_better, i.family, i.size)
+        return (i.task, i.device, i.precision, run.metric_name, run.higher_is_better, i.family, i.size, i.variant)
 
     rows = [_row(sorted(same, key=lambda r: r.id.seed)) for _, same in groupby(sorted(runs, key=key), key=key)]
     ranked: list[Row] = []
@@ -87,6 +92,7 @@ def _row(runs: list[Run]) -> Row:
         task=first.id.task,
         family=first.id.family,
         size=first.id.size,
+        variant=first.id.variant,
         device=first.id.device,
         device_type=first.id.device_type,
         precision=first.id.precision,
@@ -120,8 +126,8 @@ def _rank(group: list[Row]) -> list[Row]:
     for row in scored:
         better = sum(1 for other in scored if sign * other.metric_mean < sign * row.metric_mean)
         ranked.append(replace(row, rank=better + 1))
-    ranked.sort(key=lambda r: (r.rank, r.family, r.size))
-    return ranked + sorted((r for r in group if r.metric_mean is None), key=lambda r: (r.family, r.size))
+    ranked.sort(key=lambda r: (r.rank, r.family, r.size, r.variant))
+    return ranked + sorted((r for r in group if r.metric_mean is None), key=lambda r: (r.family, r.size, r.variant))
 
 
 def compare_to_baselines(rows: list[Row]) -> tuple[list[Comparison], list[Row]]:

@@ -1,10 +1,12 @@
-"""Result folders -> the leaderboard folder: task pages, summary, index, CSV and Pareto plots."""
+"""Result folders -> the leaderboard folder: task pages, summary, index, CSV and Pareto plots, and the
+ablation page when some run is a variant or a relative."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from bench.errors import UserError
+from leaderboard.ablations import ablation_page, has_ablations
 from leaderboard.aggregate import aggregate, compare_to_baselines
 from leaderboard.collect import Collection
 from leaderboard.output import write_atomic, write_text_atomic
@@ -28,7 +30,7 @@ def build(collection: Collection, out: str, command: str) -> None:
         task_rows = [r for r in rows if r.task == task]
         failures = sorted(
             (f for f in collection.failures if f.id.task == task),
-            key=lambda f: (f.id.family, f.id.size, f.id.device, f.id.precision, f.id.seed),
+            key=lambda f: (f.id.family, f.id.size, f.id.variant, f.id.device, f.id.precision, f.id.seed),
         )
         png = pareto_png(task, task_rows)
         plot = f"{task}_pareto.png" if png else None
@@ -39,4 +41,7 @@ def build(collection: Collection, out: str, command: str) -> None:
 
     write_text_atomic(out_dir / "summary.md", summary_page(*compare_to_baselines(rows)))
     write_text_atomic(out_dir / "results.csv", results_csv(rows))
-    write_text_atomic(out_dir / "index.md", index_page(command, collection, tasks))
+    ablations = has_ablations(rows)
+    if ablations:
+        write_text_atomic(out_dir / "ablations.md", ablation_page(rows))
+    write_text_atomic(out_dir / "index.md", index_page(command, collection, tasks, ablations))

@@ -17,20 +17,30 @@ from bench.results import ResultError, load_result
 
 # Task names become page file names, so they may not carry path separators or name another page.
 _TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_OTHER_PAGES = ("index", "summary")
+_OTHER_PAGES = ("index", "summary", "ablations")
 
 
 @dataclass(frozen=True)
 class Identity:
-    """Which run a result is: rows aggregate the seeds of equal (task, family, size, device, precision)."""
+    """Which run a result is: rows aggregate the seeds of equal (task, family, size, variant, device, precision)."""
 
     task: str
     family: str
     size: str
+    variant: str  # "norm=layernorm", ...; "" for the family's default (and results written before variants)
     seed: int
     device: str  # the device name, prefixed by the process count when a run used several
     device_type: str
     precision: str
+
+    @property
+    def model(self) -> str:
+        return model_label(self.family, self.variant)
+
+
+def model_label(family: str, variant: str) -> str:
+    """The model column: the family, and the variant in brackets when it is not the default."""
+    return f"{family} [{variant}]" if variant else family
 
 
 @dataclass(frozen=True)
@@ -101,7 +111,7 @@ def collect(folders: list[str]) -> Collection:
         # A seed counted twice would shrink the spread and weigh one run double.
         if entry.id in first_file:
             skipped.append(
-                f"{path} repeats the run in {first_file[entry.id]} (same task, model, size, seed, device "
+                f"{path} repeats the run in {first_file[entry.id]} (same task, model, size, variant, seed, device "
                 "and precision); only the first is used."
             )
             continue
@@ -123,6 +133,7 @@ def _identity(data: dict[str, Any], source: str) -> Identity:
         task=task,
         family=_get(data, "model", str, source),
         size=_get(data, "size", str, source),
+        variant=_get(data, "variant", str, source, required=False) or "",
         seed=_get(data, "seed", int, source),
         device=name if processes == 1 else f"{processes}x {name}",
         device_type=_get(data, "environment.device_type", str, source),

@@ -45,7 +45,7 @@ def pareto_png(task: str, rows: list[Row]) -> Optional[bytes]:
             ax.errorbar(xs, ys, yerr=[r.metric_std or 0.0 for r in mine], fmt="o", capsize=3,
                         color=colors[family], label=family)
             for r, x, y in zip(mine, xs, ys):
-                ax.annotate(r.size, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+                ax.annotate(f"{r.size} [{r.variant}]" if r.variant else r.size, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
         front = pareto_front([(r.train_samples_per_s, r.metric_mean) for r in group], higher)
         # "pre" steps: between two front points the best reachable metric is the faster point's.
         # Rings mark the front's points, so a front of one point still shows.

@@ -77,7 +77,7 @@ def task_page(task: str, rows: list[Row], failures: list[Failure], plot: Optiona
         lines += ["## Failed runs (not ranked)", ""]
         lines += _table(
             ["model", "size", "seed", "device", "precision", "status", "error"],
-            [[f.id.family, f.id.size, f.id.seed, f.id.device, f.id.precision, f.status, f.error or MISSING]
+            [[f.id.model, f.id.size, f.id.seed, f.id.device, f.id.precision, f.status, f.error or MISSING]
              for f in failures],
             right={2},
         )
@@ -95,7 +95,7 @@ def _group_table(group: list[Row]) -> list[str]:
     header += ["peak train memory (MB)", "precision", "device"]
     body = []
     for r in group:
-        line = [r.rank or MISSING, r.family, r.size, metric_text(r.metric_mean, r.metric_std), r.n,
+        line = [r.rank or MISSING, r.model, r.size, metric_text(r.metric_mean, r.metric_std), r.n,
                 significant(r.params / 1e6), significant(r.gflops),
                 significant(r.train_samples_per_s), significant(r.infer_samples_per_s)]
         if tokens:
@@ -125,7 +125,7 @@ def summary_page(comparisons: list[Comparison], unmatched: list[Row]) -> str:
             lines += _table(
                 ["task", "model", "size", "params (M)", "metric", "value", "baseline", "baseline value", "Δ",
                  "speed ratio", "memory ratio"],
-                [[c.row.task, c.row.family, c.row.size, significant(c.row.params / 1e6),
+                [[c.row.task, c.row.model, c.row.size, significant(c.row.params / 1e6),
                   metric_header(c.row.metric_name, c.row.higher_is_better),
                   metric_text(c.row.metric_mean, None), f"{c.baseline.family}-{c.baseline.size}",
                   metric_text(c.baseline.metric_mean, None),
@@ -136,7 +136,7 @@ def summary_page(comparisons: list[Comparison], unmatched: list[Row]) -> str:
             lines.append("")
         alone = [r for r in unmatched if setting(r) == (device, precision)]
         for task, rows in groupby(sorted(alone, key=lambda r: r.task), key=lambda r: r.task):
-            names = ", ".join(f"{r.family}-{r.size}" for r in rows)
+            names = ", ".join(f"{r.model}-{r.size}" for r in rows)
             lines += [f"No baseline run of {task} on this device and precision, so {names} are not compared.", ""]
     return "\n".join(lines)
 
@@ -145,8 +145,10 @@ def _times(ratio: Optional[float]) -> str:
     return MISSING if ratio is None else f"{ratio:.2f}×"
 
 
-def index_page(command: str, collection: Collection, tasks: dict[str, tuple[int, int, Optional[str]]]) -> str:
-    """`tasks`: task -> (finished runs, failed runs, Pareto plot file or None)."""
+def index_page(
+    command: str, collection: Collection, tasks: dict[str, tuple[int, int, Optional[str]]], ablations: bool = False
+) -> str:
+    """`tasks`: task -> (finished runs, failed runs, Pareto plot file or None); `ablations`: link ablations.md."""
     c = collection
     lines = [
         "# mlpbench leaderboard", "",
@@ -159,6 +161,7 @@ def index_page(command: str, collection: Collection, tasks: dict[str, tuple[int,
         lines.append(line + (f"; [Pareto plot]({plot})" if plot else ""))
     lines += ["", "## Across tasks", "",
               "- [MLPs against the Transformer baseline](summary.md)",
+              *(["- [Ablations: each variant beside its family's default](ablations.md)"] if ablations else []),
               "- [All rows as CSV](results.csv)", ""]
     if c.skipped:
         lines += ["## Skipped files", ""] + [f"- {_cell(reason)}" for reason in c.skipped] + [""]
@@ -182,7 +185,7 @@ def results_csv(rows: list[Row]) -> str:
     for r in rows:
         writer.writerow([
             r.task, r.device, r.device_type, r.precision, r.metric_name, str(r.higher_is_better).lower(),
-            "" if r.rank is None else r.rank, r.family, r.size, r.n, " ".join(map(str, r.seeds)),
+            "" if r.rank is None else r.rank, r.model, r.size, r.n, " ".join(map(str, r.seeds)),
             num(r.metric_mean), num(r.metric_std), f"{r.params:.0f}", num(r.gflops),
             num(r.train_samples_per_s), num(r.infer_samples_per_s), num(r.train_tokens_per_s),
             num(r.infer_tokens_per_s), num(r.train_peak_mb), r.memory_kind or "",

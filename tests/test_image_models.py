@@ -5,10 +5,11 @@ import timm
 import torch
 
 import tasks  # noqa: F401  (registers the tasks)
-from bench.config import DataConfig
+from bench.config import DataConfig, VariantConfig
 from bench.errors import PairError, UnknownNameError
 from bench.models import create_model, list_models, model_entries, resolve
 from tasks.base import TASKS, TaskSpec, get_task
+from tests.model_checks import assert_every_parameter_learns
 
 IMAGE_FAMILIES = [f for f in list_models() if any("image" in e.modalities for e in model_entries(f))]
 IMAGENET = TaskSpec("imagenet", "image", "top1", image_size=(3, 224, 224), num_classes=1000)
@@ -42,7 +43,14 @@ PAPER_PARAMS = {
     ("vit", "ti"): ("5.7M", "deit_tiny_patch16_224"),
     ("vit", "s"): ("22M", "deit_small_patch16_224"),
     ("vit", "b"): ("86M", "deit_base_patch16_224"),
+    ("convmixer", "1536-20"): ("51.6M", "convmixer_1536_20"),
+    ("convmixer", "768-32"): ("21.1M", "convmixer_768_32"),
+    # Melas-Kyriazi (2021), table 1: the feed-forward-only ViT tiny and base; timm has neither.
+    ("ffvit", "ti"): ("7.7M", None),
+    ("ffvit", "b"): ("62M", None),
 }
+# aMLP's image sizes are gMLP's plus the tiny attention; no paper prints them (test_amlp_adds_tiny_attention).
+AMLP_SIZES = {("amlp", size) for size in ("ti", "s", "b")}
 
 
 def count(model):
@@ -70,7 +78,19 @@ def test_every_paper_size_is_checked():
     paper_sizes = {
         (f, s) for f in IMAGE_FAMILIES for e in model_entries(f) if "image" in e.modalities for s in e.sizes if s != "mini"
     }
-    assert paper_sizes == set(PAPER_PARAMS)
+    assert paper_sizes == set(PAPER_PARAMS) | AMLP_SIZES
+
+
+@pytest.mark.parametrize("size", ["ti", "s", "b", "mini"])
+def test_amlp_adds_tiny_attention_to_gmlp(size):
+    """Per block: qkv (dim x 3*64, no bias) and the output projection (64 -> half the gate's width)."""
+    from bench.models.gmlp import SIZES
+
+    shape, spec = SIZES[size], IMAGENET if size != "mini" else get_task("digits").spec(DataConfig())
+    half = int(shape.dim * shape.mlp_ratio) // 2
+    with torch.device("meta"):
+        added = count(create_model("amlp", size, spec)) - count(create_model("gmlp", size, spec))
+    assert added == shape.depth * (shape.dim * 3 * 64 + 64 * half + half)
 
 
 @pytest.mark.parametrize("spec", image_specs(), ids=lambda s: s.name)
@@ -78,21 +98,10 @@ def test_every_paper_size_is_checked():
 def test_every_family_trains_on_every_image_task(family, spec):
     torch.manual_seed(0)
     entry, size = resolve(family, "mini", spec)
-    model = entry.build(spec, entry.sizes[size])
+    model = entry.build(spec, entry.sizes[size], VariantConfig())
     c, h, w = spec.image_size
     images, labels = torch.randn(2, c, h, w), torch.tensor([0, 1])
-    # Classifier heads start at zero (timm), which zeroes every other gradient at step 0:
-    # take one SGD step first, then every parameter must receive a non-zero gradient.
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    for _ in range(2):
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(images), labels)
-        assert torch.isfinite(loss)
-        loss.backward()
-        opt.step()
-    for name, p in model.named_parameters():
-        assert p.grad is not None and torch.isfinite(p.grad).all(), name
-        assert p.grad.abs().sum() > 0, f"{family} {name} got no gradient"
+    assert_every_parameter_learns(model, images, labels, family)
 
 
 def test_mini_patch_gives_a_sensible_token_count():

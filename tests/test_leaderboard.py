@@ -26,6 +26,7 @@ import pytest
 
 from leaderboard.__main__ import main
 from leaderboard.aggregate import aggregate, compare_to_baselines
+from leaderboard.build import build
 from leaderboard.collect import collect
 from leaderboard.plots import pareto_front
 
@@ -84,6 +85,23 @@ def test_output_matches_golden(board, name):
         GOLDEN.mkdir(parents=True, exist_ok=True)
         (GOLDEN / name).write_text(produced, encoding="utf-8")
     assert produced == (GOLDEN / name).read_text(encoding="utf-8")
+
+
+ABLATIONS = ROOT / "tests" / "data" / "ablations"
+GOLDEN_ABLATIONS = ROOT / "tests" / "golden" / "ablations"
+
+
+@pytest.mark.parametrize("name", ["ablations.md", "digits.md", "index.md"])
+def test_ablation_pages_match_golden(tmp_path, name):
+    """Synthetic variant results (tests/data/ablations): defaults written before variants existed (no
+    `variant` key), variants of one and two flags, one without a default, relatives with and without
+    the family they change."""
+    build(collect([str(ABLATIONS)]), str(tmp_path), "python -m leaderboard results/ablations --out board")
+    produced = (tmp_path / name).read_text(encoding="utf-8")
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN_ABLATIONS.mkdir(parents=True, exist_ok=True)
+        (GOLDEN_ABLATIONS / name).write_text(produced, encoding="utf-8")
+    assert produced == (GOLDEN_ABLATIONS / name).read_text(encoding="utf-8")
 
 
 def test_writes_exactly_the_pages_and_plots(board):
@@ -205,11 +223,11 @@ def test_repeated_run_wrong_field_type_and_page_name_as_task_are_skipped(tmp_pat
     collection = collect([str(tmp_path)])
     assert [r.id.seed for r in collection.runs] == [0]
     assert collection.skipped == [
-        f"{tmp_path / 'b.json'} repeats the run in {tmp_path / 'a.json'} (same task, model, size, seed, "
+        f"{tmp_path / 'b.json'} repeats the run in {tmp_path / 'a.json'} (same task, model, size, variant, seed, "
         "device and precision); only the first is used.",
         f"{tmp_path / 'c.json'} has params = '1.2M', which is not a valid value for that field.",
         f"{tmp_path / 'd.json'} has task 'index'; a task name is letters, digits, '_', '-' and '.', "
-        "and not index or summary.",
+        "and not index or summary or ablations.",
     ]
 
 

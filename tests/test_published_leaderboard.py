@@ -11,6 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results" / "leaderboard"
 PAGES = ROOT / "leaderboard" / "pages"
 COMMAND = "python -m leaderboard results/leaderboard --out leaderboard/pages"  # as quoted on the index
+ABLATION_PAGES = PAGES / "ablations"
+ABLATION_COMMAND = "python -m leaderboard results/ablations --out leaderboard/pages/ablations"
 
 
 @pytest.mark.skipif(not PAGES.is_dir(), reason="no published pages in this checkout")
@@ -23,6 +25,19 @@ def test_published_pages_regenerate_byte_for_byte(tmp_path, monkeypatch):
     assert published == sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".md", ".csv"))
     for name in published:
         assert (tmp_path / name).read_text() == (PAGES / name).read_text(), f"{name} differs from its regeneration"
+
+
+@pytest.mark.skipif(not ABLATION_PAGES.is_dir(), reason="no published ablation pages in this checkout")
+def test_published_ablation_pages_regenerate_byte_for_byte(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    collection = collect(["results/ablations"])
+    assert not collection.skipped, collection.skipped
+    build(collection, str(tmp_path), ABLATION_COMMAND)
+    published = sorted(p.name for p in ABLATION_PAGES.iterdir() if p.suffix in (".md", ".csv"))
+    assert "ablations.md" in published
+    assert published == sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".md", ".csv"))
+    for name in published:
+        assert (tmp_path / name).read_text() == (ABLATION_PAGES / name).read_text(), f"{name} differs from its regeneration"
 
 
 @pytest.mark.skipif(not PAGES.is_dir(), reason="no published pages in this checkout")

@@ -12,9 +12,11 @@ import torch
 import torch.nn.functional as F
 from timm.models.mlp_mixer import SpatialGatingUnit
 
+from bench.config import VariantConfig
 from bench.errors import PairError, UnknownNameError
 from bench.models import create_model, list_models, model_entries, resolve
 from tasks.base import TaskSpec
+from tests.model_checks import variant_names
 
 PAD, BOS, EOS = 0, 1, 2
 
@@ -47,7 +49,13 @@ def text_families(modality: str) -> list[str]:
 
 PAIRS = [(f, m) for m in ("mlm", "seq2seq") for f in text_families(m)]
 SEQ2SEQ = text_families("seq2seq")
-MLP_PAIRS = [(f, m) for f, m in PAIRS if not text_entry(f, m).baseline]
+# Relatives are a family's shape plus a part (aMLP: gMLP + attention), so they are not held to the
+# Transformer's parameter count; test_amlp_adds_tiny_attention counts them.
+RELATIVES = {"amlp"}
+MLP_PAIRS = [(f, m) for f, m in PAIRS if not text_entry(f, m).baseline and f not in RELATIVES]
+# Every pair with every variant it takes ("" is the family's default)
+VARIANT_PAIRS = [(f, m, v) for f, m in PAIRS for v in variant_names(text_entry(f, m))]
+SEQ2SEQ_VARIANTS = [(f, v) for f, m, v in VARIANT_PAIRS if m == "seq2seq"]
 
 
 def baseline(modality: str) -> str:
@@ -55,9 +63,9 @@ def baseline(modality: str) -> str:
     return name
 
 
-def build(family: str, modality: str, **spec_fields):
+def build(family: str, modality: str, variant: str = "", **spec_fields):
     torch.manual_seed(0)
-    return create_model(family, "mini", text_spec(modality, **spec_fields)).eval()
+    return create_model(family, "mini", text_spec(modality, **spec_fields), VariantConfig.parse(variant)).eval()
 
 
 def away_from_init(model):
@@ -82,9 +90,9 @@ def forward(model, modality: str, src, src_mask, tgt=None, tgt_mask=None):
     return model(src, src_mask, tgt, tgt_mask)
 
 
-@pytest.mark.parametrize("family,modality", PAIRS)
-def test_every_parameter_learns(family, modality):
-    model = build(family, modality).train()
+@pytest.mark.parametrize("family,modality,variant", VARIANT_PAIRS)
+def test_every_parameter_learns(family, modality, variant):
+    model = build(family, modality, variant).train()
     g = torch.Generator().manual_seed(1)
     src, src_mask = random_batch([16, 11, 5], 16, g)
     tgt, tgt_mask = random_batch([12, 7, 3], 12, g)
@@ -99,11 +107,11 @@ def test_every_parameter_learns(family, modality):
         assert torch.isfinite(p.grad).all(), f"{name} has a non-finite gradient"
 
 
-@pytest.mark.parametrize("family,modality", PAIRS)
-def test_padding_does_not_leak(family, modality):
+@pytest.mark.parametrize("family,modality,variant", VARIANT_PAIRS)
+def test_padding_does_not_leak(family, modality, variant):
     """A right-padded batch (random tokens under the padding) gives each sequence's real tokens
     the outputs it gets alone, unpadded: neither pad content nor pad length matters."""
-    model = away_from_init(build(family, modality))
+    model = away_from_init(build(family, modality, variant))
     g = torch.Generator().manual_seed(2)
     src_lengths, tgt_lengths = [16, 9, 4], [12, 5, 2]
     src, src_mask = random_batch(src_lengths, 16, g)
@@ -118,9 +126,9 @@ def test_padding_does_not_leak(family, modality):
             torch.testing.assert_close(batched[i, :n], alone[0], atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("family", SEQ2SEQ)
-def test_decoder_is_causal(family):
-    model = away_from_init(build(family, "seq2seq"))
+@pytest.mark.parametrize("family,variant", SEQ2SEQ_VARIANTS)
+def test_decoder_is_causal(family, variant):
+    model = away_from_init(build(family, "seq2seq", variant))
     g = torch.Generator().manual_seed(3)
     src, src_mask = random_batch([16, 10], 16, g)
     tgt, tgt_mask = random_batch([12, 12], 12, g)
@@ -133,14 +141,26 @@ def test_decoder_is_causal(family):
     assert not torch.allclose(after[:, 6], before[:, 6]), "the changed token does not reach its own output"
 
 
-def test_spatial_gating_starts_as_identity():
+@pytest.mark.parametrize("family", ["gmlp", "amlp"])
+def test_spatial_gating_starts_as_identity(family):
     """gMLP's gate keeps the paper's init: token-mixing weights ~ 0 and bias 1."""
     for modality in ("mlm", "seq2seq"):
-        units = [m for m in build("gmlp", modality).modules() if isinstance(m, SpatialGatingUnit)]
+        units = [m for m in build(family, modality).modules() if isinstance(m, SpatialGatingUnit)]
         assert units
         for unit in units:
             assert unit.proj.weight.abs().max() < 1e-4
             assert torch.equal(unit.proj.bias, torch.ones_like(unit.proj.bias))
+
+
+@pytest.mark.parametrize("modality", ["mlm", "seq2seq"])
+def test_amlp_adds_tiny_attention(modality):
+    """aMLP is gMLP's shape plus, per block, qkv (dim x 3*64, no bias) and a projection to half the gate."""
+    spec = text_spec(modality)
+    size = text_entry("gmlp", modality).sizes["mini"]
+    half = int(size.dim * size.mlp_ratio) // 2
+    blocks = size.layers if modality == "mlm" else size.encoder_layers + size.decoder_layers
+    count = lambda family: sum(p.numel() for p in create_model(family, "mini", spec).parameters())  # noqa: E731
+    assert count("amlp") - count("gmlp") == blocks * (size.dim * 3 * 64 + 64 * half + half)
 
 
 def cut_after_eos(tokens: torch.Tensor, eos: int) -> torch.Tensor:

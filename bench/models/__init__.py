@@ -1,17 +1,18 @@
 """Architecture registry: `create_model(name, size, spec)`, `list_models()`, `model_sizes(name)`.
 
 A family registers one builder per modality it supports ("image", "mlm", "seq2seq") with its
-named sizes. A (family, modality, size) that cannot run raises PairError naming the pair
-before any data is loaded.
+named sizes and the variant flags it takes (bench.config.VariantConfig). A (family, modality,
+size, variant) that cannot run raises PairError naming the pair before any data is loaded.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
 import torch.nn as nn
 
+from bench.config import VariantConfig, flag_name
 from bench.errors import PairError, UnknownNameError
 from tasks.base import TaskSpec
 
@@ -21,11 +22,13 @@ class ModelEntry:
     family: str
     modalities: tuple[str, ...]
     sizes: Mapping[str, Any]  # size name -> frozen size config
-    build: Callable[[TaskSpec, Any], nn.Module]  # (spec, size config) -> module
+    build: Callable[[TaskSpec, Any, VariantConfig], nn.Module]  # (spec, size config, variant) -> module
     default_size: Callable[[TaskSpec], str]
     check: Optional[Callable[[TaskSpec, str, Any], Optional[str]]] = None  # returns why a pair cannot run
     baseline: bool = False  # the Transformer baseline of its modality
     description: str = ""
+    # VariantConfig field -> the values this entry takes (None: any valid value); unlisted fields are refused
+    variants: Mapping[str, Optional[tuple[str, ...]]] = field(default_factory=dict)
 
 
 _ENTRIES: dict[tuple[str, str], ModelEntry] = {}
@@ -40,11 +43,15 @@ def register_model(
     check: Optional[Callable] = None,
     baseline: bool = False,
     description: str = "",
+    variants: Optional[Mapping[str, Optional[tuple[str, ...]]]] = None,
 ):
-    """Decorator for a builder `(spec, size_cfg) -> nn.Module`."""
+    """Decorator for a builder `(spec, size_cfg, variant) -> nn.Module`; `variants` names the
+    VariantConfig fields the builder takes (resolve refuses every other one before it is called)."""
 
     def wrap(build):
-        entry = ModelEntry(family, modalities, dict(sizes), build, default_size, check, baseline, description)
+        entry = ModelEntry(
+            family, modalities, dict(sizes), build, default_size, check, baseline, description, dict(variants or {})
+        )
         for modality in modalities:
             if (family, modality) in _ENTRIES:
                 raise ValueError(f"model {family!r} is registered twice for {modality}.")
@@ -72,7 +79,9 @@ def model_entries(family: str) -> list[ModelEntry]:
     return unique
 
 
-def resolve(family: str, size: Optional[str], spec: TaskSpec) -> tuple[ModelEntry, str]:
+def resolve(
+    family: str, size: Optional[str], spec: TaskSpec, variant: VariantConfig = VariantConfig()
+) -> tuple[ModelEntry, str]:
     """The entry and size name for this pair; PairError or UnknownNameError with one sentence if none."""
     entries = model_entries(family)
     entry = _ENTRIES.get((family, spec.modality))
@@ -92,12 +101,30 @@ def resolve(family: str, size: Optional[str], spec: TaskSpec) -> tuple[ModelEntr
         why = entry.check(spec, size, entry.sizes[size])
         if why:
             raise PairError(f"{family}-{size} cannot run task {spec.name!r}: {why}")
+    check_variant(entry, spec, variant)
     return entry, size
 
 
-def create_model(family: str, size: Optional[str], spec: TaskSpec) -> nn.Module:
-    entry, size = resolve(family, size, spec)
-    return entry.build(spec, entry.sizes[size])
+def check_variant(entry: ModelEntry, spec: TaskSpec, variant: VariantConfig) -> None:
+    """PairError naming the first variant flag (or value) that this family does not take on this modality."""
+    for name, value in variant.given().items():
+        if name not in entry.variants:
+            takes = (f"it takes {', '.join(flag_name(n) for n in entry.variants)}" if entry.variants
+                     else "it takes no variant flags")
+            raise PairError(f"{flag_name(name)} does not apply to model {entry.family!r}; {takes}.")
+        allowed = entry.variants[name]
+        if allowed is not None and value not in allowed:
+            raise PairError(
+                f"{flag_name(name)} {value} does not apply to model {entry.family!r} on {spec.modality} tasks; "
+                f"valid values there are: {', '.join(allowed)}."
+            )
+
+
+def create_model(
+    family: str, size: Optional[str], spec: TaskSpec, variant: VariantConfig = VariantConfig()
+) -> nn.Module:
+    entry, size = resolve(family, size, spec, variant)
+    return entry.build(spec, entry.sizes[size], variant)
 
 
 def _import_families() -> None:

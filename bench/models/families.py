@@ -1,3 +1,3 @@
 """Importing this module registers every model family."""
 
-from bench.models import gmlp, mixer, resmlp, text, transformer, vit  # noqa: F401
+from bench.models import amlp, convmixer, ffvit, gmlp, mixer, resmlp, text, transformer, vit  # noqa: F401

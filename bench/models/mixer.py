@@ -20,5 +20,5 @@ SIZES = {
     "mixer", ("image",), SIZES, default_size_for("s16"), check_image_pair,
     description="MLP-Mixer: token-mixing MLP + channel MLP",
 )
-def build(spec, size: ImageSize):
+def build(spec, size: ImageSize, variant):
     return MlpMixer(num_blocks=size.depth, block_layer=MixerBlock, **mixer_kwargs(spec, size))

@@ -1,12 +1,18 @@
 """ResMLP: one linear layer over tokens, Affine instead of normalisation, layer scale
-(Touvron et al., 2021). timm's MlpMixer with its ResBlock and Affine injected."""
+(Touvron et al., 2021). timm's MlpMixer with its ResBlock and Affine injected.
+
+Variants swap one part: --norm (every norm of the model, the final one included),
+--token-mixing (the block's token mixer) and --layer-scale-init.
+"""
 
 from functools import partial
 
-from timm.models.mlp_mixer import Affine, MlpMixer, ResBlock
+from timm.models.mlp_mixer import MlpMixer, ResBlock
 
+from bench.config import NORMS, TOKEN_MIXINGS, VariantConfig
 from bench.models import register_model
 from bench.models.image import ImageSize, check_image_pair, default_size_for, mixer_kwargs
+from bench.models.parts import NORM_LAYERS, image_token_mixer, replacing
 
 # Layer-scale initial values follow the paper: 0.1 for 12 blocks, 1e-5 for 24, 1e-6 for B24.
 SIZES = {
@@ -17,10 +23,27 @@ SIZES = {
 }
 
 
+class MixingResBlock(ResBlock):
+    """timm's ResBlock with its token mixer injected. The mixer keeps timm's attribute name
+    `linear_tokens`, which timm's forward calls, whatever kind it is."""
+
+    def __init__(self, dim, seq_len, mlp_ratio=4, *, token_mixing="linear", **kwargs):
+        super().__init__(dim, seq_len, mlp_ratio, **kwargs)
+        self.linear_tokens = replacing(self.linear_tokens, lambda: image_token_mixer(token_mixing, dim, seq_len, mlp_ratio))
+
+
 @register_model(
     "resmlp", ("image",), SIZES, default_size_for("s12"), check_image_pair,
     description="ResMLP: linear token mixing + Affine + layer scale",
+    variants={"norm": NORMS, "token_mixing": TOKEN_MIXINGS, "layer_scale_init": None},
 )
-def build(spec, size: ImageSize):
-    block = partial(ResBlock, init_values=size.init_values)
-    return MlpMixer(num_blocks=size.depth, block_layer=block, norm_layer=Affine, **mixer_kwargs(spec, size))
+def build(spec, size: ImageSize, variant: VariantConfig):
+    block = partial(
+        MixingResBlock,
+        token_mixing=variant.token_mixing or "linear",
+        init_values=variant.layer_scale_init or size.init_values,
+    )
+    return MlpMixer(
+        num_blocks=size.depth, block_layer=block, norm_layer=NORM_LAYERS[variant.norm or "affine"],
+        **mixer_kwargs(spec, size),
+    )

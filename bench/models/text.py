@@ -14,6 +14,11 @@ parameters and initialisation are those of the vision models; only the token mix
   as in the ResMLP translation experiments. Mixer's token MLP has two maps; both are made
   lower-triangular by giving each position its own hidden units (unit h belongs to position
   h // r, r units per position), so no hidden unit sees a later position.
+- Variants (bench.config.VariantConfig): ResMLP's norm, token mixer and layer scale, and gMLP's
+  gate initialisation are injected into the blocks. Convolutional token mixing is 1-D, kernel 3,
+  over padded-and-zeroed inputs (causal: padded on the left only, so decoders stay causal).
+  BatchNorm is not offered on text: its batch statistics would mix padded positions into real ones.
+  aMLP is gMLP with parts.TinyAttention added to the gate, masked like the token mixing.
 - Cross-attention stays: each decoder block is followed by a pre-norm residual
   nn.MultiheadAttention over the encoder output, with the source padding as key padding mask.
 
@@ -39,11 +44,12 @@ from timm.models.mlp_mixer import (
     MixerBlock,
     ResBlock,
     SpatialGatingBlock,
-    SpatialGatingUnit,
     _init_weights as init_mixer_weights,  # private, but it is the vision models' init: both share it
 )
 
+from bench.config import SGU_INITS, TOKEN_MIXINGS, VariantConfig
 from bench.models import register_model
+from bench.models.parts import NORM_LAYERS, ConvTokens, GatingUnit, TinyAttention, replacing
 from tasks.base import TaskSpec
 
 MODALITIES = ("mlm", "seq2seq")
@@ -113,6 +119,46 @@ def mix_tokens(linear: nn.Linear, x: torch.Tensor, rows: int, causal: Optional[t
     return F.linear(x, weight, linear.bias[:rows])
 
 
+class LinearTokens(nn.Linear):
+    """A linear map over tokens, (B, C, T) -> (B, C, T): ResMLP's token mixing."""
+
+    def __init__(self, seq_len: int, causal: bool):
+        super().__init__(seq_len, seq_len)
+        self.register_buffer("causal", causal_mask(seq_len, seq_len) if causal else None, persistent=False)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return mix_tokens(self, y, y.shape[-1], self.causal)
+
+
+class TokenMlp(Mlp):
+    """An MLP over tokens, (B, C, T) -> (B, C, T): Mixer's. Causal: r hidden units per position (the
+    width rounded up to a multiple of the length), so both token maps can be lower-triangular."""
+
+    def __init__(self, seq_len: int, hidden: int, causal: bool):
+        r = math.ceil(hidden / seq_len) if causal else None
+        super().__init__(seq_len, r * seq_len if causal else hidden)
+        self.per_position = r  # None: bidirectional, hidden units belong to no position
+        self.register_buffer("causal_in", causal_mask(r * seq_len, seq_len, rows_per_position=r) if causal else None,
+                             persistent=False)
+        self.register_buffer("causal_out", causal_mask(seq_len, r * seq_len, cols_per_position=r) if causal else None,
+                             persistent=False)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        T = y.shape[-1]
+        hidden = self.per_position * T if self.per_position else self.fc1.out_features
+        y = self.act(mix_tokens(self.fc1, y, hidden, self.causal_in))  # (B, C, H)
+        return mix_tokens(self.fc2, y, T, self.causal_out)  # (B, C, T)
+
+
+def text_token_mixer(kind: str, dim: int, seq_len: int, mlp_ratio: float, causal: bool) -> nn.Module:
+    """--token-mixing on text; the MLP's hidden width is the channel MLP's ratio times the length."""
+    if kind == "linear":
+        return LinearTokens(seq_len, causal)
+    if kind == "mlp":
+        return TokenMlp(seq_len, int(mlp_ratio * seq_len), causal)
+    return ConvTokens(dim, None, separable=kind == "dwconv", causal=causal)
+
+
 class TextMixerBlock(MixerBlock):
     """MLP-Mixer block: an MLP over tokens, then the channel MLP."""
 
@@ -120,76 +166,80 @@ class TextMixerBlock(MixerBlock):
 
     def __init__(self, dim: int, seq_len: int, mlp_ratio: tuple[float, float], causal: bool):
         super().__init__(dim, seq_len, mlp_ratio, norm_layer=self.norm_layer)
-        self.per_position = None  # bidirectional: hidden units belong to no position
-        self.register_buffer("causal_in", None, persistent=False)
-        self.register_buffer("causal_out", None, persistent=False)
-        if causal:
-            # r hidden units per position (the token MLP's width rounded up to a multiple of the
-            # length), so both token maps can be lower-triangular.
-            r = self.per_position = math.ceil(self.mlp_tokens.fc1.out_features / seq_len)
-            self.mlp_tokens = Mlp(seq_len, r * seq_len)
-            self.causal_in = causal_mask(r * seq_len, seq_len, rows_per_position=r)
-            self.causal_out = causal_mask(seq_len, r * seq_len, cols_per_position=r)
+        hidden = self.mlp_tokens.fc1.out_features
+        self.mlp_tokens = replacing(self.mlp_tokens, lambda: TokenMlp(seq_len, hidden, causal))
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        T = x.shape[1]
-        hidden = self.per_position * T if self.per_position else self.mlp_tokens.fc1.out_features
         y = (self.norm1(x) * keep).transpose(1, 2)  # (B, C, T), padded positions zeroed
-        y = self.mlp_tokens.act(mix_tokens(self.mlp_tokens.fc1, y, hidden, self.causal_in))  # (B, C, H)
-        y = mix_tokens(self.mlp_tokens.fc2, y, T, self.causal_out)  # (B, C, T)
+        y = self.mlp_tokens(y)  # (B, C, T)
         x = x + y.transpose(1, 2)  # (B, T, C)
         x = x + self.mlp_channels(self.norm2(x))  # (B, T, C)
         return x
 
 
 class TextResBlock(ResBlock):
-    """ResMLP block: a linear map over tokens and the channel MLP, Affine instead of norms, LayerScale."""
+    """ResMLP block: a linear map over tokens and the channel MLP, Affine instead of norms, LayerScale.
+    Variants inject the norm, the token mixer (kept under timm's name `linear_tokens`) and the
+    layer-scale initial value."""
 
     norm_layer = Affine
     # The papers' layer-scale start for up to 18 blocks (1e-5 from 24 on); every text size has at
     # most 18. timm's default of 1e-4 leaves the blocks nearly silent for a short CPU budget.
     init_values = 0.1
 
-    def __init__(self, dim: int, seq_len: int, mlp_ratio: float, causal: bool):
-        super().__init__(dim, seq_len, mlp_ratio, norm_layer=self.norm_layer, init_values=self.init_values)
-        self.register_buffer("causal", causal_mask(seq_len, seq_len) if causal else None, persistent=False)
+    def __init__(self, dim: int, seq_len: int, mlp_ratio: float, causal: bool,
+                 norm_layer=None, token_mixing: str = "linear", init_values: Optional[float] = None):
+        super().__init__(dim, seq_len, mlp_ratio, norm_layer=norm_layer or self.norm_layer,
+                         init_values=init_values or self.init_values)
+        self.linear_tokens = replacing(
+            self.linear_tokens, lambda: text_token_mixer(token_mixing, dim, seq_len, mlp_ratio, causal)
+        )
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         y = (self.norm1(x) * keep).transpose(1, 2)  # (B, C, T), padded positions zeroed
-        y = mix_tokens(self.linear_tokens, y, x.shape[1], self.causal)  # (B, C, T)
+        y = self.linear_tokens(y)  # (B, C, T)
         x = x + self.ls1 * y.transpose(1, 2)  # (B, T, C)
         x = x + self.ls2 * self.mlp_channels(self.norm2(x))  # (B, T, C)
         return x
 
 
-class TextSpatialGatingUnit(SpatialGatingUnit):
+class TextSpatialGatingUnit(GatingUnit):
     """gMLP's gate: half the channels, normalised and mixed over tokens, multiply the other half.
-    Keeps timm's init_weights (proj weight ~ N(0, 1e-6), bias 1: the unit starts as identity)."""
+    paper_init: timm's init_weights (proj weight ~ N(0, 1e-6), bias 1: the unit starts as identity)."""
 
-    def __init__(self, dim: int, seq_len: int, causal: bool):
-        super().__init__(dim, seq_len)
+    def __init__(self, dim: int, seq_len: int, causal: bool, paper_init: bool = True):
+        super().__init__(dim, seq_len, paper_init)
         self.register_buffer("causal", causal_mask(seq_len, seq_len) if causal else None, persistent=False)
 
-    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, keep: torch.Tensor, gate_term: Optional[torch.Tensor] = None) -> torch.Tensor:
         u, v = x.chunk(2, dim=-1)  # (B, T, F/2) each
         v = (self.norm(v) * keep).transpose(1, 2)  # (B, F/2, T), padded positions zeroed
-        v = mix_tokens(self.proj, v, x.shape[1], self.causal)  # (B, F/2, T)
-        return u * v.transpose(1, 2)  # (B, T, F/2)
+        v = mix_tokens(self.proj, v, x.shape[1], self.causal).transpose(1, 2)  # (B, T, F/2)
+        if gate_term is not None:
+            v = v + gate_term
+        return u * v  # (B, T, F/2)
 
 
 class TextSpatialGatingBlock(SpatialGatingBlock):
-    """gMLP block: channel projection up, spatial gating unit, projection down."""
+    """gMLP block: channel projection up, spatial gating unit, projection down. aMLP (attention=True)
+    adds a tiny attention from the normalised input to the gate."""
 
     norm_layer = partial(nn.LayerNorm, eps=1e-6)
 
-    def __init__(self, dim: int, seq_len: int, mlp_ratio: float, causal: bool):
+    def __init__(self, dim: int, seq_len: int, mlp_ratio: float, causal: bool,
+                 paper_init: bool = True, attention: bool = False):
         super().__init__(dim, seq_len, mlp_ratio, norm_layer=self.norm_layer)
-        self.mlp_channels.gate = TextSpatialGatingUnit(self.mlp_channels.fc1.out_features, seq_len, causal)
+        width = self.mlp_channels.fc1.out_features
+        self.mlp_channels.gate = TextSpatialGatingUnit(width, seq_len, causal, paper_init)
+        self.attn = TinyAttention(dim, width // 2) if attention else None
+        self.causal = causal
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         mlp = self.mlp_channels
-        y = mlp.act(mlp.fc1(self.norm(x)))  # (B, T, F)
-        y = mlp.gate(y, keep)  # (B, T, F/2)
+        y = self.norm(x)  # (B, T, C)
+        gate_term = None if self.attn is None else self.attn(y, keep, self.causal)  # (B, T, F/2)
+        y = mlp.act(mlp.fc1(y))  # (B, T, F)
+        y = mlp.gate(y, keep, gate_term)  # (B, T, F/2)
         return x + mlp.fc2(y)  # (B, T, C)
 
 
@@ -215,17 +265,18 @@ class TokenStack(nn.Module):
     decoder), then the family's norm. Takes token embeddings, so encoder, decoder and output
     head can share one embedding."""
 
-    def __init__(self, block, size: TextSize, depth: int, max_len: int, causal: bool, cross_attention: bool):
+    def __init__(self, block, norm_layer, size: TextSize, depth: int, max_len: int, causal: bool,
+                 cross_attention: bool):
         super().__init__()
         self.max_len = max_len
         self.pos = nn.Parameter(torch.zeros(1, max_len, size.dim))
         self.blocks = nn.ModuleList([block(size.dim, max_len, size.mlp_ratio, causal) for _ in range(depth)])
         self.cross = (
-            nn.ModuleList([CrossAttention(size.dim, size.heads, block.norm_layer) for _ in range(depth)])
+            nn.ModuleList([CrossAttention(size.dim, size.heads, norm_layer) for _ in range(depth)])
             if cross_attention
             else None
         )
-        self.norm = block.norm_layer(size.dim)
+        self.norm = norm_layer(size.dim)
         named_apply(init_mixer_weights, self)  # timm's Mixer init, incl. the SGU's init_weights
         nn.init.trunc_normal_(self.pos, std=0.02)
 
@@ -270,10 +321,10 @@ def tied_embedding(vocab_size: int, dim: int) -> tuple[ScaledEmbedding, nn.Linea
 class MaskedLM(nn.Module):
     """`logits = model(input_ids, attention_mask)`: (B, T) ids and 1/0 mask -> (B, T, vocab) logits."""
 
-    def __init__(self, spec: TaskSpec, size: TextSize, block):
+    def __init__(self, spec: TaskSpec, size: TextSize, block, norm_layer):
         super().__init__()
         self.embed, self.head = tied_embedding(spec.vocab_size, size.dim)
-        self.encoder = TokenStack(block, size, size.layers, spec.seq_len, causal=False, cross_attention=False)
+        self.encoder = TokenStack(block, norm_layer, size, size.layers, spec.seq_len, causal=False, cross_attention=False)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         x = self.encoder(self.embed(input_ids), attention_mask)  # (B, T, C)
@@ -331,11 +382,15 @@ class Seq2SeqModel(nn.Module, ABC):
 class MixingSeq2Seq(Seq2SeqModel):
     """Encoder with bidirectional token mixing; decoder with causal token mixing and cross-attention."""
 
-    def __init__(self, spec: TaskSpec, size: TextSize, block):
+    def __init__(self, spec: TaskSpec, size: TextSize, block, norm_layer):
         super().__init__(spec)
         self.embed, self.head = tied_embedding(spec.vocab_size, size.dim)
-        self.encoder = TokenStack(block, size, size.encoder_layers, spec.seq_len, causal=False, cross_attention=False)
-        self.decoder = TokenStack(block, size, size.decoder_layers, spec.target_len, causal=True, cross_attention=True)
+        self.encoder = TokenStack(
+            block, norm_layer, size, size.encoder_layers, spec.seq_len, causal=False, cross_attention=False
+        )
+        self.decoder = TokenStack(
+            block, norm_layer, size, size.decoder_layers, spec.target_len, causal=True, cross_attention=True
+        )
 
     def encode(self, input_ids, attention_mask):
         return self.encoder(self.embed(input_ids), attention_mask)  # (B, S, C)
@@ -347,10 +402,29 @@ class MixingSeq2Seq(Seq2SeqModel):
         return self.head(x)  # (B, T, V)
 
 
-def build(spec: TaskSpec, size: TextSize, block) -> nn.Module:
+def build(spec: TaskSpec, size: TextSize, block, norm_layer) -> nn.Module:
+    """`block(dim, seq_len, mlp_ratio, causal)` makes one block; `norm_layer` the final norm and cross-attention's."""
     if spec.modality == "mlm":
-        return MaskedLM(spec, size, block)
-    return MixingSeq2Seq(spec, size, block)
+        return MaskedLM(spec, size, block, norm_layer)
+    return MixingSeq2Seq(spec, size, block, norm_layer)
+
+
+def build_mixer(spec: TaskSpec, size: TextSize, variant: VariantConfig) -> nn.Module:
+    return build(spec, size, TextMixerBlock, TextMixerBlock.norm_layer)
+
+
+def build_resmlp(spec: TaskSpec, size: TextSize, variant: VariantConfig) -> nn.Module:
+    norm_layer = NORM_LAYERS[variant.norm] if variant.norm else TextResBlock.norm_layer
+    block = partial(TextResBlock, norm_layer=norm_layer, token_mixing=variant.token_mixing or "linear",
+                    init_values=variant.layer_scale_init)
+    return build(spec, size, block, norm_layer)
+
+
+def build_gating(spec: TaskSpec, size: TextSize, variant: VariantConfig, attention: bool = False) -> nn.Module:
+    """gMLP, or aMLP with attention."""
+    paper_init = (variant.sgu_init or "paper") == "paper"
+    block = partial(TextSpatialGatingBlock, paper_init=paper_init, attention=attention)
+    return build(spec, size, block, TextSpatialGatingBlock.norm_layer)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,7 +441,7 @@ register_model(
     default_size,
     check=check_lengths,
     description="MLP-Mixer over tokens: token MLP + channel MLP",
-)(partial(build, block=TextMixerBlock))
+)(build_mixer)
 
 register_model(
     "resmlp",
@@ -376,13 +450,26 @@ register_model(
     default_size,
     check=check_lengths,
     description="ResMLP over tokens: linear token mixing, Affine norms, LayerScale",
-)(partial(build, block=TextResBlock))
+    variants={"norm": ("affine", "layernorm", "none"), "token_mixing": TOKEN_MIXINGS, "layer_scale_init": None},
+)(build_resmlp)
 
+GMLP_SIZES = text_sizes(6.0, mini=(5, 3, 2), small=(5, 3, 2), base=(16, 7, 8))
 register_model(
     "gmlp",
     MODALITIES,
-    text_sizes(6.0, mini=(5, 3, 2), small=(5, 3, 2), base=(16, 7, 8)),
+    GMLP_SIZES,
     default_size,
     check=check_lengths,
     description="gMLP over tokens: spatial gating unit",
-)(partial(build, block=TextSpatialGatingBlock))
+    variants={"sgu_init": SGU_INITS},
+)(build_gating)
+
+register_model(
+    "amlp",
+    MODALITIES,
+    GMLP_SIZES,  # gMLP's: aMLP is gMLP with the attention added
+    default_size,
+    check=check_lengths,
+    description="aMLP over tokens: gMLP + tiny single-head attention in the gate",
+    variants={"sgu_init": SGU_INITS},
+)(partial(build_gating, attention=True))

@@ -95,7 +95,7 @@ class MBartSeq2Seq(Seq2SeqModel):
     baseline=True,
     description="Transformer baseline: BERT encoder (MLM), mBART encoder-decoder (seq2seq)",
 )
-def build(spec: TaskSpec, size: TextSize) -> nn.Module:
+def build(spec: TaskSpec, size: TextSize, variant) -> nn.Module:
     if spec.modality == "mlm":
         return BertMLM(spec, size)
     return MBartSeq2Seq(spec, size)

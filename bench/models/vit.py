@@ -17,5 +17,5 @@ SIZES = {
     "vit", ("image",), SIZES, default_size_for("s"), check_image_pair, baseline=True,
     description="DeiT-style Vision Transformer (the image baseline)",
 )
-def build(spec, size: ImageSize):
+def build(spec, size: ImageSize, variant):
     return VisionTransformer(depth=size.depth, num_heads=size.heads, **mixer_kwargs(spec, size))

@@ -1,0 +1,43 @@
+"""The feed-forward-only ViT: DeiT-style ViT whose attention is replaced by a feed-forward layer over
+the token dimension (Melas-Kyriazi, 2021, "Do You Even Need Attention?"). timm's
+VisionTransformer with its Block's attention swapped for parts.TokenFeedForward.
+
+The paper's block runs the channel MLP first and normalises over tokens before its token MLP;
+here timm's block order and its norm over channels stay (the parameters differ only by the norms'
+widths), so ffvit differs from vit in nothing but the token mixer.
+"""
+
+from dataclasses import replace
+from functools import partial
+
+from timm.models.vision_transformer import Block, VisionTransformer
+
+from bench.models import register_model
+from bench.models.image import ImageSize, check_image_pair, default_size_for, mixer_kwargs, patch_size_for
+from bench.models.parts import TokenFeedForward
+from bench.models.vit import SIZES as VIT_SIZES
+
+
+class FeedForwardBlock(Block):
+    """timm's ViT block with a feed-forward layer over the seq_len tokens in place of attention."""
+
+    def __init__(self, *, seq_len: int, **kwargs):
+        super().__init__(**kwargs)
+        self.attn = TokenFeedForward(seq_len, kwargs["mlp_ratio"])
+
+
+# The paper's tiny and base are ViT's shapes; mini is deeper than vit-mini (6 blocks, not 4) to make
+# up for the attention weights it lacks, so the two minis have about the same parameters.
+SIZES = {"ti": VIT_SIZES["ti"], "b": VIT_SIZES["b"], "mini": replace(VIT_SIZES["mini"], depth=6)}
+
+
+@register_model(
+    "ffvit", ("image",), SIZES, default_size_for("b"), check_image_pair,
+    description="ViT with attention replaced by a feed-forward layer over tokens",
+)
+def build(spec, size: ImageSize, variant):
+    _, h, w = spec.image_size
+    p = patch_size_for(spec, size)
+    tokens = (h // p) * (w // p) + 1  # the patches and the class token
+    block = partial(FeedForwardBlock, seq_len=tokens)
+    return VisionTransformer(depth=size.depth, num_heads=size.heads, block_fn=block, **mixer_kwargs(spec, size))
