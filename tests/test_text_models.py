@@ -123,7 +123,8 @@ def test_padding_does_not_leak(family, modality, variant):
             alone = forward(
                 model, modality, src[i : i + 1, :s], src_mask[i : i + 1, :s], tgt[i : i + 1, :t], tgt_mask[i : i + 1, :t]
             )
-            torch.testing.assert_close(batched[i, :n], alone[0], atol=1e-5, rtol=1e-4)
+            # float32 sums in another order differ by ~1e-5 on unit-scale logits; a leak moves them by ~0.1
+            torch.testing.assert_close(batched[i, :n], alone[0], atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("family,variant", SEQ2SEQ_VARIANTS)

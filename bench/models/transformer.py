@@ -1,4 +1,4 @@
-"""The Transformer baseline for text: BERT for masked LM, mBART for seq2seq, from `transformers`.
+"""The Transformer baseline for text: pre-norm RoBERTa for masked LM, mBART for seq2seq, from `transformers`.
 
 Built from a config with random weights (never downloaded), and wrapped to the interfaces of
 bench/models/text.py: MLM models return the logits tensor; seq2seq models are `Seq2SeqModel`s,
@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-from transformers import BertConfig, BertForMaskedLM, MBartConfig, MBartForConditionalGeneration
+from transformers import (
+    MBartConfig,
+    MBartForConditionalGeneration,
+    RobertaPreLayerNormConfig,
+    RobertaPreLayerNormForMaskedLM,
+)
 
 from bench.models import register_model
 from bench.models.text import MODALITIES, Seq2SeqModel, TextSize, check_lengths, default_size, text_sizes
@@ -21,12 +26,15 @@ from tasks.base import TaskSpec
 SIZES = text_sizes(4.0, mini=(4, 2, 2), small=(4, 2, 2), base=(12, 6, 6))
 
 
-class BertMLM(nn.Module):
-    """BertForMaskedLM returning the logits tensor."""
+class PreNormMLM(nn.Module):
+    """RoBERTa with pre-layer-norm blocks (RobertaPreLayerNormForMaskedLM) returning the logits tensor.
+    Pre-norm, like the MLP families; BERT's post-norm blocks collapsed to predicting one token on some
+    seeds at the learning rate the MLP families train at. Positions are given as 0..T-1: RoBERTa would
+    otherwise count them from the padding index."""
 
     def __init__(self, spec: TaskSpec, size: TextSize):
         super().__init__()
-        config = BertConfig(
+        config = RobertaPreLayerNormConfig(
             vocab_size=spec.vocab_size,
             hidden_size=size.dim,
             num_hidden_layers=size.layers,
@@ -38,10 +46,11 @@ class BertMLM(nn.Module):
             hidden_dropout_prob=0.0,
             attention_probs_dropout_prob=0.0,
         )
-        self.bert = BertForMaskedLM(config)
+        self.roberta = RobertaPreLayerNormForMaskedLM(config)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.bert(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, T, V)
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)  # (B, T)
+        return self.roberta(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions).logits  # (B, T, V)
 
 
 class MBartSeq2Seq(Seq2SeqModel):
@@ -93,9 +102,9 @@ class MBartSeq2Seq(Seq2SeqModel):
     default_size,
     check=check_lengths,
     baseline=True,
-    description="Transformer baseline: BERT encoder (MLM), mBART encoder-decoder (seq2seq)",
+    description="Transformer baseline: pre-norm RoBERTa encoder (MLM), mBART encoder-decoder (seq2seq)",
 )
 def build(spec: TaskSpec, size: TextSize, variant) -> nn.Module:
     if spec.modality == "mlm":
-        return BertMLM(spec, size)
+        return PreNormMLM(spec, size)
     return MBartSeq2Seq(spec, size)
