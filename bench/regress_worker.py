@@ -76,7 +76,7 @@ class Case:
         from bench import measure
         from bench.config import DataConfig, MeasureConfig, OptimConfig
         from bench.loop import make_loaders
-        from bench.models import resolve
+        from bench.models import create_model, resolve
         from tasks.base import get_task
 
         if not hasattr(measure, "timed_rates"):
@@ -89,10 +89,10 @@ class Case:
         self.batch_size, self.measure = spec["batch"], measure
         task = get_task(spec["task"])
         data_cfg, optim_cfg = DataConfig(), OptimConfig(batch_size=spec["batch"])
-        entry, size = resolve(spec["model"], spec["size"], task.spec(data_cfg))
+        _, size = resolve(spec["model"], spec["size"], task.spec(data_cfg))  # a bad pair fails before data loads
         torch.manual_seed(0)
         data = task.load(data_cfg, seed=0)
-        model = entry.build(data.spec, entry.sizes[size]).to(self.device)
+        model = create_model(spec["model"], size, data.spec).to(self.device)
         self.model, self.task, self.precision, self.phase = model, task, spec["precision"], spec["phase"]
         self.batch = send_to_device(next(iter(make_loaders(data, optim_cfg, data_cfg)[0])), self.device)
         self.make_optimizer = lambda params: torch.optim.AdamW(params, lr=optim_cfg.lr)  # noqa: E731
