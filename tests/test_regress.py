@@ -88,7 +88,7 @@ def test_injected_slowdown_is_a_regression(repo, tmp_path):
     out = regress(repo, "--ref", "main", *TINY, "--json", str(tmp_path / "r.json"), slowdown="2.0")  # 3x: cannot flake
     assert out.returncode == 1, out.stderr
     [case] = json.loads((tmp_path / "r.json").read_text())["cases"]
-    assert case["status"] == "regression" and case["ratio"] > 2
+    assert case["status"] == "regression" and case["ratio"] > 1.5  # about 3 on a quiet machine, 1.7 seen under heavy load
 
 
 def test_unknown_ref_is_one_sentence(repo):
@@ -112,8 +112,10 @@ def test_ref_the_check_cannot_measure(repo):
 
 
 def test_interrupt_removes_the_worktree(repo):
+    # A shell's background job inherits SIGINT ignored, and Python then keeps ignoring it: restore the default.
     process = subprocess.Popen([sys.executable, "-m", "bench.regress", "--ref", "main", *TINY],
-                               cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while worktrees(repo) == 1 and time.monotonic() < deadline:
         time.sleep(0.1)
