@@ -14,6 +14,7 @@ from bench.errors import UserError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 MODES = ("train", "bench")
+CLOCKS = ("wall", "process")
 NORMS = ("affine", "layernorm", "batchnorm", "none")
 TOKEN_MIXINGS = ("linear", "mlp", "conv3x3", "dwconv")
 SGU_INITS = ("paper", "default")
@@ -23,7 +24,7 @@ def flag(default: Any, help: str, choices: tuple | None = None) -> Any:
     return field(default=default, metadata={"help": help, "choices": choices})
 
 
-def _check(ok: bool, sentence: str) -> None:
+def require(ok: bool, sentence: str) -> None:
     if not ok:
         raise UserError(sentence)
 
@@ -48,17 +49,17 @@ class RunConfig:
     debug: bool = flag(False, "show full tracebacks")
 
     def __post_init__(self):
-        _check(self.seed >= 0, f"--seed must be >= 0, got {self.seed}.")
-        _check(self.mode in MODES, f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}.")
-        _check(
+        require(self.seed >= 0, f"--seed must be >= 0, got {self.seed}.")
+        require(self.mode in MODES, f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}.")
+        require(
             self.precision in PRECISIONS,
             f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}.",
         )
-        _check(
+        require(
             self.checkpoint_every is None or self.checkpoint_every >= 0,
             f"--checkpoint-every must be >= 0 or none, got {self.checkpoint_every}.",
         )
-        _check(
+        require(
             not (self.resume and self.overwrite),
             "--resume continues a run and --overwrite starts it over; pass only one of them.",
         )
@@ -80,16 +81,16 @@ class OptimConfig:
     eval_batch_size: Optional[int] = flag(None, "evaluation batch size per process (default: --batch-size)")
 
     def __post_init__(self):
-        _check(self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}.")
-        _check(self.lr > 0, f"--lr must be positive, got {self.lr}.")
-        _check(self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}.")
-        _check(self.epochs > 0, f"--epochs must be positive, got {self.epochs}.")
-        _check(self.max_steps is None or self.max_steps >= 1, f"--max-steps must be at least 1, got {self.max_steps}.")
-        _check(0 <= self.warmup_fraction < 1, f"--warmup-fraction must be in [0, 1), got {self.warmup_fraction}.")
-        _check(0 <= self.label_smoothing < 1, f"--label-smoothing must be in [0, 1), got {self.label_smoothing}.")
-        _check(self.grad_accum >= 1, f"--grad-accum must be at least 1, got {self.grad_accum}.")
-        _check(self.grad_clip is None or self.grad_clip > 0, f"--grad-clip must be positive, got {self.grad_clip}.")
-        _check(
+        require(self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}.")
+        require(self.lr > 0, f"--lr must be positive, got {self.lr}.")
+        require(self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}.")
+        require(self.epochs > 0, f"--epochs must be positive, got {self.epochs}.")
+        require(self.max_steps is None or self.max_steps >= 1, f"--max-steps must be at least 1, got {self.max_steps}.")
+        require(0 <= self.warmup_fraction < 1, f"--warmup-fraction must be in [0, 1), got {self.warmup_fraction}.")
+        require(0 <= self.label_smoothing < 1, f"--label-smoothing must be in [0, 1), got {self.label_smoothing}.")
+        require(self.grad_accum >= 1, f"--grad-accum must be at least 1, got {self.grad_accum}.")
+        require(self.grad_clip is None or self.grad_clip > 0, f"--grad-clip must be positive, got {self.grad_clip}.")
+        require(
             self.eval_batch_size is None or self.eval_batch_size >= 1,
             f"--eval-batch-size must be at least 1, got {self.eval_batch_size}.",
         )
@@ -114,14 +115,14 @@ class DataConfig:
     target_field: str = flag("target", "target field of a pairs file (seq2seq)")
 
     def __post_init__(self):
-        _check(0 < self.val_fraction < 1, f"--val-fraction must be in (0, 1), got {self.val_fraction}.")
+        require(0 < self.val_fraction < 1, f"--val-fraction must be in (0, 1), got {self.val_fraction}.")
         for name in ("max_train_samples", "max_eval_samples"):
             value = getattr(self, name)
-            _check(value is None or value >= 1, f"--{name.replace('_', '-')} must be at least 1, got {value}.")
-        _check(self.num_workers >= 0, f"--num-workers must be >= 0, got {self.num_workers}.")
-        _check(self.vocab_size >= 100, f"--vocab-size must be at least 100, got {self.vocab_size}.")
-        _check(self.image_size is None or self.image_size >= 8, f"--image-size must be at least 8, got {self.image_size}.")
-        _check(self.seq_len >= 8, f"--seq-len must be at least 8, got {self.seq_len}.")
+            require(value is None or value >= 1, f"--{name.replace('_', '-')} must be at least 1, got {value}.")
+        require(self.num_workers >= 0, f"--num-workers must be >= 0, got {self.num_workers}.")
+        require(self.vocab_size >= 100, f"--vocab-size must be at least 100, got {self.vocab_size}.")
+        require(self.image_size is None or self.image_size >= 8, f"--image-size must be at least 8, got {self.image_size}.")
+        require(self.seq_len >= 8, f"--seq-len must be at least 8, got {self.seq_len}.")
 
 
 @dataclass(frozen=True)
@@ -137,17 +138,22 @@ class MeasureConfig:
     compile: bool = flag(False, "torch.compile the measured copy of the model before timing")
     channels_last: bool = flag(False, "use channels_last memory format for the model and image inputs")
     peak_gemm_size: int = flag(2048, "side of the square matmul timed as the peak FLOP/s where no table entry exists (MFU)")
+    bench_clock: str = flag(
+        "wall", "clock of throughput and latency: wall, or process (this process's CPU time, which other jobs on a "
+        "shared machine do not advance; CPU with one thread only)", CLOCKS
+    )
 
     def __post_init__(self):
-        _check(
+        require(
             self.bench_batch_size is None or self.bench_batch_size >= 1,
             f"--bench-batch-size must be at least 1, got {self.bench_batch_size}.",
         )
-        _check(self.bench_warmup_steps >= 0, f"--bench-warmup-steps must be >= 0, got {self.bench_warmup_steps}.")
-        _check(self.bench_steps >= 1, f"--bench-steps must be at least 1, got {self.bench_steps}.")
-        _check(self.bench_repeats >= 1, f"--bench-repeats must be at least 1, got {self.bench_repeats}.")
-        _check(self.latency_samples >= 1, f"--latency-samples must be at least 1, got {self.latency_samples}.")
-        _check(self.peak_gemm_size >= 64, f"--peak-gemm-size must be at least 64, got {self.peak_gemm_size}.")
+        require(self.bench_warmup_steps >= 0, f"--bench-warmup-steps must be >= 0, got {self.bench_warmup_steps}.")
+        require(self.bench_steps >= 1, f"--bench-steps must be at least 1, got {self.bench_steps}.")
+        require(self.bench_repeats >= 1, f"--bench-repeats must be at least 1, got {self.bench_repeats}.")
+        require(self.latency_samples >= 1, f"--latency-samples must be at least 1, got {self.latency_samples}.")
+        require(self.peak_gemm_size >= 64, f"--peak-gemm-size must be at least 64, got {self.peak_gemm_size}.")
+        require(self.bench_clock in CLOCKS, f"--bench-clock must be one of {', '.join(CLOCKS)}, got {self.bench_clock!r}.")
 
 
 @dataclass(frozen=True)
@@ -168,11 +174,11 @@ class VariantConfig:
     def __post_init__(self):
         for name, choices in (("norm", NORMS), ("token_mixing", TOKEN_MIXINGS), ("sgu_init", SGU_INITS)):
             value = getattr(self, name)
-            _check(
+            require(
                 value is None or value in choices,
                 f"{flag_name(name)} must be one of {', '.join(choices)}, got {value!r}.",
             )
-        _check(
+        require(
             self.layer_scale_init is None or self.layer_scale_init > 0,
             f"--layer-scale-init must be positive, got {self.layer_scale_init}.",
         )
@@ -195,7 +201,7 @@ class VariantConfig:
         for item in filter(None, text.split(",")):
             key, _, value = item.partition("=")
             name = key.strip().replace("-", "_")
-            _check(
+            require(
                 name in cls.__dataclass_fields__ and value != "",
                 f"Variant {text!r} is not of the form key=value,...; the keys are "
                 f"{', '.join(n.replace('_', '-') for n in cls.__dataclass_fields__)}.",

@@ -1,5 +1,10 @@
 """Errors a user can cause and fix. The runner prints their message as one sentence and exits 2."""
 
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
 
 class UserError(Exception):
     """A mistake in the command line, the data or the environment that the user can fix."""
@@ -20,3 +25,22 @@ class PairError(UserError):
 
 class DataError(UserError):
     """Missing, empty, unreachable or malformed data."""
+
+
+def run_command(body: Callable[[], int], interrupted: str = "Interrupted.", unexpected_exit_code: int = 1) -> int:
+    """A command's exit code: `body()`'s, or one sentence on stderr when it fails or Ctrl-C stops it.
+
+    A UserError exits with its own code, Ctrl-C with 130 and any other exception, a fault of the
+    command itself, with `unexpected_exit_code`.
+    """
+    try:
+        return body()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"error: {interrupted}", file=sys.stderr)
+        return 130
+    except Exception as e:
+        print(f"error: Unexpected {type(e).__name__}: {e}.", file=sys.stderr)
+        return unexpected_exit_code

@@ -1,25 +1,30 @@
 """Check the measurement harness against a bare timing loop, and report MFU on this device.
 
 For each of the four vision families (timm's MlpMixer with gMLP / ResMLP / Mixer blocks, and a
-VisionTransformer), at a small size, it times inference and training throughput twice per round:
-once through `bench.measure.measure_model`, once with a bare `torch.utils.benchmark.Timer` loop on
-the same model and batch. Rounds interleave the two, so drift in the machine's speed hits both
-alike; the ratio harness / bare of the medians should be within a few percent of 1.
+VisionTransformer), at a small size, it times inference and training throughput as `measure_model`
+does (the steps of `bench.measure.phase_steps` in the loop of `bench.measure.timed_rates`) and with
+a bare `torch.utils.benchmark.Timer` loop on the same model and batch, in many short pairs, back to
+back, in random order; the median of the ratios harness / bare, with a bootstrap interval, should
+be within a few percent of 1. By default both sides run one thread and time this process's CPU
+time (`--bench-clock process`), which other jobs on the machine do not advance; `--clock wall`
+times wall clock instead.
 
 Then, on the embedded image default (digits), it compares the real training loop (`bench.loop.train`:
 data loading, gradient clipping, scheduler and progress bar included) with a bare training step on
-a batch from the same loader, interleaved the same way; the ratio shows whether data is a bottleneck.
+a batch from the same loader, interleaved the same way, in wall time (loader workers are other
+processes, whose time the process clock would miss); the ratio shows whether data is a bottleneck.
 
 Last, it measures MFU for Mixer and ResMLP at a large batch against the device's peak (on CPU a
 GEMM timed in the same run), with the share of step time spent in matmuls, which bounds the MFU.
 
-    python bench/harness_check.py --batch-size 64
+    python bench/harness_check.py
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import random
 import statistics
 import sys
 from functools import partial
@@ -37,9 +42,10 @@ if __package__ in (None, ""):  # run as a script: make the suite importable from
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.config import MeasureConfig  # noqa: E402
-from bench.measure import measure_model  # noqa: E402
+from bench.measure import CLOCKS, measure_model, phase_steps, timed_rates  # noqa: E402
 
 IMG, PATCH, CLASSES = 32, 4, 10
+CPU = torch.device("cpu")
 
 MODELS = {
     "gmlp": lambda width, depth: MlpMixer(
@@ -55,7 +61,8 @@ MODELS = {
         block_layer=MixerBlock,
     ),
     "vit": lambda width, depth: VisionTransformer(
-        num_classes=CLASSES, img_size=IMG, patch_size=PATCH, depth=depth, embed_dim=width, num_heads=width // 64,
+        num_classes=CLASSES, img_size=IMG, patch_size=PATCH, depth=depth, embed_dim=width,
+        num_heads=width // 64 if width % 64 == 0 else 1,  # DeiT's 64-wide heads where the width allows
     ),
 }
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::mkldnn_convolution",
@@ -80,8 +87,8 @@ def image_batch(n: int):
     return torch.randn(n, 3, IMG, IMG), torch.randint(0, CLASSES, (n,))
 
 
-def bare_rates(model, batch, cfg: MeasureConfig) -> tuple[float, float]:
-    """Inference and training samples/s of a plain loop, median over the same repeats as the harness."""
+def bare_steps(model, batch) -> dict:
+    """Plain inference and training steps, written as anyone would without the harness."""
     optimizer = make_optimizer(model.parameters())
     images, labels = batch
 
@@ -95,41 +102,54 @@ def bare_rates(model, batch, cfg: MeasureConfig) -> tuple[float, float]:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    rates = []
-    for mode, step in ((False, infer), (True, train)):
-        model.train(mode)
-        for _ in range(cfg.bench_warmup_steps):
-            step()
-        timer = Timer("step()", globals={"step": step}, num_threads=torch.get_num_threads())
-        seconds = [timer.timeit(cfg.bench_steps).median for _ in range(cfg.bench_repeats)]
-        rates.append(len(images) / statistics.median(seconds))
-    return rates[0], rates[1]
+    return {"infer": infer, "train": train}
 
 
-def compare(name, width, depth, batch_size, rounds, cfg) -> tuple[float, float]:
-    """Median over rounds of harness / bare samples/s, for inference and training."""
+def median_with_interval(values: list[float], resamples: int = 2000) -> tuple[float, float, float]:
+    """The median and a 95% bootstrap interval of it."""
+    rng = random.Random(0)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples))
+    return statistics.median(values), medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
+
+
+def compare(name, width, depth, batch_size, pairs, steps, clock) -> tuple[float, float]:
+    """Median over pairs of harness / bare samples/s, for inference and training.
+
+    The harness side is what `measure_model` times: the steps of `bench.measure.phase_steps`
+    in the loop of `bench.measure.timed_rates`. The bare side is `bare_steps` in a
+    `torch.utils.benchmark.Timer`. Each side has its own copy of the model and its own optimizer.
+    """
     model = MODELS[name](width, depth)
     batch = image_batch(batch_size)
-    harness, bare = [], []
-    for _ in range(rounds):
-        t = measure_model(model, batch, loss_fn, infer_fn, make_optimizer, cfg, "fp32", torch.device("cpu"))["throughput"]
-        harness.append((t["infer_samples_per_s"], t["train_samples_per_s"]))
-        # A fresh copy and optimizer, as the harness takes: both start from the same state.
-        bare.append(bare_rates(copy.deepcopy(model), batch, cfg))
-    # Each round's ratio pairs two measurements taken moments apart, so drift in the machine's
-    # speed cancels out of it; the median over rounds discards the rounds a burst of load hit.
-    # Load only ever slows a round down, so the fastest rounds' ratio is shown beside it.
+    cfg = MeasureConfig(bench_steps=steps, bench_repeats=1, bench_clock=clock)
+    harness_model, bare_model = copy.deepcopy(model), copy.deepcopy(model)
+    harness = phase_steps(harness_model, batch, loss_fn, infer_fn, make_optimizer, cfg, "fp32", CPU)
+    bare = bare_steps(bare_model, batch)
+    rng = random.Random(0)
     line = [f"{name:7s}"]
     ratios = []
-    for i, phase in enumerate(("infer", "train")):
-        per_round = [h[i] / b[i] for h, b in zip(harness, bare)]
-        ratios.append(statistics.median(per_round))
-        fastest = max(h[i] for h in harness) / max(b[i] for b in bare)
-        line.append(
-            f"{phase} {statistics.median(h[i] for h in harness):8.1f} vs {statistics.median(b[i] for b in bare):8.1f}"
-            f" samples/s, ratio {ratios[-1]:.3f} (rounds {min(per_round):.2f}-{max(per_round):.2f},"
-            f" fastest rounds {fastest:.3f})"
-        )
+    for phase, training in (("infer", False), ("train", True)):
+        harness_model.train(training)
+        bare_model.train(training)
+        for _ in range(cfg.bench_warmup_steps):
+            harness[phase]()
+            bare[phase]()
+        timer = Timer("step()", globals={"step": bare[phase]}, timer=CLOCKS[clock], num_threads=torch.get_num_threads())
+        sides = {
+            "harness": lambda: timed_rates(harness[phase], batch_size, cfg, CPU, clock=CLOCKS[clock])[0],
+            "bare": lambda: batch_size / timer.timeit(steps).mean,
+        }
+        # The machine's speed drifts by tens of percent over seconds (other tenants, clocks), so a
+        # ratio pairs two measurements taken back to back, in an order drawn per pair so that
+        # drift favours neither side, and the median over many pairs discards the unlucky ones.
+        per_pair = []
+        for _ in range(pairs):
+            order = rng.sample(list(sides), 2)
+            rate = {side: sides[side]() for side in order}
+            per_pair.append(rate["harness"] / rate["bare"])
+        ratio, low, high = median_with_interval(per_pair)
+        ratios.append(ratio)
+        line.append(f"{phase} ratio {ratio:.3f} (95% interval {low:.3f}-{high:.3f}; pairs {min(per_pair):.2f}-{max(per_pair):.2f})")
     print(" | ".join(line), flush=True)
     return ratios[0], ratios[1]
 
@@ -197,27 +217,29 @@ def matmul_share(model, batch) -> float:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-size", type=int, default=64, help="batch size for the harness / bare comparison")
+    parser.add_argument("--batch-size", type=int, default=32, help="batch size of the harness / bare and loop / bare comparisons")
     parser.add_argument("--width", type=int, default=128, help="embedding width of every model")
     parser.add_argument("--depth", type=int, default=4, help="blocks in every model")
-    parser.add_argument("--rounds", type=int, default=10, help="interleaved harness / bare rounds per model (0 skips)")
+    parser.add_argument("--pairs", type=int, default=150, help="harness / bare pairs per model and phase (0 skips)")
+    parser.add_argument("--steps", type=int, default=1, help="steps timed by each side of a pair")
     parser.add_argument("--loop-rounds", type=int, default=5, help="interleaved loop / bare rounds on digits per model (0 skips)")
     parser.add_argument("--loop-steps", type=int, default=20, help="training steps per loop round")
     parser.add_argument("--mfu-batch-size", type=int, default=512, help="batch size for the MFU measurement (0 skips it)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--clock", choices=tuple(CLOCKS), default="process",
+                        help="clock of the harness / bare comparison (process: CPU time, one thread only)")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.clock == "process" and args.threads != 1:
+        parser.error("--clock process needs --threads 1: CPU time sums over threads")
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, width {args.width}, depth {args.depth}, "
-          f"{IMG}x{IMG} images, patch {PATCH}")
+          f"{IMG}x{IMG} images, patch {PATCH}, {args.clock} clock")
 
-    # The GEMM peak is not part of this comparison; a small one keeps the rounds short.
-    # One repeat per round: the rounds are the repeats, interleaved as finely as they can be.
-    cfg = MeasureConfig(bench_warmup_steps=2, bench_steps=5, bench_repeats=1, latency_samples=5, peak_gemm_size=128)
-    if args.rounds:
-        print(f"\nharness / bare, batch {args.batch_size}, {args.rounds} interleaved rounds:")
-        ratios = [r for name in MODELS for r in compare(name, args.width, args.depth, args.batch_size, args.rounds, cfg)]
+    if args.pairs:
+        print(f"\nharness / bare, batch {args.batch_size}, {args.pairs} pairs of {args.steps} step(s) per side:")
+        ratios = [r for name in MODELS for r in compare(name, args.width, args.depth, args.batch_size, args.pairs,
+                                                         args.steps, args.clock)]
         print(f"largest deviation of a ratio from 1: {max(abs(r - 1) for r in ratios):.1%}")
 
     if args.loop_rounds:
@@ -231,7 +253,7 @@ def main(argv=None) -> None:
         for name in ("mixer", "resmlp"):
             model = MODELS[name](args.width, args.depth)
             batch = image_batch(args.mfu_batch_size)
-            mfu = measure_model(model, batch, loss_fn, infer_fn, make_optimizer, cfg, "fp32", torch.device("cpu"))["mfu"]
+            mfu = measure_model(model, batch, loss_fn, infer_fn, make_optimizer, cfg, "fp32", CPU)["mfu"]
             print(f"{name:7s} infer {mfu['infer']:.1%}  train {mfu['train']:.1%}  of {mfu['peak_flops'] / 1e9:.1f}"
                   f" GFLOP/s ({mfu['peak_source']}); matmul share of a training step's time"
                   f" {matmul_share(model, batch):.0%}", flush=True)

@@ -38,6 +38,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 from bench.config import MeasureConfig
+from bench.errors import UserError
 
 Batch = Any  # a tensor, or a dict / tuple / list of them, samples along the first dimension
 LossFn = Callable[[nn.Module, Batch], torch.Tensor]  # forward + loss -> scalar
@@ -341,6 +342,20 @@ def timed_rates(
     return _per_process(rates, accelerator).sum(0).tolist()
 
 
+# --bench-clock. CPU time measures a step's own work: on a shared machine the time slices other jobs
+# take do not count. It sums over threads, so it equals step time only with one thread.
+CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
+
+
+def check_clock(cfg: MeasureConfig, device: torch.device) -> None:
+    """Refuse a clock that cannot time this run, before any training."""
+    if cfg.bench_clock == "process" and (device.type != "cpu" or torch.get_num_threads() != 1):
+        raise UserError(
+            f"--bench-clock process times CPU runs with one thread (OMP_NUM_THREADS=1), but this run uses "
+            f"{device.type} with {torch.get_num_threads()} threads."
+        )
+
+
 def _time_phase(step: Callable[[], Any], n: int, cfg: MeasureConfig, device: torch.device, accelerator) -> dict:
     """Warm up, measure peak memory, then time repeats: global samples/s (median, spread), memory."""
     for _ in range(cfg.bench_warmup_steps):
@@ -348,7 +363,7 @@ def _time_phase(step: Callable[[], Any], n: int, cfg: MeasureConfig, device: tor
     with PeakMemory(device) as memory:
         for _ in range(MEMORY_STEPS):
             step()
-    global_rates = timed_rates(step, n, cfg, device, accelerator)
+    global_rates = timed_rates(step, n, cfg, device, accelerator, CLOCKS[cfg.bench_clock])
     median = statistics.median(global_rates)
     return {
         "samples_per_s": median,
@@ -361,13 +376,13 @@ def _time_phase(step: Callable[[], Any], n: int, cfg: MeasureConfig, device: tor
 def _latency_ms(step: Callable[[], Any], cfg: MeasureConfig, device: torch.device) -> dict:
     for _ in range(cfg.bench_warmup_steps):
         step()
-    times = []
+    clock, times = CLOCKS[cfg.bench_clock], []
     for _ in range(cfg.latency_samples):
         _sync(device)
-        start = time.perf_counter()
+        start = clock()
         step()
         _sync(device)
-        times.append((time.perf_counter() - start) * 1e3)
+        times.append((clock() - start) * 1e3)
     times.sort()
 
     def nearest_rank(p: float) -> float:
@@ -409,6 +424,7 @@ def measure_model(
     `tokens_per_sample` adds tokens/s for text tasks. The throughput keys loop_samples_per_s and
     data_wait_fraction are None here: the training loop's `LoopTimer.summary()` fills them.
     """
+    check_clock(cfg, device)
     requested = cfg.bench_batch_size or batch_size_of(batch)
     size, retries = requested, 0
     while True:

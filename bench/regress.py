@@ -39,8 +39,8 @@ from typing import Iterator, Optional
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.config import PRECISIONS, _check, add_flags, flag  # noqa: E402
-from bench.errors import UserError  # noqa: E402
+from bench.config import PRECISIONS, add_flags, flag, require  # noqa: E402
+from bench.errors import UserError, run_command  # noqa: E402
 from bench.regress_worker import INJECT_SLOWDOWN_ENV  # noqa: E402  (imports nothing heavy)
 from bench.results import write_json_atomic  # noqa: E402
 
@@ -79,8 +79,8 @@ class Case:
         model, _, size = parts[0].partition("-")
         if len(parts) != 5 or not size or not parts[2].isdigit() or int(parts[2]) < 1:
             raise UserError(f"--case {text!r} is not MODEL-SIZE:TASK:BATCH:PRECISION:PHASE, e.g. {DEFAULT_CASES[0]}.")
-        _check(parts[3] in PRECISIONS, f"--case {text!r}: precision must be one of {', '.join(PRECISIONS)}.")
-        _check(parts[4] in PHASES, f"--case {text!r}: phase must be one of {', '.join(PHASES)}.")
+        require(parts[3] in PRECISIONS, f"--case {text!r}: precision must be one of {', '.join(PRECISIONS)}.")
+        require(parts[4] in PHASES, f"--case {text!r}: phase must be one of {', '.join(PHASES)}.")
         return cls(model, size, parts[1], int(parts[2]), parts[3], parts[4])
 
     @property
@@ -106,14 +106,14 @@ class RegressConfig:
     markdown: Optional[str] = flag(None, "write a Markdown summary (for a pull-request comment) to this file")
 
     def __post_init__(self):
-        _check(0 < self.tolerance < 10, f"--tolerance must be in (0, 10), got {self.tolerance}.")
-        _check(0 < self.alpha < 1, f"--alpha must be in (0, 1), got {self.alpha}.")
+        require(0 < self.tolerance < 10, f"--tolerance must be in (0, 10), got {self.tolerance}.")
+        require(0 < self.alpha < 1, f"--alpha must be in (0, 1), got {self.alpha}.")
         for name in ("rounds", "repeats", "steps", "threads"):
             value = getattr(self, name)
-            _check(value >= 1, f"--{name} must be at least 1, got {value}.")
-        _check(self.warmup >= 0, f"--warmup must be >= 0, got {self.warmup}.")
+            require(value >= 1, f"--{name} must be at least 1, got {value}.")
+        require(self.warmup >= 0, f"--warmup must be >= 0, got {self.warmup}.")
         given = [f"--{name.replace('_', '-')}" for name in ("ref", "baseline", "save_baseline") if getattr(self, name)]
-        _check(len(given) <= 1, f"{' and '.join(given)} are different comparisons; pass only one of them.")
+        require(len(given) <= 1, f"{' and '.join(given)} are different comparisons; pass only one of them.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -472,7 +472,7 @@ def save_baseline(cfg: RegressConfig, cases: list[Case]) -> int:
 
 def parse_cases(names: list[str] | None) -> list[Case]:
     cases = [Case.parse(name) for name in names or DEFAULT_CASES]
-    _check(len({c.name for c in cases}) == len(cases), "A --case is given twice; give each case once.")
+    require(len({c.name for c in cases}) == len(cases), "A --case is given twice; give each case once.")
     return cases
 
 
@@ -488,18 +488,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        cfg = RegressConfig(**{f.name: getattr(args, f.name) for f in fields(RegressConfig)})
-        return run(cfg, args.cases)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("error: Interrupted; nothing was compared.", file=sys.stderr)
-        return 130
-    except Exception as e:  # a fault of the check itself: still one sentence, and "could not measure"
-        print(f"error: Unexpected {type(e).__name__}: {e}.", file=sys.stderr)
-        return CouldNotMeasure.exit_code
+
+    def compare() -> int:
+        return run(RegressConfig(**{f.name: getattr(args, f.name) for f in fields(RegressConfig)}), args.cases)
+
+    # A fault of the check itself is still one sentence, and "could not measure".
+    return run_command(compare, "Interrupted; nothing was compared.", CouldNotMeasure.exit_code)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from typing import Iterator
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.errors import UserError  # noqa: E402
+from bench.errors import UserError, run_command  # noqa: E402
 from bench.regress import SUITE_ROOT, RegressConfig, parse_cases, build_parser, decide, measure_interleaved, workers  # noqa: E402
 from bench.results import write_json_atomic  # noqa: E402
 
@@ -48,38 +48,25 @@ def trials(count: int, cases, cfg: RegressConfig) -> Iterator[dict[str, dict[str
             }
 
 
-def main(argv=None) -> int:
-    parser = build_parser()
-    parser.description = __doc__.strip().splitlines()[0]
-    parser.add_argument("--trials", type=int, default=20, help="trials: independent comparisons of all sides")
-    parser.add_argument("--trials-per-start", type=int, default=5,
-                        help="trials run by one set of worker processes before fresh ones start")
-    args = parser.parse_args(argv)
-    try:
-        cfg = RegressConfig(**{f.name: getattr(args, f.name) for f in fields(RegressConfig)})
-        if cfg.ref or cfg.baseline or cfg.save_baseline or cfg.markdown:
-            raise UserError("The calibration compares the working tree with itself; drop --ref, --baseline, "
-                            "--save-baseline and --markdown.")
-        if args.trials < 1:
-            raise UserError(f"--trials must be at least 1, got {args.trials}.")
-        cases = parse_cases(args.cases or [DEFAULT_CASE])
-        if args.trials_per_start < 1:
-            raise UserError(f"--trials-per-start must be at least 1, got {args.trials_per_start}.")
-        results = []
-        while len(results) < args.trials:
-            for result in trials(min(args.trials_per_start, args.trials - len(results)), cases, cfg):
-                results.append(result)
-                line = "; ".join(
-                    f"{label} {case}: ratio {v['ratio']:.3f} p {v['p_slower']:.2g} {v['status']}"
-                    for label, verdicts in result.items() for case, v in verdicts.items()
-                )
-                print(f"trial {len(results)}/{args.trials}: {line}", flush=True)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("error: Interrupted.", file=sys.stderr)
-        return 130
+def calibrate(args) -> int:
+    cfg = RegressConfig(**{f.name: getattr(args, f.name) for f in fields(RegressConfig)})
+    if cfg.ref or cfg.baseline or cfg.save_baseline or cfg.markdown:
+        raise UserError("The calibration compares the working tree with itself; drop --ref, --baseline, "
+                        "--save-baseline and --markdown.")
+    if args.trials < 1:
+        raise UserError(f"--trials must be at least 1, got {args.trials}.")
+    cases = parse_cases(args.cases or [DEFAULT_CASE])
+    if args.trials_per_start < 1:
+        raise UserError(f"--trials-per-start must be at least 1, got {args.trials_per_start}.")
+    results = []
+    while len(results) < args.trials:
+        for result in trials(min(args.trials_per_start, args.trials - len(results)), cases, cfg):
+            results.append(result)
+            line = "; ".join(
+                f"{label} {case}: ratio {v['ratio']:.3f} p {v['p_slower']:.2g} {v['status']}"
+                for label, verdicts in result.items() for case, v in verdicts.items()
+            )
+            print(f"trial {len(results)}/{args.trials}: {line}", flush=True)
 
     print(f"\n{args.trials} trials, {len(cases)} case(s) each, tolerance {cfg.tolerance:.0%}, alpha {cfg.alpha}, "
           f"{cfg.rounds} rounds of {cfg.repeats} x {cfg.steps} steps per side:")
@@ -95,6 +82,16 @@ def main(argv=None) -> int:
         write_json_atomic(cfg.json, {"settings": asdict(cfg), "cases": [c.name for c in cases], "rates": rates,
                                      "trials": results})
     return 0
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    parser.description = __doc__.strip().splitlines()[0]
+    parser.add_argument("--trials", type=int, default=20, help="trials: independent comparisons of all sides")
+    parser.add_argument("--trials-per-start", type=int, default=5,
+                        help="trials run by one set of worker processes before fresh ones start")
+    args = parser.parse_args(argv)
+    return run_command(lambda: calibrate(args), unexpected_exit_code=2)
 
 
 if __name__ == "__main__":

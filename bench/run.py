@@ -107,7 +107,7 @@ def run(configs) -> tuple[dict, int]:
     from accelerate.utils import set_seed
 
     import tasks  # noqa: F401
-    from bench import loop
+    from bench import loop, measure
     from bench.checkpoint import Checkpoints
     from bench.models import resolve
     from bench.results import capture_environment
@@ -134,6 +134,8 @@ def run(configs) -> tuple[dict, int]:
             non_blocking=torch.cuda.is_available(),  # from pinned memory, copies to the GPU overlap compute
         ),
     )
+    if measure_cfg.measure or run_cfg.mode == "bench":
+        measure.check_clock(measure_cfg, accelerator.device)
     if accelerator.device.type == "cuda" and spec.modality == "image":
         torch.backends.cudnn.benchmark = True  # image shapes never change: pick the fastest kernels once
     set_seed(run_cfg.seed)

@@ -311,6 +311,43 @@ def test_loop_timer_does_not_count_a_step_left_with_break():
     assert timer.samples == 6
 
 
+# --------------------------------------------------------------------------- clocks
+
+
+def test_process_clock_does_not_count_time_the_process_waits():
+    """A step that mostly sleeps, as a step on a busy machine mostly waits for a core."""
+    a = torch.randn(256, 256)
+
+    def step():
+        time.sleep(0.02)
+        a @ a
+
+    cfg = MeasureConfig(bench_steps=3, bench_repeats=2)
+    wall = measure.timed_rates(step, 1, cfg, CPU, clock=measure.CLOCKS["wall"])
+    process = measure.timed_rates(step, 1, cfg, CPU, clock=measure.CLOCKS["process"])
+    assert max(wall) < 1 / 0.02  # the sleep counts
+    assert min(process) > 5 * max(wall)  # it does not
+
+
+def test_process_clock_is_refused_with_several_threads():
+    torch.set_num_threads(2)  # the one_thread fixture restores the count
+    cfg = MeasureConfig(bench_clock="process")
+    with pytest.raises(UserError, match=r"^--bench-clock process times CPU runs with one thread \(OMP_NUM_THREADS=1\), "
+                                         r"but this run uses cpu with 2 threads\.$"):
+        measure_model(tiny_mixer(), image_batch(), classify, forward, adamw, cfg, "fp32", CPU)
+    with pytest.raises(UserError, match="but this run uses cuda with 2 threads"):
+        measure.check_clock(cfg, torch.device("cuda"))
+    measure.check_clock(MeasureConfig(bench_clock="wall"), torch.device("cuda"))  # wall time is always fine
+
+
+def test_process_clock_measures_a_single_threaded_run():
+    cfg = MeasureConfig(bench_warmup_steps=1, bench_steps=2, bench_repeats=2, latency_samples=5, peak_gemm_size=64,
+                        bench_clock="process")
+    result = measure_model(tiny_mixer(), image_batch(), classify, forward, adamw, cfg, "fp32", CPU)
+    assert result["throughput"]["infer_samples_per_s"] > result["throughput"]["train_samples_per_s"] > 0
+    assert 0 < result["latency_ms"]["p50"] <= result["latency_ms"]["p99"]
+
+
 # --------------------------------------------------------------------------- config
 
 
@@ -323,6 +360,7 @@ def test_loop_timer_does_not_count_a_step_left_with_break():
         ("bench_repeats", 0),
         ("latency_samples", 0),
         ("peak_gemm_size", 8),
+        ("bench_clock", "cpu"),
     ],
 )
 def test_measure_config_rejects_bad_values_with_a_sentence(field, value):

@@ -17,8 +17,8 @@ QUICK_MEASURE = ["--bench-warmup-steps", "1", "--bench-steps", "2", "--bench-rep
                  "--peak-gemm-size", "256"]
 
 
-def cli(*argv, cwd=ROOT):
-    env = {**os.environ, "TQDM_DISABLE": "1"}
+def cli(*argv, cwd=ROOT, **env_vars):
+    env = {**os.environ, "TQDM_DISABLE": "1", **env_vars}
     return subprocess.run([sys.executable, "bench/run.py", *argv], cwd=cwd, capture_output=True, text=True, env=env)
 
 
@@ -89,6 +89,16 @@ def test_bad_input_is_one_sentence_and_exit_2(tmp_path, argv, sentence):
     assert out.stderr.startswith(sentence), out.stderr
     assert "Traceback" not in out.stderr
     assert not list(tmp_path.iterdir()), "a failed run leaves no file"
+
+
+def test_process_clock_with_several_threads_is_refused_before_training(tmp_path):
+    out = cli("--bench-clock", "process", *TINY[:-1], "--output-dir", str(tmp_path), OMP_NUM_THREADS="2")
+    assert out.returncode == 2
+    assert out.stderr == (
+        "error: --bench-clock process times CPU runs with one thread (OMP_NUM_THREADS=1), "
+        "but this run uses cpu with 2 threads.\n"
+    ), out.stderr
+    assert not list(tmp_path.iterdir()), "a refused run leaves no file"
 
 
 def test_unknown_precision_is_rejected_by_argparse(tmp_path):
