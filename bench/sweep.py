@@ -4,8 +4,8 @@
     python -m bench.sweep sweeps/leaderboard.toml --jobs 2   # two runs at a time, one CPU thread each
 
 A crash or out-of-memory in one run does not stop the rest; runs whose result file already
-exists are skipped and a run that left checkpoints resumes from them, so an interrupted sweep
-continues where it stopped. Each run's output goes
+exists are skipped and an interrupted run resumes from its checkpoints (or starts again when it
+saved none), so a sweep stopped with Ctrl-C continues where it stopped when rerun. Each run's output goes
 to OUTPUT_DIR/logs/. The file's keys:
 
     output_dir = "runs/x"          # where result JSONs go
@@ -45,6 +45,7 @@ from bench.errors import PairError, UserError  # noqa: E402
 from bench.results import ResultError, load_result, result_filename  # noqa: E402
 
 RUN_SCRIPT = Path(__file__).resolve().parent / "run.py"
+INTERRUPTED_EXIT_CODES = (130, 143)  # bench/run.py stopped by SIGINT / SIGTERM
 KNOWN_KEYS = {
     "output_dir", "tasks", "models", "sizes", "seeds", "launcher", "args", "task_args", "args_from", "variants",
 }
@@ -131,9 +132,26 @@ def planned_run(grid: dict, args: dict, seed: int, task_name: str, family: str, 
     variant_args = {key.replace("_", "-"): value for key, value in variant.given().items()}
     argv = ["--task", task_name, "--model", family, "--size", size, "--seed", str(seed),
             "--output-dir", grid["output_dir"], *flags(args), *flags(variant_args)]
-    if (Path(grid["output_dir"]) / "checkpoints" / path.stem).is_dir():
+    if checkpoint_folder(grid, path).is_dir():
         argv.append("--resume")  # an interrupted run continues from its last checkpoint
+    elif path.exists():
+        argv.append("--overwrite")  # an interrupted run that saved no checkpoint starts again
     return {"name": path.stem, "path": path, "argv": argv}
+
+
+def finished(result_path: Path) -> bool:
+    """Whether a run is done: its result exists and is not that of an interrupted run, which reruns."""
+    if not result_path.exists():
+        return False
+    try:
+        return load_result(result_path)["status"] != "interrupted"
+    except ResultError:
+        return True  # not ours to overwrite; the table leaves it out
+
+
+def checkpoint_folder(grid: dict, result_path: Path) -> Path:
+    """Where bench/run.py keeps a run's checkpoints."""
+    return Path(grid["output_dir"]) / "checkpoints" / result_path.stem
 
 
 def run_one(run: dict, launcher: list[str], log_dir: Path, threads: int | None) -> int:
@@ -185,7 +203,7 @@ def main(argv=None) -> int:
     todo = []
     for i, run in enumerate(runs, 1):
         run["prefix"] = f"[{i}/{len(runs)}] {run['name']}"
-        if run["path"].exists():
+        if finished(run["path"]):
             print(f"{run['prefix']}: result exists, skipped")
         elif args.dry_run:
             print(f"{run['prefix']}: would run bench/run.py {' '.join(run['argv'])}")
@@ -201,11 +219,24 @@ def main(argv=None) -> int:
             value = json.loads(run["path"].read_text())["primary_metric"]
             print(f"{run['prefix']}: {value['name']} {value['value']:.4f} in {seconds:.0f}s", flush=True)
             return True
-        print(f"{run['prefix']}: failed with exit code {code} after {seconds:.0f}s; see {log_dir / (run['name'] + '.log')}")
+        if code in INTERRUPTED_EXIT_CODES:
+            kept = "resumes from its checkpoint" if checkpoint_folder(grid, run["path"]).is_dir() else "starts again"
+            print(f"{run['prefix']}: interrupted after {seconds:.0f}s; it {kept} when the sweep reruns")
+        else:
+            print(f"{run['prefix']}: failed with exit code {code} after {seconds:.0f}s; see {log_dir / (run['name'] + '.log')}")
         return False
 
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+    pool = ThreadPoolExecutor(max_workers=args.jobs)
+    try:
         failed = sum(not ok for ok in pool.map(execute, todo))
+    except KeyboardInterrupt:
+        # Ctrl-C reaches the running runs too (one process group): they save a checkpoint and stop.
+        # Wait for them, start no more.
+        pool.shutdown(wait=True, cancel_futures=True)
+        print("error: Interrupted; rerun the same command to continue: finished runs are skipped, "
+              "interrupted ones resume from their checkpoints.", file=sys.stderr)
+        return 130
+    pool.shutdown()
     if not args.dry_run:
         print()
         print(table([r["path"] for r in runs if r["path"].exists()]))

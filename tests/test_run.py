@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -148,3 +150,52 @@ def test_sweep_resumes_a_run_that_left_checkpoints(tmp_path):
     assert "--resume" not in plan(grid)[0]["argv"]
     (tmp_path / "checkpoints" / "digits__gmlp-mini__fp32__seed0").mkdir(parents=True)
     assert plan(grid)[0]["argv"][-1] == "--resume"
+
+
+def test_ctrl_c_stops_a_sweep_in_one_sentence_and_the_rerun_resumes(tmp_path):
+    from bench.sweep import finished, plan
+
+    grid = {"output_dir": str(tmp_path), "tasks": ["digits"], "models": ["gmlp"], "seeds": [0],
+            "args": {"max-steps": 100000, "batch-size": 32, "checkpoint-every": 5, "no-measure": True}}
+    grid_file = tmp_path / "grid.toml"
+    grid_file.write_text(
+        f'output_dir = "{tmp_path}"\ntasks = ["digits"]\nmodels = ["gmlp"]\nseeds = [0]\n'
+        '[args]\nmax-steps = 100000\nbatch-size = 32\ncheckpoint-every = 5\nno-measure = true\n'
+    )
+
+    def terminal_like():  # its own process group, and Ctrl-C's default action, as in a shell
+        os.setsid()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    sweep = subprocess.Popen([sys.executable, "-m", "bench.sweep", str(grid_file)], cwd=ROOT, preexec_fn=terminal_like,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    name = "digits__gmlp-mini__fp32__seed0"
+    deadline = time.monotonic() + 300
+    while not (tmp_path / "checkpoints" / name / "step-00000005").is_dir():
+        assert sweep.poll() is None, sweep.communicate()
+        assert time.monotonic() < deadline, "no checkpoint within 300 s"
+        time.sleep(0.05)
+    os.killpg(sweep.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    out, err = sweep.communicate(timeout=120)
+    assert sweep.returncode == 130
+    assert err == ("error: Interrupted; rerun the same command to continue: finished runs are skipped, "
+                   "interrupted ones resume from their checkpoints.\n")
+    assert f"{name}: interrupted after" in out and "it resumes from its checkpoint when the sweep reruns" in out
+    result = tmp_path / f"{name}.json"
+    assert json.loads(result.read_text())["status"] == "interrupted"
+    assert not finished(result), "an interrupted run is not skipped"
+    assert plan(grid)[0]["argv"][-1] == "--resume"
+
+
+def test_an_interrupted_run_without_checkpoints_starts_again(tmp_path):
+    from bench.sweep import finished, plan
+
+    grid = {"output_dir": str(tmp_path), "tasks": ["digits"], "models": ["gmlp"], "seeds": [0], "args": {"max-steps": 2}}
+    path = plan(grid)[0]["path"]
+    result = json.loads((ROOT / "results" / "leaderboard" / path.name).read_text())
+    path.write_text(json.dumps({**result, "status": "ok"}))
+    assert finished(path), "a finished run is skipped"
+    path.write_text(json.dumps({**result, "status": "interrupted", "error": "Interrupted by SIGINT."}))
+    assert not finished(path)
+    assert plan(grid)[0]["argv"][-1] == "--overwrite"
