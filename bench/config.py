@@ -75,7 +75,10 @@ class OptimConfig:
     epochs: float = flag(10.0, "training epochs (ignored when --max-steps is given)")
     max_steps: Optional[int] = flag(None, "optimizer steps to train; overrides --epochs")
     warmup_fraction: float = flag(0.05, "fraction of the steps spent warming the learning rate up")
-    label_smoothing: float = flag(0.1, "label smoothing for classification losses")
+    label_smoothing: Optional[float] = flag(
+        None, "label smoothing of the training loss (default: the task's: 0.1 for images, as DeiT, and translation, "
+        "as the Transformer; 0 for masked LM, as BERT)"
+    )
     grad_accum: int = flag(1, "batches accumulated per optimizer step")
     grad_clip: Optional[float] = flag(1.0, "clip the gradient norm to this value (none to disable)")
     eval_batch_size: Optional[int] = flag(None, "evaluation batch size per process (default: --batch-size)")
@@ -87,7 +90,10 @@ class OptimConfig:
         require(self.epochs > 0, f"--epochs must be positive, got {self.epochs}.")
         require(self.max_steps is None or self.max_steps >= 1, f"--max-steps must be at least 1, got {self.max_steps}.")
         require(0 <= self.warmup_fraction < 1, f"--warmup-fraction must be in [0, 1), got {self.warmup_fraction}.")
-        require(0 <= self.label_smoothing < 1, f"--label-smoothing must be in [0, 1), got {self.label_smoothing}.")
+        require(
+            self.label_smoothing is None or 0 <= self.label_smoothing < 1,
+            f"--label-smoothing must be in [0, 1), got {self.label_smoothing}.",
+        )
         require(self.grad_accum >= 1, f"--grad-accum must be at least 1, got {self.grad_accum}.")
         require(self.grad_clip is None or self.grad_clip > 0, f"--grad-clip must be positive, got {self.grad_clip}.")
         require(

@@ -141,7 +141,8 @@ def run(configs) -> tuple[dict, int]:
     set_seed(run_cfg.seed)
     started = time.perf_counter()
     environment = capture_environment(accelerator, run_cfg.precision)
-    task.configure(optim_cfg)
+    optim_cfg = task.configure(optim_cfg)
+    configs = {**configs, "optim": optim_cfg}  # the result and checkpoints record the value used
     with accelerator.main_process_first():  # one process fills the caches (tokenizer, datasets) the others read
         data = task.load(data_cfg, run_cfg.seed)
     model = entry.build(data.spec, entry.sizes[size], variant)

@@ -6,6 +6,7 @@ the same loop and the same measurement code.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -69,6 +70,7 @@ class Task(ABC):
     name: str = ""
     description: str = ""
     offline: bool = False  # True when the default source needs no network
+    default_label_smoothing: float = 0.0  # the modality's usual value; --label-smoothing overrides it
 
     @abstractmethod
     def spec(self, data_cfg) -> TaskSpec:
@@ -90,9 +92,13 @@ class Task(ABC):
     def compute_metrics(self, outputs: dict[str, torch.Tensor], data: TaskData) -> dict[str, float]:
         """Metrics from the concatenated per-sample outputs of the whole evaluation set."""
 
-    def configure(self, optim_cfg) -> None:
-        """Take the optimisation settings the loss needs (label smoothing)."""
+    def configure(self, optim_cfg):
+        """Take the optimisation settings the loss needs (label smoothing); returns `optim_cfg`
+        with the task's defaults in place of the settings left unset, as the run records them."""
+        if optim_cfg.label_smoothing is None:
+            optim_cfg = dataclasses.replace(optim_cfg, label_smoothing=self.default_label_smoothing)
         self.label_smoothing = optim_cfg.label_smoothing
+        return optim_cfg
 
     def batch_size(self, batch: Any) -> int:
         return len(next(iter(batch.values())) if isinstance(batch, dict) else batch[0])

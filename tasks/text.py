@@ -344,6 +344,7 @@ class MlmTask(Task):
     concatenated and its last partial block dropped). 15% of the tokens are masked (80% [MASK],
     10% random, 10% unchanged); the metrics score exactly those positions."""
 
+    default_label_smoothing = 0.0  # BERT and RoBERTa train without it
     label_smoothing = 0.0  # until `configure` sets the run's value
 
     def spec(self, data_cfg) -> TaskSpec:
@@ -459,6 +460,7 @@ class Seq2SeqTask(Task):
     """Translation-style tasks: teacher-forced cross entropy for training, greedy decoding for
     corpus BLEU and chrF (sacrebleu, default settings, detokenized text against the raw references)."""
 
+    default_label_smoothing = 0.1  # the Transformer's (Vaswani et al., 2017)
     label_smoothing = 0.0  # until `configure` sets the run's value
     default_target_len: Optional[int] = None  # None: the same as --seq-len
 

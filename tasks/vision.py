@@ -28,7 +28,8 @@ class ImageClassification(Task):
     """Loss and metrics of every image task: label-smoothed cross entropy, top-1 and top-5."""
 
     metric = "top1"
-    label_smoothing = 0.0
+    default_label_smoothing = 0.1  # DeiT's
+    label_smoothing = 0.0  # until `configure` sets the run's value
 
     def loss(self, model, batch):
         images, labels = batch

@@ -10,8 +10,13 @@ from pathlib import Path
 
 import pytest
 
+import tasks  # noqa: F401  (registers every task)
 from bench import run as runner
+from bench.config import OptimConfig
 from bench.results import REQUIRED_KEYS, SCHEMA_VERSION, load_result
+from tasks.base import TASKS, get_task
+from tasks.text import MlmTask, Seq2SeqTask
+from tasks.vision import ImageClassification
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--max-steps", "3", "--batch-size", "32", "--max-eval-samples", "64", "--no-measure"]
@@ -33,6 +38,7 @@ def test_digits_run_writes_one_complete_result(tmp_path):
     assert set(REQUIRED_KEYS) <= set(result)
     assert result["schema_version"] == SCHEMA_VERSION and result["status"] == "ok"
     assert result["config"]["optim"]["max_steps"] == 3
+    assert result["config"]["optim"]["label_smoothing"] == 0.1, "the task's default, recorded as used"
     assert result["train"]["steps"] == 3
     assert 0.0 <= result["metrics"]["top1"] <= result["metrics"]["top5"] <= 1.0
     assert result["primary_metric"] == {"name": "top1", "value": result["metrics"]["top1"], "higher_is_better": True}
@@ -199,3 +205,15 @@ def test_an_interrupted_run_without_checkpoints_starts_again(tmp_path):
     path.write_text(json.dumps({**result, "status": "interrupted", "error": "Interrupted by SIGINT."}))
     assert not finished(path)
     assert plan(grid)[0]["argv"][-1] == "--overwrite"
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_label_smoothing_defaults_to_the_modalitys_and_the_flag_overrides_it(name):
+    task = get_task(name)
+    # DeiT for images, the Transformer for translation, BERT for masked LM
+    kinds = {ImageClassification: 0.1, Seq2SeqTask: 0.1, MlmTask: 0.0}
+    [expected] = [value for kind, value in kinds.items() if isinstance(task, kind)]
+    resolved = task.configure(OptimConfig(batch_size=7))
+    assert resolved == OptimConfig(batch_size=7, label_smoothing=expected) and task.label_smoothing == expected
+    assert task.configure(OptimConfig(label_smoothing=0.2)).label_smoothing == task.label_smoothing == 0.2
+    assert task.configure(OptimConfig(label_smoothing=0.0)).label_smoothing == task.label_smoothing == 0.0
