@@ -41,7 +41,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.config import VariantConfig  # noqa: E402
-from bench.errors import PairError, UserError  # noqa: E402
+from bench.errors import PairError, UserError, run_command  # noqa: E402
 from bench.results import ResultError, load_result, result_filename  # noqa: E402
 
 RUN_SCRIPT = Path(__file__).resolve().parent / "run.py"
@@ -188,15 +188,16 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs at a time; each then gets cores/jobs CPU threads (default 1: all threads)")
     args = parser.parse_args(argv)
+    interrupted = ("Interrupted; rerun the same command to continue: finished runs are skipped, "
+                   "interrupted ones resume from their checkpoints.")
+    return run_command(lambda: sweep(args), interrupted)
+
+
+def sweep(args) -> int:
     if args.jobs < 1:
-        print(f"error: --jobs must be at least 1, got {args.jobs}.", file=sys.stderr)
-        return 2
-    try:
-        grid = load_grid(args.grid)
-        runs = plan(grid)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+        raise UserError(f"--jobs must be at least 1, got {args.jobs}.")
+    grid = load_grid(args.grid)
+    runs = plan(grid)
     launcher = grid.get("launcher") or [sys.executable]
     log_dir = Path(grid["output_dir"]) / "logs"
     threads = None if args.jobs == 1 else max(1, (os.cpu_count() or 1) // args.jobs)
@@ -229,14 +230,10 @@ def main(argv=None) -> int:
     pool = ThreadPoolExecutor(max_workers=args.jobs)
     try:
         failed = sum(not ok for ok in pool.map(execute, todo))
-    except KeyboardInterrupt:
-        # Ctrl-C reaches the running runs too (one process group): they save a checkpoint and stop.
-        # Wait for them, start no more.
+    finally:
+        # On Ctrl-C, which reaches the running runs too (one process group) so that they save a
+        # checkpoint and stop: wait for them, start no more.
         pool.shutdown(wait=True, cancel_futures=True)
-        print("error: Interrupted; rerun the same command to continue: finished runs are skipped, "
-              "interrupted ones resume from their checkpoints.", file=sys.stderr)
-        return 130
-    pool.shutdown()
     if not args.dry_run:
         print()
         print(table([r["path"] for r in runs if r["path"].exists()]))

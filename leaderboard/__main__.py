@@ -6,7 +6,7 @@ import argparse
 import shlex
 import sys
 
-from bench.errors import UserError
+from bench.errors import UserError, run_command
 from leaderboard.build import build
 from leaderboard.collect import collect
 
@@ -20,17 +20,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("results", nargs="+", metavar="RESULTS_DIR", help="folders searched recursively for *.json")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder the pages are written to")
     args = parser.parse_args(argv)
+    return run_command(lambda: publish(args, argv))
+
+
+def publish(args, argv: list[str]) -> int:
     try:
         collection = collect(args.results)
         for reason in collection.skipped:
             print(f"warning: skipped a file: {reason}", file=sys.stderr)
         build(collection, args.out, "python -m leaderboard " + shlex.join(argv))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
     except OSError as e:
-        print(f"error: could not read the results or write {args.out!r} ({e}).", file=sys.stderr)
-        return 2
+        raise UserError(f"could not read the results or write {args.out!r} ({e}).") from None
     print(
         f"Wrote {args.out}/index.md (finished runs: {len(collection.runs)}, failed runs: "
         f"{len(collection.failures)}, files skipped: {len(collection.skipped)})."
