@@ -73,6 +73,11 @@ def result_filename(task: str, model: str, size: str, seed: int, precision: str,
     return f"{task}__{model_name}__{precision}__seed{seed}.json"
 
 
+def checkpoint_folder(result_path: Path) -> Path:
+    """Where the run whose result is `result_path` keeps its checkpoints: checkpoints/<its name> beside it."""
+    return result_path.parent / "checkpoints" / result_path.stem
+
+
 def git_commit() -> str | None:
     """The commit of the suite's own checkout, or None outside a git checkout."""
     here = Path(__file__).resolve().parent

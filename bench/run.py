@@ -17,7 +17,7 @@ if __package__ in (None, ""):  # run as a script: make the suite importable from
 
 from bench.config import as_dict, build_parser, configs_from_args  # noqa: E402
 from bench.errors import PairError, UserError  # noqa: E402
-from bench.results import SCHEMA_VERSION, result_filename, write_json_atomic  # noqa: E402
+from bench.results import SCHEMA_VERSION, checkpoint_folder, result_filename, write_json_atomic  # noqa: E402
 
 MIXED_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 DEBUG_HINT = "Rerun with --debug for the traceback."
@@ -121,7 +121,7 @@ def run(configs) -> tuple[dict, int]:
     out_path = Path(run_cfg.output_dir) / result_filename(
         task.name, entry.family, size, run_cfg.seed, run_cfg.precision, variant.name()
     )
-    checkpoint_root = Path(run_cfg.output_dir) / "checkpoints" / out_path.stem
+    checkpoint_root = checkpoint_folder(out_path)
     check_output(out_path, checkpoint_root, run_cfg)
 
     accelerator = Accelerator(

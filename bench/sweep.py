@@ -42,7 +42,7 @@ if __package__ in (None, ""):
 
 from bench.config import VariantConfig  # noqa: E402
 from bench.errors import PairError, UserError, run_command  # noqa: E402
-from bench.results import ResultError, load_result, result_filename  # noqa: E402
+from bench.results import ResultError, checkpoint_folder, load_result, result_filename  # noqa: E402
 
 RUN_SCRIPT = Path(__file__).resolve().parent / "run.py"
 INTERRUPTED_EXIT_CODES = (130, 143)  # bench/run.py stopped by SIGINT / SIGTERM
@@ -132,7 +132,7 @@ def planned_run(grid: dict, args: dict, seed: int, task_name: str, family: str, 
     variant_args = {key.replace("_", "-"): value for key, value in variant.given().items()}
     argv = ["--task", task_name, "--model", family, "--size", size, "--seed", str(seed),
             "--output-dir", grid["output_dir"], *flags(args), *flags(variant_args)]
-    if checkpoint_folder(grid, path).is_dir():
+    if checkpoint_folder(path).is_dir():
         argv.append("--resume")  # an interrupted run continues from its last checkpoint
     elif path.exists():
         argv.append("--overwrite")  # an interrupted run that saved no checkpoint starts again
@@ -147,11 +147,6 @@ def finished(result_path: Path) -> bool:
         return load_result(result_path)["status"] != "interrupted"
     except ResultError:
         return True  # not ours to overwrite; the table leaves it out
-
-
-def checkpoint_folder(grid: dict, result_path: Path) -> Path:
-    """Where bench/run.py keeps a run's checkpoints."""
-    return Path(grid["output_dir"]) / "checkpoints" / result_path.stem
 
 
 def run_one(run: dict, launcher: list[str], log_dir: Path, threads: int | None) -> int:
@@ -221,7 +216,7 @@ def sweep(args) -> int:
             print(f"{run['prefix']}: {value['name']} {value['value']:.4f} in {seconds:.0f}s", flush=True)
             return True
         if code in INTERRUPTED_EXIT_CODES:
-            kept = "resumes from its checkpoint" if checkpoint_folder(grid, run["path"]).is_dir() else "starts again"
+            kept = "resumes from its checkpoint" if checkpoint_folder(run["path"]).is_dir() else "starts again"
             print(f"{run['prefix']}: interrupted after {seconds:.0f}s; it {kept} when the sweep reruns")
         else:
             print(f"{run['prefix']}: failed with exit code {code} after {seconds:.0f}s; see {log_dir / (run['name'] + '.log')}")
