@@ -243,7 +243,7 @@ def add_flags(parser: argparse.ArgumentParser, cls) -> None:
     hints = get_type_hints(cls)
     group = parser.add_argument_group(cls.__doc__.strip().splitlines()[0] if cls.__doc__ else cls.__name__)
     for f in fields(cls):
-        name = "--" + f.name.replace("_", "-")
+        name = flag_name(f.name)
         hint = hints[f.name]
         optional = hint != _strip_optional(hint)
         kind = _strip_optional(hint)

@@ -28,6 +28,7 @@ from pathlib import Path
 # to show that the check detects a slowdown. The driver passes it to the working tree's side only.
 INJECT_SLOWDOWN_ENV = "MLPBENCH_INJECT_SLOWDOWN"
 FINGERPRINT_KEYS = ("device_type", "device_name", "python", "torch", "timm", "transformers", "cpu_threads")
+# Not bench.measure.CLOCKS: the checkout a worker times may predate it.
 CLOCKS = {"process": time.process_time, "wall": time.perf_counter}
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the suite importable from a plain checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.config import as_dict, build_parser, configs_from_args  # noqa: E402
+from bench.config import as_dict, build_parser, configs_from_args, flag_name  # noqa: E402
 from bench.errors import PairError, UserError  # noqa: E402
 from bench.results import SCHEMA_VERSION, checkpoint_folder, result_filename, write_json_atomic  # noqa: E402
 
@@ -32,7 +32,7 @@ def parse_args(argv=None):
 def listing() -> str:
     """Tasks, models with sizes and parameter counts (on each modality's reference task), and runnable pairs."""
     import tasks  # noqa: F401  (registers every task)
-    from bench.config import DataConfig, VariantConfig, flag_name
+    from bench.config import DataConfig, VariantConfig
     from bench.models import model_entries, list_models, resolve
     from tasks.base import TASKS
 
@@ -156,9 +156,9 @@ def run(configs) -> tuple[dict, int]:
         "--task": task.name, "--model": entry.family, "--size": size, "--seed": run_cfg.seed,
         "--precision": run_cfg.precision, "processes": accelerator.num_processes, "parameters": params,
         "training samples": len(data.train),
-        **{"--" + key.replace("_", "-"): value for key, value in as_dict(configs)["optim"].items()},
+        **{flag_name(key): value for key, value in as_dict(configs)["optim"].items()},
         # only the flags given, so checkpoints written before variants existed still match a default run
-        **{"--" + key.replace("_", "-"): value for key, value in variant.given().items()},
+        **{flag_name(key): value for key, value in variant.given().items()},
     }
     checkpoints = Checkpoints(checkpoint_root, identity, run_cfg.checkpoint_every)
     start = None

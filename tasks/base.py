@@ -71,6 +71,7 @@ class Task(ABC):
     description: str = ""
     offline: bool = False  # True when the default source needs no network
     default_label_smoothing: float = 0.0  # the modality's usual value; --label-smoothing overrides it
+    label_smoothing: float = 0.0  # the run's value, set by `configure`
 
     @abstractmethod
     def spec(self, data_cfg) -> TaskSpec:

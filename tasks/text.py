@@ -345,7 +345,6 @@ class MlmTask(Task):
     10% random, 10% unchanged); the metrics score exactly those positions."""
 
     default_label_smoothing = 0.0  # BERT and RoBERTa train without it
-    label_smoothing = 0.0  # until `configure` sets the run's value
 
     def spec(self, data_cfg) -> TaskSpec:
         return TaskSpec(
@@ -461,7 +460,6 @@ class Seq2SeqTask(Task):
     corpus BLEU and chrF (sacrebleu, default settings, detokenized text against the raw references)."""
 
     default_label_smoothing = 0.1  # the Transformer's (Vaswani et al., 2017)
-    label_smoothing = 0.0  # until `configure` sets the run's value
     default_target_len: Optional[int] = None  # None: the same as --seq-len
 
     def spec(self, data_cfg) -> TaskSpec:

@@ -29,7 +29,6 @@ class ImageClassification(Task):
 
     metric = "top1"
     default_label_smoothing = 0.1  # DeiT's
-    label_smoothing = 0.0  # until `configure` sets the run's value
 
     def loss(self, model, batch):
         images, labels = batch
