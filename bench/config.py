@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Optional, get_type_hints
 
 from bench.errors import UserError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 MODES = ("train", "bench")
+EVAL_SPLITS = ("test", "validation")
 CLOCKS = ("wall", "process")
 NORMS = ("affine", "layernorm", "batchnorm", "none")
 TOKEN_MIXINGS = ("linear", "mlp", "conv3x3", "dwconv")
@@ -110,6 +113,10 @@ class DataConfig:
     data_files: Optional[str] = flag(None, "local data files, comma-separated (text tasks)")
     hub_id: Optional[str] = flag(None, "override the task's datasets hub id")
     val_fraction: float = flag(0.2, "held-out fraction when a source has no test split")
+    eval_split: str = flag(
+        "test", "the held-out split to score: test, or validation (a fixed part carved from the training data, which "
+        "training never sees whichever split is scored): tune on validation, report test", EVAL_SPLITS
+    )
     max_train_samples: Optional[int] = flag(None, "use at most this many training samples")
     max_eval_samples: Optional[int] = flag(None, "use at most this many evaluation samples")
     num_workers: int = flag(0, "DataLoader worker processes (0 loads in the main process)")
@@ -122,6 +129,10 @@ class DataConfig:
 
     def __post_init__(self):
         require(0 < self.val_fraction < 1, f"--val-fraction must be in (0, 1), got {self.val_fraction}.")
+        require(
+            self.eval_split in EVAL_SPLITS,
+            f"--eval-split must be one of {', '.join(EVAL_SPLITS)}, got {self.eval_split!r}.",
+        )
         for name in ("max_train_samples", "max_eval_samples"):
             value = getattr(self, name)
             require(value is None or value >= 1, f"--{name.replace('_', '-')} must be at least 1, got {value}.")
@@ -247,7 +258,8 @@ def add_flags(parser: argparse.ArgumentParser, cls) -> None:
         hint = hints[f.name]
         optional = hint != _strip_optional(hint)
         kind = _strip_optional(hint)
-        kwargs: dict[str, Any] = {"dest": f.name, "default": f.default, "help": f.metadata["help"]}
+        # argparse formats help with %: a literal one ("10%") must be doubled
+        kwargs: dict[str, Any] = {"dest": f.name, "default": f.default, "help": f.metadata["help"].replace("%", "%%")}
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif f.metadata.get("choices"):  # unset means default; "none" may be a choice (--norm none)
@@ -266,8 +278,26 @@ def _strip_optional(hint):
     return hint
 
 
-def build_parser(description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description)
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help shows every default, and descriptions and examples keep their line breaks."""
+
+    def _get_help_string(self, action):
+        if action.default is None or "default" in (action.help or ""):  # unset, or the help says it already
+            return action.help
+        return super()._get_help_string(action)
+
+
+def command_parser(spelling: str, description: str, examples: str) -> argparse.ArgumentParser:
+    """The parser of one of the suite's commands. `spelling` is how a source checkout runs it
+    ("python -m bench.sweep"); a console script (mlpbench-sweep) is named as it was called."""
+    called = Path(sys.argv[0]).name
+    prog = spelling if called.endswith(".py") or called in ("-m", "-c", "") else called
+    return argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter,
+                                   epilog="examples:\n" + examples)
+
+
+def build_parser(description: str, examples: str) -> argparse.ArgumentParser:
+    parser = command_parser("bench/run.py", description, examples)
     for cls in CONCERNS.values():
         add_flags(parser, cls)
     return parser

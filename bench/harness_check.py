@@ -41,7 +41,7 @@ from torch.utils.benchmark import Timer
 if __package__ in (None, ""):  # run as a script: make the suite importable from a plain checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.config import MeasureConfig  # noqa: E402
+from bench.config import MeasureConfig, command_parser  # noqa: E402
 from bench.measure import CLOCKS, measure_model, phase_steps, timed_rates  # noqa: E402
 
 IMG, PATCH, CLASSES = 32, 4, 10
@@ -216,7 +216,8 @@ def matmul_share(model, batch) -> float:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_parser("python bench/harness_check.py", __doc__.splitlines()[0],
+                            "  python bench/harness_check.py --pairs 50 --loop-rounds 0")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size of the harness / bare and loop / bare comparisons")
     parser.add_argument("--width", type=int, default=128, help="embedding width of every model")
     parser.add_argument("--depth", type=int, default=4, help="blocks in every model")

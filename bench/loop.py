@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import glob
 import math
 import signal
 import time
@@ -10,12 +12,14 @@ from dataclasses import dataclass, replace
 from typing import Optional
 
 import torch
+from timm.optim import param_groups_weight_decay
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from bench.checkpoint import Checkpoints, Position
 from bench.errors import UserError
+from bench.machine import wait_for_measurements
 from bench.measure import LoopTimer
 
 
@@ -102,7 +106,10 @@ def make_loaders(data, optim_cfg, data_cfg):
     """Training and evaluation loaders. The training order comes from the Accelerator's seedable
     sampler once prepared: a function of (seed, epoch), the same on every process and after a resume."""
     common = dict(collate_fn=data.collate, num_workers=data_cfg.num_workers, pin_memory=torch.cuda.is_available())
-    train = DataLoader(data.train, batch_size=optim_cfg.batch_size, shuffle=True, drop_last=True, **common)
+    # A partial last batch is kept (small data stays whole: every epoch sees every sample), except
+    # a batch of one sample, which batch norm cannot train on; the recorded epochs then fall short.
+    drop_last = len(data.train) % optim_cfg.batch_size == 1
+    train = DataLoader(data.train, batch_size=optim_cfg.batch_size, shuffle=True, drop_last=drop_last, **common)
     if len(train) == 0:
         raise UserError(
             f"--batch-size {optim_cfg.batch_size} is larger than the {len(data.train)} training samples; "
@@ -112,13 +119,64 @@ def make_loaders(data, optim_cfg, data_cfg):
     return train, eval_
 
 
-def param_groups(model: torch.nn.Module, weight_decay: float):
-    """No weight decay on biases, norms, affine and layer-scale vectors (1-d parameters), as timm does."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim <= 1 else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+# Parameters that hold positions or stand for a token: never decayed, whatever their shape. timm's
+# models name theirs in no_weight_decay(); the text models (TokenStack.pos) and Hugging Face's
+# (position_embeddings, embed_positions) do not, so a dotted part of a parameter's name matches.
+POSITION_AND_TOKEN_NAMES = frozenset({
+    "pos", "pos_embed", "pos_embedding", "position_embedding", "position_embeddings", "embed_positions",
+    "cls_token", "dist_token", "reg_token",
+})
+# The modules whose `weight` is a matrix (or kernel) that weight decay is meant for.
+_MATRIX_MODULES = (torch.nn.Linear, torch.nn.modules.conv._ConvNd, torch.nn.Embedding)
+_NORM_MODULES = (torch.nn.modules.batchnorm._NormBase, torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.RMSNorm,
+                 torch.nn.LocalResponseNorm)
+
+
+def no_weight_decay_names(model: torch.nn.Module) -> set[str]:
+    """Names of the parameters that take no weight decay, the same rule for every family:
+
+    - biases and every parameter of at most one dimension (timm's rule: norms, layer scales);
+    - the names `no_weight_decay()` returns, on the model or any submodule (timm's ViT: pos_embed,
+      cls_token), relative to that module; fnmatch patterns and module names match too;
+    - position embeddings and class tokens by name (POSITION_AND_TOKEN_NAMES);
+    - the parameters of normalization and affine modules (ResMLP's Affine alpha / beta are (1, 1, C));
+    - any other vector-shaped parameter (one dimension above 1, e.g. a (1, 1, C) layer scale or
+      class token) that is not the weight of a Linear, convolution or embedding.
+
+    The weights of Linear, convolution and embedding modules are decayed, except position embeddings.
+    """
+    excluded: set[str] = set()
+    modules = dict(model.named_modules())
+    for prefix, module in modules.items():
+        listed = getattr(module, "no_weight_decay", None)
+        if not callable(listed):
+            continue
+        patterns = set(listed())
+        for name, _ in module.named_parameters():
+            if any(fnmatch.fnmatchcase(name, pattern) or name.startswith(pattern + ".") for pattern in patterns):
+                excluded.add(f"{prefix}.{name}" if prefix else name)
+    for name, p in model.named_parameters():
+        owner = modules[name.rpartition(".")[0]]
+        vector = sum(d > 1 for d in p.shape) <= 1
+        if (
+            p.ndim <= 1
+            or name.endswith(".bias")
+            or not POSITION_AND_TOKEN_NAMES.isdisjoint(name.split("."))
+            or isinstance(owner, _NORM_MODULES)
+            or type(owner).__name__ == "Affine"
+            or (vector and not isinstance(owner, _MATRIX_MODULES))
+        ):
+            excluded.add(name)
+    return excluded
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """The optimizer's parameter groups: `weight_decay` on weight matrices, none on the parameters
+    `no_weight_decay_names` lists. timm's param_groups_weight_decay builds them (frozen parameters
+    left out, empty groups dropped), with those names as its no-weight-decay list."""
+    return param_groups_weight_decay(
+        model, weight_decay, no_weight_decay_list=sorted(glob.escape(name) for name in no_weight_decay_names(model))
+    )
 
 
 def total_steps(optim_cfg, batches_per_epoch: int) -> int:
@@ -160,6 +218,7 @@ def train(accelerator, task, model, optimizer, scheduler, train_loader, optim_cf
             train_loader.set_epoch(position.epoch)  # the data order is a function of (seed, epoch)
             batches = accelerator.skip_first_batches(train_loader, position.batch) if position.batch else train_loader
             for batch in timer.batches(batches):
+                wait_for_measurements()  # another run of the sweep is measuring: pause meanwhile
                 try:
                     with accelerator.accumulate(model):
                         loss = task.loss(model, batch)
@@ -221,6 +280,7 @@ def evaluate(accelerator, task, model, eval_loader, data) -> dict[str, float]:
     collected: dict[str, list[torch.Tensor]] = {}
     for batch in tqdm(eval_loader, desc="eval", unit="batch", disable=_no_bar(accelerator),
                       dynamic_ncols=True, leave=False):
+        wait_for_measurements()
         try:
             outputs = accelerator.gather_for_metrics(task.eval_outputs(model, batch))
         except torch.OutOfMemoryError:

@@ -12,7 +12,7 @@ weights and optimizer state are untouched by it. Its phases, for one batch size:
 
 Timed steps run with the device synchronised at both ends of each repeat; the median over repeats
 is reported with its spread, (max - min) / median. Memory is measured in a pass of its own, so the
-CPU fallback's sampling thread never competes with the timed steps.
+CPU's per-operation bookkeeping of live tensors (PeakMemory) never slows the timed steps.
 
 A batch size that runs out of memory is retried at half the size, down to 1; any other error
 propagates. In a multi-process run every process calls `measure_model`; throughput is summed over
@@ -24,17 +24,19 @@ from __future__ import annotations
 import copy
 import gc
 import math
-import os
 import re
 import statistics
-import threading
+import sys
 import time
+import weakref
 from collections.abc import Mapping
 from contextlib import nullcontext
 from typing import Any, Callable, Iterable, Iterator
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 from bench.config import MeasureConfig
@@ -181,32 +183,37 @@ def count_flops(model: nn.Module, batch: Batch, loss_fn: LossFn, infer_fn: Infer
 class PeakMemory:
     """Peak memory of the code in a `with` block, in MB, in `peak_mb` (and `reserved_mb` on CUDA).
 
-    CUDA: the allocator's peak allocated and reserved bytes, reset on entry (after emptying the
-    cache, so an earlier phase's cached blocks do not count as reserved).
-    CPU: the process's peak resident set size during the block. The kernel's high-water mark
-    (VmHWM) is reset on entry by writing 5 to /proc/self/clear_refs and read on exit: exact, and
-    not hidden by an earlier, larger phase as ru_maxrss would be. Where that reset is refused, a
-    thread samples /proc/self/statm every millisecond instead, which can miss shorter spikes.
-    Without /proc, `peak_mb` stays None. The figure is the whole process's resident memory: the
-    interpreter, libraries and every live tensor, not only the block's own allocations.
+    `kind` names the figure (`memory_kind`):
+    "cuda": the allocator's peak allocated and reserved bytes, reset on entry (after emptying the
+    cache, so an earlier phase's cached blocks do not count as reserved): every tensor on the device.
+    "cpu_tensors" (on CPU; "<type>_tensors" on other devices): the peak, over the block, of the
+    bytes of the live tensor storages on the device that the block's operations use or make: the
+    model's parameters and buffers, the batch, activations, gradients and the optimizer's state,
+    each storage once. A dispatch mode (_LiveStorages) sees every operation; a storage counts from
+    the first operation that uses or makes it until it is freed. Memory the block never touches (the
+    interpreter, libraries, other models, the process's earlier peaks) does not count, so the figure
+    is the model's own and comparable across runs. A tensor made before the block and first used
+    late in a step (the optimizer's state, read at its step) counts from then on, so run two steps:
+    in the second, everything a step uses is counted from its start (MEMORY_STEPS). Not counted:
+    scratch memory a kernel allocates and frees within one operation. torch.compile steps aside
+    while a dispatch mode is active, so a compiled model's block runs eagerly here.
     """
-
-    SAMPLE_INTERVAL_S = 0.001
 
     def __init__(self, device: torch.device):
         self.device = device
+        self.kind = memory_kind(device)
         self.peak_mb: float | None = None
         self.reserved_mb: float | None = None
-        self._sampler: _RssSampler | None = None
+        self._tracker: _LiveStorages | None = None
 
     def __enter__(self) -> "PeakMemory":
         _sync(self.device)
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(self.device)
-        elif not _reset_peak_rss() and _rss_mb() is not None:
-            self._sampler = _RssSampler(self.SAMPLE_INTERVAL_S)
-            self._sampler.start()
+        else:
+            self._tracker = _LiveStorages(self.device.type)
+            self._tracker.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -214,70 +221,80 @@ class PeakMemory:
         if self.device.type == "cuda":
             self.peak_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
             self.reserved_mb = torch.cuda.max_memory_reserved(self.device) / 2**20
-        elif self._sampler is not None:
-            self.peak_mb = self._sampler.stop()
         else:
-            self.peak_mb = _status_mb("VmHWM")
+            self._tracker.__exit__(*exc)
+            self.peak_mb = self._tracker.peak_bytes / 2**20
+            self._tracker = None
 
 
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark for this process; False where it cannot be."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return _status_mb("VmHWM") is not None
+def memory_kind(device: torch.device) -> str:
+    """What PeakMemory measures on `device`: "cuda" (the CUDA allocator) or "cpu_tensors" (live tensors)."""
+    return "cuda" if device.type == "cuda" else f"{device.type}_tensors"
 
 
-def _status_mb(field: str) -> float | None:
-    try:
-        with open("/proc/self/status") as f:
-            match = re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.MULTILINE)
-    except OSError:
-        return None
-    return int(match.group(1)) / 1024 if match else None
+class _LiveStorages(TorchDispatchMode):
+    """Bytes of the live storages on one device type that the operations run under it used or made,
+    and their peak. A storage is known by its StorageImpl; a finalizer on its Python object, which
+    torch keeps alive as long as the storage, takes it off when it is freed."""
+
+    def __init__(self, device_type: str):
+        super().__init__()
+        self.device_type = device_type
+        self.live_bytes = 0
+        self.peak_bytes = 0
+        self._sizes: dict[int, int] = {}  # StorageImpl address -> bytes
+        self._finalizers: dict[int, weakref.finalize] = {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for value in tree_leaves((args, kwargs, out)):
+            if isinstance(value, torch.Tensor) and value.device.type == self.device_type:
+                self._note(value)
+        self.peak_bytes = max(self.peak_bytes, self.live_bytes)
+        return out
+
+    def _note(self, tensor: torch.Tensor) -> None:
+        try:
+            storage = tensor.untyped_storage()
+        except (RuntimeError, NotImplementedError):  # sparse and opaque tensors have no storage
+            return
+        key, size = storage._cdata, storage.nbytes()
+        known = self._sizes.get(key)
+        if known is None:
+            self._finalizers[key] = weakref.finalize(storage, self._freed, key)
+        elif known == size:
+            return
+        self._sizes[key] = size  # new, or resized (out= arguments)
+        self.live_bytes += size - (known or 0)
+
+    def _freed(self, key: int) -> None:
+        self.live_bytes -= self._sizes.pop(key, 0)
+        self._finalizers.pop(key, None)
+
+    def __exit__(self, *exc):
+        for finalizer in self._finalizers.values():  # storages that outlive the block need no more counting
+            finalizer.detach()
+        self._finalizers.clear()
+        self._sizes.clear()
+        return super().__exit__(*exc)
 
 
-def _rss_mb() -> float | None:
-    try:
-        with open("/proc/self/statm") as f:
-            resident_pages = int(f.read().split()[1])
-    except OSError:
-        return None
-    return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-class _RssSampler(threading.Thread):
-    def __init__(self, interval_s: float):
-        super().__init__(daemon=True)
-        self.interval_s = interval_s
-        self.peak_mb = _rss_mb()
-        self._done = threading.Event()
-
-    def run(self) -> None:
-        while not self._done.wait(self.interval_s):
-            self.peak_mb = max(self.peak_mb, _rss_mb())
-
-    def stop(self) -> float:
-        self._done.set()
-        self.join()
-        return max(self.peak_mb, _rss_mb())
-
-
-def peak_flops(device: torch.device, precision: str, gemm_size: int = 2048) -> tuple[float, str]:
+def peak_flops(
+    device: torch.device, precision: str, gemm_size: int = 2048, clock: Callable[[], float] = time.perf_counter
+) -> tuple[float, str]:
     """The device's peak FLOP/s for `precision`, and where the figure comes from.
 
     A known GPU's datasheet figure ("table:<name>"); otherwise, and on CPU, the best of a few
     square matmuls of side `gemm_size` timed now, with the current thread count, in the
-    precision's dtype ("measured-gemm:<n>").
+    precision's dtype, on `clock`: the clock the throughput was timed with, so that MFU divides
+    like by like ("measured-gemm:<n>").
     """
     if device.type == "cuda":
         tf32 = torch.backends.cuda.matmul.fp32_precision == "tf32"
         known = table_peak_flops(torch.cuda.get_device_name(device), precision, tf32)
         if known is not None:
             return known
-    return _measured_gemm_flops(gemm_size, GEMM_DTYPES[precision], device), f"measured-gemm:{gemm_size}"
+    return _measured_gemm_flops(gemm_size, GEMM_DTYPES[precision], device, clock), f"measured-gemm:{gemm_size}"
 
 
 def table_peak_flops(device_name: str, precision: str, tf32: bool) -> tuple[float, str] | None:
@@ -289,7 +306,9 @@ def table_peak_flops(device_name: str, precision: str, tf32: bool) -> tuple[floa
     return None
 
 
-def _measured_gemm_flops(n: int, dtype: torch.dtype, device: torch.device, tries: int = 5) -> float:
+def _measured_gemm_flops(
+    n: int, dtype: torch.dtype, device: torch.device, clock: Callable[[], float] = time.perf_counter, tries: int = 5
+) -> float:
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
     out = torch.empty(n, n, device=device, dtype=dtype)
@@ -299,10 +318,10 @@ def _measured_gemm_flops(n: int, dtype: torch.dtype, device: torch.device, tries
     best = math.inf
     for _ in range(tries):
         _sync(device)
-        start = time.perf_counter()
+        start = clock()
         torch.mm(a, b.t(), out=out)
         _sync(device)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, clock() - start)
     return 2 * n**3 / best
 
 
@@ -440,8 +459,17 @@ def measure_model(
             torch.cuda.empty_cache()
         size, retries = max(1, size // 2), retries + 1
 
+    problem = inconsistency(*result[1:], size)
+    remeasured = 0
+    while problem is not None and remeasured < MAX_REMEASURES:
+        result, remeasured = _measure_at(size, model, batch, loss_fn, infer_fn, make_optimizer, cfg, precision, device,
+                                         accelerator), remeasured + 1
+        problem = inconsistency(*result[1:], size)
+    if problem is not None and (accelerator is None or accelerator.is_main_process):
+        print(f"warning: unstable measurement after {remeasured + 1} tries: {problem}; the result says so and the "
+              f"leaderboard leaves it out of speed and memory ratios.", file=sys.stderr)
     flops, infer, train, latency = result
-    peak, peak_source = peak_flops(device, precision, cfg.peak_gemm_size)
+    peak, peak_source = peak_flops(device, precision, cfg.peak_gemm_size, CLOCKS[cfg.bench_clock])
     processes = 1 if accelerator is None else accelerator.num_processes
     return {
         "flops": flops,
@@ -457,24 +485,63 @@ def measure_model(
             "train_spread": train["spread"],
             "loop_samples_per_s": None,
             "data_wait_fraction": None,
+            "stable": problem is None,
+            "unstable_reason": problem,
+            "remeasured": remeasured,
         },
         "latency_ms": latency,
         "memory": None
         if infer["peak_mb"] is None
         else {
-            "kind": "cuda" if device.type == "cuda" else "cpu_rss",
+            "kind": memory_kind(device),
             "train_peak_mb": train["peak_mb"],
             "infer_peak_mb": infer["peak_mb"],
             "train_reserved_mb": train["reserved_mb"],
             "infer_reserved_mb": infer["reserved_mb"],
         },
-        "mfu": {
-            # Throughput is global, the peak is one device's.
-            "train": flops["train_per_sample"] * train["samples_per_s"] / (peak * processes),
-            "infer": flops["forward_per_sample"] * infer["samples_per_s"] / (peak * processes),
-            "peak_flops": peak,
-            "peak_source": peak_source,
-        },
+        "mfu": mfu(flops, infer["samples_per_s"], train["samples_per_s"], peak, peak_source, processes),
+    }
+
+
+# A measurement checks itself: repeats that disagree by more than MAX_SPREAD ((max - min) / median),
+# training a sample faster than inferring it, or a batch-1 latency above the time of a whole
+# batch can only come from a disturbed machine. Such a measurement is taken again, up to
+# MAX_REMEASURES times, and is recorded as unstable if it stays bad.
+MAX_SPREAD = 0.15
+MAX_REMEASURES = 2
+
+
+def inconsistency(infer: dict, train: dict, latency: dict, batch_size: int) -> str | None:
+    """Why a phase's figures cannot be trusted, or None."""
+    for name, phase in (("inference", infer), ("training", train)):
+        if phase["spread"] > MAX_SPREAD:
+            return f"{name} repeats spread {phase['spread']:.0%} (more than {MAX_SPREAD:.0%})"
+    if train["samples_per_s"] > infer["samples_per_s"]:
+        return (f"training ran {train['samples_per_s']:.4g} samples/s, faster than inference "
+                f"({infer['samples_per_s']:.4g}), although it does the forward pass and more")
+    batch_ms = 1e3 * batch_size / infer["samples_per_s"]
+    if latency["p50"] > batch_ms * (1 + MAX_SPREAD):
+        return f"batch-1 latency p50 {latency['p50']:.3g} ms is above a whole batch's {batch_ms:.3g} ms"
+    return None
+
+
+def mfu(flops: dict, infer_rate: float, train_rate: float, peak: float, peak_source: str, processes: int = 1) -> dict:
+    """Achieved FLOP/s over the peak: global throughput over one device's peak times the processes.
+    Above 1 only when the peak was itself measured and came out low (noise, or a model whose
+    matmuls beat the square GEMM); the result then says so instead of publishing a utilisation."""
+    values = {
+        "train": flops["train_per_sample"] * train_rate / (peak * processes),
+        "infer": flops["forward_per_sample"] * infer_rate / (peak * processes),
+    }
+    above = [phase for phase, value in values.items() if value > 1]
+    return {
+        **values,
+        "peak_flops": peak,
+        "peak_source": peak_source,
+        "note": None if not above else (
+            f"MFU above 1 in {' and '.join(above)}: the measured peak ({peak_source}) is below what the model "
+            f"achieved, so it is not a utilisation; time on an idle machine or with --bench-clock process."
+        ),
     }
 
 

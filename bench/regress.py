@@ -39,7 +39,7 @@ from typing import Iterator, Optional
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.config import PRECISIONS, add_flags, flag, require  # noqa: E402
+from bench.config import PRECISIONS, add_flags, command_parser, flag, require  # noqa: E402
 from bench.errors import UserError, run_command  # noqa: E402
 from bench.regress_worker import INJECT_SLOWDOWN_ENV  # noqa: E402  (imports nothing heavy)
 from bench.results import write_json_atomic  # noqa: E402
@@ -477,7 +477,8 @@ def parse_cases(names: list[str] | None) -> list[Case]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser = command_parser("python -m bench.regress", __doc__.strip().splitlines()[0],
+                            "  python -m bench.regress --ref HEAD --case gmlp-mini:digits:32:fp32:infer")
     parser.add_argument(
         "--case", action="append", dest="cases", metavar="MODEL-SIZE:TASK:BATCH:PRECISION:PHASE",
         help=f"a case to time, repeatable; phase is infer or train (default: {', '.join(DEFAULT_CASES)})",

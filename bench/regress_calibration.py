@@ -86,7 +86,9 @@ def calibrate(args) -> int:
 
 def main(argv=None) -> int:
     parser = build_parser()
+    parser.prog = parser.prog.replace("bench.regress", "bench.regress_calibration")
     parser.description = __doc__.strip().splitlines()[0]
+    parser.epilog = "examples:\n  python -m bench.regress_calibration --trials 10 --case gmlp-mini:digits:32:fp32:infer"
     parser.add_argument("--trials", type=int, default=20, help="trials: independent comparisons of all sides")
     parser.add_argument("--trials-per-start", type=int, default=5,
                         help="trials run by one set of worker processes before fresh ones start")

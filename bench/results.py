@@ -14,7 +14,10 @@ Keys of a result (schema_version 1):
     baseline        bool: the model is its modality's Transformer baseline
     config          {"run": {...}, "optim": {...}, "data": {...}, "measure": {...}}: every resolved flag
     environment     capture_environment(): versions, device_type, device_name, device_count,
-                    num_processes, precision, git_commit, started_at, ...
+                    num_processes, precision, started_at, ...; provenance: git_commit (the suite
+                    checkout's commit, str | None outside git) and git_dirty (bool | None: tracked
+                    files differed from it). Files written before git_dirty existed mark a dirty
+                    tree with a "-dirty" suffix on git_commit; git_provenance reads both forms.
     metrics         {name: float}: the task's metrics, e.g. top1/top5/loss, mlm_accuracy/perplexity,
                     bleu/chrf (+ "sacrebleu_signature" string for seq2seq)
     primary_metric  {"name": str, "value": float | None, "higher_is_better": bool}
@@ -26,11 +29,20 @@ Keys of a result (schema_version 1):
                      "infer_samples_per_s": float, "train_samples_per_s": float,
                      "infer_tokens_per_s": float | None, "train_tokens_per_s": float | None,
                      "infer_spread": float, "train_spread": float,   # (max - min) / median over repeats
-                     "loop_samples_per_s": float | None, "data_wait_fraction": float | None} | None
+                     "loop_samples_per_s": float | None, "data_wait_fraction": float | None,
+                     "stable": bool, "unstable_reason": str | None,   # bench.measure.inconsistency
+                     "remeasured": int,                               # measurements taken again
+                     "inputs": "dataset" | "synthetic"} | None
     latency_ms      {"p50": float, "p90": float, "p99": float} | None   (batch-1 inference)
-    memory          {"kind": "cuda" | "cpu_rss", "train_peak_mb": float, "infer_peak_mb": float,
+    memory          {"kind": "cuda" | "cpu_tensors", "train_peak_mb": float, "infer_peak_mb": float,
                      "train_reserved_mb": float | None, "infer_reserved_mb": float | None} | None
-    mfu             {"train": float, "infer": float, "peak_flops": float, "peak_source": str} | None
+                    The peak of a pass of two steps (bench.measure.PeakMemory). "cuda": the CUDA
+                    allocator's peak allocated (and reserved) bytes. "cpu_tensors": the peak bytes of
+                    the live tensors the steps use or make (weights, buffers, batch, activations,
+                    gradients, optimizer state), not the process's memory. Older files have
+                    "cpu_rss": the whole process's peak resident set, ~1 GB of libraries included.
+    mfu             {"train": float, "infer": float, "peak_flops": float, "peak_source": str,
+                     "note": str | None} | None   (note: why a value is above 1)
 """
 
 from __future__ import annotations
@@ -78,23 +90,39 @@ def checkpoint_folder(result_path: Path) -> Path:
     return result_path.parent / "checkpoints" / result_path.stem
 
 
-def git_commit() -> str | None:
-    """The commit of the suite's own checkout, or None outside a git checkout."""
+def git_state() -> dict[str, Any]:
+    """The suite checkout's provenance: {"git_commit": sha, "git_dirty": bool}; both None outside git.
+    Dirty: a tracked file differs from the commit (untracked files are not looked at)."""
+    unknown = {"git_commit": None, "git_dirty": None}
     here = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return unknown
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here, capture_output=True, text=True, timeout=10,
         )
     except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode != 0:
-        return None
-    commit = out.stdout.strip()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
-        cwd=here, capture_output=True, text=True, timeout=10,
-    ).stdout.strip()
-    return commit + ("-dirty" if dirty else "")
+        return unknown
+    dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
+    return {"git_commit": head.stdout.strip(), "git_dirty": dirty}
+
+
+DIRTY_SUFFIX = "-dirty"  # how files written before git_dirty existed marked a dirty tree
+
+
+def git_provenance(environment: dict[str, Any]) -> tuple[str | None, bool | None]:
+    """(commit, dirty) of a result's environment, from either form: {"git_commit": sha, "git_dirty":
+    bool}, or an older file's "<sha>-dirty" (dirty) / "<sha>" (clean). None where not known."""
+    commit, dirty = environment.get("git_commit"), environment.get("git_dirty")
+    if not isinstance(commit, str) or not commit:
+        return None, None
+    if commit.endswith(DIRTY_SUFFIX):
+        return commit[: -len(DIRTY_SUFFIX)], True
+    if "git_dirty" not in environment:  # written before git_dirty: no suffix meant a clean tree
+        return commit, False
+    return commit, dirty if isinstance(dirty, bool) else None
 
 
 def capture_environment(accelerator=None, precision: str = "fp32") -> dict[str, Any]:
@@ -135,7 +163,7 @@ def capture_environment(accelerator=None, precision: str = "fp32") -> dict[str, 
         "cpu_threads": torch.get_num_threads(),
         "precision": precision,
         "platform": platform.platform(),
-        "git_commit": git_commit(),
+        **git_state(),
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 

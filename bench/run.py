@@ -24,13 +24,16 @@ DEBUG_HINT = "Rerun with --debug for the traceback."
 
 
 def parse_args(argv=None):
-    parser = build_parser(__doc__.strip().splitlines()[0])
+    description, _, examples = __doc__.strip().partition("\n\n")
+    parser = build_parser(description, examples)
     parser.add_argument("--list", action="store_true", help="print every task, model and size, and which pairs run")
     return parser, parser.parse_args(argv)
 
 
 def listing() -> str:
     """Tasks, models with sizes and parameter counts (on each modality's reference task), and runnable pairs."""
+    import torch
+
     import tasks  # noqa: F401  (registers every task)
     from bench.config import DataConfig, VariantConfig
     from bench.models import model_entries, list_models, resolve
@@ -61,7 +64,8 @@ def listing() -> str:
                     continue
                 try:
                     resolve(family, size, ref)
-                    model = entry.build(ref, entry.sizes[size], VariantConfig())
+                    with torch.device("meta"):  # shapes only: counting needs no memory and no init
+                        model = entry.build(ref, entry.sizes[size], VariantConfig())
                     sizes.append(f"{size} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M)")
                 except PairError:
                     sizes.append(f"{size} (n/a on {ref.name})")
@@ -104,11 +108,12 @@ def run(configs) -> tuple[dict, int]:
     """
     import torch
     from accelerate import Accelerator, DataLoaderConfiguration
-    from accelerate.utils import set_seed
+    from accelerate.utils import send_to_device, set_seed
 
     import tasks  # noqa: F401
     from bench import loop, measure
     from bench.checkpoint import Checkpoints
+    from bench.machine import measuring
     from bench.models import resolve
     from bench.results import capture_environment
     from tasks.base import get_task
@@ -138,36 +143,46 @@ def run(configs) -> tuple[dict, int]:
         measure.check_clock(measure_cfg, accelerator.device)
     if accelerator.device.type == "cuda" and spec.modality == "image":
         torch.backends.cudnn.benchmark = True  # image shapes never change: pick the fastest kernels once
+    if run_cfg.size is None and accelerator.is_main_process:
+        print(f"Model: {entry.family}-{size}, the family's default for {spec.describe()} (--size chooses another).")
     set_seed(run_cfg.seed)
     started = time.perf_counter()
     environment = capture_environment(accelerator, run_cfg.precision)
     optim_cfg = task.configure(optim_cfg)
     configs = {**configs, "optim": optim_cfg}  # the result and checkpoints record the value used
-    with accelerator.main_process_first():  # one process fills the caches (tokenizer, datasets) the others read
-        data = task.load(data_cfg, run_cfg.seed)
-    model = entry.build(data.spec, entry.sizes[size], variant)
-    params = sum(p.numel() for p in model.parameters())
-    train_loader, eval_loader = loop.make_loaders(data, optim_cfg, data_cfg)
-    optimizer = torch.optim.AdamW(loop.param_groups(model, optim_cfg.weight_decay), lr=optim_cfg.lr)
-    model, optimizer, train_loader, eval_loader = accelerator.prepare(model, optimizer, train_loader, eval_loader)
-    scheduler = accelerator.prepare(loop.make_scheduler(optimizer, optim_cfg, len(train_loader)))
+    if synthetic_inputs(run_cfg, data_cfg):  # bench mode without data: random inputs of the task's shape
+        data = None
+        model = accelerator.prepare(entry.build(spec, entry.sizes[size], variant))
+        params = sum(p.numel() for p in model.parameters())
+        generator = torch.Generator().manual_seed(run_cfg.seed)
+        bench_batch = send_to_device(task.synthetic_batch(spec, optim_cfg.batch_size, generator), accelerator.device)
+    else:
+        with accelerator.main_process_first():  # one process fills the caches (tokenizer, datasets) the others read
+            data = task.load(data_cfg, run_cfg.seed)
+        model = entry.build(data.spec, entry.sizes[size], variant)
+        params = sum(p.numel() for p in model.parameters())
+        train_loader, eval_loader = loop.make_loaders(data, optim_cfg, data_cfg)
+        optimizer = torch.optim.AdamW(loop.param_groups(model, optim_cfg.weight_decay), lr=optim_cfg.lr)
+        model, optimizer, train_loader, eval_loader = accelerator.prepare(model, optimizer, train_loader, eval_loader)
+        scheduler = accelerator.prepare(loop.make_scheduler(optimizer, optim_cfg, len(train_loader)))
+        bench_batch = None  # the first training batch, taken when measuring
 
-    identity = {
-        "--task": task.name, "--model": entry.family, "--size": size, "--seed": run_cfg.seed,
-        "--precision": run_cfg.precision, "processes": accelerator.num_processes, "parameters": params,
-        "training samples": len(data.train),
-        **{flag_name(key): value for key, value in as_dict(configs)["optim"].items()},
-        # only the flags given, so checkpoints written before variants existed still match a default run
-        **{flag_name(key): value for key, value in variant.given().items()},
-    }
-    checkpoints = Checkpoints(checkpoint_root, identity, run_cfg.checkpoint_every)
-    start = None
-    if run_cfg.resume:
-        folder, start = checkpoints.load(accelerator)
-        if accelerator.is_main_process:
-            print(f"Resuming from {folder} at step {start.step}.")
-    elif run_cfg.overwrite:
-        checkpoints.clear(accelerator)
+        identity = {
+            "--task": task.name, "--model": entry.family, "--size": size, "--seed": run_cfg.seed,
+            "--precision": run_cfg.precision, "processes": accelerator.num_processes, "parameters": params,
+            "training samples": len(data.train),
+            **{flag_name(key): value for key, value in as_dict(configs)["optim"].items()},
+            # only the flags given, so checkpoints written before variants existed still match a default run
+            **{flag_name(key): value for key, value in variant.given().items()},
+        }
+        checkpoints = Checkpoints(checkpoint_root, identity, run_cfg.checkpoint_every)
+        start = None
+        if run_cfg.resume:
+            folder, start = checkpoints.load(accelerator)
+            if accelerator.is_main_process:
+                print(f"Resuming from {folder} at step {start.step}.")
+        elif run_cfg.overwrite:
+            checkpoints.clear(accelerator)
 
     status, error, exit_code, metrics, stats, measurements = "ok", None, 0, {}, None, {}
     phase = "training"
@@ -176,9 +191,15 @@ def run(configs) -> tuple[dict, int]:
             stats = loop.train(accelerator, task, model, optimizer, scheduler, train_loader, optim_cfg, checkpoints, start)
             phase = "evaluation"
             metrics = loop.evaluate(accelerator, task, model, eval_loader, data)
+            metrics["eval_samples"] = len(data.eval)  # the scored split's size, printed beside the scores
         if measure_cfg.measure or run_cfg.mode == "bench":
             phase = "measurement"
-            measurements = measure_run(accelerator, task, model, train_loader, optim_cfg, measure_cfg, run_cfg.precision)
+            if bench_batch is None:
+                bench_batch = next(iter(train_loader))
+            with measuring():  # one measurement at a time, nothing else of the sweep running beside it
+                measurements = measure_run(accelerator, task, model, bench_batch, optim_cfg, measure_cfg,
+                                           run_cfg.precision)
+            measurements["throughput"]["inputs"] = "dataset" if data is not None else "synthetic"
             if stats is not None:
                 measurements["throughput"].update(stats.loop)
     except loop.Stopped as e:
@@ -219,8 +240,15 @@ def run(configs) -> tuple[dict, int]:
     return result, exit_code
 
 
-def measure_run(accelerator, task, model, train_loader, optim_cfg, measure_cfg, precision) -> dict:
-    """Throughput, latency, memory, FLOPs and MFU on one training batch, apart from training.
+def synthetic_inputs(run_cfg, data_cfg) -> bool:
+    """Bench mode measures random inputs of the task's shape unless data is given (as timm's
+    benchmark.py does), so it needs no dataset."""
+    return run_cfg.mode == "bench" and not (data_cfg.data_dir or data_cfg.data_files)
+
+
+def measure_run(accelerator, task, model, batch, optim_cfg, measure_cfg, precision) -> dict:
+    """Throughput, latency, memory, FLOPs and MFU on one batch (the first training batch, or a
+    synthetic one in bench mode), apart from training.
 
     Inference is timed as the task's forward pass with its loss, under inference_mode.
     """
@@ -229,7 +257,6 @@ def measure_run(accelerator, task, model, train_loader, optim_cfg, measure_cfg, 
     from bench.loop import OutOfMemory
     from bench.measure import measure_model
 
-    batch = next(iter(train_loader))
     tokens = task.tokens(batch)
     try:
         return measure_model(

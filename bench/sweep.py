@@ -22,6 +22,15 @@ to OUTPUT_DIR/logs/. The file's keys:
     max-steps = 300
     [variants]                     # optional: per model, the variants to run (bench.config.VariantConfig
     resmlp = ["", "norm=none"]     # names; "" is the family's default); unlisted models run their default
+    [tune]                         # optional: tune the learning rate on validation before the seeds
+    lr = [1e-3, 2e-3, 4e-3]        # the grid, the same for every architecture
+    seed = 0                       # optional: the tuning seed (default: the first of seeds)
+
+With [tune], each task runs in two phases. Tuning: every (model, lr) of the grid at the tuning
+seed, scored on the validation split (--eval-split validation: carved from the training data),
+into OUTPUT_DIR/tune/lr-<lr>/. Then, per model, the lr with the best validation metric is chosen
+(a failed run counts as worst) and every seed runs at that lr, scored once on the test split, into
+OUTPUT_DIR. Nothing in the tuning phase reads the test split.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -40,15 +50,18 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.config import VariantConfig  # noqa: E402
+from bench.config import VariantConfig, command_parser  # noqa: E402
 from bench.errors import PairError, UserError, run_command  # noqa: E402
+from bench.machine import MEASURE_LOCK_ENV  # noqa: E402
 from bench.results import ResultError, checkpoint_folder, load_result, result_filename  # noqa: E402
 
 RUN_SCRIPT = Path(__file__).resolve().parent / "run.py"
 INTERRUPTED_EXIT_CODES = (130, 143)  # bench/run.py stopped by SIGINT / SIGTERM
 KNOWN_KEYS = {
     "output_dir", "tasks", "models", "sizes", "seeds", "launcher", "args", "task_args", "args_from", "variants",
+    "tune",
 }
+TUNE_KEYS = {"lr", "seed"}
 
 
 def read_toml(path: Path) -> dict:
@@ -71,6 +84,18 @@ def load_grid(path: Path) -> dict:
     unlisted = set(grid.get("variants", {})) - set(grid["models"])
     if unlisted:
         raise UserError(f"The sweep file {path} lists variants of {sorted(unlisted)}, which are not in its models.")
+    tune = grid.get("tune")
+    if tune is not None:
+        if not isinstance(tune, dict) or set(tune) - TUNE_KEYS:
+            raise UserError(f"The [tune] table of {path} takes the keys {sorted(TUNE_KEYS)}.")
+        lrs = tune.get("lr")
+        if not isinstance(lrs, list) or len(lrs) < 2 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf") for v in lrs
+        ):
+            raise UserError(f"tune.lr in {path} must be a list of at least two positive learning rates, got {lrs!r}.")
+        for key in ("lr", "eval-split"):
+            if key in grid.get("args", {}) or any(key in a for a in grid.get("task_args", {}).values()):
+                raise UserError(f"{path} sets {key!r} in its args, which [tune] decides; remove it.")
     if "args_from" in grid:
         base = read_toml(path.parent / grid["args_from"])
         grid["args"] = {**base.get("args", {}), **grid.get("args", {})}
@@ -93,50 +118,102 @@ def flags(args: dict) -> list[str]:
     return out
 
 
-def plan(grid: dict) -> list[dict]:
-    """Every run of the grid with its result path; bad names fail here, before any run."""
+def plan(grid: dict, task_names: list[str] | None = None, phase: str | None = None,
+         chosen: dict | None = None) -> list[dict]:
+    """Runs of the grid with their result paths; bad names fail here, before any run.
+
+    phase None: the grid as declared. "tune": every learning rate of [tune] at the tuning seed,
+    scored on validation. "test": every seed at the learning rate `chosen` for its
+    (task, family, size, variant), scored on test; a pair with no choice is left out.
+    """
     import tasks  # noqa: F401
     from bench.config import DataConfig
     from bench.models import resolve
     from tasks.base import get_task
 
+    task_names = task_names or grid["tasks"]
     runs = []
     sizes = grid.get("sizes") or [None]
     variants = {
         family: [VariantConfig.parse(name) for name in grid.get("variants", {}).get(family, [""])]
         for family in grid["models"]
     }
+    tune = grid.get("tune", {})
+    seeds = [tune.get("seed", grid["seeds"][0])] if phase == "tune" else grid["seeds"]
     args, specs = {}, {}  # per task: its flags, and the spec they give
-    for task_name in grid["tasks"]:
+    for task_name in task_names:
         args[task_name] = {**grid.get("args", {}), **grid.get("task_args", {}).get(task_name, {})}
         data_keys = {k.replace("-", "_"): v for k, v in args[task_name].items()}
         data_cfg = DataConfig(**{k: v for k, v in data_keys.items() if k in DataConfig.__dataclass_fields__})
         specs[task_name] = get_task(task_name).spec(data_cfg)
     # Seeds outermost: a sweep stopped early still has every pair at its first seeds.
-    for seed, task_name, family, size in itertools.product(grid["seeds"], grid["tasks"], grid["models"], sizes):
+    for seed, task_name, family, size in itertools.product(seeds, task_names, grid["models"], sizes):
         for variant in variants[family]:
             try:
                 _, resolved = resolve(family, size, specs[task_name], variant)
             except PairError as e:
-                if seed == grid["seeds"][0]:  # say it once, not once per seed
+                if seed == seeds[0]:  # say it once, not once per seed
                     print(f"skip: {e}")
                 continue
-            runs.append(planned_run(grid, args[task_name], seed, task_name, family, resolved, variant))
+            output_dir = Path(grid["output_dir"])
+            if phase == "tune":
+                for lr in tune["lr"]:
+                    tuning = {**args[task_name], "lr": lr, "eval-split": "validation", "measure": False}
+                    runs.append(planned_run(tuning, output_dir / "tune" / f"lr-{lr:g}", seed, task_name, family,
+                                            resolved, variant))
+                continue
+            run_args = args[task_name]
+            if phase == "test":
+                lr = (chosen or {}).get((task_name, family, resolved, variant.name()))
+                if lr is None:
+                    continue
+                run_args = {**run_args, "lr": lr, "eval-split": "test"}
+            runs.append(planned_run(run_args, output_dir, seed, task_name, family, resolved, variant))
     return runs
 
 
-def planned_run(grid: dict, args: dict, seed: int, task_name: str, family: str, size: str, variant: VariantConfig):
+def planned_run(args: dict, output_dir: Path, seed: int, task_name: str, family: str, size: str,
+                variant: VariantConfig):
     """One run of the grid: its name, result path and bench/run.py arguments."""
     precision = args.get("precision", "fp32")
-    path = Path(grid["output_dir"]) / result_filename(task_name, family, size, seed, precision, variant.name())
+    path = output_dir / result_filename(task_name, family, size, seed, precision, variant.name())
     variant_args = {key.replace("_", "-"): value for key, value in variant.given().items()}
     argv = ["--task", task_name, "--model", family, "--size", size, "--seed", str(seed),
-            "--output-dir", grid["output_dir"], *flags(args), *flags(variant_args)]
+            "--output-dir", str(output_dir), *flags(args), *flags(variant_args)]
     if checkpoint_folder(path).is_dir():
         argv.append("--resume")  # an interrupted run continues from its last checkpoint
     elif path.exists():
         argv.append("--overwrite")  # an interrupted run that saved no checkpoint starts again
-    return {"name": path.stem, "path": path, "argv": argv}
+    return {"name": path.stem, "path": path, "argv": argv, "task": task_name,
+            "key": (task_name, family, size, variant.name()), "lr": args.get("lr")}
+
+
+def select(tuning_runs: list[dict]) -> dict[tuple, dict]:
+    """Per (task, family, size, variant): the grid's validation scores and the chosen learning rate,
+    the best validation metric (a run that failed or has no metric counts as worst; ties go to the
+    first in the grid). Reads only the tuning runs' results, which scored the validation split."""
+    scores: dict[tuple, dict] = {}
+    for run in tuning_runs:
+        value, higher = None, True
+        if run["path"].exists():
+            try:
+                result = load_result(run["path"])
+            except ResultError:
+                result = None
+            if result is not None:
+                if result["config"]["data"].get("eval_split") != "validation":
+                    raise UserError(f"{run['path']} was not scored on the validation split; it cannot tune.")
+                metric = result["primary_metric"]
+                higher = metric["higher_is_better"]
+                if result["status"] == "ok" and metric["value"] is not None and math.isfinite(metric["value"]):
+                    value = metric["value"]
+        entry = scores.setdefault(run["key"], {"values": {}, "higher_is_better": higher})
+        entry["values"][run["lr"]] = value
+    for entry in scores.values():
+        sign = 1 if entry["higher_is_better"] else -1
+        valid = [(lr, v) for lr, v in entry["values"].items() if v is not None]
+        entry["chosen"] = max(valid, key=lambda item: sign * item[1])[0] if valid else None
+    return scores
 
 
 def finished(result_path: Path) -> bool:
@@ -149,14 +226,9 @@ def finished(result_path: Path) -> bool:
         return True  # not ours to overwrite; the table leaves it out
 
 
-def run_one(run: dict, launcher: list[str], log_dir: Path, threads: int | None) -> int:
-    log_dir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    if threads is not None:
-        # Parallel runs each get their share of the cores; oversubscribed OpenMP threads would
-        # spin against each other and make every run (and its throughput figures) far slower.
-        env["OMP_NUM_THREADS"] = str(threads)
-    with open(log_dir / f"{run['name']}.log", "w") as log:
+def run_one(run: dict, launcher: list[str], log_path: Path, env: dict) -> int:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as log:
         return subprocess.run([*launcher, str(RUN_SCRIPT), *run["argv"]], stdout=log, stderr=subprocess.STDOUT, env=env).returncode
 
 
@@ -177,8 +249,8 @@ def table(paths: list[Path]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("grid", type=Path, help="sweep TOML file")
+    parser = command_parser("python -m bench.sweep", __doc__.strip(), "  python -m bench.sweep sweeps/quickstart.toml")
+    parser.add_argument("grid", type=Path, help="sweep TOML file (its keys are described above)")
     parser.add_argument("--dry-run", action="store_true", help="print the runs and exit")
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs at a time; each then gets cores/jobs CPU threads (default 1: all threads)")
@@ -192,39 +264,47 @@ def sweep(args) -> int:
     if args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}.")
     grid = load_grid(args.grid)
-    runs = plan(grid)
     launcher = grid.get("launcher") or [sys.executable]
-    log_dir = Path(grid["output_dir"]) / "logs"
     threads = None if args.jobs == 1 else max(1, (os.cpu_count() or 1) // args.jobs)
-    todo = []
-    for i, run in enumerate(runs, 1):
-        run["prefix"] = f"[{i}/{len(runs)}] {run['name']}"
-        if finished(run["path"]):
-            print(f"{run['prefix']}: result exists, skipped")
-        elif args.dry_run:
-            print(f"{run['prefix']}: would run bench/run.py {' '.join(run['argv'])}")
-        else:
-            todo.append(run)
-
-    def execute(run: dict) -> bool:
-        start = time.perf_counter()
-        print(f"{run['prefix']}: running...", flush=True)
-        code = run_one(run, launcher, log_dir, threads)
-        seconds = time.perf_counter() - start
-        if code == 0 and run["path"].exists():
-            value = json.loads(run["path"].read_text())["primary_metric"]
-            print(f"{run['prefix']}: {value['name']} {value['value']:.4f} in {seconds:.0f}s", flush=True)
-            return True
-        if code in INTERRUPTED_EXIT_CODES:
-            kept = "resumes from its checkpoint" if checkpoint_folder(run["path"]).is_dir() else "starts again"
-            print(f"{run['prefix']}: interrupted after {seconds:.0f}s; it {kept} when the sweep reruns")
-        else:
-            print(f"{run['prefix']}: failed with exit code {code} after {seconds:.0f}s; see {log_dir / (run['name'] + '.log')}")
-        return False
-
+    env = dict(os.environ)
+    if threads is not None:
+        # Parallel runs each get their share of the cores; oversubscribed OpenMP threads would
+        # spin against each other and make every run (and its throughput figures) far slower.
+        env["OMP_NUM_THREADS"] = str(threads)
+        # Measurements take turns and the other runs pause meanwhile (bench.machine).
+        env[MEASURE_LOCK_ENV] = str(Path(grid["output_dir"]).resolve() / ".measure.lock")
     pool = ThreadPoolExecutor(max_workers=args.jobs)
+
+    def execute_all(runs: list[dict]) -> int:
+        """Run what is not finished yet; the number that failed."""
+        todo = []
+        for run in runs:
+            if finished(run["path"]):
+                print(f"{run['prefix']}: result exists, skipped")
+            elif args.dry_run:
+                print(f"{run['prefix']}: would run bench/run.py {' '.join(run['argv'])}")
+            else:
+                todo.append(run)
+        return sum(not ok for ok in pool.map(lambda run: execute(run, launcher, env), todo))
+
     try:
-        failed = sum(not ok for ok in pool.map(execute, todo))
+        if "tune" not in grid:
+            runs = number(plan(grid))
+            failed = execute_all(runs)
+        else:
+            runs, failed = [], 0
+            for task_name in grid["tasks"]:  # task by task: a sweep stopped early has whole tasks done
+                tuning = number(plan(grid, [task_name], "tune"), f"{task_name} tune")
+                failed += execute_all(tuning)
+                if args.dry_run:
+                    continue
+                choices = select(tuning)
+                for key, entry in choices.items():
+                    print(describe_choice(key, entry))
+                chosen = {key: entry["chosen"] for key, entry in choices.items() if entry["chosen"] is not None}
+                testing = number(plan(grid, [task_name], "test", chosen), f"{task_name} test")
+                failed += execute_all(testing)
+                runs += testing
     finally:
         # On Ctrl-C, which reaches the running runs too (one process group) so that they save a
         # checkpoint and stop: wait for them, start no more.
@@ -233,6 +313,38 @@ def sweep(args) -> int:
         print()
         print(table([r["path"] for r in runs if r["path"].exists()]))
     return 1 if failed else 0
+
+
+def number(runs: list[dict], label: str = "") -> list[dict]:
+    for i, run in enumerate(runs, 1):
+        lr = f" lr {run['lr']:g}" if label.endswith("tune") else ""
+        run["prefix"] = f"[{label + ' ' if label else ''}{i}/{len(runs)}] {run['name']}{lr}"
+    return runs
+
+
+def describe_choice(key: tuple, entry: dict) -> str:
+    task_name, family, size, variant = key
+    scores = ", ".join(f"lr {lr:g}: {'failed' if v is None else f'{v:.4f}'}" for lr, v in entry["values"].items())
+    chosen = "none (every tuning run failed)" if entry["chosen"] is None else f"lr {entry['chosen']:g}"
+    return f"{task_name} {family}-{size}{' [' + variant + ']' if variant else ''}: validation {scores}; chosen {chosen}"
+
+
+def execute(run: dict, launcher: list[str], env: dict) -> bool:
+    start = time.perf_counter()
+    print(f"{run['prefix']}: running...", flush=True)
+    log = run["path"].parent / "logs" / f"{run['name']}.log"
+    code = run_one(run, launcher, log, env)
+    seconds = time.perf_counter() - start
+    if code == 0 and run["path"].exists():
+        value = json.loads(run["path"].read_text())["primary_metric"]
+        print(f"{run['prefix']}: {value['name']} {value['value']:.4f} in {seconds:.0f}s", flush=True)
+        return True
+    if code in INTERRUPTED_EXIT_CODES:
+        kept = "resumes from its checkpoint" if checkpoint_folder(run["path"]).is_dir() else "starts again"
+        print(f"{run['prefix']}: interrupted after {seconds:.0f}s; it {kept} when the sweep reruns")
+    else:
+        print(f"{run['prefix']}: failed with exit code {code} after {seconds:.0f}s; see {log}")
+    return False
 
 
 if __name__ == "__main__":

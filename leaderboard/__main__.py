@@ -6,16 +6,18 @@ import argparse
 import shlex
 import sys
 
+from bench.config import command_parser
 from bench.errors import UserError, run_command
 from leaderboard.build import build
-from leaderboard.collect import collect
+from leaderboard.collect import collect, provenance_warnings
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(
-        prog="python -m leaderboard",
-        description="Markdown tables, a CSV and Pareto plots from the result JSON files of benchmark runs.",
+    parser = command_parser(
+        "python -m leaderboard",
+        "Markdown tables, a CSV and Pareto plots from the result JSON files of benchmark runs.",
+        "  python -m leaderboard results/leaderboard --out leaderboard/pages",
     )
     parser.add_argument("results", nargs="+", metavar="RESULTS_DIR", help="folders searched recursively for *.json")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder the pages are written to")
@@ -28,12 +30,14 @@ def publish(args, argv: list[str]) -> int:
         collection = collect(args.results)
         for reason in collection.skipped:
             print(f"warning: skipped a file: {reason}", file=sys.stderr)
+        for problem in provenance_warnings(collection):
+            print(f"warning: {problem}", file=sys.stderr)
         build(collection, args.out, "python -m leaderboard " + shlex.join(argv))
     except OSError as e:
         raise UserError(f"could not read the results or write {args.out!r} ({e}).") from None
     print(
         f"Wrote {args.out}/index.md (finished runs: {len(collection.runs)}, failed runs: "
-        f"{len(collection.failures)}, files skipped: {len(collection.skipped)})."
+        f"{len(collection.failures)}, tuning runs: {len(collection.tuning)}, files skipped: {len(collection.skipped)})."
     )
     return 0
 

@@ -12,7 +12,10 @@ from itertools import groupby
 from typing import Optional
 
 from leaderboard.aggregate import Row
-from leaderboard.tables import MISSING, _table, metric_header, metric_text, significant
+from leaderboard.collect import Provenance
+from leaderboard.tables import (
+    MISSING, UNSTABLE, _table, examples_line, metric_header, metric_text, provenance_line, significant,
+)
 
 # Relative -> the family it changes one part of.
 RELATIVES = {"amlp": "gmlp", "convmixer": "mixer", "ffvit": "vit"}
@@ -24,7 +27,8 @@ INTRO = (
     "variant's mean minus the default's, in the metric's units (↑: higher is better, ↓: lower is better). "
     "Relatives (aMLP: gMLP + tiny attention; ConvMixer: Mixer's patches with convolutions for token mixing; "
     "the feed-forward-only ViT: ViT without attention) are set beside the default of the family they "
-    "change, at the same size name, else the closest parameter count."
+    "change, at the same size name, else the closest parameter count. ‡ marks a throughput from which "
+    "runs with an unstable measurement were left out."
 )
 
 
@@ -37,13 +41,14 @@ def ablation_key(variant: str) -> str:
     return ", ".join(sorted("--" + item.partition("=")[0] for item in variant.split(",")))
 
 
-def ablation_page(rows: list[Row]) -> str:
-    lines = ["# Ablations", "", INTRO, ""]
+def ablation_page(rows: list[Row], provenances: Optional[list[Provenance]] = None) -> str:
+    lines = ["# Ablations", "", INTRO, "", provenance_line(provenances or []), ""]
     for (task, device, precision, metric, higher), group in groupby(rows, key=lambda r: r.group):
         group = list(group)
         if not has_ablations(group):
             continue
         lines += [f"## {task}: {device}, {precision}: {metric}, {'higher' if higher else 'lower'} is better", ""]
+        lines += [examples_line(group), ""]
         header = metric_header(metric, higher)
         defaults = {(r.family, r.size): r for r in group if not r.variant}
         variants = sorted((r for r in group if r.variant), key=lambda r: (r.family, r.size, ablation_key(r.variant)))
@@ -79,7 +84,8 @@ def ablation_page(rows: list[Row]) -> str:
 def _line(label: str, row: Row, default: Optional[Row]) -> list[object]:
     return [label, metric_text(row.metric_mean, row.metric_std), row.n,
             _delta(row, default),
-            significant(row.params / 1e6), significant(row.train_samples_per_s)]
+            significant(row.params / 1e6),
+            significant(row.train_samples_per_s) + (f" {UNSTABLE}" if row.unstable else "")]
 
 
 def _best_first(rows: list[Row], higher: bool) -> list[Row]:

@@ -1,17 +1,24 @@
 """Runs -> rows (seeds aggregated), ranks within a device and precision, and baseline comparisons.
 
 Runs on different devices or precisions are never ranked against each other: a table is one
-(task, device, precision, primary metric) group.
+(task, device, precision, primary metric) group. Within a group a row's rank is 1 + the number of
+rows whose 95% confidence interval of the mean lies entirely on the better side of its own, so
+rows whose intervals overlap do not outrank each other (a row of one run has no spread: its
+interval is its value). Rows sharing a rank are `tied`.
+
+A run whose throughput measurement failed its self-check (throughput.stable false) keeps its
+metric, but its throughput and memory are left out of the row's means and so of every ratio.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, replace
 from itertools import groupby
 from typing import Iterable, Optional
 
-from leaderboard.collect import Run, model_label
+from leaderboard.collect import Failure, Run, model_label
 
 # The Transformer baseline families, each with the kind of task it is the baseline of.
 BASELINE_FAMILIES = {"vit": "image", "transformer": "text"}
@@ -33,6 +40,7 @@ class Row:
     seeds: tuple[int, ...]
     metric_mean: Optional[float]  # None when no run of the row reports the metric
     metric_std: Optional[float]  # sample standard deviation; None below two values
+    metric_ci: Optional[float]  # half-width of the 95% confidence interval of the mean (Student's t); None below two
     params: float
     gflops: Optional[float]
     train_samples_per_s: Optional[float]
@@ -40,8 +48,19 @@ class Row:
     train_tokens_per_s: Optional[float]
     infer_tokens_per_s: Optional[float]
     train_peak_mb: Optional[float]
-    memory_kind: Optional[str]
+    memory_kind: Optional[str]  # None where the runs measured none, or measured different kinds
+    eval_samples: tuple[int, ...]  # the distinct sizes of the scored split its runs record; () where none does
+    unstable: tuple[str, ...]  # "seed N: reason" for each run whose throughput measurement was unstable
     rank: Optional[int]  # 1 is best in its group; equal means share a rank; None when unranked
+    tied: bool = False  # another row of its group has the same rank
+
+    @property
+    def metric_interval(self) -> Optional[tuple[float, float]]:
+        """The 95% confidence interval of the mean; the mean itself for a row of one run."""
+        if self.metric_mean is None:
+            return None
+        half = self.metric_ci or 0.0
+        return (self.metric_mean - half, self.metric_mean + half)
 
     @property
     def group(self) -> tuple[str, str, str, str, bool]:
@@ -67,8 +86,13 @@ class Comparison:
     row: Row
     baseline: Row
     metric_delta: Optional[float]  # row minus baseline, in the metric's units
-    speed_ratio: Optional[float]  # train samples/s over the baseline's
-    memory_ratio: Optional[float]  # peak train memory over the baseline's
+    speed_ratio: Optional[float]  # train samples/s over the baseline's; stable runs only
+    memory_ratio: Optional[float]  # peak train memory over the baseline's; stable runs, same memory kind only
+
+    @property
+    def unstable(self) -> bool:
+        """Some run of the row or of its baseline was left out of the ratios (unstable throughput)."""
+        return bool(self.row.unstable or self.baseline.unstable)
 
 
 def aggregate(runs: Iterable[Run]) -> list[Row]:
@@ -88,6 +112,10 @@ def aggregate(runs: Iterable[Run]) -> list[Row]:
 def _row(runs: list[Run]) -> Row:
     first = runs[0]
     metrics = [r.metric for r in runs if r.metric is not None]
+    std = statistics.stdev(metrics) if len(metrics) > 1 else None
+    measured = [r for r in runs if r.stable]  # whose throughput and memory count
+    kinds = {r.memory_kind for r in measured if r.train_peak_mb is not None}
+    memory_kind = kinds.pop() if len(kinds) == 1 else None  # a mean over two kinds of memory means nothing
     return Row(
         task=first.id.task,
         family=first.id.family,
@@ -100,17 +128,27 @@ def _row(runs: list[Run]) -> Row:
         higher_is_better=first.higher_is_better,
         seeds=tuple(r.id.seed for r in runs),
         metric_mean=statistics.fmean(metrics) if metrics else None,
-        metric_std=statistics.stdev(metrics) if len(metrics) > 1 else None,
+        metric_std=std,
+        metric_ci=None if std is None else confidence_half_width(std, len(metrics)),
         params=statistics.fmean(r.params for r in runs),
         gflops=_mean(r.gflops for r in runs),
-        train_samples_per_s=_mean(r.train_samples_per_s for r in runs),
-        infer_samples_per_s=_mean(r.infer_samples_per_s for r in runs),
-        train_tokens_per_s=_mean(r.train_tokens_per_s for r in runs),
-        infer_tokens_per_s=_mean(r.infer_tokens_per_s for r in runs),
-        train_peak_mb=_mean(r.train_peak_mb for r in runs),
-        memory_kind=first.memory_kind,
+        train_samples_per_s=_mean(r.train_samples_per_s for r in measured),
+        infer_samples_per_s=_mean(r.infer_samples_per_s for r in measured),
+        train_tokens_per_s=_mean(r.train_tokens_per_s for r in measured),
+        infer_tokens_per_s=_mean(r.infer_tokens_per_s for r in measured),
+        train_peak_mb=_mean(r.train_peak_mb for r in measured) if memory_kind else None,
+        memory_kind=memory_kind,
+        eval_samples=tuple(sorted({r.eval_samples for r in runs if r.eval_samples is not None})),
+        unstable=tuple(f"seed {r.id.seed}: {r.unstable_reason or 'no reason recorded'}" for r in runs if not r.stable),
         rank=None,
     )
+
+
+def confidence_half_width(std: float, n: int, level: float = 0.95) -> float:
+    """Half-width of the `level` confidence interval of a mean of n values with sample std `std` (Student's t)."""
+    from scipy.stats import t  # imported here: only pages with several seeds need it
+
+    return float(t.ppf(0.5 + level / 2, n - 1)) * std / math.sqrt(n)
 
 
 def _mean(values: Iterable[Optional[float]]) -> Optional[float]:
@@ -119,15 +157,107 @@ def _mean(values: Iterable[Optional[float]]) -> Optional[float]:
 
 
 def _rank(group: list[Row]) -> list[Row]:
-    """Competition ranking by the metric mean (1, 2, 2, 4); rows without a metric come last, unranked."""
-    sign = -1 if group[0].higher_is_better else 1
+    """Rank = 1 + the rows whose interval lies entirely on the better side of this row's (1, 1, 3, ...);
+    rows without a metric come last, unranked. Best mean first within a rank."""
+    sign = -1 if group[0].higher_is_better else 1  # sign * value: lower is better
+
+    def bounds(row: Row) -> list[float]:
+        return sorted(sign * v for v in row.metric_interval)
+
+    def better(other: Row, row: Row) -> bool:
+        return bounds(other)[1] < bounds(row)[0]
+
     scored = [r for r in group if r.metric_mean is not None]
-    ranked = []
-    for row in scored:
-        better = sum(1 for other in scored if sign * other.metric_mean < sign * row.metric_mean)
-        ranked.append(replace(row, rank=better + 1))
-    ranked.sort(key=lambda r: (r.rank, r.family, r.size, r.variant))
+    ranked = [replace(row, rank=1 + sum(better(other, row) for other in scored)) for row in scored]
+    ranks = [r.rank for r in ranked]
+    ranked = [replace(r, tied=ranks.count(r.rank) > 1) for r in ranked]
+    ranked.sort(key=lambda r: (r.rank, sign * r.metric_mean, r.family, r.size, r.variant))
     return ranked + sorted((r for r in group if r.metric_mean is None), key=lambda r: (r.family, r.size, r.variant))
+
+
+@dataclass(frozen=True)
+class Score:
+    """The validation runs of one learning rate: the mean metric of those that finished, and the
+    statuses of those that failed."""
+
+    lr: float
+    value: Optional[float]  # None when no run at this lr finished with a metric
+    failed: tuple[str, ...]  # status of each failed run ("diverged", ...)
+
+
+@dataclass(frozen=True)
+class TuningRow:
+    """One (task, family, size, variant, device, precision): its validation score at each learning rate
+    of the grid, and the learning rate its test runs used."""
+
+    task: str
+    family: str
+    size: str
+    variant: str
+    device: str
+    precision: str
+    metric_name: Optional[str]  # None when every tuning run failed (a failed result names no metric here)
+    higher_is_better: bool
+    seeds: tuple[int, ...]  # the tuning seeds
+    scores: tuple[Score, ...]  # by learning rate, ascending
+    tested_lrs: tuple[float, ...]  # the distinct config.optim.lr of its test runs (finished or failed); () if none
+
+    @property
+    def model(self) -> str:
+        return model_label(self.family, self.variant)
+
+    @property
+    def best_lrs(self) -> tuple[float, ...]:
+        """The learning rates with the best validation value (several when equal); () when none finished."""
+        scored = [s for s in self.scores if s.value is not None]
+        if not scored:
+            return ()
+        pick = max if self.higher_is_better else min
+        best = pick(s.value for s in scored)
+        return tuple(s.lr for s in scored if s.value == best)
+
+    def score_at(self, lr: float) -> Optional[Score]:
+        return next((s for s in self.scores if same_lr(s.lr, lr)), None)
+
+
+def same_lr(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9)
+
+
+def tuning_rows(tuning: Iterable[Run | Failure], tested: Iterable[Run | Failure]) -> list[TuningRow]:
+    """The tuning runs (scored on validation) by (task, device, precision, family, size, variant), each
+    with the learning rates of the `tested` runs (scored on test) of the same model and setting."""
+
+    def key(entry: Run | Failure):
+        i = entry.id
+        return (i.task, i.device, i.precision, i.family, i.size, i.variant)
+
+    test_lrs: dict[tuple, set[float]] = {}
+    for entry in tested:
+        if entry.lr is not None:
+            test_lrs.setdefault(key(entry), set()).add(entry.lr)
+    rows = []
+    for k, same in groupby(sorted(tuning, key=key), key=key):
+        same = list(same)
+        finished = [e for e in same if isinstance(e, Run)]
+        by_lr: dict[float, list[Run | Failure]] = {}
+        for entry in same:
+            if entry.lr is not None:
+                by_lr.setdefault(entry.lr, []).append(entry)
+        scores = tuple(
+            Score(lr, _mean(e.metric for e in entries if isinstance(e, Run)),
+                  tuple(e.status for e in entries if isinstance(e, Failure)))
+            for lr, entries in sorted(by_lr.items())
+        )
+        task, device, precision, family, size, variant = k
+        rows.append(TuningRow(
+            task=task, family=family, size=size, variant=variant, device=device, precision=precision,
+            metric_name=finished[0].metric_name if finished else None,
+            higher_is_better=finished[0].higher_is_better if finished else True,
+            seeds=tuple(sorted({e.id.seed for e in same})), scores=scores,
+            tested_lrs=tuple(sorted(test_lrs.get(k, ()))),
+        ))
+    return rows
 
 
 def compare_to_baselines(rows: list[Row]) -> tuple[list[Comparison], list[Row]]:
@@ -155,7 +285,8 @@ def compare_to_baselines(rows: list[Row]) -> tuple[list[Comparison], list[Row]]:
                     baseline=base,
                     metric_delta=_difference(row.metric_mean, base.metric_mean),
                     speed_ratio=_ratio(row.train_samples_per_s, base.train_samples_per_s),
-                    memory_ratio=_ratio(row.train_peak_mb, base.train_peak_mb),
+                    memory_ratio=_ratio(row.train_peak_mb, base.train_peak_mb)
+                    if row.memory_kind == base.memory_kind else None,
                 )
             )
     return comparisons, unmatched

@@ -1,5 +1,6 @@
 """Result folders -> the leaderboard folder: task pages, summary, index, CSV and Pareto plots, and the
-ablation page when some run is a variant or a relative."""
+ablation page when some run is a variant or a relative. Tuning runs (scored on validation) appear
+only in their task page's tuning table."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from pathlib import Path
 
 from bench.errors import UserError
 from leaderboard.ablations import ablation_page, has_ablations
-from leaderboard.aggregate import aggregate, compare_to_baselines
-from leaderboard.collect import Collection
+from leaderboard.aggregate import aggregate, compare_to_baselines, tuning_rows
+from leaderboard.collect import Collection, Run
 from leaderboard.output import write_atomic, write_text_atomic
 from leaderboard.plots import pareto_png
 from leaderboard.tables import index_page, results_csv, summary_page, task_page
@@ -16,7 +17,7 @@ from leaderboard.tables import index_page, results_csv, summary_page, task_page
 
 def build(collection: Collection, out: str, command: str) -> None:
     """Write every page to `out`; `command` is quoted on the index."""
-    if not collection.runs and not collection.failures:
+    if not collection.runs and not collection.failures and not collection.tuning:
         raise UserError(
             f"No valid result files found (JSON files read: {collection.files_read}, "
             f"skipped: {len(collection.skipped)})."
@@ -25,8 +26,10 @@ def build(collection: Collection, out: str, command: str) -> None:
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
+    tested = [*collection.runs, *collection.failures]
+    tuning = tuning_rows(collection.tuning, tested)
     tasks = {}
-    for task in sorted({r.task for r in rows} | {f.id.task for f in collection.failures}):
+    for task in sorted({e.id.task for e in [*tested, *collection.tuning]}):
         task_rows = [r for r in rows if r.task == task]
         failures = sorted(
             (f for f in collection.failures if f.id.task == task),
@@ -36,12 +39,18 @@ def build(collection: Collection, out: str, command: str) -> None:
         plot = f"{task}_pareto.png" if png else None
         if png:
             write_atomic(out_dir / plot, png)
-        write_text_atomic(out_dir / f"{task}.md", task_page(task, task_rows, failures, plot))
-        tasks[task] = (sum(1 for r in collection.runs if r.id.task == task), len(failures), plot)
+        provenances = [e.provenance for e in [*tested, *collection.tuning] if e.id.task == task]
+        runs = [r for r in collection.runs if r.id.task == task]
+        tuned = [r for r in collection.tuning if r.id.task == task and isinstance(r, Run)]
+        write_text_atomic(out_dir / f"{task}.md", task_page(
+            task, task_rows, failures, plot, provenances, runs, [t for t in tuning if t.task == task], tuned,
+        ))
+        tasks[task] = (len(runs), len(failures), plot)
 
-    write_text_atomic(out_dir / "summary.md", summary_page(*compare_to_baselines(rows)))
+    everything = [e.provenance for e in [*collection.runs, *collection.failures]]
+    write_text_atomic(out_dir / "summary.md", summary_page(*compare_to_baselines(rows), everything))
     write_text_atomic(out_dir / "results.csv", results_csv(rows))
     ablations = has_ablations(rows)
     if ablations:
-        write_text_atomic(out_dir / "ablations.md", ablation_page(rows))
-    write_text_atomic(out_dir / "index.md", index_page(command, collection, tasks, ablations))
+        write_text_atomic(out_dir / "ablations.md", ablation_page(rows, everything))
+    write_text_atomic(out_dir / "index.md", index_page(command, collection, tasks, ablations, rows))

@@ -2,18 +2,23 @@
 
 A file that is not a result of this suite (malformed JSON, another tool's JSON, a field of the
 wrong type) is skipped with a sentence naming it, so one bad file never hides the others.
+
+A run scored on the validation split (config.data.eval_split "validation": a tuning run of the
+sweep's [tune] protocol) is kept apart, in Collection.tuning: it is never ranked, summarised,
+plotted or written to the CSV, only shown in its task page's tuning table. A result without
+eval_split (written before the split could be chosen) was scored on test.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from bench.errors import UserError
-from bench.results import ResultError, load_result
+from bench.results import ResultError, git_provenance, load_result
 
 # Task names become page file names, so they may not carry path separators or name another page.
 _TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -44,6 +49,40 @@ def model_label(family: str, variant: str) -> str:
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """Which file a run came from and the code that made it."""
+
+    source: str  # the result file
+    commit: Optional[str]  # None where the result records none (run outside a git checkout)
+    dirty: Optional[bool]  # tracked files differed from the commit; None where not known
+
+
+EVAL_SPLITS = ("test", "validation")
+TEST, VALIDATION = EVAL_SPLITS
+
+# Trivial floors the tasks record among their metrics (tasks/*: compute_metrics), in the order shown.
+FLOOR_METRICS = ("majority_baseline_accuracy", "floor_wer", "floor_per", "floor_copy_bleu", "floor_copy_chrf")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """The training budget and settings a run records; None where it records none (a run that did not
+    train records no train.*)."""
+
+    steps: Optional[int]  # train.steps: optimizer steps
+    batch_size: Optional[int]  # config.optim.batch_size, per process
+    epochs: Optional[float]  # train.epochs
+    samples: Optional[int]  # train.samples: training samples seen
+    weight_decay: Optional[float]  # config.optim.weight_decay
+    warmup_fraction: Optional[float]  # config.optim.warmup_fraction
+    label_smoothing: Optional[float]  # config.optim.label_smoothing (the task's default resolved)
+    precision: Optional[str]  # environment.precision
+    device_name: Optional[str]  # environment.device_name
+    cpu_threads: Optional[int]  # environment.cpu_threads
+    bench_clock: Optional[str]  # config.measure.bench_clock
+
+
+@dataclass(frozen=True)
 class Run:
     """A finished run (status "ok"): its primary metric and measurements; None where not measured."""
 
@@ -58,7 +97,16 @@ class Run:
     train_tokens_per_s: Optional[float]
     infer_tokens_per_s: Optional[float]
     train_peak_mb: Optional[float]
-    memory_kind: Optional[str]  # "cuda" or "cpu_rss"
+    memory_kind: Optional[str]  # "cuda", "cpu_tensors" or (older results) "cpu_rss"
+    eval_samples: Optional[int]  # metrics.eval_samples: the size of the scored split; None where not recorded
+    stable: bool  # throughput.stable: False when the measurement's self-check failed (True when absent)
+    unstable_reason: Optional[str]  # throughput.unstable_reason
+    provenance: Provenance
+    eval_split: str = TEST  # config.data.eval_split: "validation" for a tuning run
+    lr: Optional[float] = None  # config.optim.lr
+    protocol: Optional[Protocol] = None
+    floors: tuple[tuple[str, float], ...] = ()  # (FLOOR_METRICS name, value) the metrics carry
+    modality: Optional[str] = None  # "image" | "mlm" | "seq2seq"; None in results that do not record it
 
 
 @dataclass(frozen=True)
@@ -68,14 +116,18 @@ class Failure:
     id: Identity
     status: str
     error: Optional[str]
+    provenance: Provenance
+    eval_split: str = TEST
+    lr: Optional[float] = None
 
 
 @dataclass
 class Collection:
-    runs: list[Run]
-    failures: list[Failure]
+    runs: list[Run]  # finished runs scored on test: the ranked ones
+    failures: list[Failure]  # failed runs meant to be scored on test
     skipped: list[str]  # one sentence per file not used, naming the file
     files_read: int
+    tuning: list[Run | Failure] = field(default_factory=list)  # every run scored on validation, finished or not
 
 
 def result_files(folders: list[str]) -> list[Path]:
@@ -99,8 +151,9 @@ def collect(folders: list[str]) -> Collection:
     files = result_files(folders)
     runs: list[Run] = []
     failures: list[Failure] = []
+    tuning: list[Run | Failure] = []
     skipped: list[str] = []
-    first_file: dict[Identity, Path] = {}
+    first_file: dict[tuple, Path] = {}
     for path in files:
         try:
             data = load_result(path)
@@ -108,16 +161,23 @@ def collect(folders: list[str]) -> Collection:
         except ResultError as e:
             skipped.append(str(e))
             continue
-        # A seed counted twice would shrink the spread and weigh one run double.
-        if entry.id in first_file:
+        # A seed counted twice would shrink the spread and weigh one run double; a tuning run is
+        # one learning rate of its grid.
+        tuned = entry.eval_split == VALIDATION
+        key = (entry.id, entry.eval_split, entry.lr if tuned else None)
+        if key in first_file:
+            same = "validation split and learning rate" if tuned else "and precision"
             skipped.append(
-                f"{path} repeats the run in {first_file[entry.id]} (same task, model, size, variant, seed, device "
-                "and precision); only the first is used."
+                f"{path} repeats the run in {first_file[key]} (same task, model, size, variant, seed, device"
+                f"{', precision, ' if tuned else ' '}{same}); only the first is used."
             )
             continue
-        first_file[entry.id] = path
-        (runs if isinstance(entry, Run) else failures).append(entry)
-    return Collection(runs, failures, skipped, len(files))
+        first_file[key] = path
+        if tuned:
+            tuning.append(entry)
+        else:
+            (runs if isinstance(entry, Run) else failures).append(entry)
+    return Collection(runs, failures, skipped, len(files), tuning)
 
 
 def _identity(data: dict[str, Any], source: str) -> Identity:
@@ -142,7 +202,41 @@ def _identity(data: dict[str, Any], source: str) -> Identity:
 
 
 def _failure(data: dict[str, Any], source: str) -> Failure:
-    return Failure(_identity(data, source), data["status"], _get(data, "error", str, source, required=False))
+    return Failure(_identity(data, source), data["status"], _get(data, "error", str, source, required=False),
+                   _provenance(data, source), _eval_split(data, source), _lr(data, source))
+
+
+def _eval_split(data: dict[str, Any], source: str) -> str:
+    split = _get(data, "config.data.eval_split", str, source, required=False) or TEST
+    if split not in EVAL_SPLITS:
+        raise ResultError(f"{source} has config.data.eval_split = {split!r}; expected {' or '.join(EVAL_SPLITS)}.")
+    return split
+
+
+def _lr(data: dict[str, Any], source: str) -> Optional[float]:
+    lr = _get(data, "config.optim.lr", (int, float), source, required=False)
+    return None if lr is None else float(lr)
+
+
+def _protocol(data: dict[str, Any], source: str) -> Protocol:
+    def get(key: str, kind):
+        return _get(data, key, kind, source, required=False)
+
+    number = (int, float)
+    return Protocol(
+        steps=get("train.steps", int), batch_size=get("config.optim.batch_size", int),
+        epochs=get("train.epochs", number), samples=get("train.samples", int),
+        weight_decay=get("config.optim.weight_decay", number),
+        warmup_fraction=get("config.optim.warmup_fraction", number),
+        label_smoothing=get("config.optim.label_smoothing", number),
+        precision=get("environment.precision", str), device_name=get("environment.device_name", str),
+        cpu_threads=get("environment.cpu_threads", int), bench_clock=get("config.measure.bench_clock", str),
+    )
+
+
+def _provenance(data: dict[str, Any], source: str) -> Provenance:
+    environment = data["environment"] if isinstance(data["environment"], dict) else {}
+    return Provenance(source, *git_provenance(environment))
 
 
 def _run(data: dict[str, Any], source: str) -> Run:
@@ -150,6 +244,10 @@ def _run(data: dict[str, Any], source: str) -> Run:
         return _get(data, key, (int, float), source, required)
 
     flops = number("flops.forward_per_sample")
+    eval_samples = number("metrics.eval_samples")
+    if eval_samples is not None and (eval_samples < 0 or eval_samples != int(eval_samples)):
+        raise ResultError(f"{source} has metrics.eval_samples = {eval_samples!r}, which is not a count of samples.")
+    stable = _get(data, "throughput.stable", bool, source, required=False)
     return Run(
         id=_identity(data, source),
         metric_name=_get(data, "primary_metric.name", str, source),
@@ -163,6 +261,16 @@ def _run(data: dict[str, Any], source: str) -> Run:
         infer_tokens_per_s=number("throughput.infer_tokens_per_s"),
         train_peak_mb=number("memory.train_peak_mb"),
         memory_kind=_get(data, "memory.kind", str, source, required=False),
+        eval_samples=None if eval_samples is None else int(eval_samples),
+        stable=stable is not False,
+        unstable_reason=_get(data, "throughput.unstable_reason", str, source, required=False),
+        provenance=_provenance(data, source),
+        eval_split=_eval_split(data, source),
+        lr=_lr(data, source),
+        protocol=_protocol(data, source),
+        floors=tuple((name, float(value)) for name in FLOOR_METRICS
+                     if (value := number(f"metrics.{name}")) is not None),
+        modality=_get(data, "modality", str, source, required=False),
     )
 
 
@@ -180,3 +288,28 @@ def _get(data: dict[str, Any], dotted: str, kind, source: str, required: bool = 
     if wrong_type or (isinstance(value, float) and not math.isfinite(value)):
         raise ResultError(f"{source} has {dotted} = {value!r}, which is not a valid value for that field.")
     return value
+
+
+def provenance_warnings(collection: Collection) -> list[str]:
+    """One sentence per provenance problem of the results used (finished, failed and tuning runs), naming
+    the files: results from a tree with uncommitted changes, from more than one commit, or with
+    no recorded commit."""
+    entries = sorted((e.provenance for e in [*collection.runs, *collection.failures, *collection.tuning]),
+                     key=lambda p: p.source)
+    warnings = []
+    dirty = [p.source for p in entries if p.dirty]
+    if dirty:
+        warnings.append(
+            f"{len(dirty)} of {len(entries)} results come from a tree with uncommitted changes, so no commit "
+            f"holds the code that made them: {', '.join(dirty)}"
+        )
+    commits = sorted({p.commit for p in entries if p.commit})
+    if len(commits) > 1:
+        by_commit = "; ".join(
+            f"{commit[:12]}: {', '.join(p.source for p in entries if p.commit == commit)}" for commit in commits
+        )
+        warnings.append(f"the results come from {len(commits)} commits: {by_commit}")
+    unknown = [p.source for p in entries if not p.commit]
+    if unknown:
+        warnings.append(f"{len(unknown)} of {len(entries)} results record no commit: {', '.join(unknown)}")
+    return warnings

@@ -8,8 +8,8 @@ import math
 from itertools import groupby
 from typing import Optional
 
-from leaderboard.aggregate import BASELINE_FAMILIES, Comparison, Row
-from leaderboard.collect import Collection, Failure
+from leaderboard.aggregate import BASELINE_FAMILIES, Comparison, Row, TuningRow, same_lr
+from leaderboard.collect import Collection, Failure, Provenance, Run
 
 MISSING = "—"
 
@@ -23,11 +23,19 @@ BASELINE_RULE = (
 
 NOTES = (
     "Each row aggregates the runs of one model size over seeds: the metric is the mean ± sample "
-    "standard deviation, n the number of runs, the other columns means. Runs on different devices or "
-    "precisions are ranked in separate tables. Throughput is in samples/s (and tokens/s for text); "
-    "GFLOPs/sample counts one forward pass; peak train memory is CUDA allocated memory on GPUs and "
-    "resident set size on CPUs."
+    "standard deviation, n the number of runs, 95% CI the Student's t confidence interval of the mean "
+    "(none for a single run), the other columns means. A row's rank is 1 + the number of rows whose "
+    "interval lies entirely on the better side of its own, so rows whose intervals overlap share a rank "
+    "(a single run's interval is its value); = marks a shared rank, and the ties are listed under the "
+    "table. Runs on different devices or precisions are ranked in separate tables. Throughput is in "
+    "samples/s (and tokens/s for text); GFLOPs/sample counts one forward pass; peak train memory is "
+    "CUDA allocated memory on GPUs, and on CPUs the live tensors of the measured steps (weights, "
+    "gradients, optimizer state, activations; results before that measured the whole process's "
+    "resident set, memory kind cpu_rss in the CSV). "
+    "‡ marks rows with runs whose throughput measurement failed its stability check: their "
+    "throughput and memory are left out of the row and of every ratio."
 )
+UNSTABLE = "‡"
 
 
 def significant(x: Optional[float], digits: int = 3) -> str:
@@ -50,6 +58,65 @@ def metric_header(name: str, higher_is_better: bool) -> str:
     return f"{name} {'↑' if higher_is_better else '↓'}"
 
 
+def interval_text(row: Row) -> str:
+    if row.metric_ci is None or row.metric_mean is None:
+        return MISSING
+    low, high = row.metric_interval
+    return f"[{low:.4f}, {high:.4f}]"
+
+
+def rank_text(row: Row) -> str:
+    if row.rank is None:
+        return MISSING
+    return f"{row.rank}=" if row.tied else str(row.rank)
+
+
+def samples_text(sizes: tuple[int, ...], missing: str = MISSING) -> str:
+    """Test examples: one count, or the range when runs differ; `missing` where no run records it."""
+    if not sizes:
+        return missing
+    return f"{sizes[0]:,}" if len(sizes) == 1 else f"{sizes[0]:,}–{sizes[-1]:,}"
+
+
+def examples_line(rows: list[Row]) -> str:
+    """The number of test examples the page's runs were scored on, said once for the page."""
+    scored = [r for r in rows if r.metric_mean is not None]  # a measure-only run scores nothing
+    recorded = sorted({n for r in scored for n in r.eval_samples})
+    missing = sum(1 for r in scored if not r.eval_samples)
+    if not recorded:
+        return "Test examples (the size of the scored split): not recorded in these results."
+    counts = ", ".join(f"{n:,}" for n in recorded[:-1]) + (" or " if len(recorded) > 1 else "") + f"{recorded[-1]:,}"
+    return f"Test examples (the size of the scored split): {counts}" + (
+        f"; not recorded by the results of {missing} rows." if missing else "."
+    )
+
+
+def provenance_line(provenances: list[Provenance]) -> str:
+    """The commit the page's results come from, said so that uncommitted changes and mixed commits show."""
+    if not provenances:
+        return "Code: no results."
+    groups: dict[Optional[str], list[Provenance]] = {}
+    for p in provenances:
+        groups.setdefault(p.commit, []).append(p)
+
+    def name(commit: Optional[str]) -> str:
+        return f"`{commit[:12]}`" if commit else "no recorded commit"
+
+    def dirty(group: list[Provenance]) -> str:
+        n = sum(1 for p in group if p.dirty)
+        if not n:
+            return ""
+        return " **with uncommitted changes**" + ("" if n == len(group) else f" in {n} of them")
+
+    if len(groups) == 1:
+        commit, group = next(iter(groups.items()))
+        line = f"Code: all {len(group)} results come from {'commit ' if commit else ''}{name(commit)}{dirty(group)}"
+        return line + (", so no commit holds exactly the code that made them." if dirty(group) else ".")
+    parts = [f"{name(c)} ({len(g)} result{'s' if len(g) > 1 else ''}{dirty(g)})"
+             for c, g in sorted(groups.items(), key=lambda i: i[0] or "~")]
+    return f"Code: the {len(provenances)} results come from **mixed commits**: {', '.join(parts)}."
+
+
 def _cell(value: object) -> str:
     # A pipe or a line break inside a cell would break the table.
     return str(value).replace("|", "\\|").replace("\n", " ")
@@ -62,17 +129,102 @@ def _table(header: list[str], rows: list[list[object]], right: set[int]) -> list
     return lines
 
 
-def task_page(task: str, rows: list[Row], failures: list[Failure], plot: Optional[str]) -> str:
+def _distinct(values, text) -> str:
+    """One value as `text` gives it; "not recorded" when none; several shown in bold, as a warning."""
+    present = sorted({v for v in values if v is not None})
+    if not present:
+        return "not recorded"
+    if len(present) == 1:
+        return text(present[0])
+    return f"**varies: {', '.join(text(v) for v in present)}**"
+
+
+def _g(x: float) -> str:
+    return f"{x:g}"
+
+
+def protocol_lines(runs: list[Run]) -> list[str]:
+    """The budget and settings of `runs`, each said once; "varies" (in bold) where the runs differ,
+    and the facts no run records named together at the end."""
+    ps = [r.protocol for r in runs if r.protocol is not None]
+
+    def line(title: str, facts: list[tuple[str, str, object]]) -> str:
+        said, unknown = [], []
+        for name, attribute, text in facts:
+            values = [getattr(p, attribute) for p in ps]
+            if all(v is None for v in values):
+                unknown.append(name)
+            else:
+                said.append(f"{name} {_distinct(values, text)}")
+        missing = f"not recorded: {', '.join(unknown)}" if unknown else ""
+        return f"{title}: {'; '.join(filter(None, [', '.join(said), missing]))}."
+
+    return [
+        line("Budget", [("optimizer steps", "steps", str), ("batch size", "batch_size", str),
+                        ("epochs", "epochs", _g), ("training samples seen", "samples", lambda n: f"{n:,}")]),
+        "",
+        line("Settings", [("weight decay", "weight_decay", _g), ("warm-up fraction", "warmup_fraction", _g),
+                          ("label smoothing", "label_smoothing", _g), ("precision", "precision", str),
+                          ("device", "device_name", str), ("CPU threads", "cpu_threads", str),
+                          ("bench clock", "bench_clock", str)]),
+    ]
+
+
+FLOORS = {  # metric -> (what the page calls it, what the floor is)
+    "majority_baseline_accuracy": ("accuracy", None),  # said by the task's modality: see _majority
+    "floor_wer": ("WER", "predicting the training set's most frequent pronunciation for every word"),
+    "floor_per": ("PER", "predicting the training set's most frequent pronunciation for every word"),
+    "floor_copy_bleu": ("BLEU", "copying each source sentence as its own translation"),
+    "floor_copy_chrf": ("chrF", "copying each source sentence as its own translation"),
+}
+
+
+def _majority(runs: list[Run]) -> str:
+    if any(r.modality == "mlm" or r.metric_name.startswith("mlm") for r in runs):
+        return "always predicting the most frequent masked token"
+    if any(r.modality == "image" or r.metric_name in ("top1", "top5") for r in runs):
+        return "always answering the most frequent class of the test split"
+    return "always answering the most frequent label"
+
+
+def floor_line(runs: list[Run]) -> Optional[str]:
+    """The task's trivial floor from the scored runs' metrics; None when they carry none."""
+    scored = [r for r in runs if r.metric is not None]
+    parts: dict[str, list[str]] = {}  # what the floor is -> "WER 93.1000", ...
+    for name, (label, what) in FLOORS.items():
+        values = [v for r in scored for n, v in r.floors if n == name]
+        if values:
+            parts.setdefault(what or _majority(scored), []).append(f"{label} {_distinct(values, lambda v: f'{v:.4f}')}")
+    if not parts:
+        return None
+    return "Floor: " + "; ".join(f"{', '.join(values)} ({what})" for what, values in parts.items()) + "."
+
+
+def task_page(task: str, rows: list[Row], failures: list[Failure], plot: Optional[str],
+              provenances: Optional[list[Provenance]] = None, runs: Optional[list[Run]] = None,
+              tuning: Optional[list[TuningRow]] = None, tuning_runs: Optional[list[Run]] = None) -> str:
+    """`runs`: the task's finished test runs, for each table's budget and floor; `tuning`: its tuning rows
+    (validation), and `tuning_runs` their finished runs, for the budget of the tuning."""
+    runs = runs or []
     lines = [f"# {task}", ""]
     if plot:
         lines += [f"[Pareto plot: primary metric against train throughput]({plot})", ""]
-    lines += [NOTES, ""]
+    lines += [NOTES, "", examples_line(rows), "", provenance_line(provenances or []), ""]
     if not rows:
         lines += ["No run of this task finished.", ""]
     for (_, device, precision, metric, higher), group in groupby(rows, key=lambda r: r.group):
         group = list(group)
+        here = [r for r in runs if (r.id.device, r.id.precision, r.metric_name) == (device, precision, metric)]
         lines += [f"## {device}, {precision}: {metric}, {'higher' if higher else 'lower'} is better", ""]
+        if here:
+            lines += protocol_lines(here) + [""]
+        floor = floor_line(here)
+        if floor:
+            lines += [floor, ""]
         lines += _group_table(group) + [""]
+        lines += _footnotes(group)
+    if tuning:
+        lines += tuning_section(tuning, runs, tuning_runs or [])
     if failures:
         lines += ["## Failed runs (not ranked)", ""]
         lines += _table(
@@ -85,32 +237,120 @@ def task_page(task: str, rows: list[Row], failures: list[Failure], plot: Optiona
     return "\n".join(lines)
 
 
+TUNING_INTRO = (
+    "These runs choose the learning rate and are not ranked: each architecture ran every learning rate of "
+    "the grid, scored on the validation split (carved from the training data, which training never sees), "
+    "then its seeds at the best one, scored on test (the tables above). Bold: the learning rate the test "
+    "runs used; ⚠ where that is not the best validation value."
+)
+
+
+def tuning_section(rows: list[TuningRow], runs: list[Run], tuning_runs: list[Run]) -> list[str]:
+    """Per device and precision: a row per model, a column per learning rate of the grid."""
+    lines = ["## Tuning (validation split, not ranked)", "", TUNING_INTRO, ""]
+    for (device, precision), group in groupby(rows, key=lambda r: (r.device, r.precision)):
+        group = list(group)
+        metric = next((r for r in group if r.metric_name), None)
+        lrs = sorted({s.lr for r in group for s in r.scores})
+        seeds = sorted({seed for r in group for seed in r.seeds})
+        name = "the metric" if metric is None else metric_header(metric.metric_name, metric.higher_is_better)
+        lines += [f"### {device}, {precision}: validation {name}", ""]
+        lines += [f"Seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}; the grid: "
+                  f"{', '.join(_g(lr) for lr in lrs)}.", ""]
+        tuned = protocol_lines([r for r in tuning_runs if (r.id.device, r.id.precision) == (device, precision)])
+        tested = [r for r in runs if (r.id.device, r.id.precision) == (device, precision)]
+        if not tested:
+            lines += tuned + [""]
+        elif tuned[0] != protocol_lines(tested)[0]:  # the tuning trained on another budget than the test runs
+            budget = tuned[0].removeprefix("Budget: ")
+            lines += [f"**The tuning runs' budget differs from the test runs':** {budget}", ""]
+        body = []
+        for r in sorted(group, key=lambda r: (r.family, r.size, r.variant)):
+            cells = [_score_text(r, lr) for lr in lrs]
+            body.append([r.model, r.size, *cells, _distinct(r.tested_lrs, _g) if r.tested_lrs else MISSING,
+                         _tuning_note(r)])
+        lines += _table(["model", "size", *(f"lr {_g(lr)}" for lr in lrs), "test runs' lr", "note"], body,
+                        right=set(range(2, 3 + len(lrs))))
+        lines.append("")
+    return lines
+
+
+def _score_text(row: TuningRow, lr: float) -> str:
+    score = row.score_at(lr)
+    if score is None:
+        return MISSING
+    if score.value is None:
+        text = f"failed: {', '.join(sorted(set(score.failed)))}" if score.failed else "no metric"
+    else:
+        text = f"{score.value:.4f}" + (f" ({len(score.failed)} failed)" if score.failed else "")
+    chosen = len(row.tested_lrs) == 1 and same_lr(row.tested_lrs[0], lr)
+    return f"**{text}**" if chosen else text
+
+
+def _tuning_note(row: TuningRow) -> str:
+    """"best" when the test runs used the best validation learning rate; else what is amiss, marked ⚠."""
+    best = ", ".join(_g(lr) for lr in row.best_lrs) or "none (every tuning run failed)"
+    if not row.tested_lrs:
+        return "no test runs"
+    if len(row.tested_lrs) > 1:
+        return f"⚠ test runs at different learning rates; best validation: {best}"
+    lr = row.tested_lrs[0]
+    if row.score_at(lr) is None:
+        return f"⚠ test lr not in the grid; best validation: {best}"
+    if not any(same_lr(lr, b) for b in row.best_lrs):
+        return f"⚠ not the best validation lr ({best})"
+    return "best"
+
+
 def _group_table(group: list[Row]) -> list[str]:
     # Token columns only where some run counted tokens (text tasks).
     tokens = any(r.train_tokens_per_s is not None or r.infer_tokens_per_s is not None for r in group)
     header = ["rank", "model", "size", metric_header(group[0].metric_name, group[0].higher_is_better), "n",
-              "params (M)", "GFLOPs/sample", "train samples/s", "infer samples/s"]
+              "95% CI", "test examples", "params (M)", "GFLOPs/sample", "train samples/s", "infer samples/s"]
     if tokens:
         header += ["train tokens/s", "infer tokens/s"]
     header += ["peak train memory (MB)", "precision", "device"]
     body = []
     for r in group:
-        line = [r.rank or MISSING, r.model, r.size, metric_text(r.metric_mean, r.metric_std), r.n,
-                significant(r.params / 1e6), significant(r.gflops),
-                significant(r.train_samples_per_s), significant(r.infer_samples_per_s)]
+        mark = f" {UNSTABLE}" if r.unstable else ""
+        line = [rank_text(r), r.model, r.size, metric_text(r.metric_mean, r.metric_std), r.n, interval_text(r),
+                samples_text(r.eval_samples), significant(r.params / 1e6), significant(r.gflops),
+                significant(r.train_samples_per_s) + mark, significant(r.infer_samples_per_s)]
         if tokens:
             line += [significant(r.train_tokens_per_s), significant(r.infer_tokens_per_s)]
-        line += [significant(r.train_peak_mb), r.precision, r.device]
+        line += [significant(r.train_peak_mb) + mark, r.precision, r.device]
         body.append(line)
-    right = {0, 3, 4} | set(range(5, len(header) - 2))
+    right = {0, 3, 4, 5, 6} | set(range(7, len(header) - 2))
     return _table(header, body, right)
 
 
-def summary_page(comparisons: list[Comparison], unmatched: list[Row]) -> str:
+def _footnotes(group: list[Row]) -> list[str]:
+    """Under a table: which rows share a rank, and which runs' throughput was left out."""
+    lines = []
+    tied = [r for r in group if r.tied]
+    if tied:
+        by_rank = "; ".join(
+            f"rank {rank}: {', '.join(f'{r.model}-{r.size}' for r in rows)}"
+            for rank, rows in groupby(tied, key=lambda r: r.rank)
+        )
+        lines += [f"= Tied, their 95% intervals overlapping (or, for single runs, their values equal): {by_rank}.", ""]
+    for r in group:
+        if r.unstable:
+            lines += [f"{UNSTABLE} {r.model}-{r.size}: throughput and memory of {len(r.unstable)} of {r.n} runs left "
+                      f"out, as their measurement was unstable ({'; '.join(r.unstable)}).", ""]
+    return lines
+
+
+def summary_page(comparisons: list[Comparison], unmatched: list[Row],
+                 provenances: Optional[list[Provenance]] = None) -> str:
     lines = ["# MLPs against the Transformer baseline", "", BASELINE_RULE, "",
              "Δ is the architecture's mean metric minus the baseline's, in the metric's units (↑: higher is "
              "better, ↓: lower is better). Speed ratio is train samples/s over the baseline's (above 1 is "
-             "faster); memory ratio is peak train memory over the baseline's (below 1 uses less).", ""]
+             "faster); memory ratio is peak train memory over the baseline's (below 1 uses less), only between "
+             f"runs that measured the same kind of memory. {UNSTABLE} marks a ratio from which runs with an "
+             "unstable throughput measurement (of the model or of its baseline) were left out; — where none "
+             "was left. The task pages give the spread and confidence interval of each mean.", "",
+             provenance_line(provenances or []), ""]
 
     def setting(row: Row) -> tuple[str, str]:
         return (row.device, row.precision)
@@ -122,6 +362,15 @@ def summary_page(comparisons: list[Comparison], unmatched: list[Row]) -> str:
         lines += [f"## {device}, {precision}", ""]
         here = sorted((c for c in comparisons if setting(c.row) == (device, precision)), key=lambda c: c.row.task)
         if here:
+            examples = []
+            for task, same in groupby(here, key=lambda c: c.row.task):
+                sizes = {n for c in same for r in (c.row, c.baseline) for n in r.eval_samples}
+                examples.append(f"{task}: {samples_text(tuple(sorted(sizes)), 'not recorded')}")
+            lines += [f"Test examples: {'; '.join(examples)}.", ""]
+
+            def marked(ratio: Optional[float], c: Comparison) -> str:
+                return _times(ratio) + (f" {UNSTABLE}" if c.unstable else "")
+
             lines += _table(
                 ["task", "model", "size", "params (M)", "metric", "value", "baseline", "baseline value", "Δ",
                  "speed ratio", "memory ratio"],
@@ -130,7 +379,7 @@ def summary_page(comparisons: list[Comparison], unmatched: list[Row]) -> str:
                   metric_text(c.row.metric_mean, None), f"{c.baseline.family}-{c.baseline.size}",
                   metric_text(c.baseline.metric_mean, None),
                   MISSING if c.metric_delta is None else f"{c.metric_delta:+.4f}",
-                  _times(c.speed_ratio), _times(c.memory_ratio)] for c in here],
+                  marked(c.speed_ratio, c), marked(c.memory_ratio, c)] for c in here],
                 right={3, 5, 7, 8, 9, 10},
             )
             lines.append("")
@@ -146,18 +395,24 @@ def _times(ratio: Optional[float]) -> str:
 
 
 def index_page(
-    command: str, collection: Collection, tasks: dict[str, tuple[int, int, Optional[str]]], ablations: bool = False
+    command: str, collection: Collection, tasks: dict[str, tuple[int, int, Optional[str]]], ablations: bool = False,
+    rows: Optional[list[Row]] = None,
 ) -> str:
-    """`tasks`: task -> (finished runs, failed runs, Pareto plot file or None); `ablations`: link ablations.md."""
+    """`tasks`: task -> (finished runs, failed runs, Pareto plot file or None); `ablations`: link ablations.md;
+    `rows`: the aggregated rows, for each task's test examples."""
     c = collection
     lines = [
         "# mlpbench leaderboard", "",
         f"Generated by `{command}` from {c.files_read} JSON files (finished runs: {len(c.runs)}, "
-        f"failed runs: {len(c.failures)}, files skipped: {len(c.skipped)}).", "",
+        f"failed runs: {len(c.failures)}, {_tuning_count(c.tuning)}files skipped: {len(c.skipped)}).", "",
+        provenance_line([r.provenance for r in [*c.runs, *c.failures, *c.tuning]]), "",
         "## Tasks", "",
     ]
     for task, (finished, failed, plot) in sorted(tasks.items()):
-        line = f"- [{task}]({task}.md): {finished} finished runs, {failed} failed"
+        sizes = tuple(sorted({n for r in rows or [] if r.task == task for n in r.eval_samples}))
+        tuned = [t for t in c.tuning if t.id.task == task]
+        line = (f"- [{task}]({task}.md): {finished} finished runs, {failed} failed; {_tuning_count(tuned, '; ')}"
+                f"test examples: {samples_text(sizes, 'not recorded')}")
         lines.append(line + (f"; [Pareto plot]({plot})" if plot else ""))
     lines += ["", "## Across tasks", "",
               "- [MLPs against the Transformer baseline](summary.md)",
@@ -168,10 +423,16 @@ def index_page(
     return "\n".join(lines)
 
 
+def _tuning_count(tuning: list, end: str = ", ") -> str:
+    """The count of tuning runs followed by `end`; nothing where there is none."""
+    return f"tuning runs (validation, not ranked): {len(tuning)}{end}" if tuning else ""
+
+
 CSV_COLUMNS = [
-    "task", "device", "device_type", "precision", "metric", "higher_is_better", "rank", "model", "size", "n",
-    "seeds", "metric_mean", "metric_std", "params", "gflops_per_sample", "train_samples_per_s",
-    "infer_samples_per_s", "train_tokens_per_s", "infer_tokens_per_s", "train_peak_mb", "memory_kind",
+    "task", "device", "device_type", "precision", "metric", "higher_is_better", "rank", "tied", "model", "size",
+    "n", "seeds", "eval_samples", "metric_mean", "metric_std", "metric_ci95_low", "metric_ci95_high", "params",
+    "gflops_per_sample", "train_samples_per_s", "infer_samples_per_s", "train_tokens_per_s", "infer_tokens_per_s",
+    "train_peak_mb", "memory_kind", "unstable_runs",
 ]
 
 
@@ -183,11 +444,13 @@ def results_csv(rows: list[Row]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for r in rows:
+        interval = r.metric_interval if r.metric_ci is not None else None
         writer.writerow([
             r.task, r.device, r.device_type, r.precision, r.metric_name, str(r.higher_is_better).lower(),
-            "" if r.rank is None else r.rank, r.model, r.size, r.n, " ".join(map(str, r.seeds)),
-            num(r.metric_mean), num(r.metric_std), f"{r.params:.0f}", num(r.gflops),
+            "" if r.rank is None else r.rank, str(r.tied).lower(), r.model, r.size, r.n, " ".join(map(str, r.seeds)),
+            " ".join(map(str, r.eval_samples)), num(r.metric_mean), num(r.metric_std),
+            num(interval and interval[0]), num(interval and interval[1]), f"{r.params:.0f}", num(r.gflops),
             num(r.train_samples_per_s), num(r.infer_samples_per_s), num(r.train_tokens_per_s),
-            num(r.infer_tokens_per_s), num(r.train_peak_mb), r.memory_kind or "",
+            num(r.infer_tokens_per_s), num(r.train_peak_mb), r.memory_kind or "", "; ".join(r.unstable),
         ])
     return out.getvalue()

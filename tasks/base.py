@@ -17,6 +17,11 @@ from bench.registry import Registry
 
 MODALITIES = ("image", "mlm", "seq2seq")
 
+# The validation split (--eval-split validation) of a source without one: this fraction of its
+# training data, chosen by a fixed seed or a hash, never by the run's seed. It is removed from
+# training whichever split a run scores, so tuning runs and reported runs train on the same data.
+VALIDATION_FRACTION = 0.1
+
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -100,6 +105,11 @@ class Task(ABC):
             optim_cfg = dataclasses.replace(optim_cfg, label_smoothing=self.default_label_smoothing)
         self.label_smoothing = optim_cfg.label_smoothing
         return optim_cfg
+
+    def synthetic_batch(self, spec: TaskSpec, batch_size: int, generator: torch.Generator) -> Any:
+        """A batch of random inputs of the task's full shape, as its collate would give it: what
+        bench mode measures when no data is given (as timm's benchmark.py times a model)."""
+        raise NotImplementedError(f"Task {self.name!r} cannot make synthetic inputs.")
 
     def batch_size(self, batch: Any) -> int:
         return len(next(iter(batch.values())) if isinstance(batch, dict) else batch[0])

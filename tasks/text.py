@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import os
 import tempfile
 from abc import abstractmethod
@@ -30,7 +31,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerFast
 
 from bench.errors import DataError
-from tasks.base import Task, TaskData, TaskSpec
+from tasks.base import VALIDATION_FRACTION, Task, TaskData, TaskSpec
 
 # Special tokens of a trained tokenizer, in id order: [PAD] = 0, ..., [BOS] = 5, [EOS] = 6.
 SPECIAL_TOKENS = {
@@ -286,8 +287,37 @@ def split_held_out(items: list, key: Callable, val_fraction: float) -> tuple[lis
     return train, held
 
 
+def carve_validation(train: datasets.Dataset, key_column: str) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """(training, validation): VALIDATION_FRACTION of the training rows, by a hash of `key_column`
+    salted apart from the test split's hash, so the choice is fixed and repeated texts stay together."""
+
+    def keep(batch):
+        return [not is_held_out("validation\0" + key, VALIDATION_FRACTION) for key in batch[key_column]]
+
+    kept = train.filter(keep, batched=True, desc="carving the validation split")
+    validation = train.filter(lambda batch: [not k for k in keep(batch)], batched=True, desc="validation split")
+    if len(kept) == 0 or len(validation) == 0:
+        raise DataError(
+            f"Carving a validation split of {VALIDATION_FRACTION:g} from {len(train)} training examples left one "
+            f"side empty; give more distinct training data."
+        )
+    return kept, validation
+
+
 def first(ds: datasets.Dataset, n: Optional[int]) -> datasets.Dataset:
     return ds if n is None or n >= len(ds) else ds.select(range(n))
+
+
+EVAL_SAMPLE_SEED = 0  # --max-eval-samples draws the same examples for every run, seed and model
+
+
+def sample(ds: datasets.Dataset, n: Optional[int]) -> datasets.Dataset:
+    """A seeded random sample of n rows in their original order (the first n of a corpus would be
+    one book or one topic), or the whole set."""
+    if n is None or n >= len(ds):
+        return ds
+    chosen = torch.randperm(len(ds), generator=torch.Generator().manual_seed(EVAL_SAMPLE_SEED))[:n]
+    return ds.select(sorted(chosen.tolist()))
 
 
 def pad(rows: list[list[int]], value: int) -> torch.Tensor:
@@ -300,9 +330,10 @@ def pad(rows: list[list[int]], value: int) -> torch.Tensor:
 
 
 def token_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0, per_position: bool = False):
-    """Cross entropy of the scored positions: their mean, or (B, T) per position (0 where IGNORE)."""
+    """Cross entropy of the scored positions: their mean, or per position (0 where IGNORE).
+    `logits` is (*labels.shape, V): (B, T, V) with (B, T) labels, or (N, V) with (N,) labels."""
     loss = F.cross_entropy(
-        logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE,
+        logits.flatten(0, -2).float(), labels.flatten(), ignore_index=IGNORE,
         label_smoothing=label_smoothing, reduction="none" if per_position else "mean",
     )
     return loss.view_as(labels) if per_position else loss
@@ -365,14 +396,15 @@ class MlmTask(Task):
             train, held = self.default_source(data_cfg)
         if held is None:
             train, held = split_held_out(train, lambda text: text, data_cfg.val_fraction)
-        return as_dataset(train, ("text",)), as_dataset(held, ("text",))
+        train, validation = carve_validation(as_dataset(train, ("text",)), "text")
+        return train, validation if data_cfg.eval_split == "validation" else as_dataset(held, ("text",))
 
     def load(self, data_cfg, seed: int) -> TaskData:
         train_text, eval_text = self.texts(data_cfg)
         tokenizer = get_tokenizer(data_cfg, lambda: text_batches(train_text, ("text",)), "wordpiece")
         train = first(self.blocks(train_text, tokenizer, data_cfg.seq_len, "training"), data_cfg.max_train_samples)
         eval_blocks = self.blocks(eval_text, tokenizer, data_cfg.seq_len, "evaluation")
-        eval_blocks = first(eval_blocks, data_cfg.max_eval_samples)
+        eval_blocks = sample(eval_blocks, data_cfg.max_eval_samples)
         eval_masker = DataCollatorForLanguageModeling(tokenizer, mlm_probability=MASK_PROBABILITY, seed=EVAL_MASK_SEED)
         evaluation = eval_blocks.map(
             lambda b: {k: v.tolist() for k, v in eval_masker([{"input_ids": x} for x in b["input_ids"]]).items()},
@@ -400,21 +432,48 @@ class MlmTask(Task):
             )
         return blocks
 
+    # Only the scored positions reach the output head: the model gathers their hidden states before
+    # it (`model(input_ids, attention_mask, labels_mask)` -> (N, V), see bench.models.text.MaskedLM),
+    # as fairseq's masked LM does, so the head costs 15% of a full projection and FLOP counts of
+    # `loss` count only that.
+
     def loss(self, model, batch) -> torch.Tensor:
-        logits = model(batch["input_ids"], batch["attention_mask"])  # (B, T, V)
-        return token_loss(logits, batch["labels"], self.label_smoothing)
+        labels = batch["labels"]
+        scored = labels != IGNORE  # (B, T)
+        logits = model(batch["input_ids"], batch["attention_mask"], scored)  # (N, V)
+        return token_loss(logits, labels[scored], self.label_smoothing)
 
     def eval_outputs(self, model, batch) -> dict[str, torch.Tensor]:
         """Per block: summed loss, number of masked tokens and of correct predictions, so sums over
         the gathered blocks of all processes give exact corpus-level numbers."""
-        logits = model(batch["input_ids"], batch["attention_mask"])  # (B, T, V)
         labels = batch["labels"]
-        scored = labels != IGNORE
-        return {
-            "loss_sum": token_loss(logits, labels, per_position=True).sum(1),
-            "masked": scored.sum(1),
-            "correct": ((logits.argmax(-1) == labels) & scored).sum(1),
-        }
+        scored = labels != IGNORE  # (B, T)
+        logits = model(batch["input_ids"], batch["attention_mask"], scored)  # (N, V)
+        target = labels[scored]  # (N,), in the order of the logits
+        loss = torch.zeros(labels.shape, dtype=torch.float32, device=labels.device)  # (B, T)
+        loss[scored] = token_loss(logits, target, per_position=True)
+        correct = torch.zeros_like(scored)  # (B, T)
+        correct[scored] = logits.argmax(-1) == target
+        return {"loss_sum": loss.sum(1), "masked": scored.sum(1), "correct": correct.sum(1)}
+
+    def head_flops_share(self, model, batch) -> float:
+        """The output head's share of the forward FLOPs of `loss` on this batch: FLOPs of the head's
+        linear maps on the scored positions (`model.lm_head`: the tied projection of the MLP
+        families; RoBERTa's dense + decoder) over the whole forward, both as torch's FLOP counter
+        counts them (bench.measure.count_flops), so it is a share of the measured forward FLOPs."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        from bench.measure import _CPU_ATTENTION_FLOPS  # what count_flops counts CPU attention with
+
+        was_training = model.training
+        model.eval()
+        with FlopCounterMode(display=False, custom_mapping=_CPU_ATTENTION_FLOPS) as counter, torch.inference_mode():
+            self.loss(model, batch)
+        model.train(was_training)
+        scored = int((batch["labels"] != IGNORE).sum())
+        head = sum(2 * scored * m.in_features * m.out_features for m in model.lm_head.modules()
+                   if isinstance(m, torch.nn.Linear))
+        return head / counter.get_total_flops()
 
     def compute_metrics(self, outputs, data: TaskData) -> dict[str, float]:
         masked = outputs["masked"].sum().item()
@@ -430,6 +489,16 @@ class MlmTask(Task):
 
     def tokens(self, batch) -> int:
         return int(batch["attention_mask"].sum())
+
+    def synthetic_batch(self, spec, batch_size, generator):
+        """Full blocks of random ids, MASK_PROBABILITY of the positions scored."""
+        ids = torch.randint(len(SPECIAL_TOKENS), spec.vocab_size, (batch_size, spec.seq_len), generator=generator)
+        scored = torch.rand(batch_size, spec.seq_len, generator=generator) < MASK_PROBABILITY  # (B, T)
+        return {
+            "input_ids": ids,
+            "attention_mask": torch.ones_like(ids),
+            "labels": torch.where(scored, ids, IGNORE),
+        }
 
 
 # ---------------------------------------------------------------- sequence to sequence
@@ -461,6 +530,13 @@ class Seq2SeqTask(Task):
 
     default_label_smoothing = 0.1  # the Transformer's (Vaswani et al., 2017)
     default_target_len: Optional[int] = None  # None: the same as --seq-len
+    # Greedy decoding in evaluation stops when every row has emitted [EOS], and after at most
+    # min(target_len, ceil(decode_factor * S + decode_margin)) new tokens, S the longest source of the
+    # batch in tokens: a translation is rarely more than 1.5 times its source plus a few tokens, and
+    # a random or untrained model that never emits [EOS] then costs a fraction of target_len steps.
+    # A task whose outputs are long next to their inputs (G2P: letters -> phonemes) sets its own.
+    decode_factor: float = 1.5
+    decode_margin: int = 10
 
     def spec(self, data_cfg) -> TaskSpec:
         return TaskSpec(
@@ -470,23 +546,31 @@ class Seq2SeqTask(Task):
         )
 
     @abstractmethod
-    def default_source(self, data_cfg) -> tuple[list | datasets.Dataset, Optional[datasets.Dataset]]:
-        """Training pairs (a Dataset with "source" and "target" columns) and the source's evaluation
-        split; or a list of (source, target) and None, to hold out a part with --val-fraction."""
+    def default_source(self, data_cfg) -> tuple:
+        """Training pairs (a Dataset with "source" and "target" columns, or a list of (source, target))
+        and the source's evaluation split, or None to hold out a part with --val-fraction; or three
+        parts, (train, validation, test), for a source with its own validation split, of which
+        --eval-split picks the one scored (training never holds either)."""
 
     def pairs(self, data_cfg) -> tuple[datasets.Dataset, datasets.Dataset]:
         """--data-files when given, else the task's own source; a held-out part where it has no split.
-        The tokenizer is trained on the training pairs that are used, so they are cut here."""
+        The tokenizer is trained on the training pairs that are used, so they are cut here; the
+        evaluation pairs are a seeded sample (`sample`) when --max-eval-samples cuts them."""
         if data_cfg.data_files:
-            train, held = read_pair_files(data_file_paths(data_cfg), data_cfg.source_field, data_cfg.target_field), None
+            parts = read_pair_files(data_file_paths(data_cfg), data_cfg.source_field, data_cfg.target_field), None
         else:
-            train, held = self.default_source(data_cfg)
+            parts = self.default_source(data_cfg)
+        if len(parts) == 3:
+            train, validation, test = parts
+            held = validation if data_cfg.eval_split == "validation" else test
+        else:
+            train, held = parts
         if held is None:
             train, held = split_held_out(train, lambda pair: pair[0], data_cfg.val_fraction)
         columns = ("source", "target")
         return (
             first(as_dataset(train, columns), data_cfg.max_train_samples),
-            first(as_dataset(held, columns), data_cfg.max_eval_samples),
+            sample(as_dataset(held, columns), data_cfg.max_eval_samples),
         )
 
     def load(self, data_cfg, seed: int) -> TaskData:
@@ -515,7 +599,9 @@ class Seq2SeqTask(Task):
         return TaskData(
             spec, encoded(train_pairs, "encoding training pairs"), encoded(eval_pairs, "encoding evaluation pairs"),
             Seq2SeqCollate(spec.pad_token_id, spec.bos_token_id),
-            extra={"tokenizer": tokenizer, "references": list(eval_pairs["target"])},
+            extra={
+                "tokenizer": tokenizer, "references": list(eval_pairs["target"]), "sources": list(eval_pairs["source"]),
+            },
         )
 
     def forward(self, model, batch) -> torch.Tensor:
@@ -526,12 +612,18 @@ class Seq2SeqTask(Task):
     def loss(self, model, batch) -> torch.Tensor:
         return token_loss(self.forward(model, batch), batch["labels"], self.label_smoothing)
 
+    def max_new_tokens(self, attention_mask: torch.Tensor) -> int:
+        """How many tokens greedy decoding may emit for a batch of sources: see decode_factor."""
+        longest = int(attention_mask.sum(1).max())
+        return min(self.max_target_len, math.ceil(self.decode_factor * longest + self.decode_margin))
+
     def eval_outputs(self, model, batch) -> dict[str, torch.Tensor]:
         """Per pair: summed teacher-forced loss and target tokens, the greedy output padded to
         target_len (a fixed width, so processes can gather it) and the pair's index."""
         labels = batch["labels"]
-        generated = model.generate(batch["input_ids"], batch["attention_mask"], max_new_tokens=self.max_target_len)
-        generated = generated[:, : self.max_target_len]  # (B, L), L <= target_len
+        max_new_tokens = self.max_new_tokens(batch["attention_mask"])
+        generated = model.generate(batch["input_ids"], batch["attention_mask"], max_new_tokens=max_new_tokens)
+        generated = generated[:, :max_new_tokens]  # (B, L), L <= max_new_tokens <= target_len
         width = self.max_target_len - generated.shape[1]
         return {
             "loss_sum": token_loss(self.forward(model, batch), labels, per_position=True).sum(1),
@@ -562,3 +654,20 @@ class Seq2SeqTask(Task):
 
     def tokens(self, batch) -> int:
         return int(batch["attention_mask"].sum() + batch["decoder_attention_mask"].sum())
+
+    def synthetic_batch(self, spec, batch_size, generator):
+        """Sources and targets of the full lengths (seq_len, target_len), random ids, as
+        Seq2SeqCollate gives them: the decoder reads [BOS] + target and predicts target + [EOS]."""
+        first_id = max(spec.pad_token_id, spec.bos_token_id, spec.eos_token_id) + 1
+        source = torch.randint(first_id, spec.vocab_size, (batch_size, spec.seq_len), generator=generator)
+        labels = torch.randint(first_id, spec.vocab_size, (batch_size, spec.target_len), generator=generator)
+        labels[:, -1] = spec.eos_token_id
+        bos = torch.full((batch_size, 1), spec.bos_token_id)
+        return {
+            "input_ids": source,
+            "attention_mask": torch.ones_like(source),
+            "decoder_input_ids": torch.cat([bos, labels[:, :-1]], dim=1),
+            "decoder_attention_mask": torch.ones_like(labels),
+            "labels": labels,
+            "index": torch.arange(batch_size),
+        }

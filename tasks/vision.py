@@ -7,8 +7,10 @@ with timm's transforms.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import struct
+from collections import Counter
 from pathlib import Path
 from typing import Optional
 
@@ -18,9 +20,10 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from bench.errors import DataError
-from tasks.base import Task, TaskData, TaskSpec, register_task
+from tasks.base import VALIDATION_FRACTION, Task, TaskData, TaskSpec, register_task
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+RAND_AUGMENT = "rand-m9-mstd0.5-inc1"  # DeiT's RandAugment, for images of 128 px and more
 SPLIT_SEED = 1234  # fixed, so every run and seed is evaluated on the same held-out images
 
 
@@ -45,10 +48,20 @@ class ImageClassification(Task):
             "top1": hits[:, 0].float(),
             "top5": hits.any(dim=-1).float(),
             "loss": F.cross_entropy(logits, labels, reduction="none"),
+            "label": labels,
         }
 
     def compute_metrics(self, outputs, data):
-        return {name: values.mean().item() for name, values in outputs.items()}
+        labels = outputs.pop("label")
+        metrics = {name: values.mean().item() for name, values in outputs.items()}
+        # always answering the commonest class of the scored split: the floor a model must clear
+        metrics["majority_baseline_accuracy"] = torch.bincount(labels).max().item() / len(labels)
+        return metrics
+
+    def synthetic_batch(self, spec, batch_size, generator):
+        images = torch.randn(batch_size, *spec.image_size, generator=generator)  # (B, C, H, W)
+        labels = torch.randint(spec.num_classes, (batch_size,), generator=generator)  # (B,)
+        return images, labels
 
 
 def _normalise(images: torch.Tensor) -> torch.Tensor:
@@ -65,18 +78,24 @@ def _limit(dataset, limit: Optional[int], seed: int = SPLIT_SEED):
     return Subset(dataset, order[:limit].tolist())
 
 
-def held_out_split(n: int, val_fraction: float) -> tuple[list[int], list[int]]:
+def held_out_split(n: int, val_fraction: float, seed: int = SPLIT_SEED) -> tuple[list[int], list[int]]:
     """A fixed random split of range(n) into (train, eval) indices."""
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED)).tolist()
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
     n_eval = max(1, round(n * val_fraction))
     return sorted(order[n_eval:]), sorted(order[:n_eval])
 
 
-def _finish(spec, train, eval_, data_cfg) -> TaskData:
+def _finish(spec, train, test, data_cfg, train_for_eval=None) -> TaskData:
+    """The run's splits: training without its validation part, and the scored split (--eval-split).
+
+    `train_for_eval` is the training data with the evaluation transform (no augmentation), where
+    the two differ; validation images are taken from it."""
+    train_idx, val_idx = held_out_split(len(train), VALIDATION_FRACTION, SPLIT_SEED + 1)
+    held = Subset(train_for_eval or train, val_idx) if data_cfg.eval_split == "validation" else test
     return TaskData(
         spec=spec,
-        train=_limit(train, data_cfg.max_train_samples),
-        eval=_limit(eval_, data_cfg.max_eval_samples),
+        train=_limit(Subset(train, train_idx), data_cfg.max_train_samples),
+        eval=_limit(held, data_cfg.max_eval_samples),
     )
 
 
@@ -158,15 +177,16 @@ class FashionMNIST(ImageClassification):
 
     def _from_idx(self, files, data_cfg):
         splits = {}
-        for split, (images_path, labels_path) in files.items():
+        needed = ("train", "test") if data_cfg.eval_split == "test" else ("train",)  # tuning never reads test
+        for split, (images_path, labels_path) in ((s, files[s]) for s in needed):
             images = torch.from_numpy(read_idx(images_path).copy()).float().div_(255)[:, None]  # (N, 1, 28, 28)
             labels = torch.from_numpy(read_idx(labels_path).astype(np.int64))
             if len(images) != len(labels):
                 raise DataError(f"{images_path} and {labels_path} hold different numbers of samples.")
             splits[split] = (images, labels)
         mean, std = splits["train"][0].mean(), splits["train"][0].std()
-        train, test = (TensorDataset((x - mean) / std, y) for x, y in splits.values())
-        return _finish(self.spec(data_cfg), train, test, data_cfg)
+        normalised = {split: TensorDataset((x - mean) / std, y) for split, (x, y) in splits.items()}
+        return _finish(self.spec(data_cfg), normalised["train"], normalised.get("test"), data_cfg)
 
     def _from_hub(self, data_cfg):
         spec = self.spec(data_cfg)
@@ -202,7 +222,7 @@ def image_transform(spec: TaskSpec, is_training: bool):
     transform = create_transform(
         h,
         is_training=is_training,
-        auto_augment="rand-m9-mstd0.5-inc1" if is_training and h >= 128 else None,
+        auto_augment=RAND_AUGMENT if is_training and h >= 128 else None,
         interpolation="bicubic",
     )
     return transform
@@ -315,16 +335,49 @@ class FolderTask(ImageClassification):
             ImageFolderSplit(train_samples, image_transform(spec, True)),
             ImageFolderSplit(eval_samples, image_transform(spec, False)),
             data_cfg,
+            ImageFolderSplit(train_samples, image_transform(spec, False)),
         )
         data.extra = {"skipped_images": counts}
         return data
 
 
+SIDE_PROBE_IMAGES = 64  # images whose headers decide a folder's default side
+
+
+@functools.lru_cache(maxsize=8)
+def typical_side(root: str) -> int:
+    """The commonest longer side among a spread of a folder's images, capped at the paper side
+    (224): small images train at their own size, so a small model size is chosen for them."""
+    from PIL import Image
+
+    _, samples = list_image_folder(Path(root))
+    step = max(1, len(samples) // SIDE_PROBE_IMAGES)
+    sides = []
+    for path, _ in samples[::step][:SIDE_PROBE_IMAGES]:
+        try:
+            with Image.open(path) as img:  # reads the header only
+                sides.append(max(img.size))
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue
+    if not sides:
+        return FolderTask.default_side
+    return min(FolderTask.default_side, Counter(sides).most_common(1)[0][0])
+
+
 @register_task
 class ImageFolder(FolderTask):
     name = "imagefolder"
-    description = "any local folder of class sub-folders (--data-dir), with a held-out split (--val-fraction)"
+    description = (
+        "any local folder of class sub-folders (--data-dir), with a held-out split (--val-fraction); "
+        "images train at their own size up to 224 px unless --image-size is given"
+    )
     offline = True
+
+    def _side(self, data_cfg) -> int:
+        if data_cfg.image_size:
+            return data_cfg.image_size
+        self._classes(data_cfg)  # the one-sentence errors of a missing or empty folder first
+        return typical_side(str(Path(data_cfg.data_dir).resolve()))
 
     def spec(self, data_cfg):
         side = self._side(data_cfg)
@@ -352,7 +405,10 @@ class ImageNet(FolderTask):
         spec = self.spec(data_cfg)
         if not data_cfg.data_dir:
             train, val = load_hub_splits(data_cfg.hub_id or self.hub_id, data_cfg, "image", "label")
-            return _finish(spec, HubImages(train, spec, "image", "label", True), HubImages(val, spec, "image", "label", False), data_cfg)
+            return _finish(
+                spec, HubImages(train, spec, "image", "label", True), HubImages(val, spec, "image", "label", False),
+                data_cfg, HubImages(train, spec, "image", "label", False),
+            )
         root = Path(data_cfg.data_dir)
         val_root = next((root / n for n in ("val", "validation", "test") if (root / n).is_dir()), None)
         if val_root is None:
@@ -383,6 +439,7 @@ class HubImageTask(ImageClassification):
             HubImages(train, spec, self.image_key, self.label_key, True),
             HubImages(test, spec, self.image_key, self.label_key, False),
             data_cfg,
+            HubImages(train, spec, self.image_key, self.label_key, False),
         )
 
 

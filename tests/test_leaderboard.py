@@ -1,8 +1,10 @@
 """The leaderboard generator, run on committed result files (tests/data/results).
 
-The fixture results: digits (image, top1) and wordnet (masked LM, perplexity) on one CPU in fp32,
+The fixture results (tests/data/results, but for protocol/, which tests/test_protocol_pages.py reads):
+digits (image, top1) and wordnet (masked LM, perplexity) on one CPU in fp32,
 digits also on an H100 in bf16 (with one measure-only run that has no metric), one diverged run,
-a malformed JSON and another tool's JSON.
+a malformed JSON and another tool's JSON. The CPU runs record their test examples (metrics.eval_samples),
+the H100 runs do not; all come from one clean commit.
 
 Golden files in tests/golden/leaderboard pin the Markdown and CSV output byte for byte. After an
 intended change of the output, regenerate them and review the diff:
@@ -37,6 +39,8 @@ CPU = "Intel(R) Xeon(R) CPU @ 2.20GHz"
 GPU = "NVIDIA H100 80GB HBM3"
 PAGES = ["index.md", "digits.md", "wordnet.md", "summary.md", "results.csv"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# The crafted results of the tuning protocol, tested by tests/test_protocol_pages.py, are not part of these.
+OWN = ["cpu", "h100", "other"]
 
 
 def run_cli(*args: str, cwd: Path, preamble: str = "") -> subprocess.CompletedProcess:
@@ -52,7 +56,7 @@ def run_cli(*args: str, cwd: Path, preamble: str = "") -> subprocess.CompletedPr
 def generate(work: Path) -> tuple[int, str]:
     """Copy the fixture results to work/results and run `python -m leaderboard results --out board` in
     `work`, as a user would, so the command quoted on the index does not depend on where tests run."""
-    shutil.copytree(RESULTS, work / "results")
+    shutil.copytree(RESULTS, work / "results", ignore=shutil.ignore_patterns("protocol"))
     stderr = io.StringIO()
     cwd = os.getcwd()
     os.chdir(work)
@@ -129,14 +133,44 @@ def test_malformed_and_foreign_json_are_skipped_with_a_warning_naming_them(board
 
 def test_ranks_start_at_one_in_each_device_and_precision(board):
     rows = read_csv(board[0])
-    ranks: dict[tuple[str, str, str], list[str]] = {}
+    ranks: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
     for r in rows:
-        ranks.setdefault((r["task"], r["device"], r["precision"]), []).append(r["rank"])
+        ranks.setdefault((r["task"], r["device"], r["precision"]), []).append((r["rank"], r["tied"]))
     assert ranks == {
-        ("digits", CPU, "fp32"): ["1", "2", "3", "3"],  # mixer and vit tie on 0.91
-        ("digits", GPU, "bf16"): ["1", "2", ""],  # the measure-only run has no metric, so no rank
-        ("wordnet", CPU, "fp32"): ["1", "2", "3", "4", "5"],
+        # Two seeds give wide intervals (t = 12.7): every interval overlaps the others and holds mixer's 0.91.
+        ("digits", CPU, "fp32"): [("1", "true")] * 4,
+        ("digits", GPU, "bf16"): [("1", "false"), ("2", "false"), ("", "false")],  # measure-only: no metric, no rank
+        # transformer-small 38 lies inside gmlp's [37.03, 46.97]: tied. transformer-mini's 45 does too, but
+        # small's 38 is better beyond doubt: rank 2. mixer's 48 is above gmlp's interval: small, mini and gmlp
+        # are better, rank 4.
+        ("wordnet", CPU, "fp32"): [("1", "true"), ("1", "true"), ("2", "false"), ("4", "false"), ("5", "false")],
     }
+
+
+def test_confidence_interval_is_students_t(board):
+    from scipy.stats import t
+
+    gmlp = next(r for r in read_csv(board[0]) if r["task"] == "wordnet" and r["model"] == "gmlp")
+    half = t.ppf(0.975, 2) * 2.0 / 3**0.5  # perplexities 40, 42, 44: std 2, n 3
+    assert float(gmlp["metric_ci95_low"]) == pytest.approx(42 - half, rel=1e-5)
+    assert float(gmlp["metric_ci95_high"]) == pytest.approx(42 + half, rel=1e-5)
+    single = next(r for r in read_csv(board[0]) if r["task"] == "wordnet" and r["model"] == "mixer")
+    assert single["metric_ci95_low"] == single["metric_ci95_high"] == ""  # one run: no interval
+    page = (board[0] / "wordnet.md").read_text(encoding="utf-8")
+    assert "| 1= | gmlp | ti | 42.0000 ± 2.0000 | 3 | [37.0317, 46.9683] | 500 |" in page
+    assert "= Tied, their 95% intervals overlapping (or, for single runs, their values equal): rank 1: " \
+           "transformer-small, gmlp-ti." in page
+
+
+def test_every_page_says_how_many_test_examples(board):
+    out = board[0]
+    assert "Test examples (the size of the scored split): 500." in (out / "wordnet.md").read_text(encoding="utf-8")
+    digits = (out / "digits.md").read_text(encoding="utf-8")
+    assert "Test examples (the size of the scored split): 360; not recorded by the results of 2 rows." in digits
+    assert "Test examples: digits: 360; wordnet: 500." in (out / "summary.md").read_text(encoding="utf-8")
+    index = (out / "index.md").read_text(encoding="utf-8")
+    assert "- [digits](digits.md): 10 finished runs, 0 failed; test examples: 360;" in index
+    assert [r["eval_samples"] for r in read_csv(out) if r["task"] == "digits"] == ["360"] * 4 + [""] * 3
 
 
 def test_lower_is_better_metric_ranks_ascending(board):
@@ -165,7 +199,7 @@ def test_failed_run_is_listed_with_its_reason_and_never_ranked(board):
 
 
 def test_summary_ratios_against_the_baseline():
-    comparisons, unmatched = compare_to_baselines(aggregate(collect([str(RESULTS)]).runs))
+    comparisons, unmatched = compare_to_baselines(aggregate(collect([str(RESULTS / f) for f in OWN]).runs))
     got = {
         (c.row.task, c.row.device, c.row.family, c.row.size):
         (f"{c.baseline.family}-{c.baseline.size}", c.metric_delta, c.speed_ratio, c.memory_ratio)
@@ -266,7 +300,7 @@ def test_generates_with_torch_blocked(tmp_path):
         "            raise ImportError('torch is blocked')\n"
         "sys.meta_path.insert(0, BlockTorch())\n"
     )
-    done = run_cli(str(RESULTS), "--out", str(tmp_path / "board"), cwd=tmp_path, preamble=block)
+    done = run_cli(*(str(RESULTS / f) for f in OWN), "--out", str(tmp_path / "board"), cwd=tmp_path, preamble=block)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "board" / "summary.md").exists() and (tmp_path / "board" / "digits_pareto.png").exists()
 
@@ -286,3 +320,112 @@ def test_no_valid_results_exits_2(tmp_path):
     assert lines[0].startswith("warning: skipped a file: tokenizer_config.json lacks the keys")
     assert lines[1:] == ["error: No valid result files found (JSON files read: 1, skipped: 1)."]
     assert "Traceback" not in done.stderr
+
+
+# --------------------------------------------------------------------------- provenance, unstable throughput
+
+
+def crafted(tmp_path: Path, changes: dict[str, dict[str, dict]]) -> Path:
+    """The CPU digits fixtures in tmp_path/results, with `changes`: file name -> {section: {key: value}}."""
+    folder = tmp_path / "results"
+    folder.mkdir()
+    for path in sorted((RESULTS / "cpu").glob("digits__*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        for section, values in changes.get(path.name, {}).items():
+            data[section].update(values)
+        (folder / path.name).write_text(json.dumps(data), encoding="utf-8")
+    return folder
+
+
+def publish(folder: Path, capsys) -> tuple[Path, list[str]]:
+    out = folder.parent / "board"
+    assert main([str(folder), "--out", str(out)]) == 0
+    return out, [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+
+
+GMLP0, GMLP1 = "digits__gmlp-ti__fp32__seed0.json", "digits__gmlp-ti__fp32__seed1.json"
+RESMLP0, RESMLP1 = "digits__resmlp-s12__fp32__seed0.json", "digits__resmlp-s12__fp32__seed1.json"
+VIT0, VIT1 = "digits__vit-ti__fp32__seed0.json", "digits__vit-ti__fp32__seed1.json"
+MIXER = "digits__mixer-s16__fp32__seed0.json"
+
+
+def test_results_from_a_dirty_tree_are_warned_about_and_shown(tmp_path, capsys):
+    folder = crafted(tmp_path, {
+        GMLP0: {"environment": {"git_commit": "4d01189c0ffee-dirty"}},  # as results written before git_dirty
+        VIT1: {"environment": {"git_commit": "4d01189c0ffee", "git_dirty": True}},
+    })
+    out, warnings = publish(folder, capsys)
+    assert warnings == [
+        f"warning: 2 of 7 results come from a tree with uncommitted changes, so no commit holds the code that "
+        f"made them: {folder / GMLP0}, {folder / VIT1}"
+    ]
+    line = ("Code: all 7 results come from commit `4d01189c0ffe` **with uncommitted changes** in 2 of them, "
+            "so no commit holds exactly the code that made them.")
+    for page in ("digits.md", "summary.md", "index.md"):
+        assert line in (out / page).read_text(encoding="utf-8"), page
+
+
+def test_results_from_several_commits_are_warned_about_and_shown(tmp_path, capsys):
+    folder = crafted(tmp_path, {VIT0: {"environment": {"git_commit": "0123456789abcdef", "git_dirty": False}},
+                                VIT1: {"environment": {"git_commit": "0123456789abcdef", "git_dirty": True}}})
+    out, warnings = publish(folder, capsys)
+    others = ", ".join(str(folder / name) for name in sorted(p.name for p in folder.iterdir()) if "vit" not in name)
+    assert warnings == [
+        f"warning: 1 of 7 results come from a tree with uncommitted changes, so no commit holds the code that "
+        f"made them: {folder / VIT1}",
+        f"warning: the results come from 2 commits: 0123456789ab: {folder / VIT0}, {folder / VIT1}; "
+        f"4d01189c0ffe: {others}",
+    ]
+    line = ("Code: the 7 results come from **mixed commits**: `0123456789ab` (2 results **with uncommitted "
+            "changes** in 1 of them), `4d01189c0ffe` (5 results).")
+    for page in ("digits.md", "summary.md", "index.md"):
+        assert line in (out / page).read_text(encoding="utf-8"), page
+
+
+def test_unstable_throughput_is_left_out_of_means_and_ratios_and_marked(tmp_path, capsys):
+    unstable = {"stable": False, "unstable_reason": "the repeats spread by 40%"}
+    folder = crafted(tmp_path, {GMLP1: {"throughput": unstable}, RESMLP0: {"throughput": unstable},
+                                RESMLP1: {"throughput": {"stable": False}}, VIT0: {"throughput": {"stable": True}}})
+    rows = aggregate(collect([str(folder)]).runs)
+    gmlp = next(r for r in rows if r.family == "gmlp")
+    assert gmlp.metric_mean == pytest.approx(0.96)  # the metric keeps both seeds
+    assert (gmlp.train_samples_per_s, gmlp.train_peak_mb) == (1000, 200)  # seed 0's alone
+    comparisons, _ = compare_to_baselines(rows)
+    ratios = {c.row.family: (c.speed_ratio, c.memory_ratio, c.unstable) for c in comparisons}
+    assert ratios["gmlp"] == (pytest.approx(1000 / 550), pytest.approx(200 / 315), True)
+    assert ratios["resmlp"] == (None, None, True)  # no stable run left
+    assert ratios["mixer"] == (pytest.approx(900 / 550), pytest.approx(240 / 315), False)
+
+    out, warnings = publish(folder, capsys)
+    assert warnings == []
+    page = (out / "digits.md").read_text(encoding="utf-8")
+    assert "| 1000 ‡ | 4000 | 200 ‡ | fp32 |" in page
+    assert "| — ‡ | — | — ‡ | fp32 |" in page
+    assert ("‡ gmlp-ti: throughput and memory of 1 of 2 runs left out, as their measurement was unstable "
+            "(seed 1: the repeats spread by 40%).") in page
+    assert ("‡ resmlp-s12: throughput and memory of 2 of 2 runs left out, as their measurement was unstable "
+            "(seed 0: the repeats spread by 40%; seed 1: no reason recorded).") in page
+    summary = (out / "summary.md").read_text(encoding="utf-8")
+    assert "| +0.0500 | 1.82× ‡ | 0.63× ‡ |" in summary
+    assert "| +0.0250 | — ‡ | — ‡ |" in summary
+    assert "| +0.0000 | 1.64× | 0.76× |" in summary
+    csv_rows = {r["model"]: r for r in read_csv(out)}
+    assert csv_rows["gmlp"]["unstable_runs"] == "seed 1: the repeats spread by 40%"
+    assert csv_rows["mixer"]["unstable_runs"] == ""
+
+
+def test_memory_of_different_kinds_is_not_compared(tmp_path):
+    tensors = {"memory": {"kind": "cpu_tensors", "train_peak_mb": 30.0}}
+    folder = crafted(tmp_path, {VIT0: tensors, VIT1: tensors})
+    comparisons, _ = compare_to_baselines(aggregate(collect([str(folder)]).runs))
+    gmlp = next(c for c in comparisons if c.row.family == "gmlp")
+    assert gmlp.memory_ratio is None and gmlp.speed_ratio == pytest.approx(2.0)
+    assert gmlp.baseline.memory_kind == "cpu_tensors" and gmlp.row.memory_kind == "cpu_rss"
+
+
+def test_results_without_a_commit_are_warned_about(tmp_path, capsys):
+    folder = crafted(tmp_path, {MIXER: {"environment": {"git_commit": None, "git_dirty": None}}})
+    out, warnings = publish(folder, capsys)
+    assert warnings == [f"warning: 1 of 7 results record no commit: {folder / MIXER}"]
+    assert ("Code: the 7 results come from **mixed commits**: `4d01189c0ffe` (6 results), no recorded commit "
+            "(1 result).") in (out / "digits.md").read_text(encoding="utf-8")

@@ -129,7 +129,7 @@ def test_result_has_exactly_the_schema_keys(measured):
     }
     assert set(result["latency_ms"]) == {"p50", "p90", "p99"}
     assert set(result["memory"]) == {"kind", "train_peak_mb", "infer_peak_mb", "train_reserved_mb", "infer_reserved_mb"}
-    assert set(result["mfu"]) == {"train", "infer", "peak_flops", "peak_source"}
+    assert set(result["mfu"]) == {"train", "infer", "peak_flops", "peak_source", "note"}
 
 
 def test_throughput_is_positive_and_tokens_scale_with_samples(measured):
@@ -148,12 +148,16 @@ def test_latency_percentiles_are_ordered(measured):
     assert 0 < latency["p50"] <= latency["p90"] <= latency["p99"]
 
 
-def test_memory_is_the_process_peak_on_cpu(measured):
-    _, _, result = measured
+def test_memory_is_the_models_own_on_cpu(measured):
+    model, _, result = measured
     memory = result["memory"]
-    assert memory["kind"] == "cpu_rss"
-    # The whole process: at least the torch libraries, and less than a terabyte.
-    assert 50 < memory["infer_peak_mb"] < 1e6 and 50 < memory["train_peak_mb"] < 1e6
+    assert memory["kind"] == "cpu_tensors"
+    params_mb = count_params(model) * 4 / 2**20
+    # Inference: the weights and the activations, not the process (hundreds of MB of libraries).
+    assert params_mb < memory["infer_peak_mb"] < 10 * params_mb
+    # Training: weights, gradients and AdamW's two moments at least, and the activations.
+    assert 4 * params_mb < memory["train_peak_mb"] < 20 * params_mb
+    assert memory["infer_peak_mb"] < memory["train_peak_mb"]
     assert memory["train_reserved_mb"] is None and memory["infer_reserved_mb"] is None
 
 
@@ -245,24 +249,89 @@ def test_compile_and_channels_last_apply_to_the_measured_copy(monkeypatch):
 # --------------------------------------------------------------------------- memory
 
 
-@pytest.fixture(params=["high-water mark", "sampling thread"])
-def peak_memory_method(request, monkeypatch):
-    if request.param == "sampling thread":
-        monkeypatch.setattr(measure, "_reset_peak_rss", lambda: False)
-    return request.param
+def mlp(width: int) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, width), nn.GELU(), nn.Linear(width, width), nn.GELU(),
+                         nn.Linear(width, 10))
 
 
-def test_cpu_peak_is_per_phase(peak_memory_method):
-    def phase(allocate_mb):
+def vector_batch(n=32):
+    return torch.randn(n, 16), torch.randint(0, 10, (n,))
+
+
+def cpu_memory(model, batch=None) -> dict:
+    cfg = MeasureConfig(bench_warmup_steps=2, bench_steps=1, bench_repeats=1, latency_samples=1, peak_gemm_size=64)
+    return measure_model(model, batch or vector_batch(), classify, forward, adamw, cfg, "fp32", CPU)["memory"]
+
+
+def test_cpu_memory_grows_with_the_model():
+    """Four times the parameters (the width x width layer dominates), at least three times the memory."""
+    small, large = mlp(256), mlp(512)
+    assert count_params(large) > 3.5 * count_params(small)
+    small_mb, large_mb = cpu_memory(small), cpu_memory(large)
+    assert large_mb["train_peak_mb"] >= 3 * small_mb["train_peak_mb"]
+    assert large_mb["infer_peak_mb"] >= 3 * small_mb["infer_peak_mb"]
+    for memory in (small_mb, large_mb):
+        assert memory["infer_peak_mb"] < memory["train_peak_mb"]
+
+
+def test_cpu_memory_does_not_depend_on_what_the_process_held_before():
+    alone = cpu_memory(mlp(256))
+    held = torch.ones(64 * 2**18)  # 64 MB, live through the measurement
+    beside = cpu_memory(mlp(256))
+    del held
+    assert beside == alone
+
+
+def train_steps_peak_mb(make_optimizer, warmup_steps: int) -> tuple[float, float]:
+    """Peak MB of two training steps of mlp(256) taken after `warmup_steps`, and its parameter MB."""
+    model = mlp(256)
+    images, labels = vector_batch()
+    optimizer = make_optimizer(model.parameters())
+
+    def step():
+        F.cross_entropy(model(images), labels).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(warmup_steps):
+        step()
+    with PeakMemory(CPU) as memory:
+        step()
+        step()
+    return memory.peak_mb, count_params(model) * 4 / 2**20
+
+
+def test_cpu_memory_counts_the_optimizer_state_whenever_it_was_made():
+    """AdamW makes its two moments at its first step; made inside the block or before it, they count."""
+    sgd = lambda params: torch.optim.SGD(params, lr=0.1)  # noqa: E731  (no state)
+    adam_inside, params_mb = train_steps_peak_mb(adamw, warmup_steps=0)
+    adam_before, _ = train_steps_peak_mb(adamw, warmup_steps=2)
+    sgd_inside, _ = train_steps_peak_mb(sgd, warmup_steps=0)
+    sgd_before, _ = train_steps_peak_mb(sgd, warmup_steps=2)
+    assert adam_before == adam_inside and sgd_before == sgd_inside
+    # SGD: weights, gradients and the activations of a 32-sample batch (under a tenth of the weights).
+    assert 2 * params_mb < sgd_inside < 2.5 * params_mb
+    # AdamW: its two moments more, and the temporaries of its update.
+    assert adam_inside - sgd_inside > 1.95 * params_mb
+
+
+def test_cpu_peak_is_per_block_and_counts_only_what_the_block_touches():
+    untouched = torch.ones(32 * 2**18)  # 32 MB the blocks never use
+
+    def block(allocate_mb):
         with PeakMemory(CPU) as memory:
-            x = torch.ones(allocate_mb * 2**18)  # 4-byte floats, pages touched
-            time.sleep(0.05)  # give the sampling thread a look
+            x = torch.ones(allocate_mb * 2**18)  # 4-byte floats
             del x
         return memory.peak_mb
 
-    small_before, big, small_after = phase(1), phase(200), phase(1)
-    assert big - small_before >= 190
-    assert big - small_after >= 190  # an earlier, larger phase does not hide a later one
+    small_before, big, small_after = block(1), block(64), block(1)
+    assert small_before == small_after == pytest.approx(1)
+    assert big == pytest.approx(64)  # an earlier, larger block does not hide a later one, nor the reverse
+    with PeakMemory(CPU) as memory:
+        untouched.sum()
+    assert memory.peak_mb == pytest.approx(32, abs=0.01)  # now it is used: counted
+    assert memory.kind == "cpu_tensors"
 
 
 # --------------------------------------------------------------------------- MFU peak table
@@ -412,3 +481,39 @@ def test_two_processes_report_one_global_throughput(tmp_path):
     # Gathered and summed: both processes hold the same global figures.
     assert results[0]["train_samples_per_s"] == results[1]["train_samples_per_s"] > 0
     assert results[0]["infer_samples_per_s"] == results[1]["infer_samples_per_s"] > 0
+
+
+def test_an_inconsistent_measurement_is_taken_again_then_flagged(monkeypatch, capsys):
+    """Training faster than inference cannot be true: measured again, then recorded as unstable."""
+    import bench.measure as measure
+
+    calls = []
+
+    def forced(size, *args):
+        calls.append(size)
+        phase = {"spread": 0.01, "peak_mb": 1.0, "reserved_mb": None}
+        flops = {"forward_per_sample": 1.0, "train_per_sample": 3.0}
+        return flops, {**phase, "samples_per_s": 100.0}, {**phase, "samples_per_s": 300.0}, {"p50": 1, "p90": 1, "p99": 1}
+
+    monkeypatch.setattr(measure, "_measure_at", forced)
+    monkeypatch.setattr(measure, "peak_flops", lambda *a, **k: (1e9, "table:test"))
+    out = measure.measure_model(torch.nn.Linear(2, 2), torch.zeros(4, 2), None, None, None,
+                                MeasureConfig(), "fp32", torch.device("cpu"))
+    assert len(calls) == 1 + measure.MAX_REMEASURES
+    assert out["throughput"]["stable"] is False and out["throughput"]["remeasured"] == measure.MAX_REMEASURES
+    assert "faster than inference" in out["throughput"]["unstable_reason"]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("warning: unstable measurement")
+
+
+@pytest.mark.parametrize("infer, train, p50, spread, bad", [
+    (100.0, 30.0, 5.0, 0.01, None),
+    (100.0, 30.0, 5.0, 0.40, "spread"),
+    (100.0, 30.0, 500.0, 0.01, "latency"),
+])
+def test_consistency_rules(infer, train, p50, spread, bad):
+    from bench.measure import inconsistency
+
+    why = inconsistency({"samples_per_s": infer, "spread": spread}, {"samples_per_s": train, "spread": 0.01},
+                        {"p50": p50}, batch_size=32)
+    assert (why is None) if bad is None else (bad in why)

@@ -14,8 +14,12 @@ from timm.models.mlp_mixer import SpatialGatingUnit
 
 from bench.config import VariantConfig
 from bench.errors import PairError, UnknownNameError
+from bench.measure import count_flops
 from bench.models import create_model, list_models, model_entries, resolve
 from tasks.base import TaskSpec
+from tasks.mlm import TextFiles
+from tasks.seq2seq import Numbers
+from tasks.text import IGNORE, token_loss
 from tests.model_checks import variant_names
 
 PAD, BOS, EOS = 0, 1, 2
@@ -208,6 +212,108 @@ def test_generate_is_greedy_and_stops_at_eos(family):
     assert (out[0, 3:] == PAD).all()
 
 
+# ---------------------------------------------------------------- decoding: incremental, stops at eos, capped
+
+
+def full_recompute_greedy(model, src, src_mask, steps: int) -> torch.Tensor:
+    """The reference: greedy decoding that reruns the decoder over the whole prefix at every step,
+    free-running (no stop at eos): (B, steps)."""
+    with torch.no_grad():
+        memory = model.encode(src, src_mask)
+        prefix = torch.full((src.shape[0], 1), BOS)
+        for _ in range(steps):
+            token = model.decode(prefix, None, memory, src_mask)[:, -1].argmax(-1)  # (B,)
+            prefix = torch.cat([prefix, token[:, None]], dim=1)
+    return prefix[:, 1:]
+
+
+def output_layer(model) -> torch.nn.Module:
+    """The linear map to the vocabulary, run once per decoding step."""
+    return model.mbart.lm_head if hasattr(model, "mbart") else model.head
+
+
+@pytest.mark.parametrize("family,variant", SEQ2SEQ_VARIANTS)
+def test_incremental_decoding_equals_full_recompute(family, variant):
+    """generate computes one new position per step from its cache; its tokens are those of the
+    full recompute, cut after eos, and each step's logits are the full decoder's at that position."""
+    model = away_from_init(build(family, "seq2seq", variant))
+    g = torch.Generator().manual_seed(5)
+    src, src_mask = random_batch([16, 9, 4, 13, 1, 16], 16, g)
+    free = full_recompute_greedy(model, src, src_mask, 12)  # target_len: every position
+    eos = int(free[0, 3])  # row 0 stops at step 3 at the latest, the others maybe never
+    stopping = build(family, "seq2seq", variant, eos_token_id=eos)
+    stopping.load_state_dict(model.state_dict())
+    out = stopping.generate(src, src_mask, max_new_tokens=12)
+    assert out.dtype == torch.long and out.shape == (6, 12)
+    assert torch.equal(out, cut_after_eos(free, eos))
+    # each step against the full decoder, teacher-forced on random targets
+    tgt, _ = random_batch([12] * 6, 12, g)
+    tgt[:, 0] = BOS
+    with torch.no_grad():
+        memory = model.encode(src, src_mask)
+        full = model.decode(tgt, None, memory, src_mask)  # (B, T, V)
+        state = model.start_decoding(memory, src_mask)
+        steps = torch.stack([model.decode_step(state, tgt[:, t], t) for t in range(12)], dim=1)  # (B, T, V)
+    torch.testing.assert_close(steps, full, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("family", SEQ2SEQ)
+def test_decoding_ends_when_every_row_has_emitted_eos(family):
+    """A model whose head makes eos win decodes one step: eos, then pad."""
+    model = build(family, "seq2seq")
+    calls = []
+
+    def eos_wins(module, inputs, logits):
+        calls.append(logits.shape)
+        return logits.index_add(-1, torch.tensor([EOS]), torch.full((*logits.shape[:-1], 1), 1e4))
+
+    output_layer(model).register_forward_hook(eos_wins)
+    src, src_mask = random_batch([16, 5, 11], 16, torch.Generator().manual_seed(6))
+    out = model.generate(src, src_mask, max_new_tokens=10)
+    assert len(calls) == 1, f"the decoder ran {len(calls)} steps"
+    assert out.shape == (3, 10)
+    assert (out[:, 0] == EOS).all() and (out[:, 1:] == PAD).all()
+
+
+@pytest.mark.parametrize("family", SEQ2SEQ)
+def test_decoding_is_capped(family):
+    """generate runs at most max_new_tokens steps (a model that never emits eos runs them all) and
+    refuses more than the target length; the task asks for min(target_len, ceil(1.5 S + 10)) new
+    tokens, S the longest source of the batch."""
+    model = build(family, "seq2seq")
+    calls = []
+    output_layer(model).register_forward_hook(lambda module, inputs, logits: calls.append(1))
+    never_eos = lambda module, inputs, logits: logits.index_fill(-1, torch.tensor([EOS, PAD]), -1e4)  # noqa: E731
+    output_layer(model).register_forward_hook(never_eos)
+    src, src_mask = random_batch([16, 5], 16, torch.Generator().manual_seed(7))
+    out = model.generate(src, src_mask, max_new_tokens=5)
+    assert out.shape == (2, 5) and len(calls) == 5 and (out != PAD).all()
+    with pytest.raises(ValueError, match="exceeds the model's target length 12"):
+        model.generate(src, src_mask, max_new_tokens=13)
+
+    class Recorder(torch.nn.Module):  # a stand-in model: records what the task asks for
+        def forward(self, input_ids, attention_mask, decoder_input_ids, decoder_attention_mask):
+            return torch.zeros(*decoder_input_ids.shape, 100)
+
+        def generate(self, input_ids, attention_mask, max_new_tokens):
+            self.asked = max_new_tokens
+            return torch.full((input_ids.shape[0], max_new_tokens), 7)
+
+    task = Numbers()  # its own instance, with the attributes its load sets
+    task.max_target_len, task.pad_token_id = 64, PAD
+    assert (task.decode_factor, task.decode_margin) == (1.5, 10)
+    recorder = Recorder()
+    for longest, expected in [(1, 12), (4, 16), (35, 63), (36, 64), (60, 64)]:
+        ids, mask = random_batch([longest, 1], 60, torch.Generator().manual_seed(8))
+        labels = torch.randint(3, 100, (2, 20))
+        batch = {"input_ids": ids, "attention_mask": mask, "decoder_input_ids": labels,
+                 "decoder_attention_mask": torch.ones_like(labels), "labels": labels, "index": torch.arange(2)}
+        outputs = task.eval_outputs(recorder, batch)
+        assert recorder.asked == expected, f"longest source {longest}"
+        assert outputs["generated"].shape == (2, 64)  # padded to target_len for the gather
+        assert (outputs["generated"][:, :expected] == 7).all() and (outputs["generated"][:, expected:] == PAD).all()
+
+
 @pytest.mark.parametrize(
     "spec_fields",
     [
@@ -246,3 +352,70 @@ def test_sizes_and_lengths_are_checked(family, modality):
         resolve(family, "mini", too_long)
     with pytest.raises(PairError, match="needs a fixed sequence length"):
         resolve(family, "mini", dataclasses.replace(spec, seq_len=None))
+
+
+# ---------------------------------------------------------------- masked LM: only the scored positions reach the head
+
+MLM_FAMILIES = text_families("mlm")
+
+
+def mlm_batch(generator: torch.Generator) -> dict:
+    """A padded MLM batch: ~15% of the real positions scored, one row with none."""
+    ids, mask = random_batch([16, 12, 7, 16], 16, generator)
+    scored = (torch.rand(ids.shape, generator=generator) < 0.15) & mask.bool()
+    scored[0, :3] = True  # at least a few in the first row
+    scored[2] = False  # a block with nothing masked
+    return {"input_ids": ids, "attention_mask": mask, "labels": torch.where(scored, ids, IGNORE)}
+
+
+@pytest.mark.parametrize("family", MLM_FAMILIES)
+def test_masked_head_scores_like_the_full_projection(family):
+    """Projecting only the scored positions gives the full projection's logits there, and MlmTask's
+    loss and per-block loss sum, masked count and correct count are those of the full logits."""
+    model = away_from_init(build(family, "mlm"))
+    batch = mlm_batch(torch.Generator().manual_seed(3))
+    ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+    scored = labels != IGNORE
+    task = TextFiles()  # its own instance: the registered one keeps its label smoothing
+    with torch.no_grad():
+        full = model(ids, mask)  # (B, T, V): callers without a mask get every position
+        assert full.shape == (*ids.shape, 100)
+        gathered = model(ids, mask, scored)  # (N, V)
+        torch.testing.assert_close(gathered, full[scored], atol=1e-5, rtol=1e-5)
+        outputs = task.eval_outputs(model, batch)
+    expected_sum = token_loss(full, labels, per_position=True).sum(1)  # (B,)
+    torch.testing.assert_close(outputs["loss_sum"], expected_sum, atol=1e-5, rtol=1e-6)
+    assert outputs["loss_sum"][2] == 0
+    assert torch.equal(outputs["masked"], scored.sum(1))
+    assert torch.equal(outputs["correct"], ((full.argmax(-1) == labels) & scored).sum(1))
+    for smoothing in (0.0, 0.1):
+        task.label_smoothing = smoothing
+        expected = token_loss(model(ids, mask), labels, smoothing)
+        torch.testing.assert_close(task.loss(model, batch), expected, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("family", MLM_FAMILIES)
+def test_flops_count_only_the_masked_head(family):
+    """bench.measure counts MlmTask.loss with the head on the scored positions only, and
+    head_flops_share is the head's part of that forward."""
+    model = build(family, "mlm")
+    batch = mlm_batch(torch.Generator().manual_seed(4))
+    ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+    task = TextFiles()
+    rows = ids.shape[0]
+    masked = count_flops(model, batch, task.loss, task.loss)
+    def full_loss(m, b):  # the head on every position, as before
+        return token_loss(m(b["input_ids"], b["attention_mask"]), b["labels"])
+
+    full = count_flops(model, batch, full_loss, full_loss)
+    head_per_position = sum(
+        2 * m.in_features * m.out_features for m in model.lm_head.modules() if isinstance(m, torch.nn.Linear)
+    )
+    n = int((labels != IGNORE).sum())
+    assert (full["forward_per_sample"] - masked["forward_per_sample"]) * rows == head_per_position * (ids.numel() - n)
+    assert full["train_per_sample"] - masked["train_per_sample"] == pytest.approx(
+        3 * head_per_position * (ids.numel() - n) / rows)  # forward + two backward matmuls
+    share = task.head_flops_share(model, batch)
+    assert share == pytest.approx(head_per_position * n / (masked["forward_per_sample"] * rows))
+    assert 0 < share < 1
+    assert not model.training  # left as it was

@@ -2,7 +2,8 @@
 tokenizer cache, metrics, and one train / eval step through the model interface.
 
 The models here are tiny `transformers` BERT and BART models wrapped to the suite's interface:
-    MLM:     model(input_ids, attention_mask) -> (B, T, V)
+    MLM:     model(input_ids, attention_mask) -> (B, T, V); model(input_ids, attention_mask, labels_mask) -> (N, V),
+             the N positions of the (B, T) bool labels_mask only
     seq2seq: model(input_ids, attention_mask, decoder_input_ids, decoder_attention_mask) -> (B, T, V)
              model.generate(input_ids, attention_mask, max_new_tokens) -> (B, L), greedy, no [BOS]
 """
@@ -60,8 +61,9 @@ class TinyMlm(nn.Module):
         )
         self.bert = BertForMaskedLM(config)
 
-    def forward(self, input_ids, attention_mask):
-        return self.bert(input_ids=input_ids, attention_mask=attention_mask).logits
+    def forward(self, input_ids, attention_mask, labels_mask=None):
+        logits = self.bert(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, T, V)
+        return logits if labels_mask is None else logits[labels_mask]  # (N, V)
 
 
 class TinySeq2Seq(nn.Module):

@@ -21,6 +21,9 @@ parameters and initialisation are those of the vision models; only the token mix
   aMLP is gMLP with parts.TinyAttention added to the gate, masked like the token mixing.
 - Cross-attention stays: each decoder block is followed by a pre-norm residual
   nn.MultiheadAttention over the encoder output, with the source padding as key padding mask.
+- Incremental decoding. Greedy decoding computes one new decoder position per step from a cache of
+  each block's token-mixing inputs at the earlier positions, exactly (see "Incremental greedy
+  decoding" below).
 
 Every model here and the Transformer baselines share the interfaces of `MaskedLM` and
 `Seq2SeqModel`, so greedy decoding is written once.
@@ -319,16 +322,31 @@ def tied_embedding(vocab_size: int, dim: int) -> tuple[ScaledEmbedding, nn.Linea
 
 
 class MaskedLM(nn.Module):
-    """`logits = model(input_ids, attention_mask)`: (B, T) ids and 1/0 mask -> (B, T, vocab) logits."""
+    """`logits = model(input_ids, attention_mask)`: (B, T) ids and 1/0 mask -> (B, T, vocab) logits.
+
+    `model(input_ids, attention_mask, labels_mask)`, with a (B, T) bool mask of the positions to
+    score, projects only those: (N, vocab) logits for the N True positions in row-major order (as
+    `labels[labels_mask]`), gathered before the head, as fairseq's masked LM does. At 15% masking
+    this skips 85% of the head, which at small widths and an 8,000-token vocabulary is most of the
+    forward. Every MLM model (the Transformer baseline included) takes this argument, and names
+    what runs on the gathered positions `lm_head` (MlmTask.head_flops_share counts it)."""
 
     def __init__(self, spec: TaskSpec, size: TextSize, block, norm_layer):
         super().__init__()
         self.embed, self.head = tied_embedding(spec.vocab_size, size.dim)
         self.encoder = TokenStack(block, norm_layer, size, size.layers, spec.seq_len, causal=False, cross_attention=False)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels_mask: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         x = self.encoder(self.embed(input_ids), attention_mask)  # (B, T, C)
-        return self.head(x)  # (B, T, V)
+        if labels_mask is not None:
+            x = x[labels_mask]  # (N, C)
+        return self.head(x)  # (B, T, V), or (N, V) with labels_mask
+
+    @property
+    def lm_head(self) -> nn.Module:
+        return self.head
 
 
 class Seq2SeqModel(nn.Module, ABC):
@@ -360,23 +378,37 @@ class Seq2SeqModel(nn.Module, ABC):
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
         """Greedy decoding from bos: (B, max_new_tokens) long, without the bos. A row stops at its
-        eos (kept); the positions after it hold pad. The decoder reruns over the prefix each step."""
+        eos (kept) and the positions after it hold pad; decoding ends as soon as every row has
+        stopped. Each step computes the newest position only where the model can (`decode_step`)."""
         if max_new_tokens > self.target_len:
             raise ValueError(f"max_new_tokens={max_new_tokens} exceeds the model's target length {self.target_len}.")
         memory = self.encode(input_ids, attention_mask)  # (B, S, C)
+        state = self.start_decoding(memory, attention_mask)
         B = input_ids.shape[0]
         # A fixed width, so batches gather across processes without re-padding.
-        out = input_ids.new_full((B, max_new_tokens + 1), self.pad_token_id)
-        out[:, 0] = self.bos_token_id
+        out = input_ids.new_full((B, max_new_tokens), self.pad_token_id)
+        token = input_ids.new_full((B,), self.bos_token_id)  # the decoder's input at step t
         done = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
         for t in range(max_new_tokens):
-            logits = self.decode(out[:, : t + 1], None, memory, attention_mask)  # (B, t+1, V)
-            token = logits[:, -1].argmax(dim=-1)  # (B,)
-            out[:, t + 1] = torch.where(done, self.pad_token_id, token)
-            done |= token == self.eos_token_id
+            token = self.decode_step(state, token, t).argmax(dim=-1)  # (B,)
+            stopped = token == self.eos_token_id
+            token = token.masked_fill(done, self.pad_token_id)
+            out[:, t] = token
+            done |= stopped
             if done.all():
                 break
-        return out[:, 1:]
+        return out
+
+    def start_decoding(self, memory: torch.Tensor, attention_mask: torch.Tensor) -> dict:
+        """What `decode_step` carries from one step to the next. Here the prefix, which every step
+        reruns whole; a model that can compute one new position from a cache overrides both."""
+        return {"memory": memory, "attention_mask": attention_mask, "prefix": None}
+
+    def decode_step(self, state: dict, token: torch.Tensor, t: int) -> torch.Tensor:
+        """(B, V) logits at position t, given the decoder's input there, token (B,) (bos at t = 0)."""
+        prefix = token[:, None] if t == 0 else torch.cat([state["prefix"], token[:, None]], dim=1)  # (B, t+1)
+        state["prefix"] = prefix
+        return self.decode(prefix, None, state["memory"], state["attention_mask"])[:, -1]
 
 
 class MixingSeq2Seq(Seq2SeqModel):
@@ -400,6 +432,132 @@ class MixingSeq2Seq(Seq2SeqModel):
             decoder_attention_mask = torch.ones_like(decoder_input_ids)
         x = self.decoder(self.embed(decoder_input_ids), decoder_attention_mask, memory, attention_mask)  # (B, T, C)
         return self.head(x)  # (B, T, V)
+
+    def start_decoding(self, memory, attention_mask):
+        return {
+            "caches": [{} for _ in self.decoder.blocks],  # one per block, filled as positions come
+            "memory": [memory_keys_values(cross, memory) for cross in self.decoder.cross],
+            "memory_mask": attention_mask.bool()[:, None, None, :],  # (B, 1, 1, S): the real source tokens
+        }
+
+    def decode_step(self, state, token, t):
+        x = self.embed(token[:, None])  # (B, 1, C)
+        x = decoder_step(self.decoder, x, t, state["caches"], state["memory"], state["memory_mask"])  # (B, 1, C)
+        return self.head(x[:, 0])  # (B, V)
+
+
+# ---------------------------------------------------------------------------------------------
+# Incremental greedy decoding: one new position per step
+#
+# A causal decoder's output at position t depends on positions <= t only, and a new position changes
+# no earlier output. So step t computes position t alone, from a per-block cache of what the block's
+# token mixing read at the earlier positions. Every family is exact this way:
+# - linear token mixing (ResMLP, gMLP's gate): row t of the lower-triangular matrix times the cached
+#   inputs of positions 0..t;
+# - Mixer's token MLP (and ResMLP's --token-mixing mlp): the r hidden units of position t read the
+#   inputs of positions 0..t (first map, masked), and output t reads the hidden units of positions
+#   0..t (second map, masked). A hidden unit of position s < t never sees a later input, so its
+#   cached value is final;
+# - causal convolution (--token-mixing conv3x3 / dwconv): the inputs of positions t-2..t;
+# - aMLP's tiny attention: the keys and values of positions 0..t;
+# - cross-attention: the memory's keys and values, projected once per batch instead of every step.
+# Everything else in a block is per position. A step does the full forward's arithmetic at position
+# t, up to the order of float sums (tests check that the greedy tokens are the same).
+
+
+def cached(cache: dict, key: str, shape: tuple, like: torch.Tensor) -> torch.Tensor:
+    """The cache tensor `key`: zeros of `shape` (like `like`) on first use."""
+    if key not in cache:
+        cache[key] = like.new_zeros(shape)
+    return cache[key]
+
+
+def mix_step(weight: torch.Tensor, bias: torch.Tensor, inputs: torch.Tensor, t: int, per_position: int = 1):
+    """Output t of a causal token mixing: row t of its weight over the inputs (..., >= per_position * (t+1))
+    of positions 0..t (the row's later entries are masked to zero anyway), plus bias t: (...)."""
+    n = per_position * (t + 1)
+    return inputs[..., :n] @ weight[t, :n] + bias[t]
+
+
+def token_mixer_step(mixer: nn.Module, y: torch.Tensor, t: int, cache: dict) -> torch.Tensor:
+    """Output t (B, C) of a decoder's token mixer, given its input at position t, y (B, C)."""
+    if isinstance(mixer, ConvTokens):  # kernel 3 over positions t-2..t, zeros before position 0
+        window = cache.get("window", y.new_zeros(*y.shape, 3))
+        cache["window"] = window = torch.cat([window[..., 1:], y[..., None]], dim=-1)  # (B, C, 3)
+        return mixer.conv(window)[..., 0]
+    if isinstance(mixer, LinearTokens):
+        inputs = cached(cache, "inputs", (*y.shape, mixer.in_features), y)  # (B, C, L)
+        inputs[..., t] = y
+        return mix_step(mixer.weight, mixer.bias, inputs, t)
+    if isinstance(mixer, TokenMlp) and mixer.per_position:
+        r, fc1, fc2 = mixer.per_position, mixer.fc1, mixer.fc2
+        inputs = cached(cache, "inputs", (*y.shape, fc1.in_features), y)  # (B, C, L)
+        hidden = cached(cache, "hidden", (*y.shape, fc1.out_features), y)  # (B, C, r * L)
+        inputs[..., t] = y
+        units = slice(r * t, r * (t + 1))  # the hidden units of position t
+        hidden[..., units] = mixer.act(inputs[..., : t + 1] @ fc1.weight[units, : t + 1].T + fc1.bias[units])
+        return mix_step(fc2.weight, fc2.bias, hidden, t, per_position=r)
+    raise TypeError(f"{type(mixer).__name__} has no incremental decoding step.")
+
+
+def attention_step(attn: TinyAttention, x: torch.Tensor, t: int, cache: dict, max_len: int) -> torch.Tensor:
+    """aMLP's causal tiny attention at position t: x (B, 1, C) -> (B, 1, out_dim)."""
+    q, k, v = attn.qkv(x).chunk(3, dim=-1)  # (B, 1, A) each
+    keys = cached(cache, "keys", (x.shape[0], max_len, k.shape[-1]), k)  # (B, L, A)
+    values = cached(cache, "values", (x.shape[0], max_len, v.shape[-1]), v)
+    keys[:, t], values[:, t] = k[:, 0], v[:, 0]
+    y = F.scaled_dot_product_attention(q[:, None], keys[:, None, : t + 1], values[:, None, : t + 1])  # (B, 1, 1, A)
+    return attn.proj(y[:, 0])
+
+
+def block_step(block: nn.Module, x: torch.Tensor, t: int, cache: dict) -> torch.Tensor:
+    """A decoder block at position t: x (B, 1, C) -> (B, 1, C), as the block's forward computes it there."""
+    if isinstance(block, TextMixerBlock):
+        x = x + token_mixer_step(block.mlp_tokens, block.norm1(x)[:, 0], t, cache)[:, None]
+        return x + block.mlp_channels(block.norm2(x))
+    if isinstance(block, TextResBlock):
+        x = x + block.ls1 * token_mixer_step(block.linear_tokens, block.norm1(x)[:, 0], t, cache)[:, None]
+        return x + block.ls2 * block.mlp_channels(block.norm2(x))
+    if isinstance(block, TextSpatialGatingBlock):
+        mlp, gate = block.mlp_channels, block.mlp_channels.gate
+        y = block.norm(x)  # (B, 1, C)
+        gate_term = None if block.attn is None else attention_step(block.attn, y, t, cache, gate.proj.in_features)
+        u, v = mlp.act(mlp.fc1(y)).chunk(2, dim=-1)  # (B, 1, F/2) each
+        inputs = cached(cache, "gate", (v.shape[0], v.shape[-1], gate.proj.in_features), v)  # (B, F/2, L)
+        inputs[..., t] = gate.norm(v)[:, 0]
+        v = mix_step(gate.proj.weight, gate.proj.bias, inputs, t)[:, None]  # (B, 1, F/2)
+        if gate_term is not None:
+            v = v + gate_term
+        return x + mlp.fc2(u * v)
+    raise TypeError(f"{type(block).__name__} has no incremental decoding step.")
+
+
+def memory_keys_values(cross: CrossAttention, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-attention's keys and values of the memory (B, S, C), as nn.MultiheadAttention projects
+    them: (B, heads, S, C / heads) each."""
+    attn, C = cross.attn, memory.shape[-1]
+    w, b = attn.in_proj_weight, attn.in_proj_bias
+    k, v = F.linear(memory, w[C : 2 * C], b[C : 2 * C]), F.linear(memory, w[2 * C :], b[2 * C :])  # (B, S, C)
+    return tuple(z.unflatten(-1, (attn.num_heads, -1)).transpose(1, 2) for z in (k, v))
+
+
+def cross_step(cross: CrossAttention, x: torch.Tensor, keys, values, memory_mask: torch.Tensor) -> torch.Tensor:
+    """CrossAttention at one position: x (B, 1, C) -> (B, 1, C), with the memory's keys and values."""
+    attn, C = cross.attn, x.shape[-1]
+    q = F.linear(cross.norm(x), attn.in_proj_weight[:C], attn.in_proj_bias[:C])  # (B, 1, C)
+    q = q.unflatten(-1, (attn.num_heads, -1)).transpose(1, 2)  # (B, H, 1, D)
+    y = F.scaled_dot_product_attention(q, keys, values, attn_mask=memory_mask)  # (B, H, 1, D)
+    return x + attn.out_proj(y.transpose(1, 2).flatten(2))
+
+
+def decoder_step(stack: TokenStack, x, t: int, caches: list[dict], memory: list, memory_mask) -> torch.Tensor:
+    """TokenStack.forward of a decoder at position t alone: x (B, 1, C) token embedding -> (B, 1, C)."""
+    if t >= stack.max_len:
+        raise ValueError(f"position {t} is past the {stack.max_len} positions this decoder is built for.")
+    x = x + stack.pos[:, t : t + 1]
+    for block, cross, cache, (keys, values) in zip(stack.blocks, stack.cross, caches, memory):
+        x = cross_step(cross, block_step(block, x, t, cache), keys, values, memory_mask)
+    return stack.norm(x)
 
 
 def build(spec: TaskSpec, size: TextSize, block, norm_layer) -> nn.Module:

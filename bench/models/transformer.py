@@ -2,20 +2,25 @@
 
 Built from a config with random weights (never downloaded), and wrapped to the interfaces of
 bench/models/text.py: MLM models return the logits tensor; seq2seq models are `Seq2SeqModel`s,
-so they share its forward and greedy `generate`. Dropout is off, as in the MLP families, so the
-families differ only in how tokens are mixed.
+so they share its forward and its greedy `generate`'s contract (run by transformers' generate with
+its key/value cache). Dropout is off, as in the MLP families, so the families differ only in how
+tokens are mixed.
 """
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from transformers import (
     MBartConfig,
     MBartForConditionalGeneration,
     RobertaPreLayerNormConfig,
     RobertaPreLayerNormForMaskedLM,
 )
+from transformers.modeling_outputs import BaseModelOutput
 
 from bench.models import register_model
 from bench.models.text import MODALITIES, Seq2SeqModel, TextSize, check_lengths, default_size, text_sizes
@@ -48,9 +53,23 @@ class PreNormMLM(nn.Module):
         )
         self.roberta = RobertaPreLayerNormForMaskedLM(config)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels_mask: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """As `MaskedLM.forward`: (B, T, V) logits, or (N, V) for the positions of `labels_mask` only.
+        The encoder runs as RobertaPreLayerNormForMaskedLM's forward runs it; the gather sits between
+        it and the LM head (dense + gelu + layer norm + decoder)."""
         positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)  # (B, T)
-        return self.roberta(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions).logits  # (B, T, V)
+        x = self.roberta.roberta_prelayernorm(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=positions
+        ).last_hidden_state  # (B, T, C)
+        if labels_mask is not None:
+            x = x[labels_mask]  # (N, C)
+        return self.roberta.lm_head(x)  # (B, T, V), or (N, V) with labels_mask
+
+    @property
+    def lm_head(self) -> nn.Module:
+        return self.roberta.lm_head
 
 
 class MBartSeq2Seq(Seq2SeqModel):
@@ -79,7 +98,7 @@ class MBartSeq2Seq(Seq2SeqModel):
             dropout=0.0,
             attention_dropout=0.0,
             activation_dropout=0.0,
-            use_cache=False,  # decoding reruns the prefix; see Seq2SeqModel.generate
+            use_cache=False,  # training and forward have no use for it; generate turns it on
         )
         self.mbart = MBartForConditionalGeneration(config)
 
@@ -93,6 +112,28 @@ class MBartSeq2Seq(Seq2SeqModel):
             decoder_input_ids=decoder_input_ids,
             decoder_attention_mask=decoder_attention_mask,
         ).logits  # (B, T, V)
+
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
+        """Seq2SeqModel.generate's greedy decoding and output, by transformers' own generate with its
+        key/value cache, so a step computes the newest position only: (B, max_new_tokens), eos kept,
+        pad after it, done when every row has stopped."""
+        if max_new_tokens > self.target_len:
+            raise ValueError(f"max_new_tokens={max_new_tokens} exceeds the model's target length {self.target_len}.")
+        memory = self.encode(input_ids, attention_mask)  # (B, S, C)
+        out = self.mbart.generate(
+            encoder_outputs=BaseModelOutput(last_hidden_state=memory),
+            attention_mask=attention_mask,
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=0,
+            do_sample=False,
+            num_beams=1,
+            use_cache=True,
+            decoder_start_token_id=self.bos_token_id,
+            eos_token_id=self.eos_token_id,
+            pad_token_id=self.pad_token_id,
+        )[:, 1:]  # (B, <= max_new_tokens): without the decoder start token
+        return F.pad(out, (0, max_new_tokens - out.shape[1]), value=self.pad_token_id)  # a fixed width
 
 
 @register_model(

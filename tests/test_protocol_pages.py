@@ -1,0 +1,243 @@
+"""Task pages of the tuning protocol (bench/sweep.py [tune]), on crafted results in tests/data/results/protocol.
+
+digits (image, top1, higher is better): gmlp-ti and vit-ti, each tuned over lr 0.001, 0.002, 0.004 at
+seed 0 on the validation split (tune/lr-*/), then seeds 0-2 on test. gmlp's test runs used its best
+validation lr (0.002); vit's used 0.001 though 0.002 scored best, and its lr 0.004 diverged.
+cmudict (G2P, wer, lower is better): transformer-mini, gmlp-ti and mixer-s16, seeds 0-2 on test, no
+tuning; mixer's files predate eval_split and trained 500 steps where the others trained 400.
+
+Golden files in tests/golden/protocol pin the pages byte for byte. After an intended change of the
+output, regenerate them and review the diff:
+
+    UPDATE_GOLDEN=1 python -m pytest tests/test_protocol_pages.py
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from leaderboard.__main__ import main
+from leaderboard.collect import Failure, Run, collect
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "tests" / "data" / "results" / "protocol"
+GOLDEN = ROOT / "tests" / "golden" / "protocol"
+PAGES = ["index.md", "digits.md", "cmudict.md", "results.csv"]
+
+
+def generate(work: Path) -> tuple[int, str]:
+    """`python -m leaderboard results --out board` in `work` on a copy of the fixtures, as a user would."""
+    shutil.copytree(RESULTS, work / "results")
+    stderr = io.StringIO()
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+            code = main(["results", "--out", "board"])
+    finally:
+        os.chdir(cwd)
+    return code, stderr.getvalue()
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("protocol")
+    code, stderr = generate(work)
+    assert code == 0 and stderr == ""  # no file skipped: a tuning run is no repeat of the test run of its seed
+    return work / "board"
+
+
+def page(board: Path, name: str) -> str:
+    return (board / name).read_text(encoding="utf-8")
+
+
+def section(text: str, title: str) -> str:
+    """The part of a page from the heading `title` to the next heading of its level or above."""
+    level = title.split(" ")[0]
+    rest = text.split(title + "\n", 1)[1]
+    ends = [i for i in (rest.find("\n" + "#" * n + " ") for n in range(1, len(level) + 1)) if i >= 0]
+    return rest[: min(ends)] if ends else rest
+
+
+def table_rows(text: str) -> list[list[str]]:
+    return [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
+            if line.startswith("|") and not line.startswith("|---")]
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_pages_match_golden(board, name):
+    produced = page(board, name)
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.mkdir(parents=True, exist_ok=True)
+        (GOLDEN / name).write_text(produced, encoding="utf-8")
+    assert produced == (GOLDEN / name).read_text(encoding="utf-8")
+
+
+def test_regenerating_reproduces_every_file_byte_for_byte(board, tmp_path):
+    assert generate(tmp_path)[0] == 0
+    produced = sorted(p.name for p in (tmp_path / "board").iterdir())
+    assert produced == sorted(p.name for p in board.iterdir())
+    for name in produced:
+        assert (tmp_path / "board" / name).read_bytes() == (board / name).read_bytes(), name
+
+
+def test_validation_runs_are_collected_apart():
+    collection = collect([str(RESULTS)])
+    assert collection.skipped == []
+    assert {r.eval_split for r in collection.runs} == {"test"}  # mixer's files, without eval_split, included
+    assert len(collection.runs) == 15 and collection.failures == []
+    assert sorted((e.id.family, e.lr, type(e).__name__) for e in collection.tuning) == [
+        ("gmlp", 0.001, "Run"), ("gmlp", 0.002, "Run"), ("gmlp", 0.004, "Run"),
+        ("vit", 0.001, "Run"), ("vit", 0.002, "Run"), ("vit", 0.004, "Failure"),
+    ]
+    assert all(e.eval_split == "validation" and e.id.seed == 0 for e in collection.tuning)
+
+
+def test_validation_runs_never_enter_the_ranked_table_csv_or_summary(board):
+    ranked = section(page(board, "digits.md"), "## Intel(R) Xeon(R) CPU @ 2.20GHz, fp32: top1, higher is better")
+    rows = table_rows(ranked)[1:]
+    # test runs only: three seeds each, their means; a validation score (0.91, 0.94, 0.92, 0.90, 0.93) in
+    # the mean would move it, and the diverged tuning run would be listed as a failed run
+    assert [r[:6] for r in rows] == [
+        ["1", "gmlp", "ti", "0.9600 ± 0.0100", "3", "[0.9352, 0.9848]"],
+        ["2", "vit", "ti", "0.9100 ± 0.0100", "3", "[0.8852, 0.9348]"],
+    ]
+    assert "Failed runs" not in page(board, "digits.md")
+    with open(board / "results.csv", newline="", encoding="utf-8") as f:
+        csv_rows = [r for r in csv.DictReader(f) if r["task"] == "digits"]
+    assert [(r["model"], r["n"], r["seeds"], r["metric_mean"]) for r in csv_rows] == [
+        ("gmlp", "3", "0 1 2", "0.96"), ("vit", "3", "0 1 2", "0.91")]
+    summary = page(board, "summary.md")
+    assert "| digits | gmlp | ti | 1.20 | top1 ↑ | 0.9600 | vit-ti | 0.9100 | +0.0500 |" in summary
+    index = page(board, "index.md")
+    assert "(finished runs: 15, failed runs: 0, tuning runs (validation, not ranked): 6, files skipped: 0)" in index
+    assert "- [digits](digits.md): 6 finished runs, 0 failed; tuning runs (validation, not ranked): 6;" in index
+
+
+def test_tuning_table_shows_every_grid_value_and_marks_the_chosen(board):
+    tuning = section(page(board, "digits.md"), "## Tuning (validation split, not ranked)")
+    assert "Seed 0; the grid: 0.001, 0.002, 0.004." in tuning
+    assert table_rows(tuning) == [
+        ["model", "size", "lr 0.001", "lr 0.002", "lr 0.004", "test runs' lr", "note"],
+        ["gmlp", "ti", "0.9100", "**0.9400**", "0.9200", "0.002", "best"],
+        # the test runs used lr 0.001 though 0.002 scored best on validation: said, not hidden
+        ["vit", "ti", "**0.9000**", "0.9300", "failed: diverged", "0.001", "⚠ not the best validation lr (0.002)"],
+    ]
+    assert "Tuning" not in page(board, "cmudict.md")  # no tuning run, no section
+
+
+def test_budget_and_settings_lines(board):
+    digits = page(board, "digits.md")
+    assert "Budget: optimizer steps 230, batch size 64, epochs 10, training samples seen 14,720." in digits
+    assert ("Settings: weight decay 0.05, warm-up fraction 0.05, label smoothing 0.1, precision fp32, device "
+            "Intel(R) Xeon(R) CPU @ 2.20GHz, CPU threads 1, bench clock process.") in digits
+    # the tuning trained on the test runs' budget, so it is not said again
+    assert "budget differs" not in digits
+    # mixer trained 500 steps, the others 400: the page says so, in bold
+    assert ("Budget: optimizer steps **varies: 400, 500**, batch size 64, epochs 2.5, training samples seen "
+            "**varies: 25,600, 32,000**.") in page(board, "cmudict.md")
+
+
+def test_floor_lines(board):
+    # from the test runs (0.1028), not the tuning runs' validation split (0.1042)
+    assert "Floor: accuracy 0.1028 (always answering the most frequent class of the test split)." \
+        in page(board, "digits.md")
+    assert ("Floor: WER 93.5000, PER 61.2500 (predicting the training set's most frequent pronunciation for "
+            "every word).") in page(board, "cmudict.md")
+
+
+def test_lower_is_better_ranks_and_ties(board):
+    title = "## Intel(R) Xeon(R) CPU @ 2.20GHz, fp32: wer, lower is better"
+    rows = table_rows(section(page(board, "cmudict.md"), title))
+    # transformer's [23.52, 28.48] lies wholly below (better than) gmlp's [28.52, 33.48] and mixer's
+    # [29.52, 34.48], which overlap each other: 1, 2=, 2=
+    assert [r[:4] for r in rows[1:]] == [["1", "transformer", "mini", "26.0000 ± 1.0000"],
+                                         ["2=", "gmlp", "ti", "31.0000 ± 1.0000"],
+                                         ["2=", "mixer", "s16", "32.0000 ± 1.0000"]]
+    assert "= Tied, their 95% intervals overlapping (or, for single runs, their values equal): rank 2: gmlp-ti, " \
+           "mixer-s16." in page(board, "cmudict.md")
+
+
+def crafted(tmp_path: Path, change) -> Path:
+    """A copy of the fixtures in tmp_path/results, each file's JSON passed through change(path, data)."""
+    folder = tmp_path / "results"
+    for path in sorted(RESULTS.rglob("*.json")):
+        target = folder / path.relative_to(RESULTS)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = change(path.relative_to(RESULTS), json.loads(path.read_text(encoding="utf-8")))
+        if data is not None:
+            target.write_text(json.dumps(data), encoding="utf-8")
+    return folder
+
+
+def test_test_runs_at_several_lrs_and_an_lr_outside_the_grid_are_flagged(tmp_path):
+    def change(path, data):
+        if path.parts[0] != "tune" and data["task"] == "digits":
+            if data["model"] == "vit" and data["seed"] == 2:
+                data["config"]["optim"]["lr"] = 0.002
+            if data["model"] == "gmlp":
+                data["config"]["optim"]["lr"] = 0.003
+        return data
+
+    folder = crafted(tmp_path, change)
+    assert main([str(folder), "--out", str(tmp_path / "board")]) == 0
+    rows = table_rows(section(page(tmp_path / "board", "digits.md"), "## Tuning (validation split, not ranked)"))
+    assert rows[1] == ["gmlp", "ti", "0.9100", "0.9400", "0.9200", "0.003",
+                       "⚠ test lr not in the grid; best validation: 0.002"]
+    assert rows[2] == ["vit", "ti", "0.9000", "0.9300", "failed: diverged", "**varies: 0.001, 0.002**",
+                       "⚠ test runs at different learning rates; best validation: 0.002"]
+
+
+def test_tuning_alone_builds_a_page_and_a_differing_tuning_budget_is_said(tmp_path):
+    def change(path, data):
+        if path.parts[0] != "tune":
+            return None if data["task"] == "digits" else data
+        if data["train"]:
+            data["train"].update(steps=100, samples=6400)
+        return data
+
+    folder = crafted(tmp_path, change)
+    assert main([str(folder), "--out", str(tmp_path / "board")]) == 0
+    digits = page(tmp_path / "board", "digits.md")
+    assert "No run of this task finished." in digits
+    # no test run here: the tuning's budget is given, and every row says it has no test runs
+    assert "Budget: optimizer steps 100, batch size 64, epochs 10, training samples seen 6,400." in digits
+    rows = table_rows(section(digits, "## Tuning (validation split, not ranked)"))
+    assert [r[-2:] for r in rows[1:]] == [["—", "no test runs"], ["—", "no test runs"]]
+
+
+def test_tuning_budget_that_differs_from_the_test_runs_is_flagged(tmp_path):
+    def change(path, data):
+        if path.parts[0] == "tune" and data["train"]:
+            data["train"].update(steps=100, samples=6400)
+        return data
+
+    folder = crafted(tmp_path, change)
+    assert main([str(folder), "--out", str(tmp_path / "board")]) == 0
+    assert ("**The tuning runs' budget differs from the test runs':** optimizer steps 100, batch size 64, "
+            "epochs 10, training samples seen 6,400.") in page(tmp_path / "board", "digits.md")
+
+
+def test_a_repeated_tuning_run_is_skipped_and_an_unknown_split_is_refused(tmp_path):
+    source = RESULTS / "tune" / "lr-0.001" / "digits__gmlp-ti__fp32__seed0.json"
+    shutil.copy(source, tmp_path / "a.json")
+    shutil.copy(source, tmp_path / "b.json")
+    data = json.loads(source.read_text(encoding="utf-8"))
+    data["config"]["data"]["eval_split"] = "dev"
+    (tmp_path / "c.json").write_text(json.dumps(data), encoding="utf-8")
+    collection = collect([str(tmp_path)])
+    assert len(collection.tuning) == 1 and collection.runs == []
+    assert collection.skipped == [
+        f"{tmp_path / 'b.json'} repeats the run in {tmp_path / 'a.json'} (same task, model, size, variant, seed, "
+        "device, precision, validation split and learning rate); only the first is used.",
+        f"{tmp_path / 'c.json'} has config.data.eval_split = 'dev'; expected test or validation.",
+    ]
+    assert isinstance(collection.tuning[0], Run) and not isinstance(collection.tuning[0], Failure)

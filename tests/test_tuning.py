@@ -1,0 +1,143 @@
+"""The protocol's tuning: learning rates chosen on validation, test scored once at the chosen one."""
+
+import gzip
+import json
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import sweep
+from bench.config import DataConfig
+from bench.errors import UserError
+from tasks.base import get_task
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def fashion_folder(root: Path, poisoned_test: bool) -> Path:
+    """Fashion-MNIST-shaped idx files made from scikit-learn's digits (learnable, small); the test
+    files of a poisoned folder are not idx files at all, so reading them fails."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.kron(digits.images, np.ones((3, 3)))[:, 1:-1, 1:-1] * 16  # (N, 22, 22) -> pad to 28
+    images = np.pad(images, ((0, 0), (3, 3), (3, 3)))
+    root.mkdir(parents=True)
+    write_idx(root / "train-images-idx3-ubyte.gz", images[:1500])
+    write_idx(root / "train-labels-idx1-ubyte.gz", digits.target[:1500])
+    if poisoned_test:
+        (root / "t10k-images-idx3-ubyte.gz").write_bytes(b"poison")
+        (root / "t10k-labels-idx1-ubyte.gz").write_bytes(b"poison")
+    else:
+        write_idx(root / "t10k-images-idx3-ubyte.gz", images[1500:])
+        write_idx(root / "t10k-labels-idx1-ubyte.gz", digits.target[1500:])
+    return root
+
+
+def grid_file(tmp_path: Path, data_dir: Path, out: Path) -> Path:
+    path = tmp_path / f"{out.name}.toml"
+    path.write_text(f"""
+output_dir = "{out}"
+tasks = ["fashion-mnist"]
+models = ["gmlp"]
+seeds = [0, 1]
+[args]
+data-dir = "{data_dir}"
+max-steps = 15
+batch-size = 32
+checkpoint-every = "none"
+no-measure = true
+[tune]
+lr = [0.0001, 0.003]
+""")
+    return path
+
+
+def test_tuning_selects_on_validation_and_never_reads_test(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    clean, poisoned = tmp_path / "clean-out", tmp_path / "poisoned-out"
+    assert sweep.main([str(grid_file(tmp_path, fashion_folder(tmp_path / "clean", False), clean))]) == 0
+    # With unreadable test files every tuning run still succeeds and chooses the same: only the
+    # runs scored on test, after the choice, fail.
+    assert sweep.main([str(grid_file(tmp_path, fashion_folder(tmp_path / "poisoned", True), poisoned))]) == 1
+    out = capsys.readouterr().out
+    for folder in (clean, poisoned):
+        tuned = sorted((folder / "tune").glob("lr-*/*.json"))
+        assert [p.parent.name for p in tuned] == ["lr-0.0001", "lr-0.003"]
+        for path in tuned:
+            result = json.loads(path.read_text())
+            assert result["status"] == "ok" and result["config"]["data"]["eval_split"] == "validation"
+    tuned_metrics = [
+        [json.loads(p.read_text())["metrics"]["top1"] for p in sorted((f / "tune").glob("lr-*/*.json"))]
+        for f in (clean, poisoned)
+    ]
+    assert tuned_metrics[0] == tuned_metrics[1]
+    assert out.count("fashion-mnist gmlp-mini: validation lr 0.0001: ") == 2 and "chosen lr 0.003" in out
+    finals = sorted(clean.glob("*.json"))
+    assert len(finals) == 2  # seeds 0 and 1, at the chosen rate, on test
+    for path in finals:
+        result = json.loads(path.read_text())
+        assert result["config"]["optim"]["lr"] == 0.003 and result["config"]["data"]["eval_split"] == "test"
+    assert not list(poisoned.glob("*.json"))
+    assert "is not a readable idx file" in next((poisoned / "logs").glob("*.log")).read_text()
+
+
+def test_select_prefers_the_best_validation_score_and_treats_failures_as_worst(tmp_path):
+    def tuned(lr, value, status="ok", higher=True, split="validation"):
+        path = tmp_path / f"{lr}.json"
+        path.write_text(json.dumps({
+            "schema_version": 1, "status": status, "task": "t", "model": "m", "size": "s", "seed": 0,
+            "config": {"data": {"eval_split": split}}, "environment": {}, "metrics": {},
+            "primary_metric": {"name": "wer", "value": value, "higher_is_better": higher},
+            "params": 1, "wall_time_s": 1.0,
+        }))
+        return {"path": path, "key": ("t", "m", "s", ""), "lr": lr}
+
+    runs = [tuned(0.001, 30.0, higher=False), tuned(0.002, 20.0, higher=False),
+            tuned(0.004, None, status="diverged", higher=False)]
+    entry = sweep.select(runs)[("t", "m", "s", "")]
+    assert entry["chosen"] == 0.002 and entry["values"][0.004] is None
+    with pytest.raises(UserError, match="not scored on the validation split"):
+        sweep.select([tuned(0.001, 0.5, split="test")])
+
+
+@pytest.mark.parametrize("task", ["digits", "fashion-mnist", "wordnet"])
+def test_validation_is_carved_from_training_and_never_trained_on(task):
+    def rows(ds):
+        def key(row):
+            if isinstance(row, dict):
+                return repr(row)
+            image, label = row
+            return image.numpy().tobytes() + bytes([int(label)])
+
+        return {key(ds[i]) for i in range(len(ds))}
+
+    cfg = dict(seq_len=32)
+    val = get_task(task).load(DataConfig(eval_split="validation", **cfg), seed=0)
+    test = get_task(task).load(DataConfig(eval_split="test", **cfg), seed=0)
+    assert rows(val.train) == rows(test.train), "tuning and reported runs train on the same data"
+    assert not rows(val.eval) & rows(val.train)
+    assert not rows(val.eval) & rows(test.eval)
+    assert 0.05 < len(val.eval) / (len(val.eval) + len(val.train)) < 0.15
+
+
+@pytest.mark.parametrize("tune, sentence", [
+    ('lr = "0.001"', "must be a list of at least two positive learning rates"),
+    ("lr = [0.001]", "must be a list of at least two positive learning rates"),
+    ("lr = [0.001, -1]", "must be a list of at least two positive learning rates"),
+    ("lrs = [0.001, 0.002]", "takes the keys"),
+])
+def test_bad_tune_tables_are_one_sentence(tmp_path, tune, sentence, capsys):
+    path = tmp_path / "grid.toml"
+    path.write_text(f'output_dir = "{tmp_path}"\ntasks = ["digits"]\nmodels = ["gmlp"]\nseeds = [0]\n[tune]\n{tune}\n')
+    assert sweep.main([str(path), "--dry-run"]) == 2
+    assert sentence in capsys.readouterr().err
