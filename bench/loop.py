@@ -21,6 +21,7 @@ from bench.checkpoint import Checkpoints, Position
 from bench.errors import UserError
 from bench.machine import wait_for_measurements
 from bench.measure import LoopTimer
+from bench.progress import progress
 
 
 class Stopped(Exception):
@@ -213,6 +214,7 @@ def train(accelerator, task, model, optimizer, scheduler, train_loader, optim_cf
                dynamic_ncols=True)
     started = time.perf_counter()
     timer = LoopTimer()
+    progress.phase("training", position.step, steps)  # for the sweep that started the run, if one did
     with signals.deferred():
         while position.step < steps:
             train_loader.set_epoch(position.epoch)  # the data order is a function of (seed, epoch)
@@ -248,6 +250,7 @@ def train(accelerator, task, model, optimizer, scheduler, train_loader, optim_cf
                 last_loss = loss.detach()
                 bar.update(1)
                 bar.set_postfix(loss=f"{last_loss.item():.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+                progress.step(position.step, steps)
                 if checkpoints and checkpoints.due(position.step, end_of_epoch or stop or position.step >= steps):
                     saved = checkpoints.save(accelerator, position)
                 if stop:

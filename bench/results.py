@@ -43,6 +43,9 @@ Keys of a result (schema_version 1):
                     "cpu_rss": the whole process's peak resident set, ~1 GB of libraries included.
     mfu             {"train": float, "infer": float, "peak_flops": float, "peak_source": str,
                      "note": str | None} | None   (note: why a value is above 1)
+    data            optional, folder image tasks: {"skipped_images": {"train": int, "eval": int}}: image
+                    files left out of each split (unreadable when the task loaded, or failing to decode
+                    when a batch needed them; "eval" is the scored split)
 """
 
 from __future__ import annotations
@@ -88,6 +91,94 @@ def result_filename(task: str, model: str, size: str, seed: int, precision: str,
 def checkpoint_folder(result_path: Path) -> Path:
     """Where the run whose result is `result_path` keeps its checkpoints: checkpoints/<its name> beside it."""
     return result_path.parent / "checkpoints" / result_path.stem
+
+
+# The settings that change what a run produces, per concern of its config. The task, model, size,
+# variant, seed and precision are in the file name already; left out are the data loader's worker
+# count, the evaluation batch size and the measurement flags (they change costs, not what is learned).
+OUTCOME_SETTINGS = {
+    "run": ("mode",),
+    "optim": ("batch_size", "lr", "weight_decay", "epochs", "max_steps", "warmup_fraction", "label_smoothing",
+              "grad_accum", "grad_clip"),
+    "data": ("data_dir", "data_files", "hub_id", "val_fraction", "eval_split", "max_train_samples",
+             "max_eval_samples", "tokenizer", "vocab_size", "image_size", "seq_len", "source_field", "target_field"),
+}
+
+
+def setting_differences(recorded: dict[str, Any], planned: dict[str, Any]) -> list[str]:
+    """The outcome-changing settings (OUTCOME_SETTINGS) in which two configs ({concern: {field: value}},
+    as a result's "config") differ, as "--lr 0.002 here, 0.001 there"; a field either lacks (a file
+    written before it existed) is not compared, nor --epochs where the same --max-steps overrides it."""
+    out = []
+    for concern, keys in OUTCOME_SETTINGS.items():
+        old, new = recorded.get(concern) or {}, planned.get(concern) or {}
+        if not isinstance(old, dict) or not isinstance(new, dict):
+            continue
+        for key in keys:
+            if key not in old or key not in new or old[key] == new[key]:
+                continue
+            if key == "epochs" and new.get("max_steps") is not None and new.get("max_steps") == old.get("max_steps"):
+                continue
+            out.append(f"--{key.replace('_', '-')} {new[key]} here, {old[key]} there")
+    return out
+
+
+def lock_path(result_path: Path) -> Path:
+    """The lock file of the run whose result is `result_path`: .<its name>.lock beside it."""
+    return result_path.parent / f".{result_path.stem}.lock"
+
+
+class RunLock:
+    """An exclusive lock on one run's result, held from before the run checks its output until it
+    ends: two runs of the same identity started together would otherwise both train and overwrite
+    each other. fcntl.flock on lock_path(result): the kernel releases it when the process ends, however
+    it ends (a lock file left by a killed run does not block the next one); release() removes the file."""
+
+    def __init__(self, result_path: Path):
+        self.path = lock_path(Path(result_path))
+        self.fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock without waiting; False if another process holds it. OSError if it cannot be made."""
+        import fcntl
+
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            try:  # the holder before us removes the file as it releases: hold the file that is there now
+                current = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                current = False
+            if current:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                self.fd = fd
+                return True
+            os.close(fd)
+
+    def holder(self) -> str:
+        """The process id written by the run holding the lock, or "?"."""
+        try:
+            return self.path.read_text().strip() or "?"
+        except OSError:
+            return "?"
+
+    def release(self) -> None:
+        import fcntl
+
+        if self.fd is None:
+            return
+        try:
+            self.path.unlink()
+        except OSError:
+            pass
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+        self.fd = None
 
 
 def git_state() -> dict[str, Any]:
@@ -190,14 +281,18 @@ def _nvidia_driver() -> str | None:
 
 
 def write_json_atomic(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write a result as JSON, atomically (`write_text_atomic`)."""
+    return write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write to a temporary file in the same folder, then rename: a crash never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(payload, f, indent=2, sort_keys=True)
-            f.write("\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes the file private; results are meant to be shared
@@ -206,6 +301,12 @@ def write_json_atomic(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def predictions_paths(result_path: Path) -> tuple[Path, Path]:
+    """Where a seq2seq run writes its hypotheses and references, one line per scored example, in the
+    same order: `sacrebleu REF -i HYP` reproduces the recorded BLEU."""
+    return result_path.with_suffix(".hyp.txt"), result_path.with_suffix(".ref.txt")
 
 
 class ResultError(ValueError):

@@ -17,10 +17,13 @@ if __package__ in (None, ""):  # run as a script: make the suite importable from
 
 from bench.config import as_dict, build_parser, configs_from_args, flag_name  # noqa: E402
 from bench.errors import PairError, UserError  # noqa: E402
-from bench.results import SCHEMA_VERSION, checkpoint_folder, result_filename, write_json_atomic  # noqa: E402
+from bench.results import (  # noqa: E402
+    SCHEMA_VERSION, checkpoint_folder, predictions_paths, result_filename, write_json_atomic, write_text_atomic,
+)
 
 MIXED_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 DEBUG_HINT = "Rerun with --debug for the traceback."
+_LOCKS: list = []  # the result lock this process holds (bench.results.RunLock), released as main() ends
 
 
 def parse_args(argv=None):
@@ -115,6 +118,7 @@ def run(configs) -> tuple[dict, int]:
     from bench.checkpoint import Checkpoints
     from bench.machine import measuring
     from bench.models import resolve
+    from bench.progress import progress
     from bench.results import capture_environment
     from tasks.base import get_task
 
@@ -127,18 +131,35 @@ def run(configs) -> tuple[dict, int]:
         task.name, entry.family, size, run_cfg.seed, run_cfg.precision, variant.name()
     )
     checkpoint_root = checkpoint_folder(out_path)
-    check_output(out_path, checkpoint_root, run_cfg)
+    check_precision(run_cfg.precision)  # before anything is created or loaded
 
-    accelerator = Accelerator(
-        mixed_precision=MIXED_PRECISION[run_cfg.precision],
-        gradient_accumulation_steps=optim_cfg.grad_accum,
-        step_scheduler_with_optimizer=False,  # see loop.make_scheduler
-        dataloader_config=DataLoaderConfiguration(
-            use_seedable_sampler=True,  # the data order is a function of (seed, epoch): the same after a resume
-            data_seed=run_cfg.seed,
-            non_blocking=torch.cuda.is_available(),  # from pinned memory, copies to the GPU overlap compute
-        ),
-    )
+    try:
+        accelerator = Accelerator(
+            mixed_precision=MIXED_PRECISION[run_cfg.precision],
+            gradient_accumulation_steps=optim_cfg.grad_accum,
+            step_scheduler_with_optimizer=False,  # see loop.make_scheduler
+            dataloader_config=DataLoaderConfiguration(
+                use_seedable_sampler=True,  # the data order is a function of (seed, epoch): the same after a resume
+                data_seed=run_cfg.seed,
+                non_blocking=torch.cuda.is_available(),  # from pinned memory, copies to the GPU overlap compute
+            ),
+        )
+    except ValueError as e:  # Accelerate refusing a mixed precision this device lacks
+        if run_cfg.precision == "fp32":
+            raise
+        raise UserError(
+            f"--precision {run_cfg.precision} cannot run here ({first_line(e)}); use --precision fp32."
+        ) from None
+    if accelerator.native_amp != (run_cfg.precision != "fp32"):  # what Accelerate really applies, whatever the device
+        raise UserError(
+            f"--precision {run_cfg.precision} would not be applied to training on {accelerator.device.type} "
+            f"(Accelerate's autocast is {'on' if accelerator.native_amp else 'off'}); use --precision fp32."
+        )
+    optim_cfg = task.configure(optim_cfg)
+    configs = {**configs, "optim": optim_cfg}  # the result and checkpoints record the value used
+    check_output(out_path, checkpoint_root, run_cfg, as_dict(configs), accelerator.is_main_process)
+    progress.enabled = accelerator.is_main_process  # tells the sweep that started the run, if one did
+    progress.phase("loading")
     if measure_cfg.measure or run_cfg.mode == "bench":
         measure.check_clock(measure_cfg, accelerator.device)
     if accelerator.device.type == "cuda" and spec.modality == "image":
@@ -148,8 +169,6 @@ def run(configs) -> tuple[dict, int]:
     set_seed(run_cfg.seed)
     started = time.perf_counter()
     environment = capture_environment(accelerator, run_cfg.precision)
-    optim_cfg = task.configure(optim_cfg)
-    configs = {**configs, "optim": optim_cfg}  # the result and checkpoints record the value used
     if synthetic_inputs(run_cfg, data_cfg):  # bench mode without data: random inputs of the task's shape
         data = None
         model = accelerator.prepare(entry.build(spec, entry.sizes[size], variant))
@@ -190,10 +209,12 @@ def run(configs) -> tuple[dict, int]:
         if run_cfg.mode == "train":
             stats = loop.train(accelerator, task, model, optimizer, scheduler, train_loader, optim_cfg, checkpoints, start)
             phase = "evaluation"
+            progress.phase(phase)
             metrics = loop.evaluate(accelerator, task, model, eval_loader, data)
             metrics["eval_samples"] = len(data.eval)  # the scored split's size, printed beside the scores
         if measure_cfg.measure or run_cfg.mode == "bench":
             phase = "measurement"
+            progress.phase(phase)
             if bench_batch is None:
                 bench_batch = next(iter(train_loader))
             with measuring():  # one measurement at a time, nothing else of the sweep running beside it
@@ -233,7 +254,17 @@ def run(configs) -> tuple[dict, int]:
         "wall_time_s": round(time.perf_counter() - started, 3),
         **{key: measurements.get(key) for key in ("flops", "throughput", "latency_ms", "memory", "mfu")},
     }
+    skipped = ((data.extra or {}) if data is not None else {}).get("skipped_images")
+    if skipped is not None:  # image files left out (unreadable at load, or failed to decode in a batch)
+        counts = skipped() if callable(skipped) else skipped
+        result["data"] = {"skipped_images": counts}
+        if any(counts.values()) and accelerator.is_main_process:
+            print(f"Skipped image files: {counts.get('train', 0)} of the training split, {counts.get('eval', 0)} of "
+                  f"the scored split (unreadable or undecodable; recorded in the result's data.skipped_images).")
     if accelerator.is_main_process:
+        if data is not None and "predictions" in (data.extra or {}):
+            for path, lines in zip(predictions_paths(out_path), data.extra["predictions"]):
+                write_text_atomic(path, "".join(line.replace("\n", " ") + "\n" for line in lines))
         write_json_atomic(out_path, result)
         result["path"] = str(out_path)
     accelerator.wait_for_everyone()
@@ -275,13 +306,37 @@ def measure_run(accelerator, task, model, batch, optim_cfg, measure_cfg, precisi
         raise OutOfMemory("Out of memory while measuring, even at batch size 1.") from None
 
 
-def check_output(path: Path, checkpoints: Path, run_cfg) -> None:
-    """Refuse to clobber an earlier result or checkpoints, to resume without a checkpoint, and fail now
-    (not after training) on an unwritable folder."""
-    from bench.checkpoint import complete
+def check_precision(precision: str) -> None:
+    """Refuse a precision that training would not really use, before anything is created or loaded.
 
-    if path.exists() and not (run_cfg.overwrite or run_cfg.resume):
-        raise UserError(f"{path} already exists; pass --overwrite to replace it, or another --output-dir.")
+    Accelerate autocasts fp16 only on accelerators (on a CPU it would train in fp32 while the
+    measurements timed fp16), and bf16 on CPUs and on GPUs that support it. The runner checks
+    Accelerate's own decision again once the Accelerator exists."""
+    if precision == "fp32":
+        return
+    import torch
+    from accelerate import PartialState
+
+    device = PartialState().device
+    if precision == "fp16" and device.type == "cpu":
+        raise UserError(
+            "--precision fp16 does not apply on a CPU (Accelerate would train in fp32); "
+            "use --precision bf16 or fp32 there."
+        )
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise UserError(f"--precision bf16 is not supported by {torch.cuda.get_device_name(device)}; use fp16 or fp32.")
+
+
+def check_output(path: Path, checkpoints: Path, run_cfg, config: dict | None = None, main_process: bool = True) -> None:
+    """Refuse to clobber an earlier result or checkpoints, to resume without a checkpoint, and fail now
+    (not after training) on an unwritable folder. The main process then holds the result's lock
+    (bench.results.RunLock) until main() ends, so a second run of the same identity started meanwhile
+    is refused instead of overwriting this one. `config` (as_dict of the run's configs) names the
+    settings in which an existing result differs."""
+    from bench.checkpoint import complete
+    from bench.results import RunLock
+
+    refuse_existing(path, run_cfg, config, announce=main_process)
     found = complete(checkpoints)
     if run_cfg.resume and not found:
         raise UserError(f"--resume found no checkpoint in {checkpoints}; run without --resume to start the run.")
@@ -296,6 +351,51 @@ def check_output(path: Path, checkpoints: Path, run_cfg) -> None:
         probe.unlink()
     except OSError as e:
         raise UserError(f"Cannot write results to {path.parent} ({e.strerror}); choose another --output-dir.") from None
+    if not main_process:
+        return
+    lock = RunLock(path)
+    try:
+        locked = lock.acquire()
+    except OSError as e:
+        raise UserError(f"Cannot write results to {path.parent} ({e.strerror}); choose another --output-dir.") from None
+    if not locked:
+        raise UserError(
+            f"Another run (process {lock.holder()}) is writing {path} now; wait for it to end, "
+            f"or choose another --output-dir."
+        )
+    _LOCKS.append(lock)
+    if run_cfg.overwrite or run_cfg.resume:
+        return
+    try:
+        refuse_existing(path, run_cfg, config, announce=False)  # again: a run holding the lock may have ended
+    except UserError:
+        release_locks()
+        raise
+
+
+def refuse_existing(path: Path, run_cfg, config: dict | None, announce: bool = True) -> None:
+    """An existing result is replaced only with --overwrite or --resume; say which settings differ
+    (and, with `announce`, that --overwrite replaces a result made with other settings)."""
+    from bench.results import ResultError, load_result, setting_differences
+
+    if not path.exists():
+        return
+    differences = []
+    if config is not None:
+        try:
+            differences = setting_differences(load_result(path).get("config") or {}, config)
+        except ResultError:
+            pass
+    made = f", made with other settings ({'; '.join(differences)})" if differences else ""
+    if not (run_cfg.overwrite or run_cfg.resume):
+        raise UserError(f"{path} already exists{made}; pass --overwrite to replace it, or another --output-dir.")
+    if differences and run_cfg.overwrite and announce:
+        print(f"Replacing {path}, which was made with other settings ({'; '.join(differences)}).")
+
+
+def release_locks() -> None:
+    while _LOCKS:
+        _LOCKS.pop().release()
 
 
 def first_line(error: BaseException) -> str:
@@ -316,6 +416,13 @@ def summary_line(result: dict) -> str:
 
 
 def main(argv=None) -> int:
+    try:
+        return _main(argv)
+    finally:
+        release_locks()  # the result is written (or the run refused): another run of it may start
+
+
+def _main(argv=None) -> int:
     parser, args = parse_args(argv)
     from bench.loop import Stopped, signals
 

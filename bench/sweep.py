@@ -6,7 +6,13 @@
 A crash or out-of-memory in one run does not stop the rest; runs whose result file already
 exists are skipped and an interrupted run resumes from its checkpoints (or starts again when it
 saved none), so a sweep stopped with Ctrl-C continues where it stopped when rerun. Each run's output goes
-to OUTPUT_DIR/logs/. The file's keys:
+to OUTPUT_DIR/logs/. SIGINT (Ctrl-C) or SIGTERM reaches the running runs through the sweep, which
+started each in a process group of its own: they save a checkpoint and stop, no other run starts,
+and the sweep exits 130 / 143 once they have. Every --progress-every seconds (default 30) it prints
+each running run's phase, step and time left in training. A result already in output_dir that was
+made with other outcome-changing settings (bench.results.OUTCOME_SETTINGS) than the sweep's would be
+skipped as done, or replaced: the sweep refuses to start. The file's keys, checked for type and shape
+before anything runs (flags the sweep sets per run, such as seed or output-dir, are refused in args):
 
     output_dir = "runs/x"          # where result JSONs go
     tasks = ["digits"]             # task names
@@ -40,12 +46,16 @@ import itertools
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Optional
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -53,15 +63,76 @@ if __package__ in (None, ""):
 from bench.config import VariantConfig, command_parser  # noqa: E402
 from bench.errors import PairError, UserError, run_command  # noqa: E402
 from bench.machine import MEASURE_LOCK_ENV  # noqa: E402
-from bench.results import ResultError, checkpoint_folder, load_result, result_filename  # noqa: E402
+from bench.progress import PROGRESS_ENV, describe, read_progress  # noqa: E402
+from bench.results import (  # noqa: E402
+    ResultError, checkpoint_folder, load_result, result_filename, setting_differences,
+)
 
 RUN_SCRIPT = Path(__file__).resolve().parent / "run.py"
-INTERRUPTED_EXIT_CODES = (130, 143)  # bench/run.py stopped by SIGINT / SIGTERM
+# bench/run.py stopped by SIGINT / SIGTERM (negative: killed by it before its handlers were installed)
+INTERRUPTED_EXIT_CODES = (130, 143, -2, -15)
 KNOWN_KEYS = {
     "output_dir", "tasks", "models", "sizes", "seeds", "launcher", "args", "task_args", "args_from", "variants",
     "tune",
 }
 TUNE_KEYS = {"lr", "seed"}
+# Flags the sweep gives each run itself, which [args] / [task_args] must not set: what to use instead.
+SET_PER_RUN = {
+    "task": "the tasks list", "model": "the models list", "size": "the sizes list", "seed": "the seeds list",
+    "output-dir": "output_dir", "resume": "nothing: the sweep resumes interrupted runs itself",
+    "overwrite": "nothing: the sweep reruns interrupted runs itself",
+}
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _names(value) -> bool:
+    """A non-empty list of non-empty strings."""
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) and v.strip() for v in value)
+
+
+def check_flags(table, where: str, path: Path) -> None:
+    """A table of bench/run.py flags: values str / int / float / bool, none that the sweep sets per run."""
+    if not isinstance(table, dict):
+        raise UserError(f"{where} in the sweep file {path} must be a table of flags, got {_shown(table)}.")
+    for name, value in table.items():
+        if not isinstance(value, (str, int, float, bool)):
+            raise UserError(f"{where}.{name} in the sweep file {path} must be a string, number or boolean, "
+                            f"got {_shown(value)}.")
+        flag = name.replace("_", "-")
+        if flag in SET_PER_RUN:
+            raise UserError(f"{where}.{name} in the sweep file {path} sets --{flag}, which the sweep sets for each "
+                            f"run; use {SET_PER_RUN[flag]}.")
+
+
+def check_schema(grid: dict, path: Path) -> None:
+    """Types and shapes of every key of a sweep file; one sentence naming the file and the key."""
+    def need(key, ok, expected):
+        if key in grid and not ok(grid[key]):
+            raise UserError(f"{key} in the sweep file {path} must be {expected}, got {_shown(grid[key])}.")
+
+    need("output_dir", lambda v: isinstance(v, str) and v.strip(), "a non-empty string (a folder)")
+    need("args_from", lambda v: isinstance(v, str) and v.strip(), "a non-empty string (a sweep file name)")
+    for key in ("tasks", "models", "sizes"):
+        need(key, _names, "a non-empty list of names (strings)")
+    need("seeds", lambda v: isinstance(v, list) and bool(v) and all(
+        isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v), "a non-empty list of integers >= 0")
+    need("launcher", _names, "a non-empty list of strings (a command and its arguments)")
+    need("variants", lambda v: isinstance(v, dict) and all(
+        isinstance(names, list) and names and all(isinstance(n, str) for n in names) for names in v.values()),
+        'a table of lists of variant names (resmlp = ["", "norm=none"])')
+    need("task_args", lambda v: isinstance(v, dict), "a table of flag tables, one per task ([task_args.digits])")
+    need("tune", lambda v: isinstance(v, dict), "a table ([tune])")
+    if "args" in grid:
+        check_flags(grid["args"], "args", path)
+    for task_name, table in grid.get("task_args", {}).items():
+        check_flags(table, f"task_args.{task_name}", path)
+    seed = grid.get("tune", {}).get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        raise UserError(f"tune.seed in the sweep file {path} must be an integer >= 0, got {_shown(seed)}.")
 
 
 def read_toml(path: Path) -> dict:
@@ -81,6 +152,7 @@ def load_grid(path: Path) -> dict:
     for key in ("output_dir", "tasks", "models", "seeds"):
         if key not in grid:
             raise UserError(f"The sweep file {path} needs {key!r}.")
+    check_schema(grid, path)
     unlisted = set(grid.get("variants", {})) - set(grid["models"])
     if unlisted:
         raise UserError(f"The sweep file {path} lists variants of {sorted(unlisted)}, which are not in its models.")
@@ -97,7 +169,9 @@ def load_grid(path: Path) -> dict:
             if key in grid.get("args", {}) or any(key in a for a in grid.get("task_args", {}).values()):
                 raise UserError(f"{path} sets {key!r} in its args, which [tune] decides; remove it.")
     if "args_from" in grid:
-        base = read_toml(path.parent / grid["args_from"])
+        base_path = path.parent / grid["args_from"]
+        base = read_toml(base_path)
+        check_schema({key: base[key] for key in ("args", "task_args") if key in base}, base_path)
         grid["args"] = {**base.get("args", {}), **grid.get("args", {})}
         tasks = set(base.get("task_args", {})) | set(grid.get("task_args", {}))
         grid["task_args"] = {
@@ -226,10 +300,159 @@ def finished(result_path: Path) -> bool:
         return True  # not ours to overwrite; the table leaves it out
 
 
-def run_one(run: dict, launcher: list[str], log_path: Path, env: dict) -> int:
+class SweepStopped(KeyboardInterrupt):
+    """SIGINT or SIGTERM reached the sweep; the running runs were passed the signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class RunProcesses:
+    """The runs a sweep has running, each started in a process group of its own, so that a signal reaches
+    each run exactly once, from the sweep: SIGINT or SIGTERM to the sweep (alone, or to its whole
+    group as Ctrl-C does) is passed to every running run's group (the run finishes its step, saves a
+    checkpoint and stops), no run starts afterwards, and the sweep waits for them before it exits. A
+    second signal is passed on too: runs then stop at once."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.running: dict[int, subprocess.Popen] = {}
+        self.stopping: Optional[int] = None
+
+    def start(self, argv: list[str], **kwargs) -> Optional[subprocess.Popen]:
+        """The started run, or None once the sweep is stopping."""
+        with self.lock:
+            if self.stopping is not None:
+                return None
+            proc = subprocess.Popen(argv, process_group=0, stdin=subprocess.DEVNULL, **kwargs)
+            self.running[proc.pid] = proc
+            return proc
+
+    def ended(self, proc: subprocess.Popen) -> None:
+        with self.lock:
+            self.running.pop(proc.pid, None)
+
+    def forward(self, signum: int) -> bool:
+        """Pass `signum` to every running run; True for the sweep's first stop signal."""
+        with self.lock:
+            first = self.stopping is None
+            if first:
+                self.stopping = signum
+            procs = list(self.running.values())
+        for proc in procs:
+            try:
+                os.killpg(proc.pid, signum)
+            except (ProcessLookupError, PermissionError):  # ended meanwhile
+                pass
+        return first
+
+    @contextmanager
+    def stop_signals(self):
+        """While inside: SIGINT and SIGTERM are passed to the runs, and the first raises SweepStopped."""
+        def handle(signum, frame):
+            if self.forward(signum):
+                raise SweepStopped(signum)
+
+        previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+class ProgressMonitor:
+    """Every `interval` seconds, one line per running run: its phase, step / total steps and time left
+    in training, from the progress file it writes (bench.progress). Runs' own progress bars are off
+    when the sweep's output is not a terminal, so without this a sweep says only "running..."."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self.lock = threading.Lock()
+        self.active: dict[str, tuple[str, Path, float]] = {}
+        self.done = threading.Event()
+        self.thread: Optional[threading.Thread] = None
+
+    def add(self, run: dict, path: Path, started: float) -> None:
+        with self.lock:
+            self.active[run["prefix"]] = (run["prefix"], path, started)
+
+    def remove(self, run: dict) -> None:
+        with self.lock:
+            self.active.pop(run["prefix"], None)
+
+    def __enter__(self):
+        if self.interval > 0:
+            self.thread = threading.Thread(target=self._report, name="sweep-progress", daemon=True)
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        if self.thread is not None:
+            self.thread.join()
+
+    def _report(self) -> None:
+        while not self.done.wait(self.interval):
+            with self.lock:
+                active = sorted(self.active.values())
+            for prefix, path, started in active:
+                print(f"{prefix}: {describe(read_progress(path), time.perf_counter() - started)}", flush=True)
+
+
+def run_one(run: dict, launcher: list[str], log_path: Path, env: dict,
+            processes: Optional[RunProcesses] = None) -> Optional[int]:
+    """The run's exit code, or None when the sweep was stopped before it started."""
+    processes = processes or RunProcesses()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
-        return subprocess.run([*launcher, str(RUN_SCRIPT), *run["argv"]], stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+        proc = processes.start([*launcher, str(RUN_SCRIPT), *run["argv"]], stdout=log, stderr=subprocess.STDOUT,
+                               env=env)
+        if proc is None:
+            return None
+        try:
+            return proc.wait()
+        finally:
+            processes.ended(proc)
+
+
+def planned_config(run: dict) -> dict:
+    """The config bench/run.py will record for `run` ({concern: {field: value}}), from its flags."""
+    from bench.config import as_dict, build_parser, configs_from_args
+    from tasks.base import get_task
+
+    parser = build_parser("", "")
+
+    def refuse(message):
+        raise UserError(f"bench/run.py refuses the flags of {run['name']} ({message}); fix the sweep's args.")
+
+    parser.error = refuse
+    configs = configs_from_args(parser.parse_args(run["argv"]))
+    return as_dict({**configs, "optim": get_task(run["task"]).configure(configs["optim"])})
+
+
+def refuse_other_settings(runs: list[dict]) -> None:
+    """An existing result made with other outcome-changing settings (bench.results.setting_differences)
+    than the sweep's for it would be skipped as done, or replaced: refuse, before any run starts."""
+    conflicts = []
+    for run in runs:
+        if not run["path"].exists():
+            continue
+        try:
+            recorded = load_result(run["path"]).get("config") or {}
+        except ResultError:
+            continue
+        differences = setting_differences(recorded, planned_config(run))
+        if differences:
+            conflicts.append((run["path"], differences))
+    if conflicts:
+        path, differences = conflicts[0]
+        more = f" (and {len(conflicts) - 1} other results)" if len(conflicts) > 1 else ""
+        raise UserError(
+            f"{path}{more} was made with other settings than this sweep's ({'; '.join(differences)}); "
+            f"delete it or choose another output_dir, as it would be kept as this sweep's result or replaced."
+        )
 
 
 def table(paths: list[Path]) -> str:
@@ -254,15 +477,31 @@ def main(argv=None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the runs and exit")
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs at a time; each then gets cores/jobs CPU threads (default 1: all threads)")
+    parser.add_argument("--progress-every", type=float, default=30.0, metavar="SECONDS",
+                        help="print each running run's phase, step and time left this often (0: never)")
     args = parser.parse_args(argv)
     interrupted = ("Interrupted; rerun the same command to continue: finished runs are skipped, "
                    "interrupted ones resume from their checkpoints.")
-    return run_command(lambda: sweep(args), interrupted)
+    processes = RunProcesses()
+
+    def body() -> int:
+        with processes.stop_signals():
+            try:
+                return sweep(args, processes)
+            except SweepStopped as e:  # the running runs had the signal and have stopped
+                by = "" if e.signum == signal.SIGINT else f" by {signal.Signals(e.signum).name}"
+                print(f"error: Interrupted{by}; {interrupted.partition('; ')[2]}", file=sys.stderr)
+                return 128 + e.signum
+
+    return run_command(body, interrupted)
 
 
-def sweep(args) -> int:
+def sweep(args, processes: Optional[RunProcesses] = None) -> int:
+    processes = processes or RunProcesses()
     if args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}.")
+    if not args.progress_every >= 0:
+        raise UserError(f"--progress-every must be >= 0 seconds, got {args.progress_every}.")
     grid = load_grid(args.grid)
     launcher = grid.get("launcher") or [sys.executable]
     threads = None if args.jobs == 1 else max(1, (os.cpu_count() or 1) // args.jobs)
@@ -274,9 +513,11 @@ def sweep(args) -> int:
         # Measurements take turns and the other runs pause meanwhile (bench.machine).
         env[MEASURE_LOCK_ENV] = str(Path(grid["output_dir"]).resolve() / ".measure.lock")
     pool = ThreadPoolExecutor(max_workers=args.jobs)
+    monitor = ProgressMonitor(args.progress_every)
 
     def execute_all(runs: list[dict]) -> int:
         """Run what is not finished yet; the number that failed."""
+        refuse_other_settings(runs)
         todo = []
         for run in runs:
             if finished(run["path"]):
@@ -285,8 +526,9 @@ def sweep(args) -> int:
                 print(f"{run['prefix']}: would run bench/run.py {' '.join(run['argv'])}")
             else:
                 todo.append(run)
-        return sum(not ok for ok in pool.map(lambda run: execute(run, launcher, env), todo))
+        return sum(not ok for ok in pool.map(lambda run: execute(run, launcher, env, processes, monitor), todo))
 
+    monitor.__enter__()
     try:
         if "tune" not in grid:
             runs = number(plan(grid))
@@ -306,9 +548,10 @@ def sweep(args) -> int:
                 failed += execute_all(testing)
                 runs += testing
     finally:
-        # On Ctrl-C, which reaches the running runs too (one process group) so that they save a
+        # On SIGINT / SIGTERM, which RunProcesses passed to the running runs so that they save a
         # checkpoint and stop: wait for them, start no more.
         pool.shutdown(wait=True, cancel_futures=True)
+        monitor.__exit__()
     if not args.dry_run:
         print()
         print(table([r["path"] for r in runs if r["path"].exists()]))
@@ -329,12 +572,25 @@ def describe_choice(key: tuple, entry: dict) -> str:
     return f"{task_name} {family}-{size}{' [' + variant + ']' if variant else ''}: validation {scores}; chosen {chosen}"
 
 
-def execute(run: dict, launcher: list[str], env: dict) -> bool:
+def execute(run: dict, launcher: list[str], env: dict, processes: Optional[RunProcesses] = None,
+            monitor: Optional[ProgressMonitor] = None) -> bool:
     start = time.perf_counter()
     print(f"{run['prefix']}: running...", flush=True)
     log = run["path"].parent / "logs" / f"{run['name']}.log"
-    code = run_one(run, launcher, log, env)
+    progress_file = log.with_name(f"{run['name']}.progress.json")
+    progress_file.unlink(missing_ok=True)  # a file left by a sweep that was killed
+    if monitor is not None:
+        monitor.add(run, progress_file, start)
+    try:
+        code = run_one(run, launcher, log, {**env, PROGRESS_ENV: str(progress_file)}, processes)
+    finally:
+        if monitor is not None:
+            monitor.remove(run)
+        progress_file.unlink(missing_ok=True)
     seconds = time.perf_counter() - start
+    if code is None:
+        print(f"{run['prefix']}: not started, the sweep was stopped")
+        return False
     if code == 0 and run["path"].exists():
         value = json.loads(run["path"].read_text())["primary_metric"]
         print(f"{run['prefix']}: {value['name']} {value['value']:.4f} in {seconds:.0f}s", flush=True)

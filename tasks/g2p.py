@@ -277,6 +277,10 @@ class CmuDict(Seq2SeqTask):
         hypotheses = [self.detokenize(row.tolist(), vocab) for row in outputs["generated"]]
         refs = [references[i] for i in outputs["index"].tolist()]
         model = score(hypotheses, refs)
+        # written beside the result: phonemes space-separated, a word's pronunciations split by " | "
+        data.extra["predictions"] = (
+            [" ".join(h) for h in hypotheses], [" | ".join(" ".join(p) for p in ref) for ref in refs]
+        )
         floor = score([data.extra["floor_pronunciation"]] * len(refs), refs)
         return {
             "wer": model["wer"],

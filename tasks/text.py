@@ -560,14 +560,15 @@ class Seq2SeqTask(Task):
             parts = read_pair_files(data_file_paths(data_cfg), data_cfg.source_field, data_cfg.target_field), None
         else:
             parts = self.default_source(data_cfg)
+        columns = ("source", "target")
         if len(parts) == 3:
             train, validation, test = parts
-            held = validation if data_cfg.eval_split == "validation" else test
         else:
-            train, held = parts
-        if held is None:
-            train, held = split_held_out(train, lambda pair: pair[0], data_cfg.val_fraction)
-        columns = ("source", "target")
+            train, test = parts
+            if test is None:
+                train, test = split_held_out(train, lambda pair: pair[0], data_cfg.val_fraction)
+            train, validation = carve_validation(as_dataset(train, columns), "source")
+        held = validation if data_cfg.eval_split == "validation" else test
         return (
             first(as_dataset(train, columns), data_cfg.max_train_samples),
             sample(as_dataset(held, columns), data_cfg.max_eval_samples),
@@ -636,6 +637,7 @@ class Seq2SeqTask(Task):
         tokenizer, references = data.extra["tokenizer"], data.extra["references"]
         hypotheses = [self.detokenize(row.tolist(), tokenizer) for row in outputs["generated"]]
         refs = [references[i] for i in outputs["index"].tolist()]
+        data.extra["predictions"] = (hypotheses, refs)  # written beside the result, to read or rescore
         bleu = sacrebleu.BLEU()
         return {
             "bleu": bleu.corpus_score(hypotheses, [refs]).score,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import gzip
 import struct
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Optional
@@ -251,21 +252,58 @@ def _gray_transform(spec: TaskSpec):
     return transforms.Compose([transforms.Resize((h, w)), transforms.ToTensor(), transforms.Normalize([0.5], [0.5])])
 
 
+def image_errors() -> tuple[type[BaseException], ...]:
+    """Every error PIL raises for a file it cannot decode: OSError (truncated data, UnidentifiedImageError),
+    DecompressionBombError (more than twice Image.MAX_IMAGE_PIXELS), ValueError, SyntaxError (broken
+    headers of some formats), EOFError and struct.error (cut headers)."""
+    from PIL import Image, UnidentifiedImageError
+
+    return (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError, SyntaxError, EOFError,
+            struct.error)
+
+
+def decode_image(path: str, mode: str):
+    """The image at `path`, fully decoded and converted to `mode`; one of image_errors() if it cannot be."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return img.convert(mode)  # decodes the whole file: a truncated one fails here, not in verify()
+
+
 class ImageFolderSplit(Dataset):
-    """Images listed from class sub-folders; unreadable files are counted and skipped at load time."""
+    """Images listed from class sub-folders. Files PIL cannot open are left out when the task loads
+    (readable_images); a file that still fails to decode when a batch needs it (a truncated JPEG, which
+    passes PIL's header check, or an oversized image) is replaced by the next decodable sample of the
+    list, so the run goes on, deterministically, and is marked: `skipped()` counts the marked files. The
+    marks live in shared memory, so the loader's worker processes add to the same count."""
 
     def __init__(self, samples: list[tuple[str, int]], transform, mode: str = "RGB"):
         self.samples, self.transform, self.mode = samples, transform, mode
+        self.bad = torch.zeros(len(samples), dtype=torch.uint8).share_memory_()
 
     def __len__(self):
         return len(self.samples)
 
     def __getitem__(self, i):
-        from PIL import Image
+        for k in range(len(self.samples)):
+            j = (i + k) % len(self.samples)
+            if self.bad[j]:
+                continue
+            path, label = self.samples[j]
+            try:
+                image = decode_image(path, self.mode)
+            except image_errors() as e:
+                self.bad[j] = 1
+                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                print(f"Skipped unreadable image {path} ({reason}); the next readable one takes its place.",
+                      file=sys.stderr, flush=True)
+                continue
+            return self.transform(image), label
+        raise DataError(f"None of the {len(self.samples)} images of this split could be decoded.")
 
-        path, label = self.samples[i]
-        with Image.open(path) as img:
-            return self.transform(img.convert(self.mode)), label
+    def skipped(self) -> int:
+        """Files that failed to decode while loading batches (each counted once)."""
+        return int(self.bad.sum())
 
 
 def list_image_folder(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
@@ -275,6 +313,8 @@ def list_image_folder(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
         raise DataError(f"{root} has no class sub-folders; an image folder holds one sub-folder of images per class.")
+    if len(classes) < 2:
+        raise DataError(f"{root} has only one class sub-folder ({classes[0]}); classification needs at least 2.")
     samples = [
         (str(path), index)
         for index, name in enumerate(classes)
@@ -287,18 +327,33 @@ def list_image_folder(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
 
 
 def readable_images(samples: list[tuple[str, int]]) -> tuple[list[tuple[str, int]], list[str]]:
-    """Split samples into those PIL can open and the paths of corrupt ones."""
-    from PIL import Image, UnidentifiedImageError
+    """Split samples into those PIL can open and the paths of corrupt ones (headers and, for PNG,
+    checksums only: a truncated JPEG passes and is caught by ImageFolderSplit when decoded)."""
+    from PIL import Image
 
+    errors = image_errors()
     good, bad = [], []
     for path, label in samples:
         try:
             with Image.open(path) as img:
                 img.verify()
             good.append((path, label))
-        except (OSError, UnidentifiedImageError, SyntaxError):
+        except errors:
             bad.append(path)
     return good, bad
+
+
+class SkippedImages:
+    """TaskData.extra["skipped_images"] of a folder task: called, {"train": n, "eval": n}, the image
+    files of each split left out, at load time (unreadable) and while training or evaluating (failed
+    to decode); the runner writes it into the result's "data" section."""
+
+    def __init__(self, at_load: dict[str, int], train: ImageFolderSplit, eval_: ImageFolderSplit):
+        self.at_load, self.train, self.eval = at_load, train, eval_
+
+    def __call__(self) -> dict[str, int]:
+        return {"train": self.at_load["train"] + self.train.skipped(),
+                "eval": self.at_load["eval"] + self.eval.skipped()}
 
 
 class FolderTask(ImageClassification):
@@ -327,21 +382,28 @@ class FolderTask(ImageClassification):
             if not good:
                 raise DataError(f"No readable images in the {name} split of {data_cfg.data_dir}.")
             if name == "train":
+                classes = {label for _, label in good}
+                if len(classes) < 2 or len(good) < MIN_TRAIN_IMAGES:
+                    raise DataError(
+                        f"The training split of {data_cfg.data_dir} has {len(good)} readable image(s) in "
+                        f"{len(classes)} class(es); training needs at least {MIN_TRAIN_IMAGES} in at least 2 classes."
+                    )
                 train_samples = good
             else:
                 eval_samples = good
-        data = _finish(
-            spec,
-            ImageFolderSplit(train_samples, image_transform(spec, True)),
-            ImageFolderSplit(eval_samples, image_transform(spec, False)),
-            data_cfg,
-            ImageFolderSplit(train_samples, image_transform(spec, False)),
-        )
-        data.extra = {"skipped_images": counts}
+        train = ImageFolderSplit(train_samples, image_transform(spec, True))
+        test = ImageFolderSplit(eval_samples, image_transform(spec, False))
+        train_for_eval = ImageFolderSplit(train_samples, image_transform(spec, False))
+        data = _finish(spec, train, test, data_cfg, train_for_eval)
+        if data_cfg.eval_split == "validation":  # scored on training images: their load-time skips count under train
+            data.extra = {"skipped_images": SkippedImages({"train": counts["train"], "eval": 0}, train, train_for_eval)}
+        else:
+            data.extra = {"skipped_images": SkippedImages(counts, train, test)}
         return data
 
 
 SIDE_PROBE_IMAGES = 64  # images whose headers decide a folder's default side
+MIN_TRAIN_IMAGES = 4  # readable training images a folder needs: some for training, one or more for validation
 
 
 @functools.lru_cache(maxsize=8)
@@ -357,7 +419,7 @@ def typical_side(root: str) -> int:
         try:
             with Image.open(path) as img:  # reads the header only
                 sides.append(max(img.size))
-        except (OSError, ValueError, Image.DecompressionBombError):
+        except image_errors():
             continue
     if not sides:
         return FolderTask.default_side

@@ -18,3 +18,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def need_debian_data(package: str) -> None:
+    """Skip a test whose real data comes from a Debian package that is not installed, saying which;
+    with MLPBENCH_REQUIRE_DATA set (CI installs the packages) a missing package fails instead."""
+    from pathlib import Path
+
+    from bench.install_data import PACKAGES
+
+    path, task = PACKAGES[package]
+    if Path(path).exists():
+        return
+    why = f"Debian's {package} (data of {task}) is not installed; python -m bench.install_data installs it"
+    if os.environ.get("MLPBENCH_REQUIRE_DATA"):
+        pytest.fail(why)
+    pytest.skip(why)

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import need_debian_data
 import torch
 from PIL import Image
 
@@ -131,6 +132,8 @@ def test_small_training_sets_are_not_cut_to_whole_batches(tmp_path, one_thread):
 
 @pytest.mark.parametrize("task", ["digits", "wordnet"])
 def test_max_eval_samples_is_a_seeded_sample_not_the_first_rows(task):
+    if task == "wordnet":
+        need_debian_data("wordnet-base")
     data_cfg = DataConfig(max_eval_samples=20, seq_len=32, max_train_samples=50)
     whole = get_task(task).load(DataConfig(seq_len=32, max_train_samples=50), seed=0).eval
     first = get_task(task).load(data_cfg, seed=0).eval

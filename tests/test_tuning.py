@@ -3,11 +3,13 @@
 import gzip
 import json
 import struct
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import need_debian_data
 
 from bench import sweep
 from bench.config import DataConfig
@@ -110,8 +112,13 @@ def test_select_prefers_the_best_validation_score_and_treats_failures_as_worst(t
         sweep.select([tuned(0.001, 0.5, split="test")])
 
 
+DEBIAN_PACKAGE = {"fashion-mnist": "dataset-fashion-mnist", "wordnet": "wordnet-base"}
+
+
 @pytest.mark.parametrize("task", ["digits", "fashion-mnist", "wordnet"])
 def test_validation_is_carved_from_training_and_never_trained_on(task):
+    if task in DEBIAN_PACKAGE:
+        need_debian_data(DEBIAN_PACKAGE[task])
     def rows(ds):
         def key(row):
             if isinstance(row, dict):
@@ -141,3 +148,34 @@ def test_bad_tune_tables_are_one_sentence(tmp_path, tune, sentence, capsys):
     path.write_text(f'output_dir = "{tmp_path}"\ntasks = ["digits"]\nmodels = ["gmlp"]\nseeds = [0]\n[tune]\n{tune}\n')
     assert sweep.main([str(path), "--dry-run"]) == 2
     assert sentence in capsys.readouterr().err
+
+
+def test_seq2seq_validation_is_carved_from_training_where_the_source_has_none():
+    def sources(ds):
+        return set(ds["source_ids"] if "source_ids" in ds.column_names else ds["source"])
+
+    task = get_task("numbers")
+    train_val, validation = task.pairs(DataConfig(eval_split="validation", seq_len=16))
+    train_test, test = task.pairs(DataConfig(eval_split="test", seq_len=16))
+    assert sources(train_val) == sources(train_test)
+    assert not sources(validation) & sources(train_val) and not sources(validation) & sources(test)
+
+
+def test_seq2seq_runs_write_their_hypotheses_and_sacrebleu_reproduces_the_bleu(tmp_path, one_thread):
+    import sacrebleu
+
+    from bench import run as runner
+    from bench.results import predictions_paths
+
+    assert runner.main(["--task", "numbers", "--model", "transformer", "--size", "mini", "--max-steps", "30",
+                        "--batch-size", "32", "--seq-len", "16", "--max-eval-samples", "64", "--no-measure",
+                        "--checkpoint-every", "none", "--output-dir", str(tmp_path)]) == 0
+    result_path = next(tmp_path.glob("*.json"))
+    recorded = json.loads(result_path.read_text())["metrics"]["bleu"]
+    hyp, ref = predictions_paths(result_path)
+    hypotheses, references = hyp.read_text().splitlines(), ref.read_text().splitlines()
+    assert len(hypotheses) == len(references) == 64
+    assert sacrebleu.corpus_bleu(hypotheses, [references]).score == recorded
+    cli = subprocess.run([sys.executable, "-m", "sacrebleu", str(ref), "-i", str(hyp), "-b", "-w", "6"],
+                         capture_output=True, text=True, check=True)
+    assert float(cli.stdout) == pytest.approx(recorded, abs=1e-6)
