@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -41,7 +42,9 @@ class RunConfig:
     size: Optional[str] = flag(None, "model size; default: the family's size for the task's input")
     seed: int = flag(0, "random seed for weights, data order and masking")
     mode: str = flag("train", "train: train and evaluate, then measure; bench: measure only", MODES)
-    precision: str = flag("fp32", "autocast precision", PRECISIONS)
+    precision: Optional[str] = flag(
+        None, "autocast precision (default: accelerate launch's --mixed_precision or config file, else fp32)", PRECISIONS
+    )
     output_dir: str = flag("runs", "folder for the result JSON and checkpoints")
     overwrite: bool = flag(False, "start the run over: replace its result and remove its checkpoints")
     resume: bool = flag(False, "continue from the run's latest checkpoint (and replace its result)")
@@ -55,7 +58,7 @@ class RunConfig:
         require(self.seed >= 0, f"--seed must be >= 0, got {self.seed}.")
         require(self.mode in MODES, f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}.")
         require(
-            self.precision in PRECISIONS,
+            self.precision is None or self.precision in PRECISIONS,
             f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}.",
         )
         require(
@@ -228,6 +231,23 @@ class VariantConfig:
             except ValueError:
                 raise UserError(f"--layer-scale-init must be a number, got {value!r} in variant {text!r}.") from None
         return cls(**values)
+
+
+LAUNCHER_PRECISIONS = {"no": "fp32", "bf16": "bf16", "fp16": "fp16"}  # accelerate's names -> ours
+
+
+def resolve_precision(run_cfg: RunConfig) -> RunConfig:
+    """The run's precision: --precision, else what `accelerate launch` was given (its --mixed_precision
+    or config file, passed to the run as ACCELERATE_MIXED_PRECISION), else fp32. The launcher's "no"
+    is also its default, so only a launcher asking for bf16 or fp16 can disagree with --precision."""
+    launched = LAUNCHER_PRECISIONS.get(os.environ.get("ACCELERATE_MIXED_PRECISION", ""))
+    if run_cfg.precision is None:
+        return dataclasses.replace(run_cfg, precision=launched or "fp32")
+    require(
+        launched in (None, "fp32", run_cfg.precision),
+        f"--precision {run_cfg.precision} contradicts accelerate launch's mixed precision {launched}; give one of them.",
+    )
+    return run_cfg
 
 
 def flag_name(field_name: str) -> str:

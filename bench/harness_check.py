@@ -22,7 +22,6 @@ GEMM timed in the same run), with the share of step time spent in matmuls, which
 
 from __future__ import annotations
 
-import argparse
 import copy
 import random
 import statistics

@@ -15,7 +15,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the suite importable from a plain checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.config import as_dict, build_parser, configs_from_args, flag_name  # noqa: E402
+from bench.config import as_dict, build_parser, configs_from_args, flag_name, resolve_precision  # noqa: E402
 from bench.errors import PairError, UserError  # noqa: E402
 from bench.results import (  # noqa: E402
     SCHEMA_VERSION, checkpoint_folder, predictions_paths, result_filename, write_json_atomic, write_text_atomic,
@@ -122,6 +122,7 @@ def run(configs) -> tuple[dict, int]:
     from bench.results import capture_environment
     from tasks.base import get_task
 
+    configs = {**configs, "run": resolve_precision(configs["run"])}
     run_cfg, optim_cfg, data_cfg, measure_cfg = configs["run"], configs["optim"], configs["data"], configs["measure"]
     variant = configs["variant"]
     task = get_task(run_cfg.task)

@@ -41,7 +41,6 @@ OUTPUT_DIR. Nothing in the tuning phase reads the test split.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import math

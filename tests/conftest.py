@@ -1,4 +1,5 @@
 import os
+import sys
 
 import pytest
 import torch
@@ -7,6 +8,17 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerator_state():
+    """Each launched run is a fresh process; in-process runs share Accelerate's singleton state,
+    which keeps the first run's mixed precision: reset it after every test."""
+    yield
+    if "accelerate" in sys.modules:
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state()
 
 
 @pytest.fixture
@@ -34,3 +46,25 @@ def need_debian_data(package: str) -> None:
     if os.environ.get("MLPBENCH_REQUIRE_DATA"):
         pytest.fail(why)
     pytest.skip(why)
+
+
+def generate_pages(results, work, ignore=()):
+    """Copy fixture results to work/results and run `python -m leaderboard results --out board` in
+    `work`, as a user would, so the command quoted on the index does not depend on where tests run:
+    (exit code, stderr)."""
+    import contextlib
+    import io
+    import shutil
+
+    from leaderboard.__main__ import main
+
+    shutil.copytree(results, work / "results", ignore=shutil.ignore_patterns(*ignore))
+    stderr = io.StringIO()
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+            code = main(["results", "--out", "board"])
+    finally:
+        os.chdir(cwd)
+    return code, stderr.getvalue()

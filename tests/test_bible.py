@@ -174,7 +174,8 @@ def test_data_files_replace_the_modules(tmp_path, monkeypatch):
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("source\ttarget\n" + "".join(f"word {i}\tpalabra {i}\n" for i in range(100)), encoding="utf-8")
     train, held = BibleEnEs().pairs(DataConfig(data_files=str(pairs)))
-    assert len(train) + len(held) == 100 and len(held) > 0
+    _, validation = BibleEnEs().pairs(DataConfig(data_files=str(pairs), eval_split="validation"))
+    assert len(train) + len(validation) + len(held) == 100 and len(held) > 0 and len(validation) > 0
 
 
 def test_missing_tools_or_modules_name_the_packages(tmp_path, monkeypatch):

@@ -1,5 +1,6 @@
 """Every command's --help works and shows defaults and an example; the data installer's paths."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +40,18 @@ def test_install_data_says_what_is_missing_and_never_fails_without_apt(monkeypat
     assert install_data.main([]) == 0
     err = capsys.readouterr().err
     assert "apt-get is not available" in err and "--data-dir / --data-files" in err
+
+
+def test_accelerates_mixed_precision_reaches_the_run_and_a_contradiction_is_refused(tmp_path, monkeypatch, capsys):
+    """`accelerate launch --mixed_precision bf16` (or its config file) sets ACCELERATE_MIXED_PRECISION."""
+    from bench import run as runner
+
+    quick = ["--task", "digits", "--model", "gmlp", "--mode", "bench", "--batch-size", "4", "--bench-steps", "1",
+             "--bench-repeats", "1", "--latency-samples", "1", "--peak-gemm-size", "64"]
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    assert runner.main([*quick, "--output-dir", str(tmp_path / "a")]) == 0
+    result = json.loads((tmp_path / "a" / "digits__gmlp-mini__bf16__seed0.json").read_text())
+    assert result["environment"]["precision"] == result["config"]["run"]["precision"] == "bf16"
+    assert runner.main([*quick, "--precision", "fp32", "--output-dir", str(tmp_path / "b")]) == 2
+    assert "--precision fp32 contradicts accelerate launch's mixed precision bf16" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()

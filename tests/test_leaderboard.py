@@ -14,9 +14,7 @@ intended change of the output, regenerate them and review the diff:
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
 import json
 import os
 import shutil
@@ -25,6 +23,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import generate_pages
 
 from leaderboard.__main__ import main
 from leaderboard.aggregate import aggregate, compare_to_baselines
@@ -54,18 +53,7 @@ def run_cli(*args: str, cwd: Path, preamble: str = "") -> subprocess.CompletedPr
 
 
 def generate(work: Path) -> tuple[int, str]:
-    """Copy the fixture results to work/results and run `python -m leaderboard results --out board` in
-    `work`, as a user would, so the command quoted on the index does not depend on where tests run."""
-    shutil.copytree(RESULTS, work / "results", ignore=shutil.ignore_patterns("protocol"))
-    stderr = io.StringIO()
-    cwd = os.getcwd()
-    os.chdir(work)
-    try:
-        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
-            code = main(["results", "--out", "board"])
-    finally:
-        os.chdir(cwd)
-    return code, stderr.getvalue()
+    return generate_pages(RESULTS, work, ("protocol",))
 
 
 @pytest.fixture(scope="module")

@@ -125,7 +125,8 @@ def test_result_has_exactly_the_schema_keys(measured):
     assert set(result["throughput"]) == {
         "batch_size", "requested_batch_size", "oom_retries",
         "infer_samples_per_s", "train_samples_per_s", "infer_tokens_per_s", "train_tokens_per_s",
-        "infer_spread", "train_spread", "loop_samples_per_s", "data_wait_fraction",
+        "infer_spread", "train_spread", "loop_samples_per_s", "data_wait_fraction", "stable", "unstable_reason",
+        "remeasured",
     }
     assert set(result["latency_ms"]) == {"p50", "p90", "p99"}
     assert set(result["memory"]) == {"kind", "train_peak_mb", "infer_peak_mb", "train_reserved_mb", "infer_reserved_mb"}
@@ -231,6 +232,7 @@ def test_other_errors_are_not_retried():
 def test_compile_and_channels_last_apply_to_the_measured_copy(monkeypatch):
     compiled, layouts = [], []
     monkeypatch.setattr(torch, "compile", lambda m: compiled.append(m) or m)  # the real one takes a minute on CPU
+    monkeypatch.setattr(bench.measure, "MAX_REMEASURES", 0)  # one measurement, however noisy the machine
 
     def forward_noting_layout(model, batch):
         layouts.append(batch[0].is_contiguous(memory_format=torch.channels_last))

@@ -14,15 +14,14 @@ output, regenerate them and review the diff:
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
 import json
 import os
 import shutil
 from pathlib import Path
 
 import pytest
+from conftest import generate_pages
 
 from leaderboard.__main__ import main
 from leaderboard.collect import Failure, Run, collect
@@ -34,17 +33,7 @@ PAGES = ["index.md", "digits.md", "cmudict.md", "results.csv"]
 
 
 def generate(work: Path) -> tuple[int, str]:
-    """`python -m leaderboard results --out board` in `work` on a copy of the fixtures, as a user would."""
-    shutil.copytree(RESULTS, work / "results")
-    stderr = io.StringIO()
-    cwd = os.getcwd()
-    os.chdir(work)
-    try:
-        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
-            code = main(["results", "--out", "board"])
-    finally:
-        os.chdir(cwd)
-    return code, stderr.getvalue()
+    return generate_pages(RESULTS, work, ())
 
 
 @pytest.fixture(scope="module")

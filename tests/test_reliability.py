@@ -2,7 +2,6 @@
 never lost silently, signals that reach a sweep's runs, and sweep files checked against a schema."""
 
 import io
-import json
 import os
 import signal
 import struct

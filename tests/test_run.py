@@ -199,7 +199,7 @@ def test_an_interrupted_run_without_checkpoints_starts_again(tmp_path):
 
     grid = {"output_dir": str(tmp_path), "tasks": ["digits"], "models": ["gmlp"], "seeds": [0], "args": {"max-steps": 2}}
     path = plan(grid)[0]["path"]
-    result = json.loads((ROOT / "results" / "leaderboard" / path.name).read_text())
+    result = json.loads((ROOT / "tests" / "data" / "results" / "cpu" / "digits__gmlp-ti__fp32__seed0.json").read_text())
     path.write_text(json.dumps({**result, "status": "ok"}))
     assert finished(path), "a finished run is skipped"
     path.write_text(json.dumps({**result, "status": "interrupted", "error": "Interrupted by SIGINT."}))
