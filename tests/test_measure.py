@@ -232,7 +232,7 @@ def test_other_errors_are_not_retried():
 def test_compile_and_channels_last_apply_to_the_measured_copy(monkeypatch):
     compiled, layouts = [], []
     monkeypatch.setattr(torch, "compile", lambda m: compiled.append(m) or m)  # the real one takes a minute on CPU
-    monkeypatch.setattr(bench.measure, "MAX_REMEASURES", 0)  # one measurement, however noisy the machine
+    monkeypatch.setattr(measure, "MAX_REMEASURES", 0)  # one measurement, however noisy the machine
 
     def forward_noting_layout(model, batch):
         layouts.append(batch[0].is_contiguous(memory_format=torch.channels_last))
