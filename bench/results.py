@@ -24,7 +24,8 @@ Keys of a result (schema_version 1):
     params          int
     wall_time_s     float
     error           str | None: the one-sentence reason when status is not "ok"
-    flops           {"forward_per_sample": float, "train_per_sample": float} | None
+    flops           {"forward_per_sample": float, "train_per_sample": float,
+                     "head_share": float (masked LM only: the output head's share of the forward FLOPs)} | None
     throughput      {"batch_size": int, "requested_batch_size": int, "oom_retries": int,
                      "infer_samples_per_s": float, "train_samples_per_s": float,
                      "infer_tokens_per_s": float | None, "train_tokens_per_s": float | None,

@@ -291,7 +291,7 @@ def measure_run(accelerator, task, model, batch, optim_cfg, measure_cfg, precisi
 
     tokens = task.tokens(batch)
     try:
-        return measure_model(
+        measured = measure_model(
             accelerator.unwrap_model(model),
             batch,
             task.loss,
@@ -305,6 +305,9 @@ def measure_run(accelerator, task, model, batch, optim_cfg, measure_cfg, precisi
         )
     except torch.OutOfMemoryError:  # measure_model already halved the batch down to 1
         raise OutOfMemory("Out of memory while measuring, even at batch size 1.") from None
+    if hasattr(task, "head_flops_share"):  # masked LM: how much of the forward pass the output head is
+        measured["flops"]["head_share"] = task.head_flops_share(accelerator.unwrap_model(model), batch)
+    return measured
 
 
 def check_precision(precision: str) -> None:
