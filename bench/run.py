@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import traceback
@@ -350,7 +351,7 @@ def check_output(path: Path, checkpoints: Path, run_cfg, config: dict | None = N
         )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        probe = path.parent / f".write-test-{path.name}"
+        probe = path.parent / f".write-test-{os.getpid()}-{path.name}"  # one per process: they check at once
         probe.write_text("")
         probe.unlink()
     except OSError as e:
