@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from bench.results import write_text_atomic
+
 PROGRESS_ENV = "MLPBENCH_PROGRESS_FILE"
 MIN_INTERVAL_S = 2.0
 _clock = time.monotonic  # tests replace it
@@ -61,16 +63,10 @@ class Progress:
             "phase": self.phase_name, "step": step, "total": total, "start_step": self.start_step,
             "elapsed_s": round(now - self.started, 3), "phase_elapsed_s": round(now - self.phase_started, 3),
         }
-        tmp = f"{path}.{os.getpid()}.tmp"
         try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(payload, f)
-            os.replace(tmp, path)
+            write_text_atomic(path, json.dumps(payload))
         except OSError:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            pass
 
 
 progress = Progress()  # one per process
