@@ -52,10 +52,23 @@ class RunConfig:
         0, "also save a checkpoint every N optimizer steps; one is always saved at each epoch's end, "
         "the end of training and on SIGINT/SIGTERM (none: never save)"
     )
+    eval_every: Optional[int] = flag(
+        None, "also score the validation split every N optimizer steps, for the learning curve in the result's "
+        "history (needs --eval-split validation: the test split is scored once, at the end)"
+    )
+    log_with: Optional[str] = flag(
+        None, "experiment trackers through Accelerate, comma-separated: tensorboard, wandb, mlflow, ... "
+        "(local logs go to OUTPUT_DIR/logs)"
+    )
+    save_model: bool = flag(
+        False, "keep the final weights as RESULT.safetensors, with RESULT.model.json to rebuild the model "
+        "(bench.models.load_saved)"
+    )
     debug: bool = flag(False, "show full tracebacks")
 
     def __post_init__(self):
         require(self.seed >= 0, f"--seed must be >= 0, got {self.seed}.")
+        require(self.eval_every is None or self.eval_every >= 1, f"--eval-every must be at least 1, got {self.eval_every}.")
         require(self.mode in MODES, f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}.")
         require(
             self.precision is None or self.precision in PRECISIONS,

@@ -27,6 +27,12 @@ class DataError(UserError):
     """Missing, empty, unreachable or malformed data."""
 
 
+def first_line(error: BaseException) -> str:
+    """An exception's message cut to one line, for a one-sentence report."""
+    lines = str(error).strip().splitlines()
+    return lines[0].rstrip(".") if lines else "no message"
+
+
 def run_command(body: Callable[[], int], interrupted: str = "Interrupted.", unexpected_exit_code: int = 1) -> int:
     """A command's exit code: `body()`'s, or one sentence on stderr when it fails or Ctrl-C stops it.
 

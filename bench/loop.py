@@ -19,6 +19,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from bench.checkpoint import Checkpoints, Position
 from bench.errors import UserError
+from bench.history import History
 from bench.machine import wait_for_measurements
 from bench.measure import LoopTimer
 from bench.progress import progress
@@ -198,8 +199,10 @@ def make_scheduler(optimizer, optim_cfg, batches_per_epoch: int):
 
 
 def train(accelerator, task, model, optimizer, scheduler, train_loader, optim_cfg,
-          checkpoints: Optional[Checkpoints] = None, start: Optional[Position] = None) -> TrainStats:
-    """Train from `start` (a checkpoint's position) for the configured steps.
+          checkpoints: Optional[Checkpoints] = None, start: Optional[Position] = None,
+          history: Optional[History] = None) -> TrainStats:
+    """Train from `start` (a checkpoint's position) for the configured steps, adding to `history`
+    the mean training loss of every step and, when due, a mid-training evaluation.
 
     Raises Diverged on a non-finite loss, OutOfMemory, and Interrupted after saving a checkpoint
     when SIGINT / SIGTERM arrives. Every process takes these decisions together, at the same step.
@@ -248,8 +251,16 @@ def train(accelerator, task, model, optimizer, scheduler, train_loader, optim_cf
                 if diverged:
                     raise Diverged(f"Training diverged: the loss became NaN or infinite by step {position.step}.")
                 last_loss = loss.detach()
+                loss_value, lr = last_loss.item(), scheduler.get_last_lr()[0]
                 bar.update(1)
-                bar.set_postfix(loss=f"{last_loss.item():.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+                bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}")
+                accelerator.log({"train/loss": loss_value, "train/lr": lr}, step=position.step)  # trackers, if any
+                if history is not None:
+                    history.add_loss(loss_value)
+                    if history.due(position.step, last=position.step >= steps):
+                        progress.phase("evaluation", position.step, steps)
+                        history.evaluate_now(accelerator, position)
+                        progress.phase("training", position.step, steps)
                 progress.step(position.step, steps)
                 if checkpoints and checkpoints.due(position.step, end_of_epoch or stop or position.step >= steps):
                     saved = checkpoints.save(accelerator, position)

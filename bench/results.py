@@ -22,6 +22,13 @@ Keys of a result (schema_version 1):
                     bleu/chrf (+ "sacrebleu_signature" string for seq2seq)
     primary_metric  {"name": str, "value": float | None, "higher_is_better": bool}
     params          int
+    history         [{"step": int, "epoch": float, "samples": int, "train_loss": float | None,
+                      "split": "validation" | "test", "metrics": {name: float}}] | None: one entry per
+                    evaluation (bench.history); the last is the run's own final evaluation, the others
+                    (--eval-every) scored validation during training. None in bench mode; absent in
+                    files written before it existed.
+    saved_model     optional (--save-model): the name of the .model.json beside the result, from which
+                    bench.models.load_saved rebuilds the trained model
     wall_time_s     float
     error           str | None: the one-sentence reason when status is not "ok"
     flops           {"forward_per_sample": float, "train_per_sample": float,
@@ -308,6 +315,12 @@ def predictions_paths(result_path: Path) -> tuple[Path, Path]:
     """Where a seq2seq run writes its hypotheses and references, one line per scored example, in the
     same order: `sacrebleu REF -i HYP` reproduces the recorded BLEU."""
     return result_path.with_suffix(".hyp.txt"), result_path.with_suffix(".ref.txt")
+
+
+def model_paths(result_path: Path) -> tuple[Path, Path]:
+    """Where --save-model keeps a run's final weights (safetensors) and the description that rebuilds
+    the model (bench.models.load_saved)."""
+    return result_path.with_suffix(".safetensors"), result_path.with_suffix(".model.json")
 
 
 class ResultError(ValueError):

@@ -17,9 +17,10 @@ if __package__ in (None, ""):  # run as a script: make the suite importable from
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.config import as_dict, build_parser, configs_from_args, flag_name, resolve_precision  # noqa: E402
-from bench.errors import PairError, UserError  # noqa: E402
+from bench.errors import PairError, UserError, first_line  # noqa: E402
 from bench.results import (  # noqa: E402
-    SCHEMA_VERSION, checkpoint_folder, predictions_paths, result_filename, write_json_atomic, write_text_atomic,
+    SCHEMA_VERSION, checkpoint_folder, model_paths, predictions_paths, result_filename, write_json_atomic,
+    write_text_atomic,
 )
 
 MIXED_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
@@ -116,9 +117,10 @@ def run(configs) -> tuple[dict, int]:
 
     import tasks  # noqa: F401
     from bench import loop, measure
-    from bench.checkpoint import Checkpoints
+    from bench.checkpoint import Checkpoints, Position
+    from bench.history import History, check_trackers, tracker_config
     from bench.machine import measuring
-    from bench.models import resolve
+    from bench.models import resolve, save_model
     from bench.progress import progress
     from bench.results import capture_environment
     from tasks.base import get_task
@@ -134,12 +136,20 @@ def run(configs) -> tuple[dict, int]:
     )
     checkpoint_root = checkpoint_folder(out_path)
     check_precision(run_cfg.precision)  # before anything is created or loaded
+    trackers = check_trackers(run_cfg.log_with)
+    if run_cfg.eval_every and (run_cfg.mode != "train" or data_cfg.eval_split != "validation"):
+        raise UserError(
+            "--eval-every scores the validation split while training; it needs --mode train and "
+            "--eval-split validation (the test split is scored once, at the end)."
+        )
 
     try:
         accelerator = Accelerator(
             mixed_precision=MIXED_PRECISION[run_cfg.precision],
             gradient_accumulation_steps=optim_cfg.grad_accum,
             step_scheduler_with_optimizer=False,  # see loop.make_scheduler
+            log_with=trackers or None,
+            project_dir=str(Path(run_cfg.output_dir) / "logs") if trackers else None,
             dataloader_config=DataLoaderConfiguration(
                 use_seedable_sampler=True,  # the data order is a function of (seed, epoch): the same after a resume
                 data_seed=run_cfg.seed,
@@ -161,6 +171,8 @@ def run(configs) -> tuple[dict, int]:
     configs = {**configs, "optim": optim_cfg}  # the result and checkpoints record the value used
     check_output(out_path, checkpoint_root, run_cfg, as_dict(configs), accelerator.is_main_process)
     progress.enabled = accelerator.is_main_process  # tells the sweep that started the run, if one did
+    if trackers:
+        accelerator.init_trackers(out_path.stem, config=tracker_config(as_dict(configs)))
     progress.phase("loading")
     if measure_cfg.measure or run_cfg.mode == "bench":
         measure.check_clock(measure_cfg, accelerator.device)
@@ -171,6 +183,7 @@ def run(configs) -> tuple[dict, int]:
     set_seed(run_cfg.seed)
     started = time.perf_counter()
     environment = capture_environment(accelerator, run_cfg.precision)
+    history = None
     if synthetic_inputs(run_cfg, data_cfg):  # bench mode without data: random inputs of the task's shape
         data = None
         model = accelerator.prepare(entry.build(spec, entry.sizes[size], variant))
@@ -187,6 +200,10 @@ def run(configs) -> tuple[dict, int]:
         model, optimizer, train_loader, eval_loader = accelerator.prepare(model, optimizer, train_loader, eval_loader)
         scheduler = accelerator.prepare(loop.make_scheduler(optimizer, optim_cfg, len(train_loader)))
         bench_batch = None  # the first training batch, taken when measuring
+        history = History(run_cfg.eval_every, lambda: loop.evaluate(accelerator, task, model, eval_loader, data),
+                          data_cfg.eval_split, len(data.train))
+        if run_cfg.eval_every:  # its entries so far are part of a checkpoint
+            accelerator.register_for_checkpointing(history)
 
         identity = {
             "--task": task.name, "--model": entry.family, "--size": size, "--seed": run_cfg.seed,
@@ -195,6 +212,7 @@ def run(configs) -> tuple[dict, int]:
             **{flag_name(key): value for key, value in as_dict(configs)["optim"].items()},
             # only the flags given, so checkpoints written before variants existed still match a default run
             **{flag_name(key): value for key, value in variant.given().items()},
+            **({"--eval-every": run_cfg.eval_every} if run_cfg.eval_every else {}),
         }
         checkpoints = Checkpoints(checkpoint_root, identity, run_cfg.checkpoint_every)
         start = None
@@ -209,11 +227,13 @@ def run(configs) -> tuple[dict, int]:
     phase = "training"
     try:
         if run_cfg.mode == "train":
-            stats = loop.train(accelerator, task, model, optimizer, scheduler, train_loader, optim_cfg, checkpoints, start)
+            stats = loop.train(accelerator, task, model, optimizer, scheduler, train_loader, optim_cfg, checkpoints, start,
+                               history)
             phase = "evaluation"
             progress.phase(phase)
             metrics = loop.evaluate(accelerator, task, model, eval_loader, data)
             metrics["eval_samples"] = len(data.eval)  # the scored split's size, printed beside the scores
+            history.record(accelerator, Position(step=stats.steps, samples=stats.samples), metrics)
         if measure_cfg.measure or run_cfg.mode == "bench":
             phase = "measurement"
             progress.phase(phase)
@@ -253,6 +273,7 @@ def run(configs) -> tuple[dict, int]:
             "final_loss": stats.final_loss, "seconds": round(stats.seconds, 3),
             "resumed_from_step": stats.resumed_from_step, "checkpoint": stats.checkpoint,
         },
+        "history": None if history is None else history.entries,
         "wall_time_s": round(time.perf_counter() - started, 3),
         **{key: measurements.get(key) for key in ("flops", "throughput", "latency_ms", "memory", "mfu")},
     }
@@ -267,9 +288,15 @@ def run(configs) -> tuple[dict, int]:
         if data is not None and "predictions" in (data.extra or {}):
             for path, lines in zip(predictions_paths(out_path), data.extra["predictions"]):
                 write_text_atomic(path, "".join(line.replace("\n", " ") + "\n" for line in lines))
+        if run_cfg.save_model and status == "ok" and stats is not None:
+            weights, description = model_paths(out_path)
+            save_model(accelerator.unwrap_model(model), entry.family, size, data.spec, variant, weights, description)
+            result["saved_model"] = description.name
         write_json_atomic(out_path, result)
         result["path"] = str(out_path)
     accelerator.wait_for_everyone()
+    if trackers:
+        accelerator.end_training()
     return result, exit_code
 
 
@@ -401,12 +428,6 @@ def refuse_existing(path: Path, run_cfg, config: dict | None, announce: bool = T
 def release_locks() -> None:
     while _LOCKS:
         _LOCKS.pop().release()
-
-
-def first_line(error: BaseException) -> str:
-    """An exception's message cut to one line, for a one-sentence report."""
-    lines = str(error).strip().splitlines()
-    return lines[0].rstrip(".") if lines else "no message"
 
 
 def summary_line(result: dict) -> str:

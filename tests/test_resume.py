@@ -19,9 +19,11 @@ from bench.results import load_result
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "digits__gmlp-mini__fp32__seed0"
-# 30 batches an epoch: the resumed run starts mid-epoch and crosses an epoch's end.
+# 30 batches an epoch: the resumed run starts mid-epoch and crosses an epoch's end. Validation is
+# scored every 10 steps, so the learning curve must survive the resume too.
 RUN = ["--task", "digits", "--model", "gmlp", "--batch-size", "16", "--max-train-samples", "480", "--max-steps", "50",
-       "--checkpoint-every", "10", "--max-eval-samples", "64", "--no-measure"]
+       "--checkpoint-every", "10", "--max-eval-samples", "64", "--no-measure", "--eval-split", "validation",
+       "--eval-every", "10"]
 
 
 def checkpoints(output_dir: Path) -> Path:
@@ -49,6 +51,8 @@ def test_killed_run_resumes_to_the_same_weights_and_metrics(tmp_path, one_thread
     expected, resumed = load_result(whole / f"{NAME}.json"), load_result(killed / f"{NAME}.json")
     assert 10 <= resumed["train"]["resumed_from_step"] < 30
     assert resumed["metrics"] == expected["metrics"]
+    assert [e["step"] for e in resumed["history"]] == [10, 20, 30, 40, 50]
+    assert resumed["history"] == expected["history"], "the entries before the resume come from the checkpoint"
     assert resumed["train"]["final_loss"] == expected["train"]["final_loss"]
     assert resumed["train"]["samples"] == expected["train"]["samples"] == 50 * 16
     final, final_resumed = (load_file(checkpoints(d) / "step-00000050" / "model.safetensors") for d in (whole, killed))

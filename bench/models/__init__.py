@@ -7,13 +7,16 @@ size, variant) that cannot run raises PairError naming the pair before any data 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 import torch.nn as nn
 
 from bench.config import VariantConfig, flag_name
-from bench.errors import PairError, UnknownNameError
+from bench.errors import PairError, UnknownNameError, UserError, first_line
 from tasks.base import TaskSpec
 
 
@@ -125,6 +128,38 @@ def create_model(
 ) -> nn.Module:
     entry, size = resolve(family, size, spec, variant)
     return entry.build(spec, entry.sizes[size], variant)
+
+
+def save_model(model: nn.Module, family: str, size: str, spec: TaskSpec, variant: VariantConfig,
+               weights: Path, description: Path) -> None:
+    """Keep trained weights as safetensors, with what rebuilds the model beside them."""
+    from safetensors.torch import save_model as save_weights
+
+    from bench.results import write_json_atomic
+
+    partial = weights.with_name(f".{weights.name}.tmp")
+    save_weights(model, str(partial))  # handles tied weights (an MLM head sharing the embedding)
+    os.replace(partial, weights)
+    spec_fields = {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(spec).items()}
+    write_json_atomic(description, {
+        "family": family, "size": size, "variant": variant.given(), "spec": spec_fields, "weights": weights.name,
+    })
+
+
+def load_saved(description: Path | str) -> nn.Module:
+    """The model a run saved with --save-model, rebuilt from its description (the .model.json file)
+    and loaded with its weights, in eval mode."""
+    from safetensors.torch import load_model as load_weights
+
+    description = Path(description)
+    try:
+        saved = json.loads(description.read_text(encoding="utf-8"))
+        spec = TaskSpec(**{key: tuple(value) if isinstance(value, list) else value for key, value in saved["spec"].items()})
+        model = create_model(saved["family"], saved["size"], spec, VariantConfig(**saved["variant"]))
+        load_weights(model, str(description.with_name(saved["weights"])))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"Cannot rebuild the model saved in {description} ({first_line(e)}).") from None
+    return model.eval()
 
 
 def _import_families() -> None:
