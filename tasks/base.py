@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import torch
+from accelerate.utils import find_batch_size
 
 from bench.registry import Registry
 
@@ -112,7 +113,7 @@ class Task(ABC):
         raise NotImplementedError(f"Task {self.name!r} cannot make synthetic inputs.")
 
     def batch_size(self, batch: Any) -> int:
-        return len(next(iter(batch.values())) if isinstance(batch, dict) else batch[0])
+        return find_batch_size(batch)
 
     def tokens(self, batch: Any) -> Optional[int]:
         """Non-pad tokens in a batch, for tokens/s; None for images."""

@@ -27,6 +27,7 @@ import datasets
 import sacrebleu
 import torch
 import torch.nn.functional as F
+from torch.nn.utils.rnn import pad_sequence
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerFast
 
@@ -322,11 +323,7 @@ def sample(ds: datasets.Dataset, n: Optional[int]) -> datasets.Dataset:
 
 def pad(rows: list[list[int]], value: int) -> torch.Tensor:
     """(B, longest row) long tensor, right-padded with `value`."""
-    width = max(len(row) for row in rows)
-    out = torch.full((len(rows), width), value, dtype=torch.long)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
-    return out
+    return pad_sequence([torch.as_tensor(row, dtype=torch.long) for row in rows], batch_first=True, padding_value=value)
 
 
 def token_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0, per_position: bool = False):

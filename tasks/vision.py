@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset, TensorDataset
+from torchvision.datasets.folder import make_dataset
 
 from bench.errors import DataError
 from tasks.base import VALIDATION_FRACTION, Task, TaskData, TaskSpec, register_task
@@ -125,7 +126,9 @@ class Digits(ImageClassification):
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """An MNIST-style idx file (optionally gzipped) as a numpy array."""
+    """An MNIST-style idx file (optionally gzipped) as a numpy array. Not torchvision's
+    read_sn3_pascalvincent_tensor: it reads only uncompressed files (Debian ships them gzipped)
+    and checks them with assert statements."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
@@ -275,7 +278,8 @@ class ImageFolderSplit(Dataset):
     (readable_images); a file that still fails to decode when a batch needs it (a truncated JPEG, which
     passes PIL's header check, or an oversized image) is replaced by the next decodable sample of the
     list, so the run goes on, deterministically, and is marked: `skipped()` counts the marked files. The
-    marks live in shared memory, so the loader's worker processes add to the same count."""
+    marks live in shared memory, so the loader's worker processes add to the same count. (torchvision's
+    ImageFolder would end the run at the first file that fails to decode.)"""
 
     def __init__(self, samples: list[tuple[str, int]], transform, mode: str = "RGB"):
         self.samples, self.transform, self.mode = samples, transform, mode
@@ -315,12 +319,10 @@ def list_image_folder(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
         raise DataError(f"{root} has no class sub-folders; an image folder holds one sub-folder of images per class.")
     if len(classes) < 2:
         raise DataError(f"{root} has only one class sub-folder ({classes[0]}); classification needs at least 2.")
-    samples = [
-        (str(path), index)
-        for index, name in enumerate(classes)
-        for path in sorted((root / name).rglob("*"))
-        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
-    ]
+    # torchvision's scan, with our class list: its find_classes would also take hidden folders
+    # (.ipynb_checkpoints) as classes, and its errors are not one sentence
+    samples = make_dataset(str(root), {name: i for i, name in enumerate(classes)}, extensions=IMAGE_EXTENSIONS,
+                           allow_empty=True)
     if not samples:
         raise DataError(f"{root} has class sub-folders but no image files ({', '.join(IMAGE_EXTENSIONS)}).")
     return classes, samples
