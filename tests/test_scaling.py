@@ -62,3 +62,98 @@ def test_resized_keeps_width_and_depth_and_checks_the_pair():
     assert size_cfg == dataclasses.replace(entry.sizes["mini"], max_len=1024)
     with pytest.raises(PairError, match="sequence length 1024 exceeds the 128 tokens"):
         resized("gmlp", "mini", spec)
+
+
+# ---------------------------------------------------------------------------------------------
+# The study: one file per point, its status, resuming
+
+
+from bench import scaling  # noqa: E402
+from bench.results import load_point, point_filename  # noqa: E402
+
+QUICK = dict(bench_warmup_steps=0, bench_steps=1, bench_repeats=1, latency_samples=1, peak_gemm_size=64,
+             batch_size=2)
+
+
+def study(tmp_path, **settings):
+    cfg = scaling.ScalingConfig(**{"series": "image-p16", "models": "vit", "tokens": "4,16", "isolate": False,
+                                   "output_dir": str(tmp_path), **QUICK, **settings})
+    return scaling.study(cfg)
+
+
+def point(tmp_path, family="vit", tokens=4, series="image-p16"):
+    return load_point(tmp_path / point_filename(series, family, "mini", tokens, "cpu", "fp32"))
+
+
+def test_points_are_measured_into_one_valid_file_each(tmp_path, one_thread, capsys):
+    assert study(tmp_path, models="vit,mixer", tokens="4") == 0
+    for family in ("vit", "mixer"):
+        data = point(tmp_path, family)
+        assert data["status"] == "ok" and data["error"] is None
+        assert data["input"] == {"image_side": 32, "patch": 16} and data["tokens"] == 4
+        assert data["baseline"] == (family == "vit")
+        assert data["flops"]["forward_per_sample"] == data["flops"]["analytic_forward_per_sample"]
+        assert data["throughput"]["train_tokens_per_s"] == 4 * data["throughput"]["train_samples_per_s"]
+        assert data["memory"]["kind"] == "cpu_tensors" and data["memory"]["train_peak_mb"] > 0
+        assert data["latency_ms"]["p50"] > 0 and data["params"] > 0
+        assert data["config"]["scaling"]["bench_clock"] == "process"
+        assert len(data["environment"]["load_average"]) == 3
+    assert "[1/2] image-p16 mixer-mini at 4 tokens: ok, train" in capsys.readouterr().out
+
+
+def test_a_point_over_its_time_cap_is_recorded_and_longer_inputs_are_not_run(tmp_path, one_thread):
+    assert study(tmp_path, time_cap=0.001) == 0
+    over, longer = point(tmp_path, tokens=4), point(tmp_path, tokens=16)
+    assert over["status"] == "timeout" and over["error"] == "Stopped over the time cap of 0.001 s (process clock)."
+    assert longer["status"] == "skipped"
+    assert longer["error"] == "Not run: at 4 tokens the family was already over the time cap."
+    # A larger cap runs both again; an equal one keeps them.
+    assert study(tmp_path, time_cap=0.001) == 0 and point(tmp_path)["status"] == "timeout"
+    assert study(tmp_path, time_cap=60, tokens="4") == 0 and point(tmp_path)["status"] == "ok"
+
+
+def test_a_point_out_of_memory_is_recorded_in_its_own_process(tmp_path, one_thread):
+    """The memory cap makes the CPU allocator fail inside the point's process: recorded as oom."""
+    assert study(tmp_path, memory_cap=1, isolate=True, series="mlm", models="gmlp", tokens="16,24") == 0
+    assert point(tmp_path, "gmlp", 16, "mlm")["status"] == "oom"
+    assert point(tmp_path, "gmlp", 16, "mlm")["error"] == "Out of memory: needs more than the memory cap of 1 MB."
+    assert point(tmp_path, "gmlp", 24, "mlm")["status"] == "skipped"
+
+
+def test_a_point_whose_process_is_killed_is_recorded_not_a_crash(tmp_path, one_thread, monkeypatch):
+    import os
+    import signal
+
+    monkeypatch.setattr(scaling, "measure_point", lambda *args: os.kill(os.getpid(), signal.SIGKILL))
+    assert study(tmp_path, tokens="4", isolate=True) == 0
+    data = point(tmp_path)
+    assert data["status"] == "oom" and "out-of-memory killer" in data["error"]
+    monkeypatch.setattr(scaling, "measure_point", lambda *args: os._exit(3))
+    assert study(tmp_path, tokens="16", isolate=True) == 1  # an error ends the study with 1
+    assert point(tmp_path, tokens=16)["error"] == "The point's process ended with exit code 3 and wrote no result."
+
+
+def test_rerunning_keeps_measured_points_and_refuses_other_settings(tmp_path, one_thread, capsys):
+    assert study(tmp_path, tokens="4") == 0
+    before = (tmp_path / point_filename("image-p16", "vit", "mini", 4, "cpu", "fp32")).read_bytes()
+    assert study(tmp_path, tokens="4") == 0
+    assert "(1 already measured)" in capsys.readouterr().out
+    assert (tmp_path / point_filename("image-p16", "vit", "mini", 4, "cpu", "fp32")).read_bytes() == before
+    assert scaling.main(["--series", "image-p16", "--models", "vit", "--tokens", "4", "--no-isolate",
+                         "--output-dir", str(tmp_path), "--batch-size", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "was measured with other settings (--batch-size 3 here, 2 there;" in err and "--overwrite" in err
+
+
+@pytest.mark.parametrize("args, sentence", [
+    (["--series", "video"], "Unknown series 'video'; valid series are: image-p16, image-p4, mlm, seq2seq."),
+    (["--series", "image-p4", "--tokens", "10"], "--tokens 10: series image-p4 needs square numbers"),
+    (["--models", "convmixer", "--series", "mlm"], "--models convmixer: no series of mlm has that modality."),
+    (["--models", "nope"], "Unknown model 'nope'; valid models are:"),
+    (["--time-cap", "0"], "--time-cap must be positive, got 0.0."),
+])
+def test_bad_flags_exit_2_with_one_sentence(tmp_path, args, sentence, capsys, one_thread):
+    assert scaling.main([*args, "--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and sentence in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
