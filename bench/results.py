@@ -358,7 +358,9 @@ def load_result(path: str | os.PathLike) -> dict[str, Any]:
 #     throughput, latency_ms, memory, mfu   bench.measure.measure_model's | None
 #     config          {"scaling": the settings that decide the point's figures and status}
 #     environment     capture_environment(), plus "load_average": the 1, 5 and 15 minute load
-#                     averages when the point began measuring (a busy machine shows)
+#                     averages when the point began measuring (a busy machine shows), "cpu_count":
+#                     the machine's cores, "measure_lock": whether it measured holding a sweep's
+#                     measurement lock (bench.machine)
 #     cpu_time_s, wall_time_s   float | None: what the point took
 
 POINT_KIND = "mlpbench-scaling-point"

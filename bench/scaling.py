@@ -139,10 +139,13 @@ class ScalingConfig:
     tokens: Optional[str] = flag(None, "comma-separated token counts to run instead of each series' grid")
     size: str = flag("mini", "the named size (width and depth) every family runs at")
     output_dir: str = flag("results/scaling", "folder of the point files")
-    batch_size: int = flag(4, "samples per timed step, the same at every point so that memory compares across sizes")
+    batch_size: int = flag(
+        2, "samples per timed step, the same at every point so that memory compares across sizes (on a GPU "
+        "a larger batch shows its costs better)"
+    )
     precision: Optional[str] = flag(None, "autocast precision (default: fp32 on a CPU, bf16 on a GPU)", PRECISIONS)
     time_cap: float = flag(
-        60.0, "seconds a point may take on the measurement clock (building, counting and measuring); "
+        30.0, "seconds a point may take on the measurement clock (building, counting and measuring); "
         "a point over it is recorded as timeout"
     )
     memory_cap: Optional[float] = flag(
@@ -405,10 +408,15 @@ def header(point: Point, cfg: ScalingConfig, setup: Setup) -> dict[str, Any]:
 
 
 def environment(setup: Setup) -> dict[str, Any]:
+    """capture_environment(), and how busy the machine was: its load averages now, its cores, and
+    whether the point measures holding a sweep's measurement lock (MLPBENCH_MEASURE_LOCK)."""
+    from bench.machine import MEASURE_LOCK_ENV
     from bench.results import capture_environment
 
     env = capture_environment(None, setup.precision)
     env["load_average"] = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+    env["cpu_count"] = os.cpu_count()
+    env["measure_lock"] = bool(os.environ.get(MEASURE_LOCK_ENV))
     return env
 
 
