@@ -386,21 +386,16 @@ def absolute_table(points: list[ScalingPoint]) -> list[str]:
 
 
 def series_note(points: list[ScalingPoint]) -> Optional[str]:
-    """One sentence on the exponents of a series: the steepest and flattest growth in training time and
-    memory, and the baseline's."""
+    """The exponents of a series' training time and peak training memory, every family's, from the
+    flattest growth to the steepest (each fitted over its own largest lengths: the exponents table)."""
     fits = {f: exponents(by_family(points, f)) for f in families_of(points)}
     baseline = next((p.family for p in points if p.baseline), None)
     parts = []
-    for name, what in (("train_time", "training time"), ("train_memory", "peak training memory")):
-        known = {f: e[name] for f, e in fits.items() if e[name] is not None}
-        if len(known) < 2:
-            continue
-        steep = max(known, key=lambda f: (known[f], f))
-        flat = min(known, key=lambda f: (known[f], f))
-        text = f"{what} grows fastest for {steep} (exponent {known[steep]:.2f}) and slowest for {flat} ({known[flat]:.2f})"
-        if baseline in known and baseline not in (steep, flat):
-            text += f"; {baseline}, the baseline: {known[baseline]:.2f}"
-        parts.append(text)
+    for name, what in (("train_time", "training-time exponents"), ("train_memory", "training-memory exponents")):
+        known = sorted(((e[name], f) for f, e in fits.items() if e[name] is not None))
+        if known:
+            listed = ", ".join(f"{f}{' (baseline)' if f == baseline else ''} {x:.2f}" for x, f in known)
+            parts.append(f"{what}, flattest first: {listed}")
     if not parts:
         return None
     sentence = "; ".join(parts)
@@ -430,7 +425,9 @@ def scaling_page(points: list[ScalingPoint], pngs: dict[str, bytes]) -> str:
         counts = {s: sum(1 for p in mine if p.status == s) for s in ("ok", "oom", "timeout", "skipped", "error")}
         lines += [f"Measured on {setup.title}. {conditions(mine)}", "",
                   f"Points: {len(mine)} ({', '.join(f'{n} {s}' for s, n in counts.items() if n)}).", ""]
-        lines += [f"{level} Note", ""]
+        lines += [f"{level} Note", "",
+                  "Each exponent is fitted over the family's own largest lengths that ran (see the exponents "
+                  "table), so families stopped early by a cap are fitted over shorter inputs.", ""]
         for series in series_of(mine):
             points_of = [p for p in mine if p.series == series]
             note = series_note(points_of)
