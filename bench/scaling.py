@@ -175,7 +175,8 @@ class ScalingConfig:
         require(self.bench_warmup_steps >= 0, f"--bench-warmup-steps must be >= 0, got {self.bench_warmup_steps}.")
         require(self.peak_gemm_size >= 64, f"--peak-gemm-size must be at least 64, got {self.peak_gemm_size}.")
         require(self.time_cap > 0, f"--time-cap must be positive, got {self.time_cap}.")
-        require(self.memory_cap is None or self.memory_cap > 0, f"--memory-cap must be positive, got {self.memory_cap}.")
+        require(self.memory_cap is None or self.memory_cap > 0,
+                f"--memory-cap must be positive, got {self.memory_cap}.")
         require(self.precision is None or self.precision in PRECISIONS,
                 f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}.")
         require(self.bench_clock is None or self.bench_clock in CLOCKS,
@@ -640,8 +641,9 @@ def summary(result: dict[str, Any]) -> str:
     if result["status"] != "ok":
         return f"{result['status']}: {result['error']}"
     throughput, memory = result["throughput"], result["memory"]
-    text = (f"ok, train {throughput['train_samples_per_s']:.4g} samples/s, infer {throughput['infer_samples_per_s']:.4g}"
-            f" samples/s, peak train memory {memory['train_peak_mb']:.4g} MB")
+    text = (f"ok, train {throughput['train_samples_per_s']:.4g} samples/s, "
+            f"infer {throughput['infer_samples_per_s']:.4g} samples/s, "
+            f"peak train memory {memory['train_peak_mb']:.4g} MB")
     return text if throughput["stable"] else f"{text} (unstable: {throughput['unstable_reason']})"
 
 

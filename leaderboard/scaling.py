@@ -290,7 +290,8 @@ def conditions(points: list[ScalingPoint]) -> str:
     locked = {p.measure_lock for p in points if p.measure_lock is not None}
     sizes = sorted({p.size for p in points})
     parts = [
-        f"Size {', '.join(f'`{s}`' for s in sizes)}; batch {setting('batch_size', str)} samples per step at every point",
+        f"Size {', '.join(f'`{s}`' for s in sizes)}; batch {setting('batch_size', str)} samples per step at "
+        "every point",
         f"warm-up steps {setting('bench_warmup_steps', str)}, then {setting('bench_repeats', str)} timed repeats "
         f"of {setting('bench_steps', str)} steps (their median); latency over {setting('latency_samples', str)} "
         "batch-1 calls",
@@ -355,7 +356,8 @@ def ratio_tables(points: list[ScalingPoint]) -> list[str]:
                     cells.append(word)
                 elif timed and not mine.stable:
                     cells.append(UNSTABLE)
-                elif base is None or base.status != "ok" or getattr(base, figure) is None or (timed and not base.stable):
+                elif (base is None or base.status != "ok" or getattr(base, figure) is None
+                      or (timed and not base.stable)):
                     cells.append(MISSING)
                 else:
                     cells.append(f"{getattr(mine, figure) / getattr(base, figure):.2f}")
