@@ -14,8 +14,8 @@ Timed steps run with the device synchronised at both ends of each repeat; the me
 is reported with its spread, (max - min) / median. Memory is measured in a pass of its own, so the
 CPU's per-operation bookkeeping of live tensors (PeakMemory) never slows the timed steps.
 
-A batch size that runs out of memory is retried at half the size, down to 1; any other error
-propagates. In a multi-process run every process calls `measure_model`; throughput is summed over
+A batch size that runs out of memory is retried at half the size, down to 1 (unless the caller
+needs the batch it asked for: retry_smaller=False); any other error propagates. In a multi-process run every process calls `measure_model`; throughput is summed over
 processes (a global figure), while latency and memory are this process's own.
 """
 
@@ -433,6 +433,7 @@ def measure_model(
     device: torch.device,
     tokens_per_sample: float | None = None,
     accelerator=None,
+    retry_smaller: bool = True,
 ) -> dict:
     """Measure a model; returns the result keys flops, throughput, latency_ms, memory and mfu.
 
@@ -442,6 +443,8 @@ def measure_model(
     called under inference_mode). `make_optimizer(params)` builds the optimizer the run uses.
     `tokens_per_sample` adds tokens/s for text tasks. The throughput keys loop_samples_per_s and
     data_wait_fraction are None here: the training loop's `LoopTimer.summary()` fills them.
+    `retry_smaller=False` lets an out-of-memory error propagate at the requested batch size instead
+    of halving it (a comparison across input sizes needs one batch size throughout).
     """
     check_clock(cfg, device)
     requested = cfg.bench_batch_size or batch_size_of(batch)
@@ -451,7 +454,7 @@ def measure_model(
             result = _measure_at(size, model, batch, loss_fn, infer_fn, make_optimizer, cfg, precision, device, accelerator)
             break
         except torch.OutOfMemoryError:
-            if size == 1:
+            if size == 1 or not retry_smaller:
                 raise
         # Outside the except block the failed attempt's traceback, and the tensors it holds, are gone.
         gc.collect()

@@ -1,4 +1,4 @@
-"""The one result schema: a JSON file per run, written atomically.
+"""The one result schema: a JSON file per run, written atomically; and the scaling study's point files.
 
 A result holds everything needed to read the run later without the code that made it:
 the resolved config, the environment, the task's metrics, the measurements and a status.
@@ -345,9 +345,87 @@ def validate_result(data: Any, source: str = "result") -> dict[str, Any]:
 
 def load_result(path: str | os.PathLike) -> dict[str, Any]:
     """Read and validate one result file."""
+    return validate_result(read_json(path), source=str(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# Scaling points (bench/scaling.py): cost at one input size, one file per point
+#
+# Keys of a point (kind POINT_KIND, schema_version POINT_SCHEMA_VERSION):
+#     kind, schema_version
+#     status          one of POINT_STATUSES: "ok"; "oom" (over the memory cap, or out of device
+#                     memory); "timeout" (over the time cap); "skipped" (not run: a shorter input
+#                     of the same family and series was already over a cap); "error" (a failure of
+#                     the code, with its sentence)
+#     error           str | None: why, when status is not "ok"
+#     series          the series swept (bench.scaling.SERIES), e.g. "image-p16", "mlm"
+#     modality, task  the modality and the registered task whose shape the inputs take
+#     model, size, baseline   the family, its named size, whether it is the modality's baseline
+#     tokens          int: the number swept: patches per image, or the sequence length
+#     input           {"image_side": int, "patch": int} | {"seq_len": int, "target_len": int | None}
+#     batch_size      int: samples per timed step, the same at every point
+#     tokens_per_sample  float | None: tokens a sample carries, as tokens/s counts them
+#     params          int | None
+#     flops           bench.measure's flops, plus "analytic_forward_per_sample": the family's
+#                     registered formula (bench.models ModelEntry.flops) | None
+#     throughput, latency_ms, memory, mfu   bench.measure.measure_model's | None
+#     config          {"scaling": the settings that decide the point's figures and status}
+#     environment     capture_environment(), plus "load_average": the 1, 5 and 15 minute load
+#                     averages when the point began measuring (a busy machine shows), "cpu_count":
+#                     the machine's cores, "measure_lock": whether it measured holding a sweep's
+#                     measurement lock (bench.machine)
+#     cpu_time_s, wall_time_s   float | None: what the point took
+
+POINT_KIND = "mlpbench-scaling-point"
+POINT_SCHEMA_VERSION = 1
+POINT_STATUSES = ("ok", "oom", "timeout", "skipped", "error")
+POINT_REQUIRED_KEYS = (
+    "kind", "schema_version", "status", "series", "modality", "task", "model", "size", "tokens", "batch_size",
+    "config", "environment",
+)
+
+
+def point_filename(series: str, model: str, size: str, tokens: int, device_type: str, precision: str) -> str:
+    """One file name per (series, family, size, token count, device type, precision)."""
+    return f"{series}__{model}-{size}__{tokens:05d}-tokens__{device_type}-{precision}.json"
+
+
+def is_point(data: Any) -> bool:
+    """Whether loaded JSON claims to be a scaling point (validate_point checks it)."""
+    return isinstance(data, dict) and data.get("kind") == POINT_KIND
+
+
+def validate_point(data: Any, source: str = "point") -> dict[str, Any]:
+    """Check a loaded scaling point against its schema; raise ResultError with one sentence if not."""
+    if not is_point(data):
+        raise ResultError(f"{source} is not a scaling point (no kind {POINT_KIND!r}).")
+    missing = [k for k in POINT_REQUIRED_KEYS if k not in data]
+    if missing:
+        raise ResultError(f"{source} lacks the keys {', '.join(missing)}; it is not a complete scaling point.")
+    if data["schema_version"] != POINT_SCHEMA_VERSION:
+        raise ResultError(
+            f"{source} has schema_version {data['schema_version']!r}; this suite reads scaling points of version "
+            f"{POINT_SCHEMA_VERSION}."
+        )
+    if data["status"] not in POINT_STATUSES:
+        raise ResultError(f"{source} has status {data['status']!r}; expected one of {', '.join(POINT_STATUSES)}.")
+    tokens = data["tokens"]
+    if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 1:
+        raise ResultError(f"{source} has tokens = {tokens!r}, which is not a positive count.")
+    if data["status"] == "ok" and not all(isinstance(data.get(k), dict) for k in ("flops", "throughput", "memory")):
+        raise ResultError(f"{source} has status ok but lacks its flops, throughput or memory.")
+    return data
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """A JSON file's content; ResultError naming the file if it cannot be read as JSON."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ResultError(f"{path} could not be read as JSON ({e}).") from None
-    return validate_result(data, source=str(path))
+
+
+def load_point(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and validate one scaling point."""
+    return validate_point(read_json(path), source=str(path))

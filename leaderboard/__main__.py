@@ -15,7 +15,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = command_parser(
         "python -m leaderboard",
-        "Markdown tables, a CSV and Pareto plots from the result JSON files of benchmark runs.",
+        "Markdown tables, a CSV and Pareto plots from the result JSON files of benchmark runs; the cost-scaling "
+        "page from the point files of python -m bench.scaling.",
         "  python -m leaderboard results/leaderboard --out leaderboard/pages",
     )
     parser.add_argument("results", nargs="+", metavar="RESULTS_DIR", help="folders searched recursively for *.json")
@@ -34,10 +35,15 @@ def publish(args, argv: list[str]) -> int:
         build(collection, args.out, "python -m leaderboard " + shlex.join(argv))
     except OSError as e:
         raise UserError(f"could not read the results or write {args.out!r} ({e}).") from None
-    print(
-        f"Wrote {args.out}/index.md (finished runs: {len(collection.runs)}, failed runs: "
-        f"{len(collection.failures)}, tuning runs: {len(collection.tuning)}, files skipped: {len(collection.skipped)})."
-    )
+    if collection.runs or collection.failures or collection.tuning:
+        print(
+            f"Wrote {args.out}/index.md (finished runs: {len(collection.runs)}, failed runs: "
+            f"{len(collection.failures)}, tuning runs: {len(collection.tuning)}, files skipped: "
+            f"{len(collection.skipped)})."
+        )
+    if collection.scaling:
+        print(f"Wrote {args.out}/scaling.md (scaling points: {len(collection.scaling)}, files skipped: "
+              f"{len(collection.skipped)}).")
     return 0
 
 

@@ -1,6 +1,7 @@
 """Result folders -> the leaderboard folder: task pages, summary, index, CSV and Pareto plots, and the
 ablation page when some run is a variant or a relative. Tuning runs (scored on validation) appear
-only in their task page's tuning table."""
+only in their task page's tuning table. Points of the cost-scaling study make scaling.md and its
+plots; from points alone, only those are written."""
 
 from __future__ import annotations
 
@@ -12,19 +13,28 @@ from leaderboard.aggregate import aggregate, compare_to_baselines, tuning_rows
 from leaderboard.collect import Collection, Run
 from leaderboard.output import write_atomic, write_text_atomic
 from leaderboard.plots import pareto_png
+from leaderboard.scaling import scaling_page, scaling_pngs
 from leaderboard.tables import index_page, results_csv, summary_page, task_page
 
 
 def build(collection: Collection, out: str, command: str) -> None:
     """Write every page to `out`; `command` is quoted on the index."""
-    if not collection.runs and not collection.failures and not collection.tuning:
+    runs = collection.runs or collection.failures or collection.tuning
+    if not runs and not collection.scaling:
         raise UserError(
             f"No valid result files found (JSON files read: {collection.files_read}, "
             f"skipped: {len(collection.skipped)})."
         )
-    rows = aggregate(collection.runs)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if collection.scaling:
+        pngs = scaling_pngs(collection.scaling)
+        for name, png in pngs.items():
+            write_atomic(out_dir / name, png)
+        write_text_atomic(out_dir / "scaling.md", scaling_page(collection.scaling, pngs))
+    if not runs:
+        return
+    rows = aggregate(collection.runs)
 
     tested = [*collection.runs, *collection.failures]
     tuning = tuning_rows(collection.tuning, tested)
@@ -53,4 +63,5 @@ def build(collection: Collection, out: str, command: str) -> None:
     ablations = has_ablations(rows)
     if ablations:
         write_text_atomic(out_dir / "ablations.md", ablation_page(rows, everything))
-    write_text_atomic(out_dir / "index.md", index_page(command, collection, tasks, ablations, rows))
+    write_text_atomic(out_dir / "index.md", index_page(command, collection, tasks, ablations, rows,
+                                                      bool(collection.scaling)))

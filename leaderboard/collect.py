@@ -7,6 +7,9 @@ A run scored on the validation split (config.data.eval_split "validation": a tun
 sweep's [tune] protocol) is kept apart, in Collection.tuning: it is never ranked, summarised,
 plotted or written to the CSV, only shown in its task page's tuning table. A result without
 eval_split (written before the split could be chosen) was scored on test.
+
+A point of the cost-scaling study (bench/scaling.py, kind "mlpbench-scaling-point") is kept in
+Collection.scaling, for the scaling page only.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from bench.errors import UserError
-from bench.results import ResultError, git_provenance, load_result
+from bench.results import ResultError, git_provenance, is_point, read_json, validate_point, validate_result
 
 # Task names become page file names, so they may not carry path separators or name another page.
 _TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -121,6 +124,46 @@ class Failure:
     lr: Optional[float] = None
 
 
+@dataclass(frozen=True)
+class ScalingPoint:
+    """One point of the cost-scaling study: a family at one input size; None where not measured
+    (a point over a cap, skipped or failed has only its status and reason)."""
+
+    series: str
+    modality: str
+    family: str
+    size: str
+    baseline: bool
+    tokens: int
+    device: str  # the device name
+    device_type: str
+    precision: str
+    status: str  # bench.results.POINT_STATUSES
+    error: Optional[str]
+    params: Optional[int]
+    gflops: Optional[float]  # forward, per sample, counted
+    analytic_gflops: Optional[float]  # the family's registered formula
+    infer_samples_per_s: Optional[float]
+    train_samples_per_s: Optional[float]
+    latency_ms: Optional[float]  # batch-1 inference, p50
+    infer_peak_mb: Optional[float]
+    train_peak_mb: Optional[float]
+    memory_kind: Optional[str]
+    stable: bool  # throughput.stable: False when the timing failed its self-check
+    unstable_reason: Optional[str]
+    settings: tuple[tuple[str, Any], ...]  # config.scaling, sorted by name
+    cpu_threads: Optional[int]
+    cpu_count: Optional[int]
+    load_average: Optional[float]  # 1 minute, when the point began measuring
+    measure_lock: Optional[bool]
+    provenance: Provenance
+
+    @property
+    def key(self) -> tuple:
+        """What makes two files the same point."""
+        return (self.series, self.family, self.size, self.tokens, self.device, self.precision)
+
+
 @dataclass
 class Collection:
     runs: list[Run]  # finished runs scored on test: the ranked ones
@@ -128,6 +171,7 @@ class Collection:
     skipped: list[str]  # one sentence per file not used, naming the file
     files_read: int
     tuning: list[Run | Failure] = field(default_factory=list)  # every run scored on validation, finished or not
+    scaling: list[ScalingPoint] = field(default_factory=list)  # points of the cost-scaling study
 
 
 def result_files(folders: list[str]) -> list[Path]:
@@ -152,14 +196,27 @@ def collect(folders: list[str]) -> Collection:
     runs: list[Run] = []
     failures: list[Failure] = []
     tuning: list[Run | Failure] = []
+    scaling: list[ScalingPoint] = []
     skipped: list[str] = []
     first_file: dict[tuple, Path] = {}
     for path in files:
         try:
-            data = load_result(path)
-            entry = _failure(data, str(path)) if data["status"] != "ok" else _run(data, str(path))
+            data = read_json(path)
+            if is_point(data):
+                point = _scaling_point(validate_point(data, str(path)), str(path))
+            else:
+                data = validate_result(data, str(path))
+                entry = _failure(data, str(path)) if data["status"] != "ok" else _run(data, str(path))
         except ResultError as e:
             skipped.append(str(e))
+            continue
+        if is_point(data):
+            if ("point",) + point.key in first_file:
+                skipped.append(f"{path} repeats the scaling point in {first_file[('point',) + point.key]} (same "
+                               f"series, model, size, tokens, device and precision); only the first is used.")
+            else:
+                first_file[("point",) + point.key] = path
+                scaling.append(point)
             continue
         # A seed counted twice would shrink the spread and weigh one run double; a tuning run is
         # one learning rate of its grid.
@@ -177,7 +234,7 @@ def collect(folders: list[str]) -> Collection:
             tuning.append(entry)
         else:
             (runs if isinstance(entry, Run) else failures).append(entry)
-    return Collection(runs, failures, skipped, len(files), tuning)
+    return Collection(runs, failures, skipped, len(files), tuning, scaling)
 
 
 def _identity(data: dict[str, Any], source: str) -> Identity:
@@ -274,6 +331,49 @@ def _run(data: dict[str, Any], source: str) -> Run:
     )
 
 
+def _scaling_point(data: dict[str, Any], source: str) -> ScalingPoint:
+    def number(key: str) -> Optional[float]:
+        return _get(data, key, (int, float), source, required=False)
+
+    def giga(key: str) -> Optional[float]:
+        value = number(key)
+        return None if value is None else value / 1e9
+
+    settings = _get(data, "config.scaling", dict, source, required=False) or {}
+    load = _get(data, "environment.load_average", list, source, required=False)
+    stable = _get(data, "throughput.stable", bool, source, required=False)
+    return ScalingPoint(
+        series=_get(data, "series", str, source),
+        modality=_get(data, "modality", str, source),
+        family=_get(data, "model", str, source),
+        size=_get(data, "size", str, source),
+        baseline=_get(data, "baseline", bool, source, required=False) or False,
+        tokens=_get(data, "tokens", int, source),
+        device=_get(data, "environment.device_name", str, source),
+        device_type=_get(data, "environment.device_type", str, source),
+        precision=_get(data, "environment.precision", str, source),
+        status=data["status"],
+        error=_get(data, "error", str, source, required=False),
+        params=_get(data, "params", int, source, required=False),
+        gflops=giga("flops.forward_per_sample"),
+        analytic_gflops=giga("flops.analytic_forward_per_sample"),
+        infer_samples_per_s=number("throughput.infer_samples_per_s"),
+        train_samples_per_s=number("throughput.train_samples_per_s"),
+        latency_ms=number("latency_ms.p50"),
+        infer_peak_mb=number("memory.infer_peak_mb"),
+        train_peak_mb=number("memory.train_peak_mb"),
+        memory_kind=_get(data, "memory.kind", str, source, required=False),
+        stable=stable is not False,
+        unstable_reason=_get(data, "throughput.unstable_reason", str, source, required=False),
+        settings=tuple(sorted((k, v) for k, v in settings.items() if isinstance(v, (str, int, float, type(None))))),
+        cpu_threads=_get(data, "environment.cpu_threads", int, source, required=False),
+        cpu_count=_get(data, "environment.cpu_count", int, source, required=False),
+        load_average=float(load[0]) if load and isinstance(load[0], (int, float)) else None,
+        measure_lock=_get(data, "environment.measure_lock", bool, source, required=False),
+        provenance=_provenance(data, source),
+    )
+
+
 def _get(data: dict[str, Any], dotted: str, kind, source: str, required: bool = True):
     """The value at a dotted path, checked against `kind`; None when absent or null and not required."""
     value: Any = data
@@ -294,8 +394,8 @@ def provenance_warnings(collection: Collection) -> list[str]:
     """One sentence per provenance problem of the results used (finished, failed and tuning runs), naming
     the files: results from a tree with uncommitted changes, from more than one commit, or with
     no recorded commit."""
-    entries = sorted((e.provenance for e in [*collection.runs, *collection.failures, *collection.tuning]),
-                     key=lambda p: p.source)
+    entries = sorted((e.provenance for e in [*collection.runs, *collection.failures, *collection.tuning,
+                                             *collection.scaling]), key=lambda p: p.source)
     warnings = []
     dirty = [p.source for p in entries if p.dirty]
     if dirty:

@@ -396,10 +396,10 @@ def _times(ratio: Optional[float]) -> str:
 
 def index_page(
     command: str, collection: Collection, tasks: dict[str, tuple[int, int, Optional[str]]], ablations: bool = False,
-    rows: Optional[list[Row]] = None,
+    rows: Optional[list[Row]] = None, scaling: bool = False,
 ) -> str:
     """`tasks`: task -> (finished runs, failed runs, Pareto plot file or None); `ablations`: link ablations.md;
-    `rows`: the aggregated rows, for each task's test examples."""
+    `rows`: the aggregated rows, for each task's test examples; `scaling`: link scaling.md."""
     c = collection
     lines = [
         "# mlpbench leaderboard", "",
@@ -417,6 +417,7 @@ def index_page(
     lines += ["", "## Across tasks", "",
               "- [MLPs against the Transformer baseline](summary.md)",
               *(["- [Ablations: each variant beside its family's default](ablations.md)"] if ablations else []),
+              *(["- [Cost scaling: how costs grow with the number of tokens](scaling.md)"] if scaling else []),
               "- [All rows as CSV](results.csv)", ""]
     if c.skipped:
         lines += ["## Skipped files", ""] + [f"- {_cell(reason)}" for reason in c.skipped] + [""]

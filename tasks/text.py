@@ -467,7 +467,7 @@ class MlmTask(Task):
         with FlopCounterMode(display=False, custom_mapping=_CPU_ATTENTION_FLOPS) as counter, torch.inference_mode():
             self.loss(model, batch)
         model.train(was_training)
-        scored = int((batch["labels"] != IGNORE).sum())
+        scored = self.scored_positions(batch)
         head = sum(2 * scored * m.in_features * m.out_features for m in model.lm_head.modules()
                    if isinstance(m, torch.nn.Linear))
         return head / counter.get_total_flops()
@@ -483,6 +483,10 @@ class MlmTask(Task):
             "loss": loss,
             "majority_baseline_accuracy": counts.max().item() / counts.sum().item(),
         }
+
+    def scored_positions(self, batch) -> int:
+        """Masked positions in a batch: where the loss scores a prediction and the output head runs."""
+        return int((batch["labels"] != IGNORE).sum())
 
     def tokens(self, batch) -> int:
         return int(batch["attention_mask"].sum())

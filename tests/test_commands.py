@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = [
     ["-m", "bench.run"], ["bench/run.py"], ["-m", "bench.sweep"], ["-m", "leaderboard"], ["-m", "bench.regress"],
     ["-m", "bench.regress_calibration"], ["bench/harness_check.py"], ["-m", "bench.install_data"],
+    ["-m", "bench.scaling"], ["bench/scaling.py"],
 ]
 
 

@@ -214,6 +214,15 @@ def test_oom_at_batch_one_propagates():
     assert seen == [4, 2, 1]
 
 
+def test_oom_propagates_at_the_requested_batch_when_smaller_batches_are_refused():
+    cfg = MeasureConfig(bench_warmup_steps=0, bench_steps=1, bench_repeats=1, latency_samples=1, peak_gemm_size=64)
+    seen = []
+    with pytest.raises(torch.OutOfMemoryError):
+        measure_model(tiny_mixer(), image_batch(4), oom_above(1, seen), forward, adamw, cfg, "fp32", CPU,
+                      retry_smaller=False)
+    assert seen == [4]
+
+
 def test_other_errors_are_not_retried():
     calls = []
 

@@ -21,7 +21,7 @@ def test_published_pages_regenerate_byte_for_byte(tmp_path, monkeypatch):
     collection = collect(["results/leaderboard"])
     assert not collection.skipped, collection.skipped
     build(collection, str(tmp_path), COMMAND)
-    published = sorted(p.name for p in PAGES.iterdir() if p.suffix in (".md", ".csv"))
+    published = sorted(p.name for p in PAGES.iterdir() if p.suffix in (".md", ".csv") and p.stem != "scaling")
     assert published == sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".md", ".csv"))
     for name in published:
         assert (tmp_path / name).read_text() == (PAGES / name).read_text(), f"{name} differs from its regeneration"
@@ -74,3 +74,36 @@ def test_published_tasks_follow_the_protocol():
         floor = dict(runs[0].floors).get("floor_wer" if runs[0].metric_name == "wer" else "majority_baseline_accuracy")
         assert floor is not None, task
         assert sign * (statistics.mean(best) - floor) > 3 * statistics.stdev(best), (task, best, floor)
+
+
+SCALING_PAGE = PAGES / "scaling.md"
+
+
+@pytest.mark.skipif(not SCALING_PAGE.exists(), reason="no published scaling page in this checkout")
+def test_published_scaling_page_regenerates_byte_for_byte(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    collection = collect(["results/scaling"])
+    assert not collection.skipped and collection.scaling and not collection.runs
+    build(collection, str(tmp_path), "python -m leaderboard results/scaling --out leaderboard/pages")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in PAGES.glob("scaling*"))
+    assert (tmp_path / "scaling.md").read_text() == SCALING_PAGE.read_text()
+
+
+@pytest.mark.skipif(not SCALING_PAGE.exists(), reason="no published scaling page in this checkout")
+def test_published_scaling_points_cover_every_family_from_one_clean_commit():
+    """Every family the registry lists for a series' modality, measured at its shortest input at
+    least, on one CPU thread with the process clock, every point from one clean commit."""
+    from bench.models import list_models, model_entries
+    from bench.scaling import SERIES
+
+    points = collect([str(ROOT / "results" / "scaling")]).scaling
+    assert len({p.provenance.commit for p in points}) == 1 and not any(p.provenance.dirty for p in points)
+    assert {p.series for p in points} == set(SERIES)
+    for name, series in SERIES.items():
+        registered = {f for f in list_models() for e in model_entries(f) if series.modality in e.modalities}
+        mine = [p for p in points if p.series == name]
+        assert {p.family for p in mine} == registered, name
+        assert {p.tokens for p in mine} == set(series.grid), name
+        for family in registered:
+            assert any(p.status == "ok" for p in mine if p.family == family), (name, family)
+    assert all(dict(p.settings)["bench_clock"] == "process" and p.cpu_threads == 1 for p in points)

@@ -1,12 +1,14 @@
 """Architecture registry: `create_model(name, size, spec)`, `list_models()`, `model_sizes(name)`.
 
 A family registers one builder per modality it supports ("image", "mlm", "seq2seq") with its
-named sizes and the variant flags it takes (bench.config.VariantConfig). A (family, modality,
-size, variant) that cannot run raises PairError naming the pair before any data is loaded.
+named sizes, the variant flags it takes (bench.config.VariantConfig) and its forward FLOPs as a
+formula of the input's shape (`flops`). A (family, modality, size, variant) that cannot run raises
+PairError naming the pair before any data is loaded.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -32,6 +34,11 @@ class ModelEntry:
     description: str = ""
     # VariantConfig field -> the values this entry takes (None: any valid value); unlisted fields are refused
     variants: Mapping[str, Optional[tuple[str, ...]]] = field(default_factory=dict)
+    # (spec, size config, scored) -> forward FLOPs per sample of the default variant on inputs of the
+    # spec's full shape, counted as torch's FLOP counter counts them (matmuls, convolutions and
+    # attention, 2 per multiply-add); `scored`: masked LM, the positions per sample the output head
+    # runs on (None: all of them).
+    flops: Optional[Callable[[TaskSpec, Any, Optional[float]], float]] = None
 
 
 _ENTRIES: dict[tuple[str, str], ModelEntry] = {}
@@ -47,13 +54,16 @@ def register_model(
     baseline: bool = False,
     description: str = "",
     variants: Optional[Mapping[str, Optional[tuple[str, ...]]]] = None,
+    flops: Optional[Callable[[TaskSpec, Any, Optional[float]], float]] = None,
 ):
     """Decorator for a builder `(spec, size_cfg, variant) -> nn.Module`; `variants` names the
-    VariantConfig fields the builder takes (resolve refuses every other one before it is called)."""
+    VariantConfig fields the builder takes (resolve refuses every other one before it is called);
+    `flops(spec, size_cfg, scored)` gives its forward FLOPs per sample (ModelEntry.flops)."""
 
     def wrap(build):
         entry = ModelEntry(
-            family, modalities, dict(sizes), build, default_size, check, baseline, description, dict(variants or {})
+            family, modalities, dict(sizes), build, default_size, check, baseline, description, dict(variants or {}),
+            flops,
         )
         for modality in modalities:
             if (family, modality) in _ENTRIES:
@@ -160,6 +170,35 @@ def load_saved(description: Path | str) -> nn.Module:
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UserError(f"Cannot rebuild the model saved in {description} ({first_line(e)}).") from None
     return model.eval()
+
+
+def entry_for(family: str, modality: str) -> ModelEntry:
+    """The family's entry for a modality; PairError naming the modalities it has if none."""
+    entries = model_entries(family)
+    entry = _ENTRIES.get((family, modality))
+    if entry is None:
+        modalities = sorted({m for e in entries for m in e.modalities})
+        raise PairError(f"Model {family!r} is built for {' and '.join(modalities)} tasks, not {modality} ones.")
+    return entry
+
+
+def resized(family: str, size: str, spec: TaskSpec, **fields: Any) -> tuple[ModelEntry, Any]:
+    """(entry, size config): the family's named size with some fields replaced, for the task's
+    shape. A study of cost against input size keeps a size's width and depth while it varies what
+    sets the number of tokens: the patch of an image size (patch_size), the longest input of a text
+    size (max_len). PairError if the replaced size cannot take the task (checked as `resolve` does)."""
+    entry = entry_for(family, spec.modality)
+    if size not in entry.sizes:
+        raise UnknownNameError(
+            f"Unknown size {size!r} for model {family!r} on {spec.modality} tasks; "
+            f"valid sizes are: {', '.join(entry.sizes)}."
+        )
+    size_cfg = dataclasses.replace(entry.sizes[size], **fields)
+    if entry.check is not None:
+        why = entry.check(spec, size, size_cfg)
+        if why:
+            raise PairError(f"{family}-{size} cannot run task {spec.name!r}: {why}")
+    return entry, size_cfg
 
 
 def _import_families() -> None:

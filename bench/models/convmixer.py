@@ -2,12 +2,16 @@
 (Trockman & Kolter, 2022). timm's ConvMixer class; images only."""
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch.nn as nn
 from timm.models.convmixer import ConvMixer
 
 from bench.models import register_model
-from bench.models.image import ImageSize, check_image_pair, default_size_for, patch_size_for
+from bench.models.image import (
+    ImageSize, check_image_pair, default_size_for, image_tokens, patch_size_for, stem_and_head_flops,
+)
+from tasks.base import TaskSpec
 
 
 @dataclass(frozen=True)
@@ -24,9 +28,17 @@ SIZES = {
 }
 
 
+def flops(spec: TaskSpec, size: ConvMixerSize, scored: Optional[float] = None) -> int:
+    """Per block a depthwise k x k convolution (k^2 D per patch) and a pointwise one (D^2 per patch):
+    linear in the number of patches."""
+    D, N = size.dim, image_tokens(spec, size)
+    return stem_and_head_flops(spec, size) + size.depth * (2 * N * D * size.kernel_size**2 + 2 * N * D * D)
+
+
 @register_model(
     "convmixer", ("image",), SIZES, default_size_for("768-32"), check_image_pair,
     description="ConvMixer: depthwise + pointwise convolutions over patches",
+    flops=flops,
 )
 def build(spec, size: ConvMixerSize, variant):
     c, _, _ = spec.image_size

@@ -9,13 +9,18 @@ widths), so ffvit differs from vit in nothing but the token mixer.
 
 from dataclasses import replace
 from functools import partial
+from typing import Optional
 
 from timm.models.vision_transformer import Block, VisionTransformer
 
 from bench.models import register_model
-from bench.models.image import ImageSize, check_image_pair, default_size_for, mixer_kwargs, patch_size_for
+from bench.models.image import (
+    ImageSize, check_image_pair, default_size_for, image_tokens, mixer_kwargs, mlp_flops, patch_size_for,
+    stem_and_head_flops,
+)
 from bench.models.parts import TokenFeedForward
 from bench.models.vit import SIZES as VIT_SIZES
+from tasks.base import TaskSpec
 
 
 class FeedForwardBlock(Block):
@@ -31,9 +36,18 @@ class FeedForwardBlock(Block):
 SIZES = {"ti": VIT_SIZES["ti"], "b": VIT_SIZES["b"], "mini": replace(VIT_SIZES["mini"], depth=6)}
 
 
+def flops(spec: TaskSpec, size: ImageSize, scored: Optional[float] = None) -> int:
+    """As ViT, with the token feed-forward layer (M -> int(ratio x M) -> M for each of D channels:
+    quadratic in N) in place of attention and its maps."""
+    D, M = size.dim, image_tokens(spec, size) + 1
+    block = mlp_flops(D, M, int(size.mlp_ratio * M)) + mlp_flops(M, D, int(size.mlp_ratio * D))
+    return stem_and_head_flops(spec, size) + size.depth * block
+
+
 @register_model(
     "ffvit", ("image",), SIZES, default_size_for("b"), check_image_pair,
     description="ViT with attention replaced by a feed-forward layer over tokens",
+    flops=flops,
 )
 def build(spec, size: ImageSize, variant):
     _, h, w = spec.image_size

@@ -13,8 +13,8 @@ from timm.models.mlp_mixer import MlpMixer, SpatialGatingBlock
 
 from bench.config import SGU_INITS, VariantConfig
 from bench.models import register_model
-from bench.models.image import ImageSize, check_image_pair, default_size_for, mixer_kwargs
-from bench.models.parts import GatingUnit, TinyAttention, replacing
+from bench.models.image import ImageSize, check_image_pair, default_size_for, mixer_image_flops, mixer_kwargs
+from bench.models.parts import GatingUnit, TinyAttention, replacing, tiny_attention_flops
 
 SIZES = {
     "ti": ImageSize(depth=30, dim=128, mlp_ratio=6),
@@ -50,8 +50,19 @@ def build_gating_mixer(spec, size: ImageSize, variant: VariantConfig, attention:
     return MlpMixer(num_blocks=size.depth, block_layer=block, mlp_layer=GatedMlp, **mixer_kwargs(spec, size))
 
 
+def gating_block_flops(size, tokens: int, attention: bool = False) -> int:
+    """One gMLP block (aMLP's with attention) over N tokens, width D, channel MLP width H: D -> H,
+    the gate's token mixing (N x N over H/2 channels), H/2 -> D; quadratic in N."""
+    D, N = size.dim, tokens
+    H = int(size.mlp_ratio * D)
+    gate = H // 2
+    flops = 2 * N * D * H + 2 * gate * N * N + 2 * N * gate * D
+    return flops + (tiny_attention_flops(D, gate, N) if attention else 0)
+
+
 register_model(
     "gmlp", ("image",), SIZES, default_size_for("s"), check_image_pair,
     description="gMLP: gated MLP with a spatial gating unit",
     variants={"sgu_init": SGU_INITS},
+    flops=mixer_image_flops(gating_block_flops),
 )(build_gating_mixer)

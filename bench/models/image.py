@@ -1,4 +1,5 @@
-"""What the four image families share: a size table entry, the patch rule and the pair check.
+"""What the image families share: a size table entry, the patch rule, the pair check and the parts
+of their FLOP formulas.
 
 Paper sizes keep the papers' 16x16 patches (so they need image sides divisible by 16);
 the `mini` size picks its patch from the task's image so that small images still give a
@@ -71,3 +72,37 @@ def mixer_kwargs(spec: TaskSpec, size: ImageSize) -> dict:
         embed_dim=size.dim,
         mlp_ratio=size.mlp_ratio,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# FLOP formulas: forward FLOPs per image as torch's FLOP counter counts them (2 per multiply-add of
+# the matmuls, convolutions and attention; norms, activations and pooling are not counted).
+
+
+def image_tokens(spec: TaskSpec, size: ImageSize) -> int:
+    """Patches per image: the number of tokens the blocks mix."""
+    _, h, w = spec.image_size
+    p = patch_size_for(spec, size)
+    return (h // p) * (w // p)
+
+
+def stem_and_head_flops(spec: TaskSpec, size: ImageSize) -> int:
+    """The patch embedding (a p x p convolution of stride p: one linear map per patch) and the
+    classifier on the pooled features."""
+    c, _, _ = spec.image_size
+    p = patch_size_for(spec, size)
+    return 2 * image_tokens(spec, size) * c * p * p * size.dim + 2 * size.dim * spec.num_classes
+
+
+def mlp_flops(positions: int, width: int, hidden: int) -> int:
+    """An MLP width -> hidden -> width applied at each of `positions` positions."""
+    return 4 * positions * width * hidden
+
+
+def mixer_image_flops(block_flops):
+    """The formula of an MlpMixer-backbone family whose block costs block_flops(size, tokens)."""
+
+    def flops(spec: TaskSpec, size: ImageSize, scored: Optional[float] = None) -> int:
+        return stem_and_head_flops(spec, size) + size.depth * block_flops(size, image_tokens(spec, size))
+
+    return flops

@@ -112,11 +112,14 @@ class GatingUnit(SpatialGatingUnit):
         return u * v
 
 
+TINY_ATTENTION_WIDTH = 64  # the paper's
+
+
 class TinyAttention(nn.Module):
     """aMLP's tiny single-head attention (Liu et al., 2021: width 64) from the block's normalised input to
     the gate's width. keep: (B, N, 1) 1 = real token, masks padded keys; causal masks later keys."""
 
-    def __init__(self, dim: int, out_dim: int, attn_dim: int = 64):
+    def __init__(self, dim: int, out_dim: int, attn_dim: int = TINY_ATTENTION_WIDTH):
         super().__init__()
         self.qkv = nn.Linear(dim, 3 * attn_dim, bias=False)
         self.proj = nn.Linear(attn_dim, out_dim)
@@ -130,6 +133,12 @@ class TinyAttention(nn.Module):
                 mask = mask & torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).tril()
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and keep is None)  # (B, 1, N, A)
         return self.proj(y[:, 0])  # (B, N, out_dim)
+
+
+def tiny_attention_flops(dim: int, out_dim: int, tokens: int, attn_dim: int = TINY_ATTENTION_WIDTH) -> int:
+    """Forward FLOPs of TinyAttention over `tokens` tokens (the counter counts every query-key pair,
+    masked or not): the q, k, v map, the two attention products and the output map."""
+    return 2 * tokens * dim * 3 * attn_dim + 4 * tokens * tokens * attn_dim + 2 * tokens * attn_dim * out_dim
 
 
 # ---------------------------------------------------------------------------------------------

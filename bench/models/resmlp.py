@@ -11,7 +11,7 @@ from timm.models.mlp_mixer import MlpMixer, ResBlock
 
 from bench.config import NORMS, TOKEN_MIXINGS, VariantConfig
 from bench.models import register_model
-from bench.models.image import ImageSize, check_image_pair, default_size_for, mixer_kwargs
+from bench.models.image import ImageSize, check_image_pair, default_size_for, mixer_image_flops, mixer_kwargs, mlp_flops
 from bench.models.parts import NORM_LAYERS, image_token_mixer, replacing
 
 # Layer-scale initial values follow the paper: 0.1 for 12 blocks, 1e-5 for 24, 1e-6 for B24.
@@ -32,10 +32,16 @@ class MixingResBlock(ResBlock):
         self.linear_tokens = replacing(self.linear_tokens, lambda: image_token_mixer(token_mixing, dim, seq_len, mlp_ratio))
 
 
+def block_flops(size: ImageSize, tokens: int) -> int:
+    """The linear map over tokens (N x N for each of D channels: quadratic in N) and the channel MLP."""
+    return 2 * size.dim * tokens * tokens + mlp_flops(tokens, size.dim, int(size.mlp_ratio * size.dim))
+
+
 @register_model(
     "resmlp", ("image",), SIZES, default_size_for("s12"), check_image_pair,
     description="ResMLP: linear token mixing + Affine + layer scale",
     variants={"norm": NORMS, "token_mixing": TOKEN_MIXINGS, "layer_scale_init": None},
+    flops=mixer_image_flops(block_flops),
 )
 def build(spec, size: ImageSize, variant: VariantConfig):
     block = partial(

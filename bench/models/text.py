@@ -52,7 +52,7 @@ from timm.models.mlp_mixer import (
 
 from bench.config import SGU_INITS, TOKEN_MIXINGS, VariantConfig
 from bench.models import register_model
-from bench.models.parts import NORM_LAYERS, ConvTokens, GatingUnit, TinyAttention, replacing
+from bench.models.parts import NORM_LAYERS, ConvTokens, GatingUnit, TinyAttention, replacing, tiny_attention_flops
 from tasks.base import TaskSpec
 
 MODALITIES = ("mlm", "seq2seq")
@@ -586,6 +586,70 @@ def build_gating(spec: TaskSpec, size: TextSize, variant: VariantConfig, attenti
 
 
 # ---------------------------------------------------------------------------------------------
+# FLOP formulas: forward FLOPs per sample of full-length inputs (seq_len tokens; seq2seq: seq_len
+# source and target_len target tokens), as torch's FLOP counter counts them (2 per multiply-add of
+# the matmuls and attention). The head runs on the scored positions of masked LM and on every
+# target position of seq2seq.
+
+
+def mlp_flops(positions: int, width: int, hidden: int) -> int:
+    """An MLP width -> hidden -> width at each of `positions` positions."""
+    return 4 * positions * width * hidden
+
+
+def attention_flops(dim: int, queries: int, keys: int) -> int:
+    """Multi-head attention of width dim: the q and output maps at the queries, the k and v maps at
+    the keys, and the two products over every query-key pair (the counter counts masked ones too)."""
+    return 4 * queries * dim * dim + 4 * keys * dim * dim + 4 * queries * keys * dim
+
+
+def text_flops(block_flops):
+    """The formula of a family whose block costs block_flops(size, tokens, causal) over `tokens`
+    positions (the block's full length): an encoder for masked LM, an encoder and a decoder whose
+    blocks are each followed by cross-attention for seq2seq, and the tied output head."""
+
+    def flops(spec: TaskSpec, size: TextSize, scored: Optional[float] = None) -> float:
+        D, V = size.dim, spec.vocab_size
+        if spec.modality == "mlm":
+            T = spec.seq_len
+            return size.layers * block_flops(size, T, False) + 2 * (T if scored is None else scored) * D * V
+        S, T = spec.seq_len, spec.target_len
+        encoder = size.encoder_layers * block_flops(size, S, False)
+        decoder = size.decoder_layers * (block_flops(size, T, True) + attention_flops(D, T, S))
+        return encoder + decoder + 2 * T * D * V
+
+    return flops
+
+
+def mixer_block_flops(size: TextSize, tokens: int, causal: bool) -> int:
+    """The token MLP and the channel MLP. Bidirectional, the token MLP's width follows the model
+    width (int(token ratio x D)), so the block is linear in T; causal, it is rounded up to whole
+    units per position (a multiple of T, at least T), so the block becomes quadratic in T."""
+    D, T = size.dim, tokens
+    token_ratio, channel_ratio = size.mlp_ratio
+    hidden = int(token_ratio * D)
+    if causal:
+        hidden = math.ceil(hidden / T) * T
+    return mlp_flops(D, T, hidden) + mlp_flops(T, D, int(channel_ratio * D))
+
+
+def resmlp_block_flops(size: TextSize, tokens: int, causal: bool) -> int:
+    """The T x T linear map over tokens for each of D channels (quadratic in T) and the channel MLP."""
+    D, T = size.dim, tokens
+    return 2 * D * T * T + mlp_flops(T, D, int(size.mlp_ratio * D))
+
+
+def gating_block_flops(size: TextSize, tokens: int, causal: bool, attention: bool = False) -> int:
+    """D -> H, the gate's T x T token mixing over H/2 channels (quadratic in T), H/2 -> D; aMLP adds
+    its tiny attention."""
+    D, T = size.dim, tokens
+    H = int(size.mlp_ratio * D)
+    gate = H // 2
+    flops = 2 * T * D * H + 2 * gate * T * T + 2 * T * gate * D
+    return flops + (tiny_attention_flops(D, gate, T) if attention else 0)
+
+
+# ---------------------------------------------------------------------------------------------
 # Registration. Depth makes up for lighter blocks: a Transformer layer holds about 12 d^2 weights
 # (16 d^2 in a decoder, with cross-attention), a Mixer or ResMLP block 8 d^2, a gMLP block 9 d^2
 # (channel ratio 6, as in the paper), plus 4 d^2 of cross-attention in a decoder; token mixing adds
@@ -599,6 +663,7 @@ register_model(
     default_size,
     check=check_lengths,
     description="MLP-Mixer over tokens: token MLP + channel MLP",
+    flops=text_flops(mixer_block_flops),
 )(build_mixer)
 
 register_model(
@@ -609,6 +674,7 @@ register_model(
     check=check_lengths,
     description="ResMLP over tokens: linear token mixing, Affine norms, LayerScale",
     variants={"norm": ("affine", "layernorm", "none"), "token_mixing": TOKEN_MIXINGS, "layer_scale_init": None},
+    flops=text_flops(resmlp_block_flops),
 )(build_resmlp)
 
 GMLP_SIZES = text_sizes(6.0, mini=(5, 3, 2), small=(5, 3, 2), base=(16, 7, 8))
@@ -620,6 +686,7 @@ register_model(
     check=check_lengths,
     description="gMLP over tokens: spatial gating unit",
     variants={"sgu_init": SGU_INITS},
+    flops=text_flops(gating_block_flops),
 )(build_gating)
 
 register_model(
@@ -630,4 +697,5 @@ register_model(
     check=check_lengths,
     description="aMLP over tokens: gMLP + tiny single-head attention in the gate",
     variants={"sgu_init": SGU_INITS},
+    flops=text_flops(partial(gating_block_flops, attention=True)),
 )(partial(build_gating, attention=True))

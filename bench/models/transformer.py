@@ -23,7 +23,9 @@ from transformers import (
 from transformers.modeling_outputs import BaseModelOutput
 
 from bench.models import register_model
-from bench.models.text import MODALITIES, Seq2SeqModel, TextSize, check_lengths, default_size, text_sizes
+from bench.models.text import (
+    MODALITIES, Seq2SeqModel, TextSize, attention_flops, check_lengths, default_size, mlp_flops, text_sizes,
+)
 from tasks.base import TaskSpec
 
 # BERT's depths; the seq2seq models split them evenly between encoder and decoder, as BART-base
@@ -136,6 +138,21 @@ class MBartSeq2Seq(Seq2SeqModel):
         return F.pad(out, (0, max_new_tokens - out.shape[1]), value=self.pad_token_id)  # a fixed width
 
 
+def flops(spec: TaskSpec, size: TextSize, scored: Optional[float] = None) -> float:
+    """Per layer self-attention (quadratic in the length) and the feed-forward MLP; a seq2seq decoder
+    layer adds cross-attention. The masked-LM head is RoBERTa's dense D x D and the decoder to the
+    vocabulary, on the scored positions; mBART's head maps every target position to the vocabulary."""
+    D, V, F = size.dim, spec.vocab_size, int(size.mlp_ratio * size.dim)
+    if spec.modality == "mlm":
+        T = spec.seq_len
+        S = T if scored is None else scored
+        return size.layers * (attention_flops(D, T, T) + mlp_flops(T, D, F)) + 2 * S * D * (D + V)
+    S, T = spec.seq_len, spec.target_len
+    encoder = size.encoder_layers * (attention_flops(D, S, S) + mlp_flops(S, D, F))
+    decoder = size.decoder_layers * (attention_flops(D, T, T) + attention_flops(D, T, S) + mlp_flops(T, D, F))
+    return encoder + decoder + 2 * T * D * V
+
+
 @register_model(
     "transformer",
     MODALITIES,
@@ -144,6 +161,7 @@ class MBartSeq2Seq(Seq2SeqModel):
     check=check_lengths,
     baseline=True,
     description="Transformer baseline: pre-norm RoBERTa encoder (MLM), mBART encoder-decoder (seq2seq)",
+    flops=flops,
 )
 def build(spec: TaskSpec, size: TextSize, variant) -> nn.Module:
     if spec.modality == "mlm":
