@@ -58,7 +58,10 @@ def build(collection: Collection, out: str, command: str) -> None:
         tasks[task] = (len(runs), len(failures), plot)
 
     everything = [e.provenance for e in [*collection.runs, *collection.failures]]
-    write_text_atomic(out_dir / "summary.md", summary_page(*compare_to_baselines(rows), everything))
+    by_task: dict[str, list] = {}
+    for entry in [*collection.runs, *collection.failures]:
+        by_task.setdefault(entry.id.task, []).append(entry.provenance)
+    write_text_atomic(out_dir / "summary.md", summary_page(*compare_to_baselines(rows), everything, by_task))
     write_text_atomic(out_dir / "results.csv", results_csv(rows))
     ablations = has_ablations(rows)
     if ablations:

@@ -390,12 +390,23 @@ def _get(data: dict[str, Any], dotted: str, kind, source: str, required: bool = 
     return value
 
 
+def task_provenances(collection: Collection) -> dict[str, list[Provenance]]:
+    """The provenance of every result, by task (the cost-scaling study's points under "scaling")."""
+    tasks: dict[str, list[Provenance]] = {}
+    for entry in [*collection.runs, *collection.failures, *collection.tuning]:
+        tasks.setdefault(entry.id.task, []).append(entry.provenance)
+    for point in collection.scaling:
+        tasks.setdefault("scaling", []).append(point.provenance)
+    return tasks
+
+
 def provenance_warnings(collection: Collection) -> list[str]:
     """One sentence per provenance problem of the results used (finished, failed and tuning runs), naming
     the files: results from a tree with uncommitted changes, from more than one commit, or with
     no recorded commit."""
     entries = sorted((e.provenance for e in [*collection.runs, *collection.failures, *collection.tuning,
                                              *collection.scaling]), key=lambda p: p.source)
+    tasks = task_provenances(collection)
     warnings = []
     dirty = [p.source for p in entries if p.dirty]
     if dirty:
@@ -403,12 +414,14 @@ def provenance_warnings(collection: Collection) -> list[str]:
             f"{len(dirty)} of {len(entries)} results come from a tree with uncommitted changes, so no commit "
             f"holds the code that made them: {', '.join(dirty)}"
         )
-    commits = sorted({p.commit for p in entries if p.commit})
-    if len(commits) > 1:
-        by_commit = "; ".join(
-            f"{commit[:12]}: {', '.join(p.source for p in entries if p.commit == commit)}" for commit in commits
-        )
-        warnings.append(f"the results come from {len(commits)} commits: {by_commit}")
+    for task, provenances in sorted(tasks.items()):  # a task's architectures are compared with each other
+        commits = sorted({p.commit for p in provenances if p.commit})
+        if len(commits) > 1:
+            by_commit = "; ".join(
+                f"{commit[:12]}: {', '.join(sorted(p.source for p in provenances if p.commit == commit))}"
+                for commit in commits
+            )
+            warnings.append(f"the results of {task} come from {len(commits)} commits: {by_commit}")
     unknown = [p.source for p in entries if not p.commit]
     if unknown:
         warnings.append(f"{len(unknown)} of {len(entries)} results record no commit: {', '.join(unknown)}")

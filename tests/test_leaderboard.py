@@ -361,13 +361,29 @@ def test_results_from_several_commits_are_warned_about_and_shown(tmp_path, capsy
     assert warnings == [
         f"warning: 1 of 7 results come from a tree with uncommitted changes, so no commit holds the code that "
         f"made them: {folder / VIT1}",
-        f"warning: the results come from 2 commits: 0123456789ab: {folder / VIT0}, {folder / VIT1}; "
+        f"warning: the results of digits come from 2 commits: 0123456789ab: {folder / VIT0}, {folder / VIT1}; "
         f"4d01189c0ffe: {others}",
     ]
     line = ("Code: the 7 results come from **mixed commits**: `0123456789ab` (2 results **with uncommitted "
             "changes** in 1 of them), `4d01189c0ffe` (5 results).")
     for page in ("digits.md", "summary.md", "index.md"):
         assert line in (out / page).read_text(encoding="utf-8"), page
+
+
+def test_tasks_each_from_one_clean_commit_are_named_without_a_warning(tmp_path, capsys):
+    folder = crafted(tmp_path, {})
+    for path in sorted(folder.glob("digits__*.json")):  # the same runs as a second task, from another commit
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data["task"] = "digits2"
+        data["environment"].update(git_commit="0123456789abcdef", git_dirty=False)
+        (folder / path.name.replace("digits__", "digits2__")).write_text(json.dumps(data), encoding="utf-8")
+    out, warnings = publish(folder, capsys)
+    assert warnings == []
+    line = ("Code: each task's results come from one clean commit (architectures are compared within a task): "
+            "digits `4d01189c0ffe` (7 results), digits2 `0123456789ab` (7 results).")
+    for page in ("summary.md", "index.md"):
+        assert line in (out / page).read_text(encoding="utf-8"), page
+    assert "Code: all 7 results come from commit `0123456789ab`." in (out / "digits2.md").read_text(encoding="utf-8")
 
 
 def test_unstable_throughput_is_left_out_of_means_and_ratios_and_marked(tmp_path, capsys):
