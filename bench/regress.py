@@ -40,7 +40,7 @@ from typing import Iterator, Optional
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.config import PRECISIONS, add_flags, command_parser, flag, require  # noqa: E402
+from bench.config import PRECISIONS, Config, add_flags, command_parser, flag, require  # noqa: E402
 from bench.errors import UserError, run_command  # noqa: E402
 from bench.regress_worker import INJECT_SLOWDOWN_ENV  # noqa: E402  (imports nothing heavy)
 from bench.results import write_json_atomic  # noqa: E402
@@ -90,7 +90,7 @@ class Case:
 
 
 @dataclass(frozen=True)
-class RegressConfig:
+class RegressConfig(Config):
     """The regression check: what to compare, how long to measure, and when to call it a regression."""
 
     ref: Optional[str] = flag(None, "git ref or commit to compare the working tree against (default: main)")
@@ -106,7 +106,7 @@ class RegressConfig:
     json: Optional[str] = flag(None, "write the comparison as JSON to this file")
     markdown: Optional[str] = flag(None, "write a Markdown summary (for a pull-request comment) to this file")
 
-    def __post_init__(self):
+    def validate(self):
         require(0 < self.tolerance < 10, f"--tolerance must be in (0, 10), got {self.tolerance}.")
         require(0 < self.alpha < 1, f"--alpha must be in (0, 1), got {self.alpha}.")
         for name in ("rounds", "repeats", "steps", "threads"):

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
@@ -25,6 +26,7 @@ from bench.results import (  # noqa: E402
 MIXED_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 DEBUG_HINT = "Rerun with --debug for the traceback."
 _LOCKS: list = []  # the result lock this process holds (bench.results.RunLock), released as main() ends
+_MADE: list[Path] = []  # output folders this process made, deepest first; removed as main() ends if still empty
 
 
 def parse_args(argv=None):
@@ -350,7 +352,9 @@ def check_output(path: Path, checkpoints: Path, run_cfg, config: dict | None = N
             f"{checkpoints} holds checkpoints of this run; pass --resume to continue it or --overwrite to start over."
         )
     try:
+        made = list(itertools.takewhile(lambda folder: not folder.exists(), (path.parent, *path.parent.parents)))
         path.parent.mkdir(parents=True, exist_ok=True)
+        _MADE.extend(made)
         probe = path.parent / f".write-test-{os.getpid()}-{path.name}"  # one per process: they check at once
         probe.write_text("")
         probe.unlink()
@@ -403,6 +407,16 @@ def release_locks() -> None:
         _LOCKS.pop().release()
 
 
+def remove_made_folders() -> None:
+    """Remove the output folders this run made and left empty (it was refused, or ended before
+    writing anything), so that a mistake leaves nothing behind."""
+    while _MADE:
+        try:
+            _MADE.pop(0).rmdir()
+        except OSError:  # not empty, and so neither is any folder above it
+            _MADE.clear()
+
+
 def first_line(error: BaseException) -> str:
     """An exception's message cut to one line, for a one-sentence report."""
     lines = str(error).strip().splitlines()
@@ -425,6 +439,7 @@ def main(argv=None) -> int:
         return _main(argv)
     finally:
         release_locks()  # the result is written (or the run refused): another run of it may start
+        remove_made_folders()
 
 
 def _main(argv=None) -> int:

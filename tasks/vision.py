@@ -80,9 +80,12 @@ def _limit(dataset, limit: Optional[int], seed: int = SPLIT_SEED):
 
 
 def held_out_split(n: int, val_fraction: float, seed: int = SPLIT_SEED) -> tuple[list[int], list[int]]:
-    """A fixed random split of range(n) into (train, eval) indices."""
+    """A fixed random split of range(n) into (train, eval) indices, neither empty (DataError)."""
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
     n_eval = max(1, round(n * val_fraction))
+    if n_eval >= n:
+        raise DataError(f"Holding out {val_fraction:g} of {n} images leaves no training images; "
+                        f"give more images or a smaller --val-fraction.")
     return sorted(order[n_eval:]), sorted(order[:n_eval])
 
 

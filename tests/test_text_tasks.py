@@ -303,6 +303,12 @@ def test_too_little_text_for_a_block(tmp_path):
     assert "too short for one block" in data_error("text", data_files=str(short), seq_len=512)
 
 
+@pytest.mark.parametrize("fraction, empty", [(0.999999, "training"), (0.000001, "evaluation")])
+def test_a_val_fraction_that_empties_a_split(text_files, fraction, empty):
+    message = data_error("text", data_files=text_files, val_fraction=fraction, **SMALL)
+    assert message.startswith(f"Holding out {fraction:g} of 300 examples left no {empty} examples") and "--val-fraction" in message
+
+
 def test_missing_wordnet(tmp_path, monkeypatch):
     monkeypatch.delenv("WNHOME", raising=False)
     monkeypatch.delenv("WNSEARCHDIR", raising=False)
