@@ -50,6 +50,10 @@ class Config:
     def validate(self) -> None:
         pass
 
+    def given(self) -> dict[str, Any]:
+        """The fields set to other than their default, as {field name: value}."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != f.default}
+
 
 @dataclass(frozen=True)
 class RunConfig(Config):
@@ -220,10 +224,6 @@ class VariantConfig(Config):
             self.layer_scale_init is None or self.layer_scale_init > 0,
             f"--layer-scale-init must be positive, got {self.layer_scale_init}.",
         )
-
-    def given(self) -> dict[str, Any]:
-        """The variant flags that were set, as {field name: value}."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
     def name(self) -> str:
         """Canonical short form, "" for the family's default: "norm=layernorm,layer-scale-init=0.0001"."""

@@ -129,6 +129,7 @@ def run(configs) -> tuple[dict, int]:
     run_cfg, optim_cfg, data_cfg, measure_cfg = configs["run"], configs["optim"], configs["data"], configs["measure"]
     variant = configs["variant"]
     task = get_task(run_cfg.task)
+    task.check_data_flags(data_cfg)
     spec = task.spec(data_cfg)
     entry, size = resolve(run_cfg.model, run_cfg.size, spec, variant)  # a bad pair fails here, before data loads
     out_path = Path(run_cfg.output_dir) / result_filename(

@@ -376,6 +376,7 @@ class MlmTask(Task):
     10% random, 10% unchanged); the metrics score exactly those positions."""
 
     default_label_smoothing = 0.0  # BERT and RoBERTa train without it
+    data_flags = ("data_files", "val_fraction", "tokenizer", "vocab_size", "seq_len")
 
     def spec(self, data_cfg) -> TaskSpec:
         return TaskSpec(
@@ -529,6 +530,7 @@ class Seq2SeqTask(Task):
     corpus BLEU and chrF (sacrebleu, default settings, detokenized text against the raw references)."""
 
     default_label_smoothing = 0.1  # the Transformer's (Vaswani et al., 2017)
+    data_flags = ("data_files", "source_field", "target_field", "val_fraction", "tokenizer", "vocab_size", "seq_len")
     default_target_len: Optional[int] = None  # None: the same as --seq-len
     # Greedy decoding in evaluation stops when every row has emitted [EOS], and after at most
     # min(target_len, ceil(decode_factor * S + decode_margin)) new tokens, S the longest source of the
