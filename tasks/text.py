@@ -136,15 +136,17 @@ def load_local_tokenizer(path: str, roles: tuple[str, ...]) -> PreTrainedTokeniz
     """A tokenizer.json file or a transformers tokenizer folder; special tokens it does not declare
     are taken from its vocabulary by this suite's names ([PAD], [MASK], [BOS], ...)."""
     where = Path(path).expanduser()
+    if not (where.is_file() or where.is_dir()):
+        raise DataError(f"The tokenizer {path} does not exist; give a tokenizer.json file or a tokenizer folder.")
     try:
         if where.is_file():
             tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(where))
-        elif where.is_dir():
-            tokenizer = PreTrainedTokenizerFast.from_pretrained(str(where), local_files_only=True)
         else:
-            raise DataError(f"The tokenizer {path} does not exist; give a tokenizer.json file or a tokenizer folder.")
-    except (OSError, ValueError) as e:
-        raise DataError(f"The tokenizer {path} could not be read as a fast tokenizer (tokenizer.json): {e}") from e
+            tokenizer = PreTrainedTokenizerFast.from_pretrained(str(where), local_files_only=True)
+    except Exception as e:  # tokenizers raises a bare Exception for a file that is not one; transformers others
+        reason = (str(e).strip().splitlines() or [""])[0].rstrip(".")
+        raise DataError(f"The tokenizer {path} is not a fast tokenizer, a tokenizer.json file or a folder holding one "
+                        f"({type(e).__name__}: {reason}).") from None
     vocab = tokenizer.get_vocab()
     for role in roles:
         if getattr(tokenizer, role) is None and SPECIAL_TOKENS[role] in vocab:

@@ -348,6 +348,26 @@ def test_local_tokenizer_folder_and_file(text_files, tmp_path):
     assert "has no bos, eos token" in data_error("pairs", **cfg)
 
 
+NOT_TOKENIZERS = {
+    "another-tools-json": lambda path: path.write_text('{"model_type": "bert", "hidden_size": 768}'),
+    "json-list": lambda path: path.write_text("[1, 2, 3]"),
+    "plain-text": lambda path: path.write_text("these are words, not a tokenizer\n"),
+    "binary": lambda path: path.write_bytes(bytes(range(256))),
+    "empty-file": lambda path: path.write_text(""),
+    "folder-without-one": lambda path: path.mkdir(),
+    "folder-with-a-broken-one": lambda path: (path.mkdir(), (path / "tokenizer.json").write_text('{"model": 5}')),
+}
+
+
+@pytest.mark.parametrize("make", NOT_TOKENIZERS.values(), ids=NOT_TOKENIZERS.keys())
+def test_a_tokenizer_that_is_not_one_is_one_sentence(text_files, tmp_path, make):
+    path = tmp_path / "tokenizer.json"
+    make(path)
+    message = data_error("text", data_files=text_files, tokenizer=str(path), **SMALL)
+    assert message.startswith(f"The tokenizer {path} is not a fast tokenizer, a tokenizer.json file or a folder "
+                              f"holding one (") and message.endswith(").") and "\n" not in message
+
+
 # ---------------------------------------------------------------- masking
 
 
