@@ -287,15 +287,19 @@ def _parse_optional(kind):
     return parse
 
 
+def field_kinds(cls) -> dict[str, tuple[type, bool]]:
+    """{field name: (its type, whether it may be None)} of a config class."""
+    hints = get_type_hints(cls)
+    return {f.name: (_strip_optional(hints[f.name]), hints[f.name] != _strip_optional(hints[f.name])) for f in fields(cls)}
+
+
 def add_flags(parser: argparse.ArgumentParser, cls) -> None:
     """One flag per field of `cls`, named --field-name."""
-    hints = get_type_hints(cls)
+    kinds = field_kinds(cls)
     group = parser.add_argument_group(cls.__doc__.strip().splitlines()[0] if cls.__doc__ else cls.__name__)
     for f in fields(cls):
         name = flag_name(f.name)
-        hint = hints[f.name]
-        optional = hint != _strip_optional(hint)
-        kind = _strip_optional(hint)
+        kind, optional = kinds[f.name]
         # argparse formats help with %: a literal one ("10%") must be doubled
         kwargs: dict[str, Any] = {"dest": f.name, "default": f.default, "help": f.metadata["help"].replace("%", "%%")}
         if kind is bool:
