@@ -4,6 +4,7 @@ has started, a result saying what happened. README's "Failures handled" lists wh
 import ast
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -209,3 +210,27 @@ def test_sources_never_unpickle_run_remote_code_or_eval_data():
             if func in ("eval", "exec") or func.startswith(("pickle.", "marshal.", "dill.")):
                 problems.append(f"{where}: {func}")
     assert problems == []
+
+
+# --------------------------------------------------------------------------- README's failure table
+
+
+def failure_table() -> list[list[str]]:
+    """The rows of README's "Failures handled" table, as lists of cells."""
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("## Failures handled", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")][2:]  # after the header and its rule
+    return [[cell.strip() for cell in re.split(r"(?<!\\)\|", row.strip().strip("|"))] for row in rows]
+
+
+def test_every_row_of_the_failure_table_names_tests_that_exist():
+    """At least 50 cases, each naming the tests that check it as `file::test`, each of which the suite has."""
+    tests = {path.name: {node.name for node in ast.parse(path.read_text(encoding="utf-8")).body
+                         if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
+             for path in (ROOT / "tests").glob("test_*.py")}
+    rows = failure_table()
+    assert len(rows) >= 50
+    for failure, *_, tested_by in rows:
+        named = re.findall(r"`(test_\w+\.py)::(test_\w+)`", tested_by)
+        assert named and len(named) == tested_by.count("`") // 2, f"{failure!r} names no test, or a bare file"
+        for file, test in named:
+            assert test in tests.get(file, set()), f"{failure!r}: {file} has no {test}"

@@ -196,6 +196,8 @@ def test_a_stop_signal_ends_a_slow_worker_and_removes_the_worktree(repo, tmp_pat
 
 @pytest.mark.parametrize("args, sentence", [
     (["--tolerance", "0"], "--tolerance must be in (0, 10), got 0.0."),
+    (["--alpha", "nan"], "--alpha must be a finite number, got nan."),
+    (["--rounds", "many"], "argument --rounds: invalid int value: 'many'; see python -m bench.regress --help."),
     (["--ref", "main", "--baseline", "b.json"], "--ref and --baseline are different comparisons; pass only one of them."),
     (["--case", "gmlp:digits:8:fp32:infer"], "--case 'gmlp:digits:8:fp32:infer' is not MODEL-SIZE:TASK:BATCH:PRECISION:PHASE, "
                                              "e.g. gmlp-mini:digits:32:fp32:infer."),
