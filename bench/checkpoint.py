@@ -107,29 +107,54 @@ class Checkpoints:
         Refuses with CheckpointError, leaving the folder in place, when it is corrupt or belongs to another run.
         """
         folder = complete(self.root)[-1]
-        start_over = "remove it, or start over with --overwrite"
-        try:
-            manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-            stored, files = manifest["identity"], manifest["files"]
-            position = Position(**{f.name: int(manifest["position"][f.name]) for f in fields(Position)})
-        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
-            raise _refusal(folder, f"is corrupt: its {MANIFEST} cannot be read ({e})", start_over) from None
+        stored, files, position = read_manifest(folder)
         for key, value in self.identity.items():
             if stored.get(key) != value:
                 raise _refusal(folder, f"belongs to another run ({key} {stored.get(key)!r}, not {value!r})",
                                "resume with the same settings, or start over with --overwrite")
         changed = sorted(n for n, size in files.items() if not (folder / n).is_file() or (folder / n).stat().st_size != size)
         if changed:
-            raise _refusal(folder, f"is corrupt: {', '.join(changed)} is missing or changed", start_over)
+            raise _refusal(folder, f"is corrupt: {', '.join(changed)} is missing or changed")
         try:
             with _weights_only():
                 accelerator.load_state(str(folder))
         except Exception as e:  # safetensors, unpickling and state-dict errors all mean the same here
-            raise _refusal(folder, f"is corrupt: loading it failed ({type(e).__name__})", start_over) from None
+            raise _refusal(folder, f"is corrupt: loading it failed ({type(e).__name__})") from None
         return folder, position
 
 
-def _refusal(folder: Path, problem: str, remedy: str) -> CheckpointError:
+def read_manifest(folder: Path) -> tuple[dict, dict[str, int], Position]:
+    """(identity, {file name: size}, position) of a checkpoint, each field checked against the schema
+    `save` writes; CheckpointError naming the first that is wrong."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise _refusal(folder, f"is corrupt: its {MANIFEST} cannot be read ({e})") from None
+
+    def field(dotted: str, ok, expected: str):
+        value = manifest
+        for key in dotted.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if not ok(value):
+            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+            raise _refusal(folder, f"is corrupt: its {MANIFEST} has {dotted} = {shown}, not {expected}")
+        return value
+
+    field("format", lambda v: v == FORMAT, f"format {FORMAT}")
+    identity = field("identity", lambda v: isinstance(v, dict), "a table of settings")
+    files = field("files", lambda v: isinstance(v, dict) and all(
+        Path(name).name == name and name not in ("", ".", "..") and _count(size) for name, size in v.items()),
+        "a table of file names and sizes")
+    position = Position(**{f.name: field(f"position.{f.name}", _count, "a count") for f in fields(Position)})
+    return identity, files, position
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _refusal(folder: Path, problem: str, remedy: str = "remove it, or start over with --overwrite"
+             ) -> CheckpointError:
     return CheckpointError(f"Checkpoint {folder} {problem}; it was left in place: {remedy}.")
 
 

@@ -1,4 +1,4 @@
-"""Frozen configs, one per concern, validated in __post_init__ and turned into argparse flags.
+"""Frozen configs, one per concern, validated when made (Config) and turned into argparse flags.
 
 A flag is generated from its field (name, type, default, help, choices), so the two never drift.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import sys
 from dataclasses import dataclass, field, fields
@@ -22,6 +23,7 @@ CLOCKS = ("wall", "process")
 NORMS = ("affine", "layernorm", "batchnorm", "none")
 TOKEN_MIXINGS = ("linear", "mlp", "conv3x3", "dwconv")
 SGU_INITS = ("paper", "default")
+MAX_SEED = 2**32 - 1  # numpy's limit; accelerate's set_seed seeds numpy with it
 
 
 def flag(default: Any, help: str, choices: tuple | None = None) -> Any:
@@ -33,8 +35,28 @@ def require(ok: bool, sentence: str) -> None:
         raise UserError(sentence)
 
 
+class Config:
+    """What every config checks when it is made: each float field is a finite number (inf and nan
+    pass range checks such as lr > 0, or fail them with a misleading sentence), then the class's own
+    ranges and combinations (`validate`)."""
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            require(not isinstance(value, float) or math.isfinite(value),
+                    f"{flag_name(f.name)} must be a finite number, got {value}.")
+        self.validate()
+
+    def validate(self) -> None:
+        pass
+
+    def given(self) -> dict[str, Any]:
+        """The fields set to other than their default, as {field name: value}."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != f.default}
+
+
 @dataclass(frozen=True)
-class RunConfig:
+class RunConfig(Config):
     """What to run and where the result goes."""
 
     task: str = flag("digits", "task name (see --list)")
@@ -66,8 +88,8 @@ class RunConfig:
     )
     debug: bool = flag(False, "show full tracebacks")
 
-    def __post_init__(self):
-        require(self.seed >= 0, f"--seed must be >= 0, got {self.seed}.")
+    def validate(self):
+        require(0 <= self.seed <= MAX_SEED, f"--seed must be from 0 to {MAX_SEED}, got {self.seed}.")
         require(self.eval_every is None or self.eval_every >= 1, f"--eval-every must be at least 1, got {self.eval_every}.")
         require(self.mode in MODES, f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}.")
         require(
@@ -85,7 +107,7 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
-class OptimConfig:
+class OptimConfig(Config):
     """Optimisation: AdamW with linear warm-up then cosine decay, label smoothing, accumulation."""
 
     batch_size: int = flag(128, "batch size per process (the global batch is this x processes x accumulation)")
@@ -102,7 +124,7 @@ class OptimConfig:
     grad_clip: Optional[float] = flag(1.0, "clip the gradient norm to this value (none to disable)")
     eval_batch_size: Optional[int] = flag(None, "evaluation batch size per process (default: --batch-size)")
 
-    def __post_init__(self):
+    def validate(self):
         require(self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}.")
         require(self.lr > 0, f"--lr must be positive, got {self.lr}.")
         require(self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}.")
@@ -122,7 +144,7 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(Config):
     """Where the task's data comes from and how much of it to use."""
 
     data_dir: Optional[str] = flag(None, "local dataset folder (ImageFolder layout for image tasks)")
@@ -143,7 +165,7 @@ class DataConfig:
     source_field: str = flag("source", "source field of a pairs file (seq2seq)")
     target_field: str = flag("target", "target field of a pairs file (seq2seq)")
 
-    def __post_init__(self):
+    def validate(self):
         require(0 < self.val_fraction < 1, f"--val-fraction must be in (0, 1), got {self.val_fraction}.")
         require(
             self.eval_split in EVAL_SPLITS,
@@ -159,7 +181,7 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class MeasureConfig:
+class MeasureConfig(Config):
     """Measurement: throughput, latency, peak memory, FLOPs and MFU, timed apart from training."""
 
     measure: bool = flag(True, "after training, also measure throughput, latency and memory (bench mode always does)")
@@ -176,7 +198,7 @@ class MeasureConfig:
         "shared machine do not advance; CPU with one thread only)", CLOCKS
     )
 
-    def __post_init__(self):
+    def validate(self):
         require(
             self.bench_batch_size is None or self.bench_batch_size >= 1,
             f"--bench-batch-size must be at least 1, got {self.bench_batch_size}.",
@@ -190,7 +212,7 @@ class MeasureConfig:
 
 
 @dataclass(frozen=True)
-class VariantConfig:
+class VariantConfig(Config):
     """Architecture variants for ablations: one part of a family swapped (unset: the family's own choice)."""
 
     norm: Optional[str] = flag(None, "ResMLP normalisation (the paper's: affine)", NORMS)
@@ -204,7 +226,7 @@ class VariantConfig:
     )
     layer_scale_init: Optional[float] = flag(None, "ResMLP layer-scale initial value (default: the size's)")
 
-    def __post_init__(self):
+    def validate(self):
         for name, choices in (("norm", NORMS), ("token_mixing", TOKEN_MIXINGS), ("sgu_init", SGU_INITS)):
             value = getattr(self, name)
             require(
@@ -215,10 +237,6 @@ class VariantConfig:
             self.layer_scale_init is None or self.layer_scale_init > 0,
             f"--layer-scale-init must be positive, got {self.layer_scale_init}.",
         )
-
-    def given(self) -> dict[str, Any]:
-        """The variant flags that were set, as {field name: value}."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
     def name(self) -> str:
         """Canonical short form, "" for the family's default: "norm=layernorm,layer-scale-init=0.0001"."""
@@ -282,15 +300,19 @@ def _parse_optional(kind):
     return parse
 
 
+def field_kinds(cls) -> dict[str, tuple[type, bool]]:
+    """{field name: (its type, whether it may be None)} of a config class."""
+    hints = get_type_hints(cls)
+    return {f.name: (_strip_optional(hints[f.name]), hints[f.name] != _strip_optional(hints[f.name])) for f in fields(cls)}
+
+
 def add_flags(parser: argparse.ArgumentParser, cls) -> None:
     """One flag per field of `cls`, named --field-name."""
-    hints = get_type_hints(cls)
+    kinds = field_kinds(cls)
     group = parser.add_argument_group(cls.__doc__.strip().splitlines()[0] if cls.__doc__ else cls.__name__)
     for f in fields(cls):
         name = flag_name(f.name)
-        hint = hints[f.name]
-        optional = hint != _strip_optional(hint)
-        kind = _strip_optional(hint)
+        kind, optional = kinds[f.name]
         # argparse formats help with %: a literal one ("10%") must be doubled
         kwargs: dict[str, Any] = {"dest": f.name, "default": f.default, "help": f.metadata["help"].replace("%", "%%")}
         if kind is bool:
@@ -320,13 +342,21 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         return super()._get_help_string(action)
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """A flag argparse refuses (unknown, a value of the wrong type, a choice not offered) is one
+    sentence on stderr, as every other mistake, instead of the usage and a line."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}; see {self.prog} --help.\n")
+
+
 def command_parser(spelling: str, description: str, examples: str) -> argparse.ArgumentParser:
     """The parser of one of the suite's commands. `spelling` is how a source checkout runs it
     ("python -m bench.sweep"); a console script (mlpbench-sweep) is named as it was called."""
     called = Path(sys.argv[0]).name
     prog = spelling if called.endswith(".py") or called in ("-m", "-c", "") else called
-    return argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter,
-                                   epilog="examples:\n" + examples)
+    return ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter,
+                          epilog="examples:\n" + examples)
 
 
 def build_parser(description: str, examples: str) -> argparse.ArgumentParser:

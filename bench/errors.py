@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Callable
 
@@ -36,17 +37,18 @@ def first_line(error: BaseException) -> str:
 def run_command(body: Callable[[], int], interrupted: str = "Interrupted.", unexpected_exit_code: int = 1) -> int:
     """A command's exit code: `body()`'s, or one sentence on stderr when it fails or Ctrl-C stops it.
 
-    A UserError exits with its own code, Ctrl-C with 130 and any other exception, a fault of the
-    command itself, with `unexpected_exit_code`.
+    A UserError exits with its own code, Ctrl-C with 130 (a KeyboardInterrupt carrying a `signum`, as
+    a command's own stop-signal handler raises it, with 128 + signum) and any other exception, a
+    fault of the command itself, with `unexpected_exit_code`.
     """
     try:
         return body()
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print(f"error: {interrupted}", file=sys.stderr)
-        return 130
+        return 128 + getattr(e, "signum", signal.SIGINT)
     except Exception as e:
         print(f"error: Unexpected {type(e).__name__}: {e}.", file=sys.stderr)
         return unexpected_exit_code

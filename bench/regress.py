@@ -17,7 +17,7 @@ samples are larger with p < alpha. The size threshold keeps real but harmless no
 that happens to run 2% slower) from failing a build; the test keeps one unlucky burst from doing so.
 
 Exit codes: 0 no regression, 1 a regression, 2 could not measure (bad ref, worker failure,
-missing, corrupt or mismatched baseline, bad flags), 130 interrupted.
+missing, corrupt or mismatched baseline, bad flags), 130 / 143 stopped by SIGINT / SIGTERM.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -39,7 +40,7 @@ from typing import Iterator, Optional
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.config import PRECISIONS, add_flags, command_parser, flag, require  # noqa: E402
+from bench.config import PRECISIONS, Config, add_flags, command_parser, flag, require  # noqa: E402
 from bench.errors import UserError, run_command  # noqa: E402
 from bench.regress_worker import INJECT_SLOWDOWN_ENV  # noqa: E402  (imports nothing heavy)
 from bench.results import write_json_atomic  # noqa: E402
@@ -89,7 +90,7 @@ class Case:
 
 
 @dataclass(frozen=True)
-class RegressConfig:
+class RegressConfig(Config):
     """The regression check: what to compare, how long to measure, and when to call it a regression."""
 
     ref: Optional[str] = flag(None, "git ref or commit to compare the working tree against (default: main)")
@@ -105,7 +106,7 @@ class RegressConfig:
     json: Optional[str] = flag(None, "write the comparison as JSON to this file")
     markdown: Optional[str] = flag(None, "write a Markdown summary (for a pull-request comment) to this file")
 
-    def __post_init__(self):
+    def validate(self):
         require(0 < self.tolerance < 10, f"--tolerance must be in (0, 10), got {self.tolerance}.")
         require(0 < self.alpha < 1, f"--alpha must be in (0, 1), got {self.alpha}.")
         for name in ("rounds", "repeats", "steps", "threads"):
@@ -176,17 +177,77 @@ def resolve_ref(ref: str) -> str:
 
 @contextmanager
 def temporary_worktree(commit: str) -> Iterator[Path]:
-    """A detached git worktree of `commit`, removed afterwards, also on an error or Ctrl-C."""
-    parent = Path(tempfile.mkdtemp(prefix="mlpbench-regress-"))
-    checkout = parent / "base"
+    """A detached git worktree of `commit`, removed afterwards, also on an error, SIGINT or SIGTERM.
+
+    It is added with stop signals deferred (StopSignals): `git worktree add` killed half-way, as
+    subprocess.run kills it on Ctrl-C, leaves the worktree locked ("initializing"), and neither
+    `git worktree remove --force` nor `git worktree prune` deletes a locked worktree."""
+    parent = None
     try:
-        git("worktree", "add", "--detach", str(checkout), commit)
-        yield checkout
+        with signals.deferred():
+            parent = Path(tempfile.mkdtemp(prefix="mlpbench-regress-"))
+            git("worktree", "add", "--detach", str(parent / "base"), commit)
+        yield parent / "base"
     finally:
-        if checkout.exists():
-            subprocess.run(["git", "worktree", "remove", "--force", str(checkout)], cwd=SUITE_ROOT, capture_output=True)
-        shutil.rmtree(parent, ignore_errors=True)
-        subprocess.run(["git", "worktree", "prune"], cwd=SUITE_ROOT, capture_output=True)
+        if parent is not None:
+            if (parent / "base").exists():
+                subprocess.run(["git", "worktree", "remove", "--force", str(parent / "base")], cwd=SUITE_ROOT,
+                               capture_output=True)
+            shutil.rmtree(parent, ignore_errors=True)
+            subprocess.run(["git", "worktree", "prune"], cwd=SUITE_ROOT, capture_output=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stop signals
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM reached the check; bench.errors.run_command exits with 128 + signum."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class StopSignals:
+    """SIGINT and SIGTERM stop the check by raising Interrupted, once: later ones are ignored, so the
+    cleanup that follows (killing the workers, removing the worktree) always runs to its end. Inside
+    `deferred()` the signal waits until the block has ended, for what must not stop half-way: adding
+    the worktree, and starting a worker together with registering it for the cleanup."""
+
+    def __init__(self):
+        self.received: Optional[int] = None
+        self._deferring = False
+
+    @contextmanager
+    def installed(self):
+        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            self.received = None
+
+    @contextmanager
+    def deferred(self):
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+            if self.received is not None:  # also in place of an error it caused (git stopped by Ctrl-C)
+                raise Interrupted(self.received)
+
+    def _handle(self, signum, frame):
+        if self.received is not None:
+            return
+        self.received = signum
+        if not self._deferring:
+            raise Interrupted(signum)
+
+
+signals = StopSignals()  # one per process, as signal handlers are
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,10 +264,11 @@ class Worker:
         if inject_slowdown:
             env[INJECT_SLOWDOWN_ENV] = str(inject_slowdown)
         self.stderr = tempfile.TemporaryFile(mode="w+")
+        # A process group of its own: Ctrl-C at a terminal reaches the driver only, which ends the worker.
         self.process = subprocess.Popen(
             [sys.executable, str(WORKER), str(checkout), str(cfg.threads)],
             cwd=checkout, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-            text=True, bufsize=1,
+            text=True, bufsize=1, process_group=0,
         )
         self._send({"cases": [asdict(c) for c in cases], "warmup": cfg.warmup, "steps": cfg.steps, "repeats": cfg.repeats})
 
@@ -219,14 +281,15 @@ class Worker:
         return self._receive("seconds_per_step", f"while measuring {case.name}")
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            try:
-                self.process.stdin.close()
-                self.process.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                self.process.kill()
-                self.process.wait()
-        self.stderr.close()
+        """Kill the worker's process group, whatever it is doing, and reap it: the cleanup never waits
+        for a slow worker, and no process of it is left running in a checkout about to be removed."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:  # the group has ended
+            pass
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout, self.stderr):
+            stream.close()
 
     def _send(self, message: dict) -> None:
         try:
@@ -253,8 +316,9 @@ def workers(sides: dict[str, tuple[Path, float]], cases: list[Case], cfg: Regres
     with ExitStack() as stack:
         started = {}
         for label, (checkout, slowdown) in sides.items():
-            started[label] = Worker(label, checkout, cases, cfg, slowdown)
-            stack.callback(started[label].close)
+            with signals.deferred():  # a worker started is a worker the cleanup ends
+                started[label] = Worker(label, checkout, cases, cfg, slowdown)
+                stack.callback(started[label].close)
         yield started
 
 
@@ -494,7 +558,8 @@ def main(argv=None) -> int:
         return run(RegressConfig(**{f.name: getattr(args, f.name) for f in fields(RegressConfig)}), args.cases)
 
     # A fault of the check itself is still one sentence, and "could not measure".
-    return run_command(compare, "Interrupted; nothing was compared.", CouldNotMeasure.exit_code)
+    with signals.installed():
+        return run_command(compare, "Interrupted; nothing was compared.", CouldNotMeasure.exit_code)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import stat
 import subprocess
 import tempfile
 from datetime import datetime, timezone
@@ -343,6 +344,25 @@ def validate_result(data: Any, source: str = "result") -> dict[str, Any]:
     return data
 
 
+MAX_RESULT_BYTES = 2**24  # a result is a few kilobytes; a file far larger is none, and is not read
+
+
+def _result_bytes(path: Path) -> bytes:
+    """The bytes of a regular file of at most MAX_RESULT_BYTES, else ResultError. Opened without
+    blocking, so a FIFO or a device named *.json is refused instead of waited on."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ResultError(f"{path} is not a regular file; a result is a JSON file.")
+        if info.st_size > MAX_RESULT_BYTES:
+            raise ResultError(f"{path} holds {info.st_size} bytes, far more than a result of this suite.")
+        with open(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
 def load_result(path: str | os.PathLike) -> dict[str, Any]:
     """Read and validate one result file."""
     return validate_result(read_json(path), source=str(path))
@@ -421,8 +441,10 @@ def read_json(path: str | os.PathLike) -> Any:
     """A JSON file's content; ResultError naming the file if it cannot be read as JSON."""
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return json.loads(_result_bytes(path).decode("utf-8"))
+    except ResultError:
+        raise
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:  # ValueError: also int digit limits
         raise ResultError(f"{path} could not be read as JSON ({e}).") from None
 
 

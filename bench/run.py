@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
@@ -26,6 +27,7 @@ from bench.results import (  # noqa: E402
 MIXED_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 DEBUG_HINT = "Rerun with --debug for the traceback."
 _LOCKS: list = []  # the result lock this process holds (bench.results.RunLock), released as main() ends
+_MADE: list[Path] = []  # output folders this process made, deepest first; removed as main() ends if still empty
 
 
 def parse_args(argv=None):
@@ -129,6 +131,7 @@ def run(configs) -> tuple[dict, int]:
     run_cfg, optim_cfg, data_cfg, measure_cfg = configs["run"], configs["optim"], configs["data"], configs["measure"]
     variant = configs["variant"]
     task = get_task(run_cfg.task)
+    task.check_data_flags(data_cfg)
     spec = task.spec(data_cfg)
     entry, size = resolve(run_cfg.model, run_cfg.size, spec, variant)  # a bad pair fails here, before data loads
     out_path = Path(run_cfg.output_dir) / result_filename(
@@ -377,7 +380,9 @@ def check_output(path: Path, checkpoints: Path, run_cfg, config: dict | None = N
             f"{checkpoints} holds checkpoints of this run; pass --resume to continue it or --overwrite to start over."
         )
     try:
+        made = list(itertools.takewhile(lambda folder: not folder.exists(), (path.parent, *path.parent.parents)))
         path.parent.mkdir(parents=True, exist_ok=True)
+        _MADE.extend(made)
         probe = path.parent / f".write-test-{os.getpid()}-{path.name}"  # one per process: they check at once
         probe.write_text("")
         probe.unlink()
@@ -430,6 +435,16 @@ def release_locks() -> None:
         _LOCKS.pop().release()
 
 
+def remove_made_folders() -> None:
+    """Remove the output folders this run made and left empty (it was refused, or ended before
+    writing anything), so that a mistake leaves nothing behind."""
+    while _MADE:
+        try:
+            _MADE.pop(0).rmdir()
+        except OSError:  # not empty, and so neither is any folder above it
+            _MADE.clear()
+
+
 def summary_line(result: dict) -> str:
     metric = result["primary_metric"]
     value = "n/a" if metric["value"] is None else f"{metric['value']:.4f}"
@@ -446,6 +461,7 @@ def main(argv=None) -> int:
         return _main(argv)
     finally:
         release_locks()  # the result is written (or the run refused): another run of it may start
+        remove_made_folders()
 
 
 def _main(argv=None) -> int:

@@ -12,7 +12,9 @@ and the sweep exits 130 / 143 once they have. Every --progress-every seconds (de
 each running run's phase, step and time left in training. A result already in output_dir that was
 made with other outcome-changing settings (bench.results.OUTCOME_SETTINGS) than the sweep's would be
 skipped as done, or replaced: the sweep refuses to start. The file's keys, checked for type and shape
-before anything runs (flags the sweep sets per run, such as seed or output-dir, are refused in args):
+before anything runs (flags the sweep sets per run, such as seed or output-dir, are refused in args;
+the flags each task's runs get are checked as bench/run.py checks them, the data flags the task
+reads included; a grid of which no pair can run is refused):
 
     output_dir = "runs/x"          # where result JSONs go
     tasks = ["digits"]             # task names
@@ -45,6 +47,7 @@ import itertools
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -59,7 +62,7 @@ from typing import Optional
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.config import VariantConfig, command_parser  # noqa: E402
+from bench.config import CONCERNS, MAX_SEED, VariantConfig, command_parser, field_kinds  # noqa: E402
 from bench.errors import PairError, UserError, run_command  # noqa: E402
 from bench.machine import MEASURE_LOCK_ENV  # noqa: E402
 from bench.progress import PROGRESS_ENV, describe, read_progress  # noqa: E402
@@ -81,6 +84,9 @@ SET_PER_RUN = {
     "output-dir": "output_dir", "resume": "nothing: the sweep resumes interrupted runs itself",
     "overwrite": "nothing: the sweep reruns interrupted runs itself",
 }
+# Every flag [args] / [task_args] may set: {field name: (type, may be "none")}, and how a value of each type is written.
+RUN_FLAGS = {name: kind for cls in CONCERNS.values() for name, kind in field_kinds(cls).items()}
+WRITTEN_AS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
 def _shown(value) -> str:
@@ -93,18 +99,34 @@ def _names(value) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, str) and v.strip() for v in value)
 
 
+def _of_kind(value, kind: type, optional: bool) -> bool:
+    if optional and value == "none":
+        return True
+    if kind is bool or isinstance(value, bool):  # true is no number, 1 no switch
+        return kind is bool and isinstance(value, bool)
+    return isinstance(value, (int, float) if kind is float else kind)
+
+
 def check_flags(table, where: str, path: Path) -> None:
-    """A table of bench/run.py flags: values str / int / float / bool, none that the sweep sets per run."""
+    """A table of bench/run.py flags: each a flag of a run, with a value of its type, none that the sweep sets per run."""
     if not isinstance(table, dict):
         raise UserError(f"{where} in the sweep file {path} must be a table of flags, got {_shown(table)}.")
     for name, value in table.items():
-        if not isinstance(value, (str, int, float, bool)):
-            raise UserError(f"{where}.{name} in the sweep file {path} must be a string, number or boolean, "
-                            f"got {_shown(value)}.")
         flag = name.replace("_", "-")
         if flag in SET_PER_RUN:
             raise UserError(f"{where}.{name} in the sweep file {path} sets --{flag}, which the sweep sets for each "
                             f"run; use {SET_PER_RUN[flag]}.")
+        field = flag.replace("-", "_")
+        if field.startswith("no_") and RUN_FLAGS.get(field[3:]) == (bool, False):  # no-measure = true: --no-measure
+            ok, written = value is True, f"true (or {flag[3:]} = false)"
+        elif field in RUN_FLAGS:
+            kind, optional = RUN_FLAGS[field]
+            ok, written = _of_kind(value, kind, optional), WRITTEN_AS[kind] + (' or "none"' if optional else "")
+        else:
+            raise UserError(f"{where}.{name} in the sweep file {path} names no flag of bench/run.py "
+                            f"(bench/run.py --help lists them).")
+        if not ok:
+            raise UserError(f"{where}.{name} in the sweep file {path} must be {written}, got {_shown(value)}.")
 
 
 def check_schema(grid: dict, path: Path) -> None:
@@ -117,8 +139,8 @@ def check_schema(grid: dict, path: Path) -> None:
     need("args_from", lambda v: isinstance(v, str) and v.strip(), "a non-empty string (a sweep file name)")
     for key in ("tasks", "models", "sizes"):
         need(key, _names, "a non-empty list of names (strings)")
-    need("seeds", lambda v: isinstance(v, list) and bool(v) and all(
-        isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v), "a non-empty list of integers >= 0")
+    need("seeds", lambda v: isinstance(v, list) and bool(v) and all(map(_seed, v)),
+         f"a non-empty list of integers from 0 to {MAX_SEED}")
     need("launcher", _names, "a non-empty list of strings (a command and its arguments)")
     need("variants", lambda v: isinstance(v, dict) and all(
         isinstance(names, list) and names and all(isinstance(n, str) for n in names) for names in v.values()),
@@ -130,8 +152,12 @@ def check_schema(grid: dict, path: Path) -> None:
     for task_name, table in grid.get("task_args", {}).items():
         check_flags(table, f"task_args.{task_name}", path)
     seed = grid.get("tune", {}).get("seed")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
-        raise UserError(f"tune.seed in the sweep file {path} must be an integer >= 0, got {_shown(seed)}.")
+    if seed is not None and not _seed(seed):
+        raise UserError(f"tune.seed in the sweep file {path} must be an integer from 0 to {MAX_SEED}, got {_shown(seed)}.")
+
+
+def _seed(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEED
 
 
 def read_toml(path: Path) -> dict:
@@ -155,6 +181,19 @@ def load_grid(path: Path) -> dict:
     unlisted = set(grid.get("variants", {})) - set(grid["models"])
     if unlisted:
         raise UserError(f"The sweep file {path} lists variants of {sorted(unlisted)}, which are not in its models.")
+    for task_name in set(grid.get("task_args", {})) - set(grid["tasks"]):
+        raise UserError(f"task_args.{task_name} in the sweep file {path} names a task not in its tasks "
+                        f"({', '.join(grid['tasks'])}).")
+    for family, names in grid.get("variants", {}).items():
+        for name in names:
+            try:
+                VariantConfig.parse(name)
+            except UserError as e:
+                raise UserError(f"variants.{family} in the sweep file {path} is refused: {e}") from None
+    if "launcher" in grid and shutil.which(grid["launcher"][0]) is None:
+        raise UserError(f"launcher in the sweep file {path} starts {grid['launcher'][0]!r}, which is not a command here.")
+    if Path(grid["output_dir"]).exists() and not Path(grid["output_dir"]).is_dir():
+        raise UserError(f"output_dir in the sweep file {path} is {grid['output_dir']!r}, a file, not a folder.")
     tune = grid.get("tune")
     if tune is not None:
         if not isinstance(tune, dict) or set(tune) - TUNE_KEYS:
@@ -176,7 +215,39 @@ def load_grid(path: Path) -> dict:
         grid["task_args"] = {
             t: {**base.get("task_args", {}).get(t, {}), **grid.get("task_args", {}).get(t, {})} for t in tasks
         }
+    for task_name in grid["tasks"]:
+        check_run_flags(task_name, {**grid.get("args", {}), **grid.get("task_args", {}).get(task_name, {})}, path)
     return grid
+
+
+def check_run_flags(task_name: str, args: dict, path: Path) -> None:
+    """The flags the sweep gives a task's runs, checked as bench/run.py checks them (ranges, choices,
+    the data flags the task reads) before any run starts."""
+    import tasks  # noqa: F401
+    from tasks.base import get_task
+
+    task = get_task(task_name)
+    refused = f"The flags the sweep file {path} gives the {task_name} runs are refused:"
+    configs = run_configs(["--task", task_name, *flags(args)], refused)
+    try:
+        task.check_data_flags(configs["data"])
+    except UserError as e:
+        raise UserError(f"{refused} {e}") from None
+
+
+def run_configs(argv: list[str], refused: str) -> dict:
+    """The validated configs bench/run.py makes of `argv`, or a UserError: `refused` and the reason."""
+    from bench.config import build_parser, configs_from_args
+
+    def error(message):
+        raise UserError(f"{message}.")
+
+    parser = build_parser("", "")
+    parser.error = error
+    try:
+        return configs_from_args(parser.parse_args(argv))
+    except UserError as e:
+        raise UserError(f"{refused} {e}") from None
 
 
 def flags(args: dict) -> list[str]:
@@ -192,8 +263,9 @@ def flags(args: dict) -> list[str]:
 
 
 def plan(grid: dict, task_names: list[str] | None = None, phase: str | None = None,
-         chosen: dict | None = None) -> list[dict]:
-    """Runs of the grid with their result paths; bad names fail here, before any run.
+         chosen: dict | None = None, report: bool = True) -> list[dict]:
+    """Runs of the grid with their result paths; bad names fail here, before any run. A pair that
+    cannot run is left out, and said so with `report`.
 
     phase None: the grid as declared. "tune": every learning rate of [tune] at the tuning seed,
     scored on validation. "test": every seed at the learning rate `chosen` for its
@@ -225,7 +297,7 @@ def plan(grid: dict, task_names: list[str] | None = None, phase: str | None = No
             try:
                 _, resolved = resolve(family, size, specs[task_name], variant)
             except PairError as e:
-                if seed == seeds[0]:  # say it once, not once per seed
+                if report and seed == seeds[0]:  # say it once, not once per seed
                     print(f"skip: {e}")
                 continue
             output_dir = Path(grid["output_dir"])
@@ -418,16 +490,10 @@ def run_one(run: dict, launcher: list[str], log_path: Path, env: dict,
 
 def planned_config(run: dict) -> dict:
     """The config bench/run.py will record for `run` ({concern: {field: value}}), from its flags."""
-    from bench.config import as_dict, build_parser, configs_from_args
+    from bench.config import as_dict
     from tasks.base import get_task
 
-    parser = build_parser("", "")
-
-    def refuse(message):
-        raise UserError(f"bench/run.py refuses the flags of {run['name']} ({message}); fix the sweep's args.")
-
-    parser.error = refuse
-    configs = configs_from_args(parser.parse_args(run["argv"]))
+    configs = run_configs(run["argv"], f"bench/run.py would refuse the flags of {run['name']}:")
     return as_dict({**configs, "optim": get_task(run["task"]).configure(configs["optim"])})
 
 
@@ -499,9 +565,13 @@ def sweep(args, processes: Optional[RunProcesses] = None) -> int:
     processes = processes or RunProcesses()
     if args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}.")
-    if not args.progress_every >= 0:
-        raise UserError(f"--progress-every must be >= 0 seconds, got {args.progress_every}.")
+    if not (math.isfinite(args.progress_every) and args.progress_every >= 0):
+        raise UserError(f"--progress-every must be a finite number of seconds >= 0, got {args.progress_every}.")
     grid = load_grid(args.grid)
+    declared = plan(grid, report="tune" not in grid)  # the tuning phase reports the pairs it skips itself
+    if not declared:
+        raise UserError(f"The sweep file {args.grid} plans no run: none of its models and sizes can run its tasks "
+                        f"(bench/run.py --list shows the pairs that run).")
     launcher = grid.get("launcher") or [sys.executable]
     threads = None if args.jobs == 1 else max(1, (os.cpu_count() or 1) // args.jobs)
     env = dict(os.environ)
@@ -530,7 +600,7 @@ def sweep(args, processes: Optional[RunProcesses] = None) -> int:
     monitor.__enter__()
     try:
         if "tune" not in grid:
-            runs = number(plan(grid))
+            runs = number(declared)
             failed = execute_all(runs)
         else:
             runs, failed = [], 0

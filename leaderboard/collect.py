@@ -1,7 +1,9 @@
 """Find result files, validate them, and keep from each the fields the leaderboard shows.
 
-A file that is not a result of this suite (malformed JSON, another tool's JSON, a field of the
-wrong type) is skipped with a sentence naming it, so one bad file never hides the others.
+A file that is not a result of this suite (not a regular file, malformed JSON, another tool's JSON,
+a field of the wrong type, a number out of range, a name no registry of the suite gives) is skipped
+with a sentence naming it, so one bad file never hides the others, and no value of a file can break
+a page or the arithmetic behind it.
 
 A run scored on the validation split (config.data.eval_split "validation": a tuning run of the
 sweep's [tune] protocol) is kept apart, in Collection.tuning: it is never ranked, summarised,
@@ -14,7 +16,6 @@ Collection.scaling, for the scaling page only.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +24,17 @@ from typing import Any, Optional
 from bench.errors import UserError
 from bench.results import ResultError, git_provenance, is_point, read_json, validate_point, validate_result
 
-# Task names become page file names, so they may not carry path separators or name another page.
-_TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# Names the pages show as they are: identifiers of the suite (task, model, size, precision, metric, ...;
+# task names also become page file names), variants, device names and commits. Any other text there,
+# a line break or a pipe, would break the Markdown.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_VARIANT = re.compile(r"([a-z0-9_-]+=[A-Za-z0-9_.+-]+(,[a-z0-9_-]+=[A-Za-z0-9_.+-]+)*)?")
+_DEVICE = re.compile(r"[^\x00-\x1f\x7f|<>`]{1,200}")
+_COMMIT = re.compile(r"[0-9a-f]{4,64}")
 _OTHER_PAGES = ("index", "summary", "ablations")
+# The largest magnitude of a number in a result: far above any real one (parameters, FLOPs per sample,
+# samples per second), and far enough below the largest float that sums, squares and ratios stay finite.
+LIMIT = 1e18
 
 
 @dataclass(frozen=True)
@@ -238,23 +247,23 @@ def collect(folders: list[str]) -> Collection:
 
 
 def _identity(data: dict[str, Any], source: str) -> Identity:
-    task = _get(data, "task", str, source)
-    if not _TASK_NAME.fullmatch(task) or task in _OTHER_PAGES:
+    task = _get(data, "task", _NAME, source)
+    if task in _OTHER_PAGES:
         raise ResultError(
             f"{source} has task {task!r}; a task name is letters, digits, '_', '-' and '.', "
             f"and not {' or '.join(_OTHER_PAGES)}."
         )
-    name = _get(data, "environment.device_name", str, source)
+    name = _get(data, "environment.device_name", _DEVICE, source)
     processes = _get(data, "environment.num_processes", int, source, required=False) or 1
     return Identity(
         task=task,
-        family=_get(data, "model", str, source),
-        size=_get(data, "size", str, source),
-        variant=_get(data, "variant", str, source, required=False) or "",
+        family=_get(data, "model", _NAME, source),
+        size=_get(data, "size", _NAME, source),
+        variant=_get(data, "variant", _VARIANT, source, required=False) or "",
         seed=_get(data, "seed", int, source),
         device=name if processes == 1 else f"{processes}x {name}",
-        device_type=_get(data, "environment.device_type", str, source),
-        precision=_get(data, "environment.precision", str, source),
+        device_type=_get(data, "environment.device_type", _NAME, source),
+        precision=_get(data, "environment.precision", _NAME, source),
     )
 
 
@@ -264,7 +273,7 @@ def _failure(data: dict[str, Any], source: str) -> Failure:
 
 
 def _eval_split(data: dict[str, Any], source: str) -> str:
-    split = _get(data, "config.data.eval_split", str, source, required=False) or TEST
+    split = _get(data, "config.data.eval_split", _NAME, source, required=False) or TEST
     if split not in EVAL_SPLITS:
         raise ResultError(f"{source} has config.data.eval_split = {split!r}; expected {' or '.join(EVAL_SPLITS)}.")
     return split
@@ -286,30 +295,31 @@ def _protocol(data: dict[str, Any], source: str) -> Protocol:
         weight_decay=get("config.optim.weight_decay", number),
         warmup_fraction=get("config.optim.warmup_fraction", number),
         label_smoothing=get("config.optim.label_smoothing", number),
-        precision=get("environment.precision", str), device_name=get("environment.device_name", str),
-        cpu_threads=get("environment.cpu_threads", int), bench_clock=get("config.measure.bench_clock", str),
+        precision=get("environment.precision", _NAME), device_name=get("environment.device_name", _DEVICE),
+        cpu_threads=get("environment.cpu_threads", int), bench_clock=get("config.measure.bench_clock", _NAME),
     )
 
 
 def _provenance(data: dict[str, Any], source: str) -> Provenance:
     environment = data["environment"] if isinstance(data["environment"], dict) else {}
-    return Provenance(source, *git_provenance(environment))
+    commit, dirty = git_provenance(environment)
+    if commit is not None and not _COMMIT.fullmatch(commit):
+        raise ResultError(f"{source} has environment.git_commit = {_shown(commit)}, which is not a valid value "
+                          f"for that field.")
+    return Provenance(source, commit, dirty)
 
 
 def _run(data: dict[str, Any], source: str) -> Run:
-    def number(key: str, required: bool = False) -> Optional[float]:
-        return _get(data, key, (int, float), source, required)
+    def number(key: str, signed: bool = False) -> Optional[float]:
+        return _get(data, key, (int, float), source, required=False, signed=signed)
 
     flops = number("flops.forward_per_sample")
-    eval_samples = number("metrics.eval_samples")
-    if eval_samples is not None and (eval_samples < 0 or eval_samples != int(eval_samples)):
-        raise ResultError(f"{source} has metrics.eval_samples = {eval_samples!r}, which is not a count of samples.")
     stable = _get(data, "throughput.stable", bool, source, required=False)
     return Run(
         id=_identity(data, source),
-        metric_name=_get(data, "primary_metric.name", str, source),
+        metric_name=_get(data, "primary_metric.name", _NAME, source),
         higher_is_better=_get(data, "primary_metric.higher_is_better", bool, source),
-        metric=number("primary_metric.value"),
+        metric=number("primary_metric.value", signed=True),
         params=_get(data, "params", int, source),
         gflops=None if flops is None else flops / 1e9,
         train_samples_per_s=number("throughput.train_samples_per_s"),
@@ -317,8 +327,8 @@ def _run(data: dict[str, Any], source: str) -> Run:
         train_tokens_per_s=number("throughput.train_tokens_per_s"),
         infer_tokens_per_s=number("throughput.infer_tokens_per_s"),
         train_peak_mb=number("memory.train_peak_mb"),
-        memory_kind=_get(data, "memory.kind", str, source, required=False),
-        eval_samples=None if eval_samples is None else int(eval_samples),
+        memory_kind=_get(data, "memory.kind", _NAME, source, required=False),
+        eval_samples=_get(data, "metrics.eval_samples", int, source, required=False),
         stable=stable is not False,
         unstable_reason=_get(data, "throughput.unstable_reason", str, source, required=False),
         provenance=_provenance(data, source),
@@ -326,8 +336,8 @@ def _run(data: dict[str, Any], source: str) -> Run:
         lr=_lr(data, source),
         protocol=_protocol(data, source),
         floors=tuple((name, float(value)) for name in FLOOR_METRICS
-                     if (value := number(f"metrics.{name}")) is not None),
-        modality=_get(data, "modality", str, source, required=False),
+                     if (value := number(f"metrics.{name}", signed=True)) is not None),
+        modality=_get(data, "modality", _NAME, source, required=False),
     )
 
 
@@ -374,8 +384,10 @@ def _scaling_point(data: dict[str, Any], source: str) -> ScalingPoint:
     )
 
 
-def _get(data: dict[str, Any], dotted: str, kind, source: str, required: bool = True):
-    """The value at a dotted path, checked against `kind`; None when absent or null and not required."""
+def _get(data: dict[str, Any], dotted: str, kind, source: str, required: bool = True, signed: bool = False):
+    """The value at a dotted path, checked against `kind`: a type, or a pattern a string must match.
+    A number must lie in [0, LIMIT], or [-LIMIT, LIMIT] when `signed`. None when absent or null and
+    not required."""
     value: Any = data
     for key in dotted.split("."):
         value = value.get(key) if isinstance(value, dict) else None
@@ -383,10 +395,14 @@ def _get(data: dict[str, Any], dotted: str, kind, source: str, required: bool = 
         if required:
             raise ResultError(f"{source} has no {dotted}; it is not a complete result of this suite.")
         return None
-    # bool is an int in Python, but true is no seed or parameter count.
-    wrong_type = not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)
-    if wrong_type or (isinstance(value, float) and not math.isfinite(value)):
-        raise ResultError(f"{source} has {dotted} = {value!r}, which is not a valid value for that field.")
+    if isinstance(kind, re.Pattern):
+        valid = isinstance(value, str) and kind.fullmatch(value) is not None
+    else:  # bool is an int in Python, but true is no seed or parameter count
+        valid = isinstance(value, kind) and isinstance(value, bool) == (kind is bool)
+        if valid and isinstance(value, (int, float)) and not isinstance(value, bool):  # nan fails the comparison
+            valid = (-LIMIT if signed else 0) <= value <= LIMIT
+    if not valid:
+        raise ResultError(f"{source} has {dotted} = {_shown(value)}, which is not a valid value for that field.")
     return value
 
 
@@ -398,6 +414,11 @@ def task_provenances(collection: Collection) -> dict[str, list[Provenance]]:
     for point in collection.scaling:
         tasks.setdefault("scaling", []).append(point.provenance)
     return tasks
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def provenance_warnings(collection: Collection) -> list[str]:

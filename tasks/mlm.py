@@ -17,6 +17,7 @@ class WikiText(MlmTask):
 
     offline = False
     config = ""
+    data_flags = (*MlmTask.data_flags, "data_dir", "hub_id")  # data_dir: a clone of the dataset repository
 
     def default_source(self, data_cfg):
         return tuple(load_hub(data_cfg, "Salesforce/wikitext", self.config, split) for split in ("train", "test"))

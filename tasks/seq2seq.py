@@ -19,6 +19,7 @@ class Wmt14DeEn(Seq2SeqTask):
     name = "wmt14-de-en"
     description = "WMT14 German -> English translation; scored on newstest2014"
     offline = False
+    data_flags = (*Seq2SeqTask.data_flags, "data_dir", "hub_id")  # data_dir: a clone of the dataset repository
 
     def default_source(self, data_cfg):
         def side_by_side(batch):

@@ -137,15 +137,17 @@ def load_local_tokenizer(path: str, roles: tuple[str, ...]) -> PreTrainedTokeniz
     """A tokenizer.json file or a transformers tokenizer folder; special tokens it does not declare
     are taken from its vocabulary by this suite's names ([PAD], [MASK], [BOS], ...)."""
     where = Path(path).expanduser()
+    if not (where.is_file() or where.is_dir()):
+        raise DataError(f"The tokenizer {path} does not exist; give a tokenizer.json file or a tokenizer folder.")
     try:
         if where.is_file():
             tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(where))
-        elif where.is_dir():
-            tokenizer = PreTrainedTokenizerFast.from_pretrained(str(where), local_files_only=True)
         else:
-            raise DataError(f"The tokenizer {path} does not exist; give a tokenizer.json file or a tokenizer folder.")
-    except (OSError, ValueError) as e:
-        raise DataError(f"The tokenizer {path} could not be read as a fast tokenizer (tokenizer.json): {e}") from e
+            tokenizer = PreTrainedTokenizerFast.from_pretrained(str(where), local_files_only=True)
+    except Exception as e:  # tokenizers raises a bare Exception for a file that is not one; transformers others
+        reason = (str(e).strip().splitlines() or [""])[0].rstrip(".")
+        raise DataError(f"The tokenizer {path} is not a fast tokenizer, a tokenizer.json file or a folder holding one "
+                        f"({type(e).__name__}: {reason}).") from None
     vocab = tokenizer.get_vocab()
     for role in roles:
         if getattr(tokenizer, role) is None and SPECIAL_TOKENS[role] in vocab:
@@ -373,6 +375,7 @@ class MlmTask(Task):
     10% random, 10% unchanged); the metrics score exactly those positions."""
 
     default_label_smoothing = 0.0  # BERT and RoBERTa train without it
+    data_flags = ("data_files", "val_fraction", "tokenizer", "vocab_size", "seq_len")
 
     def spec(self, data_cfg) -> TaskSpec:
         return TaskSpec(
@@ -530,6 +533,7 @@ class Seq2SeqTask(Task):
     corpus BLEU and chrF (sacrebleu, default settings, detokenized text against the raw references)."""
 
     default_label_smoothing = 0.1  # the Transformer's (Vaswani et al., 2017)
+    data_flags = ("data_files", "source_field", "target_field", "val_fraction", "tokenizer", "vocab_size", "seq_len")
     default_target_len: Optional[int] = None  # None: the same as --seq-len
     # Greedy decoding in evaluation stops when every row has emitted [EOS], and after at most
     # min(target_len, ceil(decode_factor * S + decode_margin)) new tokens, S the longest source of the

@@ -81,9 +81,12 @@ def _limit(dataset, limit: Optional[int], seed: int = SPLIT_SEED):
 
 
 def held_out_split(n: int, val_fraction: float, seed: int = SPLIT_SEED) -> tuple[list[int], list[int]]:
-    """A fixed random split of range(n) into (train, eval) indices."""
+    """A fixed random split of range(n) into (train, eval) indices, neither empty (DataError)."""
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
     n_eval = max(1, round(n * val_fraction))
+    if n_eval >= n:
+        raise DataError(f"Holding out {val_fraction:g} of {n} images leaves no training images; "
+                        f"give more images or a smaller --val-fraction.")
     return sorted(order[n_eval:]), sorted(order[:n_eval])
 
 
@@ -106,6 +109,7 @@ class Digits(ImageClassification):
     name = "digits"
     description = "scikit-learn's 8x8 handwritten digits (1,797 images), always offline"
     offline = True
+    data_flags = ("val_fraction",)
 
     def spec(self, data_cfg):
         return TaskSpec(self.name, "image", self.metric, image_size=(1, 8, 8), num_classes=10)
@@ -162,6 +166,7 @@ class FashionMNIST(ImageClassification):
     description = "Zalando's 28x28 Fashion-MNIST (70,000 images): idx files from --data-dir or Debian's dataset-fashion-mnist, else the hub"
     offline = True  # when Debian's package or a local copy is installed
     hub_id = "zalando-datasets/fashion_mnist"
+    data_flags = ("data_dir", "hub_id")
 
     def spec(self, data_cfg):
         return TaskSpec(self.name, "image", self.metric, image_size=(1, 28, 28), num_classes=10)
@@ -194,12 +199,14 @@ class FashionMNIST(ImageClassification):
 
     def _from_hub(self, data_cfg):
         spec = self.spec(data_cfg)
-        train, test = load_hub_splits(data_cfg.hub_id or self.hub_id, data_cfg, "image", "label")
+        train, test = load_hub_splits(data_cfg.hub_id or self.hub_id, "image", "label",
+                                      "pass --data-dir, a folder of its idx files")
         return _finish(spec, HubImages(train, spec, "image", "label", False), HubImages(test, spec, "image", "label", False), data_cfg)
 
 
-def load_hub_splits(hub_id: str, data_cfg, image_key: str, label_key: str):
-    """(train, eval) splits of a hub dataset; offline or unknown ids become one DataError sentence."""
+def load_hub_splits(hub_id: str, image_key: str, label_key: str, offline: str):
+    """(train, eval) splits of a hub dataset; offline or unknown ids become one DataError sentence,
+    which ends with `offline`: how to give the task a local copy."""
     import datasets
 
     try:
@@ -207,7 +214,7 @@ def load_hub_splits(hub_id: str, data_cfg, image_key: str, label_key: str):
     except Exception as e:  # datasets raises many types for "unreachable": ConnectionError, OfflineModeIsEnabled, ...
         raise DataError(
             f"The dataset {hub_id!r} could not be loaded from the datasets hub ({type(e).__name__}); "
-            f"if this machine is offline, copy the data here and pass --data-dir (an ImageFolder layout)."
+            f"if this machine is offline, copy the data here and {offline}."
         ) from None
     eval_name = next((s for s in ("validation", "test") if s in ds), None)
     if "train" not in ds or eval_name is None:
@@ -436,6 +443,7 @@ class ImageFolder(FolderTask):
         "images train at their own size up to 224 px unless --image-size is given"
     )
     offline = True
+    data_flags = ("data_dir", "val_fraction", "image_size")
 
     def _side(self, data_cfg) -> int:
         if data_cfg.image_size:
@@ -459,6 +467,7 @@ class ImageNet(FolderTask):
     name = "imagenet"
     description = "ImageNet-1k: an ImageFolder copy (--data-dir with train/ and val/), else the hub id"
     hub_id = "ILSVRC/imagenet-1k"
+    data_flags = ("data_dir", "hub_id", "image_size")
 
     def spec(self, data_cfg):
         side = self._side(data_cfg)
@@ -468,7 +477,8 @@ class ImageNet(FolderTask):
     def load(self, data_cfg, seed):
         spec = self.spec(data_cfg)
         if not data_cfg.data_dir:
-            train, val = load_hub_splits(data_cfg.hub_id or self.hub_id, data_cfg, "image", "label")
+            train, val = load_hub_splits(data_cfg.hub_id or self.hub_id, "image", "label",
+                                         "pass --data-dir, a folder with train/ and val/ folders of class sub-folders")
             return _finish(
                 spec, HubImages(train, spec, "image", "label", True), HubImages(val, spec, "image", "label", False),
                 data_cfg, HubImages(train, spec, "image", "label", False),
@@ -488,6 +498,7 @@ class HubImageTask(ImageClassification):
     """CIFAR-style tasks: a hub id through `datasets`, decoded per sample."""
 
     hub_id = ""
+    data_flags = ("hub_id",)
     image_key = "img"
     label_key = "label"
     side = 32
@@ -497,7 +508,8 @@ class HubImageTask(ImageClassification):
 
     def load(self, data_cfg, seed):
         spec = self.spec(data_cfg)
-        train, test = load_hub_splits(data_cfg.hub_id or self.hub_id, data_cfg, self.image_key, self.label_key)
+        train, test = load_hub_splits(data_cfg.hub_id or self.hub_id, self.image_key, self.label_key,
+                                      "use --task imagefolder with --data-dir, a folder of class sub-folders")
         return _finish(
             spec,
             HubImages(train, spec, self.image_key, self.label_key, True),

@@ -1,8 +1,14 @@
 """bench.errors.run_command: every way a command ends is one sentence on stderr and a set exit code."""
 
+import signal
+
 import pytest
 
 from bench.errors import DataError, run_command
+
+
+class Stopped(KeyboardInterrupt):
+    signum = signal.SIGTERM
 
 
 def raising(error):
@@ -18,6 +24,7 @@ def raising(error):
         (lambda: 1, 1, ""),
         (raising(DataError("The folder x has no images.")), 2, "error: The folder x has no images.\n"),
         (raising(KeyboardInterrupt()), 130, "error: Stopped by the user.\n"),
+        (raising(Stopped()), 143, "error: Stopped by the user.\n"),
         (raising(RuntimeError("worker died")), 7, "error: Unexpected RuntimeError: worker died.\n"),
     ],
 )

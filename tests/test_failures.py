@@ -4,6 +4,7 @@ has started, a result saying what happened. README's "Failures handled" lists wh
 import ast
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -32,27 +33,60 @@ def one_line_error(capsys) -> str:
 # --------------------------------------------------------------------------- before any data is read
 
 
-@pytest.mark.parametrize(
-    "argv,sentence",
-    [
-        (["--size", "xl"], "Unknown size 'xl' for model 'gmlp' on image tasks; valid sizes are: "),
-        (["--task", "imagefolder", "--data-dir", "{tmp}/empty"], "{tmp}/empty has no class sub-folders"),
-        (["--task", "cifar10"], "The dataset 'uoft-cs/cifar10' could not be loaded from the datasets hub"),
-        (["--output-dir", "{tmp}/a-file/out"], "Cannot write results to {tmp}/a-file/out (Not a directory)"),
-        (["--checkpoint-every", "-1"], "--checkpoint-every must be >= 0 or none, got -1."),
-        (["--resume", "--overwrite"], "--resume continues a run and --overwrite starts it over"),
-    ],
-    ids=["unknown-size", "empty-data-dir", "image-hub-offline", "output-not-writable", "bad-checkpoint-every",
-         "resume-and-overwrite"],
-)
+BAD_INPUT = {
+    "unknown-size": (["--size", "xl"], "Unknown size 'xl' for model 'gmlp' on image tasks; valid sizes are: "),
+    "empty-data-dir": (["--task", "imagefolder", "--data-dir", "{tmp}/empty"], "{tmp}/empty has no class sub-folders"),
+    "image-hub-offline": (["--task", "cifar10"], "The dataset 'uoft-cs/cifar10' could not be loaded from the datasets hub"),
+    "output-not-writable": (["--output-dir", "{tmp}/a-file/out"], "Cannot write results to {tmp}/a-file/out (Not a directory)"),
+    "bad-checkpoint-every": (["--checkpoint-every", "-1"], "--checkpoint-every must be >= 0 or none, got -1."),
+    "resume-and-overwrite": (["--resume", "--overwrite"], "--resume continues a run and --overwrite starts it over"),
+    # numbers that are numbers but not sane ones
+    "lr-infinite": (["--lr", "inf"], "--lr must be a finite number, got inf."),
+    "lr-nan": (["--lr", "nan"], "--lr must be a finite number, got nan."),
+    "epochs-infinite": (["--epochs", "inf"], "--epochs must be a finite number, got inf."),
+    "warmup-nan": (["--warmup-fraction", "nan"], "--warmup-fraction must be a finite number, got nan."),
+    "grad-clip-infinite": (["--grad-clip", "inf"], "--grad-clip must be a finite number, got inf."),
+    "layer-scale-infinite": (["--model", "resmlp", "--layer-scale-init=-inf"],
+                             "--layer-scale-init must be a finite number, got -inf."),
+    "seed-negative": (["--seed", "-1"], "--seed must be from 0 to 4294967295, got -1."),
+    "seed-too-large": (["--seed", "4294967296"], "--seed must be from 0 to 4294967295, got 4294967296."),
+    "val-fraction-empties-training": (["--val-fraction", "0.9999"],
+                                      "Holding out 0.9999 of 1797 images leaves no training images; give more "
+                                      "images or a smaller --val-fraction."),
+    # flags the task does not use
+    "data-dir-on-digits": (["--data-dir", "{tmp}/empty"], "--task digits does not use --data-dir (it reads "
+                           "--val-fraction, --eval-split, --max-train-samples, --max-eval-samples, --num-workers); "
+                           "drop it."),
+    "text-flags-on-an-image-task": (["--task", "fashion-mnist", "--seq-len", "64", "--tokenizer", "t.json"],
+                                    "--task fashion-mnist does not use --tokenizer or --seq-len"),
+    "vocabulary-flags-on-cmudict": (["--task", "cmudict", "--model", "transformer", "--vocab-size", "500"],
+                                    "--task cmudict does not use --vocab-size (it reads --data-files, "),
+}
+
+
+@pytest.mark.parametrize("argv,sentence", BAD_INPUT.values(), ids=BAD_INPUT.keys())
 def test_bad_input_is_one_sentence_and_exit_2(tmp_path, capsys, argv, sentence):
     (tmp_path / "empty").mkdir()
     (tmp_path / "a-file").write_text("")
     argv = [a.format(tmp=tmp_path) for a in argv]
-    output = [] if "--output-dir" in argv else ["--output-dir", str(tmp_path / "out")]
+    output = [] if "--output-dir" in argv else ["--output-dir", str(tmp_path / "out" / "run")]
     assert runner.main([*argv, *output]) == 2
     assert sentence.format(tmp=tmp_path) in one_line_error(capsys)
-    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()], "no file written"
+    assert not (tmp_path / "out").exists(), "nothing is created, not even the output folder"
+
+
+@pytest.mark.parametrize("argv,sentence", [
+    (["--lr", "fast"], "argument --lr: invalid float value: 'fast'"),
+    (["--batch-size", "1.5"], "argument --batch-size: invalid int value: '1.5'"),
+    (["--seed", "1e3"], "argument --seed: invalid int value: '1e3'"),
+    (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+], ids=["float", "int", "int-in-float-notation", "unknown"])
+def test_a_flag_argparse_refuses_is_one_sentence(tmp_path, capsys, argv, sentence):
+    with pytest.raises(SystemExit) as exited:
+        runner.main([*argv, "--output-dir", str(tmp_path / "out")])
+    assert exited.value.code == 2
+    assert one_line_error(capsys) == f"error: {sentence}; see bench/run.py --help.\n"
+    assert not (tmp_path / "out").exists()
 
 
 # --------------------------------------------------------------------------- during training
@@ -176,3 +210,27 @@ def test_sources_never_unpickle_run_remote_code_or_eval_data():
             if func in ("eval", "exec") or func.startswith(("pickle.", "marshal.", "dill.")):
                 problems.append(f"{where}: {func}")
     assert problems == []
+
+
+# --------------------------------------------------------------------------- README's failure table
+
+
+def failure_table() -> list[list[str]]:
+    """The rows of README's "Failures handled" table, as lists of cells."""
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("## Failures handled", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")][2:]  # after the header and its rule
+    return [[cell.strip() for cell in re.split(r"(?<!\\)\|", row.strip().strip("|"))] for row in rows]
+
+
+def test_every_row_of_the_failure_table_names_tests_that_exist():
+    """At least 50 cases, each naming the tests that check it as `file::test`, each of which the suite has."""
+    tests = {path.name: {node.name for node in ast.parse(path.read_text(encoding="utf-8")).body
+                         if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
+             for path in (ROOT / "tests").glob("test_*.py")}
+    rows = failure_table()
+    assert len(rows) >= 50
+    for failure, *_, tested_by in rows:
+        named = re.findall(r"`(test_\w+\.py)::(test_\w+)`", tested_by)
+        assert named and len(named) == tested_by.count("`") // 2, f"{failure!r} names no test, or a bare file"
+        for file, test in named:
+            assert test in tests.get(file, set()), f"{failure!r}: {file} has no {test}"

@@ -433,3 +433,103 @@ def test_results_without_a_commit_are_warned_about(tmp_path, capsys):
     assert warnings == [f"warning: 1 of 7 results record no commit: {folder / MIXER}"]
     assert ("Code: the 7 results come from **mixed commits**: `4d01189c0ffe` (6 results), no recorded commit "
             "(1 result).") in (out / "digits.md").read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- any value of any field
+
+
+NUMBERS = ["seed", "params", "environment.num_processes", "environment.cpu_threads", "metrics.eval_samples",
+           "flops.forward_per_sample", "throughput.train_samples_per_s", "throughput.infer_samples_per_s",
+           "throughput.train_tokens_per_s", "throughput.infer_tokens_per_s", "memory.train_peak_mb",
+           "config.optim.lr", "config.optim.batch_size", "config.optim.weight_decay", "config.optim.warmup_fraction",
+           "config.optim.label_smoothing", "train.steps", "train.epochs", "train.samples"]
+SIGNED = ["primary_metric.value", "metrics.majority_baseline_accuracy"]
+COUNTS = {"seed", "params", "environment.num_processes", "environment.cpu_threads", "config.optim.batch_size",
+          "train.steps", "train.samples", "metrics.eval_samples"}
+NAMES = ["task", "model", "size", "variant", "environment.device_name", "environment.device_type",
+         "environment.precision", "primary_metric.name", "memory.kind", "modality", "config.measure.bench_clock",
+         "config.data.eval_split", "environment.git_commit"]
+
+
+def with_value(folder: Path, dotted: str, value) -> Path:
+    """The CPU digits fixtures in `folder`, gmlp's seed 1 with `value` at `dotted`; that file's path."""
+    folder.mkdir()
+    for path in sorted((RESULTS / "cpu").glob("digits__*.json")):
+        shutil.copy(path, folder)
+    changed = folder / GMLP1
+    data = json.loads(changed.read_text(encoding="utf-8"))
+    *parents, last = dotted.split(".")
+    table = data
+    for key in parents:
+        if not isinstance(table.get(key), dict):  # a run that did not train has train = null
+            table[key] = {}
+        table = table[key]
+    table[last] = value
+    changed.write_text(json.dumps(data), encoding="utf-8")
+    return changed
+
+
+def extremes(dotted: str) -> tuple[list, list]:
+    """(values a result may hold at `dotted`, values it may not): a count is an integer in [0, 1e18], a
+    measurement a number in [0, 1e18], a metric a number in [-1e18, 1e18]; never nan, infinity or a bool."""
+    if dotted in COUNTS:
+        return [10**18, 3] + ([] if dotted == "seed" else [0]), [10**18 + 1, -1, 2.0, 0.5, True]
+    never = [float("nan"), float("inf"), -float("inf"), 1e19, -1e19, True]
+    if dotted in SIGNED:
+        return [0, 1e18, -1e18, 5e-324, -5e-324, 7], never
+    return [0, 1e18, 5e-324, 2.5, 7], never + [-1, -5e-324]
+
+
+@pytest.mark.parametrize("dotted", NUMBERS + SIGNED)
+def test_any_number_in_a_result_is_used_or_skipped_naming_the_file_never_a_crash(tmp_path, capsys, dotted):
+    """Every page is built whatever a number holds: extremes inside the range are used, others skip
+    the file with one sentence naming it and the field."""
+    inside, outside = extremes(dotted)
+    for i, value in enumerate(inside + outside):
+        changed = with_value(tmp_path / f"results{i}", dotted, value)
+        assert main([str(changed.parent), "--out", str(tmp_path / f"board{i}")]) == 0
+        warnings = [line for line in capsys.readouterr().err.splitlines() if changed.name in line]
+        expected = [] if i < len(inside) else [
+            f"warning: skipped a file: {changed} has {dotted} = {value!r}, which is not a valid value for that field."]
+        assert warnings == expected, value
+        assert (tmp_path / f"board{i}" / "digits.md").exists()
+
+
+@pytest.mark.parametrize("dotted", NAMES)
+def test_a_name_that_would_break_a_page_skips_the_file(tmp_path, capsys, dotted):
+    changed = with_value(tmp_path / "results", dotted, "gm|lp\n## heading <b>")
+    assert main([str(changed.parent), "--out", str(tmp_path / "board")]) == 0
+    warning = f"warning: skipped a file: {changed} has {dotted} = 'gm|lp\\n## heading <b>', which is not a valid"
+    assert warning in capsys.readouterr().err
+    pages = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "board").glob("*.md"))
+    assert "\n## heading" not in pages and "<b>" not in pages
+
+
+def test_free_text_of_a_run_cannot_break_a_page(tmp_path):
+    changed = with_value(tmp_path / "results", "status", "error")
+    data = json.loads(changed.read_text(encoding="utf-8"))
+    data["error"] = "shapes a|b differ\n## not a heading <script>"
+    changed.write_text(json.dumps(data), encoding="utf-8")
+    assert main([str(changed.parent), "--out", str(tmp_path / "board")]) == 0
+    page = (tmp_path / "board" / "digits.md").read_text(encoding="utf-8")
+    assert "| shapes a\\|b differ ## not a heading &lt;script&gt; |" in page and "<script>" not in page
+
+
+def test_only_regular_files_of_json_within_its_limits_are_read(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(RESULTS / "cpu", results)
+    os.mkfifo(results / "fifo.json")  # opening it for reading would wait for a writer forever
+    (results / "folder.json").mkdir()
+    (results / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (results / "digits.json").write_text("1" * 5000)  # more digits than Python converts
+    with open(results / "huge.json", "wb") as f:
+        f.truncate(2**24 + 1)
+    done = run_cli(str(results), "--out", str(tmp_path / "board"), cwd=tmp_path)  # a 120 s timeout: never blocks
+    assert done.returncode == 0, done.stderr
+    skipped = [line for line in done.stderr.splitlines() if line.startswith("warning: skipped a file:")]
+    assert f"warning: skipped a file: {results / 'fifo.json'} is not a regular file; a result is a JSON file." in skipped
+    assert f"warning: skipped a file: {results / 'folder.json'} is not a regular file; a result is a JSON file." in skipped
+    assert f"warning: skipped a file: {results / 'huge.json'} holds {2**24 + 1} bytes, far more than a result of this suite." in skipped
+    for name in ("deep.json", "digits.json"):
+        assert any(line.startswith(f"warning: skipped a file: {results / name} could not be read as JSON (") for line in skipped)
+    assert len(skipped) == 5

@@ -111,23 +111,93 @@ def test_ref_the_check_cannot_measure(repo):
     assert worktrees(repo) == 1
 
 
-def test_interrupt_removes_the_worktree(repo):
+def start_regress(repo: Path, *args: str, **env_vars: str) -> subprocess.Popen:
     # A shell's background job inherits SIGINT ignored, and Python then keeps ignoring it: restore the default.
-    process = subprocess.Popen([sys.executable, "-m", "bench.regress", "--ref", "main", *TINY],
-                               cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 60
-    while worktrees(repo) == 1 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert worktrees(repo) == 2
+    return subprocess.Popen([sys.executable, "-m", "bench.regress", *args], cwd=repo, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **env_vars},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def wait_for(condition, what: str, process: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"no {what} within {seconds} s"
+        time.sleep(0.05)
+
+
+def assert_stopped_and_removed(process: subprocess.Popen, signum: int, repo: Path, tmp: Path) -> None:
+    """The check ended by `signum`, in one sentence, with its worktree and temporary folder gone."""
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum, stderr
+    assert stderr.strip().splitlines()[-1] == "error: Interrupted; nothing was compared.", stderr
+    assert worktrees(repo) == 1 and not (repo / ".git" / "worktrees").exists()
+    assert not list(tmp.glob("mlpbench-regress-*")), "the temporary folder of the worktree is gone"
+
+
+@pytest.fixture
+def busy():
+    """Every core kept busy by other processes, as on the shared machine where the cleanup once failed."""
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
+    yield
+    for burner in burners:
+        burner.kill()
+        burner.wait()
+
+
+@pytest.mark.parametrize("load", ["idle", "busy"])
+def test_interrupt_removes_the_worktree(repo, tmp_path, request, load):
+    if load == "busy":
+        request.getfixturevalue("busy")
+    process = start_regress(repo, "--ref", "main", *TINY, TMPDIR=str(tmp_path))
+    wait_for(lambda: worktrees(repo) == 2, "worktree", process)
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130 and stderr.strip().splitlines()[-1] == "error: Interrupted; nothing was compared."
-    assert worktrees(repo) == 1
+    assert_stopped_and_removed(process, signal.SIGINT, repo, tmp_path)
+
+
+def test_an_interrupt_while_git_adds_the_worktree_removes_it(repo, tmp_path):
+    """A loaded machine makes `git worktree add` slow enough for Ctrl-C to land inside it. Here a smudge
+    filter holds its checkout until the test lets it go: git must be left to finish (killed half-way,
+    it leaves a locked worktree that `git worktree remove --force` refuses), and then removed."""
+    started, go = tmp_path / "filter-started", tmp_path / "filter-go"
+    (tmp_path / "attributes").write_text("README.md filter=held\n")
+    held = f"touch {started}; while [ ! -e {go} ]; do sleep 0.05; done; cat"
+    (tmp_path / "tmp").mkdir()
+    process = start_regress(
+        repo, "--ref", "main", *TINY, TMPDIR=str(tmp_path / "tmp"), GIT_CONFIG_COUNT="2",
+        GIT_CONFIG_KEY_0="filter.held.smudge", GIT_CONFIG_VALUE_0=held,
+        GIT_CONFIG_KEY_1="core.attributesFile", GIT_CONFIG_VALUE_1=str(tmp_path / "attributes"),
+    )
+    wait_for(started.exists, "checkout", process)
+    process.send_signal(signal.SIGINT)
+    time.sleep(1)  # a driver that kills git on Ctrl-C has done so by now
+    go.touch()
+    assert_stopped_and_removed(process, signal.SIGINT, repo, tmp_path / "tmp")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_signal_ends_a_slow_worker_and_removes_the_worktree(repo, tmp_path, signum):
+    """The ref's own code takes ten minutes to import in its worker: the check stops at once all the same."""
+    marker = tmp_path / "worker-pid"
+    git(repo, "checkout", "-q", "-b", f"slow-{signum}")
+    init = repo / "tasks" / "__init__.py"
+    init.write_text(f"import os, pathlib, time\npathlib.Path({str(marker)!r}).write_text(str(os.getpid()))\n"
+                    f"time.sleep(600)\n{init.read_text()}")
+    git(repo, "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-q", "-am", "slow")
+    git(repo, "checkout", "-q", "main")
+    (tmp_path / "tmp").mkdir()
+    process = start_regress(repo, "--ref", f"slow-{signum}", *TINY, TMPDIR=str(tmp_path / "tmp"))
+    wait_for(lambda: marker.exists() and marker.read_text(), "slow worker", process)
+    process.send_signal(signum)
+    assert_stopped_and_removed(process, signum, repo, tmp_path / "tmp")
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(marker.read_text()), 0)  # the worker is gone, not left running in the removed checkout
 
 
 @pytest.mark.parametrize("args, sentence", [
     (["--tolerance", "0"], "--tolerance must be in (0, 10), got 0.0."),
+    (["--alpha", "nan"], "--alpha must be a finite number, got nan."),
+    (["--rounds", "many"], "argument --rounds: invalid int value: 'many'; see python -m bench.regress --help."),
     (["--ref", "main", "--baseline", "b.json"], "--ref and --baseline are different comparisons; pass only one of them."),
     (["--case", "gmlp:digits:8:fp32:infer"], "--case 'gmlp:digits:8:fp32:infer' is not MODEL-SIZE:TASK:BATCH:PRECISION:PHASE, "
                                              "e.g. gmlp-mini:digits:32:fp32:infer."),

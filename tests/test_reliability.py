@@ -158,7 +158,7 @@ def test_a_folder_with_too_few_readable_images_is_refused_before_training(tmp_pa
     argv = ["--task", "imagefolder", "--data-dir", str(root), "--image-size", "16", "--output-dir", str(tmp_path / "o")]
     assert runner.main(argv) == 2
     assert "readable image(s) in 1 class(es); training needs at least 4 in at least 2 classes." in one_line_error(capsys)
-    assert not list((tmp_path / "o").iterdir()), "no result, no lock file"
+    assert not (tmp_path / "o").exists(), "no result, no lock file, no folder"
 
 
 # --------------------------------------------------------------------------- 3. no silent loss
@@ -286,6 +286,20 @@ GOOD = {"output_dir": '"{out}"', "tasks": '["digits"]', "models": '["gmlp"]', "s
     ({"variants": "[1]"}, "variants"),
     ({"args_from": "3"}, "args_from"),
     ({"tune": "{ lr = [0.001, 0.002], seed = -1 }"}, "tune.seed"),
+    ({"tune": "{ lr = [0.001, 0.002], seed = 4294967296 }"}, "tune.seed"),
+    ({"seeds": "[4294967296]"}, "seeds"),
+    ({"args": "{ epoch = 3 }"}, "args.epoch"),  # a typo of a flag
+    ({"args": '{ batch-size = "big" }'}, "args.batch-size"),
+    ({"args": "{ batch-size = 1.5 }"}, "args.batch-size"),
+    ({"args": '{ measure = "yes" }'}, "args.measure"),
+    ({"args": "{ measure = 1 }"}, "args.measure"),
+    ({"args": "{ no-measure = false }"}, "args.no-measure"),
+    ({"args": "{ lr = true }"}, "args.lr"),
+    ({"args": "{ data-dir = 3 }"}, "args.data-dir"),  # a number where a path belongs
+    ({"args": "{ checkpoint-every = 1.5 }"}, "args.checkpoint-every"),
+    ({"task_args": "{ cifar = { lr = 0.1 } }"}, "task_args.cifar"),  # a task the sweep does not run
+    ({"variants": '{ gmlp = ["seed=3"] }'}, "variants.gmlp"),
+    ({"launcher": '["no-such-launcher"]'}, "launcher"),
 ])
 def test_a_bad_sweep_file_is_one_sentence_naming_file_and_key(tmp_path, capsys, change, key):
     out = tmp_path / "out"
@@ -296,6 +310,45 @@ def test_a_bad_sweep_file_is_one_sentence_naming_file_and_key(tmp_path, capsys, 
     err = one_line_error(capsys)
     assert f"{key} in the sweep file {path} " in err
     assert not out.exists() and not list(tmp_path.glob("*/")), "nothing created"
+
+
+@pytest.mark.parametrize("extra, sentence", [
+    ("lr = inf", "--lr must be a finite number, got inf."),
+    ("lr = nan", "--lr must be a finite number, got nan."),
+    ("grad-accum = 0", "--grad-accum must be at least 1, got 0."),
+    ("val-fraction = 1.5", "--val-fraction must be in (0, 1), got 1.5."),
+    ('precision = "fp8"', "argument --precision: invalid choice: 'fp8'"),
+    ("seq-len = 64", "--task digits does not use --seq-len"),
+    ('[task_args.digits]\ndata-dir = "images"', "--task digits does not use --data-dir"),
+], ids=["infinite", "nan", "out-of-range", "fraction", "choice", "unused-flag", "unused-task-flag"])
+def test_flags_bench_run_would_refuse_are_refused_before_any_run(tmp_path, capsys, extra, sentence):
+    path = write_grid(tmp_path / "grid.toml", tmp_path / "out", extra + "\n")  # lines of [args], or a table after it
+    assert sweep.main([str(path)]) == 2
+    err = one_line_error(capsys)
+    assert f"The flags the sweep file {path} gives the digits runs are refused: " in err and sentence in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_grid_where_nothing_can_run_is_refused(tmp_path, capsys):
+    path = tmp_path / "grid.toml"
+    path.write_text(f'output_dir = "{tmp_path / "out"}"\ntasks = ["digits"]\nmodels = ["mixer"]\nsizes = ["s16"]\n'
+                    "seeds = [0]\n")
+    assert sweep.main([str(path)]) == 2
+    assert f"The sweep file {path} plans no run: none of its models and sizes can run its tasks" in \
+        one_line_error(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_dir_that_is_a_file_and_an_infinite_progress_interval_are_refused(tmp_path, capsys):
+    (tmp_path / "taken").write_text("")
+    path = write_grid(tmp_path / "grid.toml", tmp_path / "taken")
+    assert sweep.main([str(path)]) == 2
+    assert f"output_dir in the sweep file {path} is '{tmp_path / 'taken'}', a file, not a folder." in \
+        one_line_error(capsys)
+    path = write_grid(tmp_path / "grid.toml", tmp_path / "out")
+    assert sweep.main([str(path), "--progress-every", "inf"]) == 2
+    assert "--progress-every must be a finite number of seconds >= 0, got inf." in one_line_error(capsys)
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_args_from_file_is_checked_too(tmp_path, capsys):

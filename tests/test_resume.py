@@ -135,6 +135,35 @@ def test_corrupt_checkpoint_is_refused_and_kept(copy, capsys, damage, problem):
     assert snapshot(folder) == before
 
 
+def position(**changes):
+    return lambda m: {**m, "position": {**m["position"], **changes}}
+
+
+@pytest.mark.parametrize("change, shown, expected", [
+    (lambda m: [1, 2], "format = None", "format 1"),
+    (lambda m: {**m, "format": 2}, "format = 2", "format 1"),
+    (lambda m: {**m, "identity": ["--seed", 0]}, "identity = ['--seed', 0]", "a table of settings"),
+    (lambda m: {**m, "files": list(m["files"])}, "files = [", "a table of file names and sizes"),
+    (lambda m: {**m, "files": {**m["files"], "model.safetensors": "12"}}, "files = {", "a table of file names and sizes"),
+    (lambda m: {**m, "files": {**m["files"], "../outside": 1}}, "files = {", "a table of file names and sizes"),
+    (lambda m: {**m, "position": None}, "position.step = None", "a count"),
+    (position(step="2"), "position.step = '2'", "a count"),
+    (position(step=2.5), "position.step = 2.5", "a count"),
+    (position(epoch=-1), "position.epoch = -1", "a count"),
+    (position(samples=True), "position.samples = True", "a count"),
+], ids=["not-a-table", "format", "identity", "files-list", "size-text", "file-outside", "no-position", "step-text",
+        "step-float", "epoch-negative", "samples-bool"])
+def test_a_manifest_field_of_the_wrong_type_is_refused_and_kept(copy, capsys, change, shown, expected):
+    folder = checkpoints(copy) / "step-00000002"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps(change(manifest)))
+    before = snapshot(folder)
+    err = refuse([*SHORT, "--output-dir", str(copy), "--resume"], capsys)
+    assert f"Checkpoint {folder} is corrupt: its manifest.json has {shown}" in err
+    assert f", not {expected}; it was left in place: remove it, or start over with --overwrite." in err
+    assert snapshot(folder) == before
+
+
 class RunsCode:
     """Unpickling this calls open(path, "w"): what a booby-trapped checkpoint could do."""
 

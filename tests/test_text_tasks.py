@@ -303,6 +303,12 @@ def test_too_little_text_for_a_block(tmp_path):
     assert "too short for one block" in data_error("text", data_files=str(short), seq_len=512)
 
 
+@pytest.mark.parametrize("fraction, empty", [(0.999999, "training"), (0.000001, "evaluation")])
+def test_a_val_fraction_that_empties_a_split(text_files, fraction, empty):
+    message = data_error("text", data_files=text_files, val_fraction=fraction, **SMALL)
+    assert message.startswith(f"Holding out {fraction:g} of 300 examples left no {empty} examples") and "--val-fraction" in message
+
+
 def test_missing_wordnet(tmp_path, monkeypatch):
     monkeypatch.delenv("WNHOME", raising=False)
     monkeypatch.delenv("WNSEARCHDIR", raising=False)
@@ -340,6 +346,26 @@ def test_local_tokenizer_folder_and_file(text_files, tmp_path):
     tsv, _ = write_pairs(tmp_path)
     cfg = dict(data_files=tsv, source_field="de", target_field="en", tokenizer=str(tmp_path / "tok"))
     assert "has no bos, eos token" in data_error("pairs", **cfg)
+
+
+NOT_TOKENIZERS = {
+    "another-tools-json": lambda path: path.write_text('{"model_type": "bert", "hidden_size": 768}'),
+    "json-list": lambda path: path.write_text("[1, 2, 3]"),
+    "plain-text": lambda path: path.write_text("these are words, not a tokenizer\n"),
+    "binary": lambda path: path.write_bytes(bytes(range(256))),
+    "empty-file": lambda path: path.write_text(""),
+    "folder-without-one": lambda path: path.mkdir(),
+    "folder-with-a-broken-one": lambda path: (path.mkdir(), (path / "tokenizer.json").write_text('{"model": 5}')),
+}
+
+
+@pytest.mark.parametrize("make", NOT_TOKENIZERS.values(), ids=NOT_TOKENIZERS.keys())
+def test_a_tokenizer_that_is_not_one_is_one_sentence(text_files, tmp_path, make):
+    path = tmp_path / "tokenizer.json"
+    make(path)
+    message = data_error("text", data_files=text_files, tokenizer=str(path), **SMALL)
+    assert message.startswith(f"The tokenizer {path} is not a fast tokenizer, a tokenizer.json file or a folder "
+                              f"holding one (") and message.endswith(").") and "\n" not in message
 
 
 # ---------------------------------------------------------------- masking

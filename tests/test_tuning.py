@@ -137,6 +137,12 @@ def test_validation_is_carved_from_training_and_never_trained_on(task):
     assert 0.05 < len(val.eval) / (len(val.eval) + len(val.train)) < 0.15
 
 
+def test_max_eval_samples_larger_than_the_split_scores_the_whole_split():
+    whole = get_task("digits").load(DataConfig(), seed=0)
+    capped = get_task("digits").load(DataConfig(max_eval_samples=10**9), seed=0)
+    assert len(capped.eval) == len(whole.eval) == 359  # 20% of 1,797
+
+
 @pytest.mark.parametrize("tune, sentence", [
     ('lr = "0.001"', "must be a list of at least two positive learning rates"),
     ("lr = [0.001]", "must be a list of at least two positive learning rates"),
