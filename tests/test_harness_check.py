@@ -27,4 +27,5 @@ def test_process_clock_with_several_threads_is_a_usage_error():
     out = subprocess.run([sys.executable, "bench/harness_check.py", "--threads", "2"], cwd=ROOT,
                          capture_output=True, text=True)
     assert out.returncode == 2
-    assert out.stderr.strip().endswith("error: --clock process needs --threads 1: CPU time sums over threads")
+    assert out.stderr.strip().endswith("error: --clock process needs --threads 1: CPU time sums over threads; "
+                                       "see python bench/harness_check.py --help.")
