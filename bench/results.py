@@ -332,16 +332,22 @@ def validate_result(data: Any, source: str = "result") -> dict[str, Any]:
     """Check a loaded result against the schema; raise ResultError with one sentence if not."""
     if not isinstance(data, dict):
         raise ResultError(f"{source} is not a JSON object.")
-    missing = [k for k in REQUIRED_KEYS if k not in data]
-    if missing:
-        raise ResultError(f"{source} lacks the keys {', '.join(missing)}; it is not a result of this suite.")
-    if data["schema_version"] != SCHEMA_VERSION:
-        raise ResultError(
-            f"{source} has schema_version {data['schema_version']!r}; this suite reads version {SCHEMA_VERSION}."
-        )
-    if data["status"] not in STATUSES:
-        raise ResultError(f"{source} has status {data['status']!r}; expected one of {', '.join(STATUSES)}.")
+    _check_schema(data, source, REQUIRED_KEYS, "a result of this suite", SCHEMA_VERSION, "version", STATUSES)
     return data
+
+
+def _check_schema(data: dict[str, Any], source: str, required: tuple[str, ...], kind: str, version: int,
+                  version_name: str, statuses: tuple[str, ...]) -> None:
+    """The checks results and scaling points share: required keys, schema version, status."""
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise ResultError(f"{source} lacks the keys {', '.join(missing)}; it is not {kind}.")
+    if data["schema_version"] != version:
+        raise ResultError(
+            f"{source} has schema_version {data['schema_version']!r}; this suite reads {version_name} {version}."
+        )
+    if data["status"] not in statuses:
+        raise ResultError(f"{source} has status {data['status']!r}; expected one of {', '.join(statuses)}.")
 
 
 MAX_RESULT_BYTES = 2**24  # a result is a few kilobytes; a file far larger is none, and is not read
@@ -419,16 +425,8 @@ def validate_point(data: Any, source: str = "point") -> dict[str, Any]:
     """Check a loaded scaling point against its schema; raise ResultError with one sentence if not."""
     if not is_point(data):
         raise ResultError(f"{source} is not a scaling point (no kind {POINT_KIND!r}).")
-    missing = [k for k in POINT_REQUIRED_KEYS if k not in data]
-    if missing:
-        raise ResultError(f"{source} lacks the keys {', '.join(missing)}; it is not a complete scaling point.")
-    if data["schema_version"] != POINT_SCHEMA_VERSION:
-        raise ResultError(
-            f"{source} has schema_version {data['schema_version']!r}; this suite reads scaling points of version "
-            f"{POINT_SCHEMA_VERSION}."
-        )
-    if data["status"] not in POINT_STATUSES:
-        raise ResultError(f"{source} has status {data['status']!r}; expected one of {', '.join(POINT_STATUSES)}.")
+    _check_schema(data, source, POINT_REQUIRED_KEYS, "a complete scaling point", POINT_SCHEMA_VERSION,
+                  "scaling points of version", POINT_STATUSES)
     tokens = data["tokens"]
     if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 1:
         raise ResultError(f"{source} has tokens = {tokens!r}, which is not a positive count.")

@@ -338,11 +338,12 @@ def time_cap(seconds: float, clock: str) -> Iterator[None]:
     process clock from a counter updated at scheduler ticks, too coarse to time a step."""
     now = time.process_time if clock == "process" else time.perf_counter
     deadline = now() + seconds
+    message = f"over the time cap of {seconds:g} s ({clock} clock)"
     done = threading.Event()
 
     def over(*_):
         if not done.is_set():
-            raise OverTimeCap(f"over the time cap of {seconds:g} s ({clock} clock)")
+            raise OverTimeCap(message)
 
     def watch():
         wait = WATCH_INTERVAL_S
@@ -356,6 +357,8 @@ def time_cap(seconds: float, clock: str) -> Iterator[None]:
     watchdog.start()
     try:
         yield
+        if now() >= deadline:  # the block ended between two looks of the watchdog: it was still over
+            raise OverTimeCap(message)
     finally:
         done.set()
         watchdog.join()
