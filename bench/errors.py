@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import signal
+import signal
 import sys
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Optional
 
 
 class UserError(Exception):
@@ -26,6 +28,29 @@ class PairError(UserError):
 
 class DataError(UserError):
     """Missing, empty, unreachable or malformed data."""
+
+
+class SignalCatcher:
+    """SIGINT and SIGTERM routed to `_handle` while `installed()`; `received` is the first one caught.
+    Subclasses decide what a signal does (bench.loop: stop after the training step; bench.regress:
+    stop once, finishing what must not stop half-way)."""
+
+    def __init__(self):
+        self.received: Optional[int] = None
+        self._deferring = False
+
+    @contextmanager
+    def installed(self):
+        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            self.received = None
+
+    def _handle(self, signum, frame):
+        raise NotImplementedError
 
 
 def first_line(error: BaseException) -> str:

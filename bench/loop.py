@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from bench.checkpoint import Checkpoints, Position
-from bench.errors import UserError
+from bench.errors import SignalCatcher, UserError
 from bench.history import History
 from bench.machine import wait_for_measurements
 from bench.measure import LoopTimer
@@ -48,24 +48,10 @@ class Interrupted(Stopped):
         self.exit_code = 128 + signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
 
 
-class StopSignals:
+class StopSignals(SignalCatcher):
     """SIGINT and SIGTERM as Interrupted, raised at once, except inside `deferred()` (the training
     loop), where the first one is only noted so the loop can finish its step and save a checkpoint.
     A second signal there stops at once."""
-
-    def __init__(self):
-        self.received: Optional[int] = None
-        self._deferring = False
-
-    @contextmanager
-    def installed(self):
-        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield self
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-            self.received = None
 
     @contextmanager
     def deferred(self):

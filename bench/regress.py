@@ -41,7 +41,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.config import PRECISIONS, Config, add_flags, command_parser, flag, require  # noqa: E402
-from bench.errors import UserError, run_command  # noqa: E402
+from bench.errors import SignalCatcher, UserError, run_command  # noqa: E402
 from bench.regress_worker import INJECT_SLOWDOWN_ENV  # noqa: E402  (imports nothing heavy)
 from bench.results import write_json_atomic  # noqa: E402
 
@@ -209,25 +209,11 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
-class StopSignals:
+class StopSignals(SignalCatcher):
     """SIGINT and SIGTERM stop the check by raising Interrupted, once: later ones are ignored, so the
     cleanup that follows (killing the workers, removing the worktree) always runs to its end. Inside
     `deferred()` the signal waits until the block has ended, for what must not stop half-way: adding
     the worktree, and starting a worker together with registering it for the cleanup."""
-
-    def __init__(self):
-        self.received: Optional[int] = None
-        self._deferring = False
-
-    @contextmanager
-    def installed(self):
-        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield self
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-            self.received = None
 
     @contextmanager
     def deferred(self):
