@@ -264,7 +264,8 @@ TUNING_INTRO = (
     "These runs choose the learning rate and are not ranked: each architecture ran every learning rate of "
     "the grid, scored on the validation split (carved from the training data, which training never sees), "
     "then its seeds at the best one, scored on test (the tables above). Bold: the learning rate the test "
-    "runs used; ⚠ where that is not the best validation value."
+    "runs used; ⚠ where that is not the best validation value. A best value at either end of the grid is "
+    "said in the note: a learning rate beyond that end, untried, might score better."
 )
 
 
@@ -291,7 +292,7 @@ def tuning_section(rows: list[TuningRow], runs: list[Run], tuning_runs: list[Run
         for r in sorted(group, key=lambda r: (r.family, r.size, r.variant)):
             cells = [_score_text(r, lr) for lr in lrs]
             body.append([r.model, r.size, *cells, _distinct(r.tested_lrs, _g) if r.tested_lrs else MISSING,
-                         _tuning_note(r)])
+                         _tuning_note(r, lrs)])
         lines += _table(["model", "size", *(f"lr {_g(lr)}" for lr in lrs), "test runs' lr", "note"], body,
                         right=set(range(2, 3 + len(lrs))))
         lines.append("")
@@ -310,8 +311,9 @@ def _score_text(row: TuningRow, lr: float) -> str:
     return f"**{text}**" if chosen else text
 
 
-def _tuning_note(row: TuningRow) -> str:
-    """"best" when the test runs used the best validation learning rate; else what is amiss, marked ⚠."""
+def _tuning_note(row: TuningRow, grid: list[float]) -> str:
+    """"best" when the test runs used the best validation learning rate, saying so when that is an end of
+    the (ascending) `grid`; else what is amiss, marked ⚠."""
     best = ", ".join(_g(lr) for lr in row.best_lrs) or "none (every tuning run failed)"
     if not row.tested_lrs:
         return "no test runs"
@@ -322,6 +324,10 @@ def _tuning_note(row: TuningRow) -> str:
         return f"⚠ test lr not in the grid; best validation: {best}"
     if not any(same_lr(lr, b) for b in row.best_lrs):
         return f"⚠ not the best validation lr ({best})"
+    if len(grid) > 1 and same_lr(lr, grid[0]):
+        return "best, the grid's lowest"
+    if len(grid) > 1 and same_lr(lr, grid[-1]):
+        return "best, the grid's highest"
     return "best"
 
 

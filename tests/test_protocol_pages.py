@@ -185,6 +185,25 @@ def test_test_runs_at_several_lrs_and_an_lr_outside_the_grid_are_flagged(tmp_pat
                        "⚠ test runs at different learning rates; best validation: 0.002"]
 
 
+def test_a_best_lr_at_an_end_of_the_grid_is_said(tmp_path):
+    # gmlp scores best at the grid's highest rate and vit at its lowest; the test runs use those rates
+    best = {"gmlp": 0.004, "vit": 0.001}
+
+    def change(path, data):
+        if data["task"] != "digits" or data["model"] not in best:
+            return data
+        if path.parts[0] == "tune" and data["metrics"] and data["config"]["optim"]["lr"] == best[data["model"]]:
+            data["metrics"]["top1"] = data["primary_metric"]["value"] = 0.97
+        if path.parts[0] != "tune":
+            data["config"]["optim"]["lr"] = best[data["model"]]
+        return data
+
+    folder = crafted(tmp_path, change)
+    assert main([str(folder), "--out", str(tmp_path / "board")]) == 0
+    rows = table_rows(section(page(tmp_path / "board", "digits.md"), "## Tuning (validation split, not ranked)"))
+    assert [r[-2:] for r in rows[1:]] == [["0.004", "best, the grid's highest"], ["0.001", "best, the grid's lowest"]]
+
+
 def test_tuning_alone_builds_a_page_and_a_differing_tuning_budget_is_said(tmp_path):
     def change(path, data):
         if path.parts[0] != "tune":
