@@ -1,0 +1,5 @@
+"""mlpbench: train, measure and compare MLP-style architectures against a Transformer baseline."""
+
+from bench import process
+
+process.configure()  # before PyTorch loads OpenMP: see bench/process.py

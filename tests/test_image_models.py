@@ -150,3 +150,13 @@ def test_unknown_task_lists_valid_names():
 def test_text_model_on_an_image_task_is_an_impossible_pair():
     with pytest.raises(PairError, match=r"^Model 'transformer' cannot run task 'digits': it is built for mlm and seq2seq tasks, and 'digits' is an image task\.$"):
         resolve("transformer", None, get_task("digits").spec(DataConfig()))
+
+
+@pytest.mark.parametrize("family", IMAGE_FAMILIES)
+def test_every_layer_norm_has_thread_invariant_gradients(family):
+    from bench.models.layer_norm import PLAIN, ThreadInvariantLayerNorm
+
+    model = create_model(family, "mini", get_task("digits").spec(DataConfig()))
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert not [m for m in norms if type(m) in PLAIN], "a LayerNorm whose backward depends on the thread count"
+    assert all(type(m) is ThreadInvariantLayerNorm for m in norms)

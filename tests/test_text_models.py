@@ -419,3 +419,12 @@ def test_flops_count_only_the_masked_head(family):
     assert share == pytest.approx(head_per_position * n / (masked["forward_per_sample"] * rows))
     assert 0 < share < 1
     assert not model.training  # left as it was
+
+
+@pytest.mark.parametrize("family,modality", PAIRS)
+def test_every_layer_norm_has_thread_invariant_gradients(family, modality):
+    from bench.models.layer_norm import PLAIN, ThreadInvariantLayerNorm
+
+    norms = [m for m in build(family, modality).modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert not [m for m in norms if type(m) in PLAIN], "a LayerNorm whose backward depends on the thread count"
+    assert all(type(m) is ThreadInvariantLayerNorm for m in norms)

@@ -9,6 +9,7 @@ PairError naming the pair before any data is loaded.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -19,6 +20,8 @@ import torch.nn as nn
 
 from bench.config import VariantConfig, flag_name
 from bench.errors import PairError, UnknownNameError, UserError, first_line
+from bench.models.layer_norm import make_thread_invariant
+from bench.process import runtime_defaults
 from tasks.base import TaskSpec
 
 
@@ -61,9 +64,14 @@ def register_model(
     `flops(spec, size_cfg, scored)` gives its forward FLOPs per sample (ModelEntry.flops)."""
 
     def wrap(build):
+        @functools.wraps(build)
+        def build_thread_invariant(*args, **kwargs) -> nn.Module:
+            model = build(*args, **kwargs)
+            return model if runtime_defaults() else make_thread_invariant(model)
+
         entry = ModelEntry(
-            family, modalities, dict(sizes), build, default_size, check, baseline, description, dict(variants or {}),
-            flops,
+            family, modalities, dict(sizes), build_thread_invariant, default_size, check, baseline, description,
+            dict(variants or {}), flops,
         )
         for modality in modalities:
             if (family, modality) in _ENTRIES:

@@ -1,0 +1,95 @@
+"""The C runtime settings every process of the suite starts with, unless the user chose their own.
+
+Importing `bench` applies them (bench/__init__.py), before PyTorch loads OpenMP, which reads its
+settings once, when it is loaded. `python -m bench.defaults_check` measures what they change.
+
+- OpenMP threads: where this process may run on fewer CPUs than the machine has (`taskset`,
+  cgroup cpusets), as many threads as it may use; PyTorch's own default counts the machine's cores,
+  and more threads than CPUs wait on each other at every parallel region. And a thread that
+  finishes its share of a parallel region spins for 3,000 rounds (GOMP_SPINCOUNT, about 30 us)
+  before it sleeps, not libgomp's default 300,000 (about 3 ms): a spinning thread holds a core
+  that another job, or the sibling thread it waits for, needs, and with one core busy a mini
+  model's run took 3-4x its idle time (up to 9x in longer runs). Sleeping at once
+  (OMP_WAIT_POLICY=PASSIVE) degrades best under load but costs an idle run 30-50%: waking a
+  thread for every small parallel region is slow. The figures are in the README.
+- glibc malloc: freed memory stays with the process (trim threshold 1 GiB) and blocks up to the
+  largest mmap threshold glibc allows (32 MiB) come from the heap. With glibc's defaults a process
+  hands activation-sized blocks back to the OS after every step and faults them in again, so the
+  first phase a fresh process times (inference, in bench mode) runs up to about half speed.
+
+- MKL matrix products in strict conditional numerical reproducibility (MKL_CBWR=AUTO,STRICT): the
+  same bits whatever the number of threads. Without it a product with a small output and a long
+  reduction (ViT's classifier gradient: 10 x 128 over the batch) splits the reduction between
+  threads. With the models' LayerNorm (bench/models/layer_norm.py) a run then gives the same
+  bits on one thread or several.
+
+A user setting always wins: OMP_NUM_THREADS, OMP_WAIT_POLICY or GOMP_SPINCOUNT, MKL_CBWR, and for
+malloc any MALLOC_* variable, a glibc.malloc tunable in GLIBC_TUNABLES, or another allocator in
+LD_PRELOAD. MLPBENCH_RUNTIME_DEFAULTS=1 turns all of this off, the LayerNorm included: the
+runtimes' own defaults, as measured against.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+
+RUNTIME_DEFAULTS = "MLPBENCH_RUNTIME_DEFAULTS"
+SPIN_COUNT = 3000  # libgomp's rounds of spinning before a waiting thread sleeps
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h>
+TRIM_THRESHOLD = 1 << 30
+MMAP_THRESHOLD = 32 << 20  # glibc's largest (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit)
+
+
+def runtime_defaults() -> bool:
+    """True when the user asked for the runtimes' own defaults (MLPBENCH_RUNTIME_DEFAULTS=1)."""
+    return os.environ.get(RUNTIME_DEFAULTS, "") not in ("", "0")
+
+
+def user_chose_openmp(env) -> bool:
+    return any(name in env for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"))
+
+
+def user_chose_malloc(env) -> bool:
+    if any(name.startswith("MALLOC_") for name in env):
+        return True
+    if "glibc.malloc" in env.get("GLIBC_TUNABLES", ""):
+        return True
+    return any(name in env.get("LD_PRELOAD", "") for name in ("jemalloc", "tcmalloc", "mimalloc"))
+
+
+def thread_defaults(env) -> dict[str, str]:
+    """The OpenMP and MKL variables to add to `env`: none that the user set."""
+    added = {}
+    usable = len(os.sched_getaffinity(0))
+    if "OMP_NUM_THREADS" not in env and usable < (os.cpu_count() or usable):
+        added["OMP_NUM_THREADS"] = str(usable)
+    if not user_chose_openmp(env):
+        added["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
+    if "MKL_CBWR" not in env:
+        added["MKL_CBWR"] = "AUTO,STRICT"
+    return added
+
+
+def keep_freed_memory() -> bool:
+    """Raise glibc's trim and mmap thresholds in this process; False where there is no glibc malloc."""
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return False
+    libc = ctypes.CDLL(libc_name)
+    if not hasattr(libc, "mallopt") or not hasattr(libc, "gnu_get_libc_version"):
+        return False  # not glibc (musl, macOS): its mallopt, if any, means something else
+    # mallopt returns 1 on success; a fixed threshold also stops glibc adjusting it as blocks are freed
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+def configure() -> None:
+    """Apply the defaults above to this process (and, through the environment, the processes it starts)."""
+    if runtime_defaults():
+        return
+    if "torch" not in sys.modules:  # once PyTorch has loaded OpenMP and MKL, their settings are fixed
+        os.environ.update(thread_defaults(os.environ))
+    if sys.platform.startswith("linux") and not user_chose_malloc(os.environ):
+        keep_freed_memory()
