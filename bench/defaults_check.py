@@ -4,9 +4,8 @@ Part "threads": each mini model trains on digits for `--max-steps` steps, with P
 threads, on an idle machine and beside a busy core (another process spinning on one CPU), under
 three setups: the runtimes' own defaults (MLPBENCH_RUNTIME_DEFAULTS=1: a waiting OpenMP thread
 spins for about 3 ms, plain LayerNorm, MKL free to split reductions), the suite's, and the
-suite's with one thread. The
-figure is the training loop's wall time (`train.seconds` of the result): wall time, because a
-loaded machine costs a run its time slices. Idle runs are repeated `--rounds` times in an order
+suite's with one thread. The figure is the training loop's wall time (`train.seconds` of the
+result): wall time, because a loaded machine costs a run its time slices. Idle runs are repeated `--rounds` times in an order
 that rotates per round; the median is shown.
 
 Part "allocator": one thread, CPU time (`--bench-clock process`), glibc malloc as shipped against
@@ -29,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.process import RUNTIME_DEFAULTS
+from bench.process import RUNTIME_DEFAULTS, USER_SETTINGS
 
 EXAMPLES = __doc__.rsplit("\n\n", 1)[1]
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,9 +48,7 @@ ALLOCATOR_SETUPS = {
 
 def run_child(args: list[str], extra_env: dict[str, str], out: Path) -> tuple[dict, int]:
     """Run bench.run with `args`; return its result and the child's minor page faults."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "MKL_CBWR", "GLIBC_TUNABLES",
-                        "LD_PRELOAD", RUNTIME_DEFAULTS) and not k.startswith("MALLOC_")}
+    env = {k: v for k, v in os.environ.items() if k not in USER_SETTINGS and not k.startswith("MALLOC_")}
     env.update(extra_env, PYTHONPATH=str(ROOT), TQDM_DISABLE="1")
     command = [sys.executable, "-m", "bench.run", "--task", "digits", "--size", "mini", "--output-dir", str(out),
                "--overwrite", "--checkpoint-every", "none", *args]
@@ -154,4 +151,4 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     from bench.errors import run_command
 
-    sys.exit(run_command(lambda: main()))
+    sys.exit(run_command(main))

@@ -16,7 +16,6 @@ settings once, when it is loaded. `python -m bench.defaults_check` measures what
   largest mmap threshold glibc allows (32 MiB) come from the heap. With glibc's defaults a process
   hands activation-sized blocks back to the OS after every step and faults them in again, so the
   first phase a fresh process times (inference, in bench mode) runs up to about half speed.
-
 - MKL matrix products in strict conditional numerical reproducibility (MKL_CBWR=AUTO,STRICT): the
   same bits whatever the number of threads. Without it a product with a small output and a long
   reduction (ViT's classifier gradient: 10 x 128 over the batch) splits the reduction between
@@ -39,6 +38,9 @@ import sys
 RUNTIME_DEFAULTS = "MLPBENCH_RUNTIME_DEFAULTS"
 SPIN_COUNT = 3000  # libgomp's rounds of spinning before a waiting thread sleeps
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h>
+# The variables through which a user (or a measurement of the runtimes' defaults) chooses for themselves
+USER_SETTINGS = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_CBWR", "GLIBC_TUNABLES", "LD_PRELOAD",
+                 RUNTIME_DEFAULTS)
 TRIM_THRESHOLD = 1 << 30
 MMAP_THRESHOLD = 32 << 20  # glibc's largest (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit)
 
@@ -63,8 +65,9 @@ def user_chose_malloc(env) -> bool:
 def thread_defaults(env) -> dict[str, str]:
     """The OpenMP and MKL variables to add to `env`: none that the user set."""
     added = {}
-    usable = len(os.sched_getaffinity(0))
-    if "OMP_NUM_THREADS" not in env and usable < (os.cpu_count() or usable):
+    # the CPUs this process may use; no affinity mask outside Linux (macOS has no sched_getaffinity)
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if "OMP_NUM_THREADS" not in env and usable and usable < (os.cpu_count() or usable):
         added["OMP_NUM_THREADS"] = str(usable)
     if not user_chose_openmp(env):
         added["GOMP_SPINCOUNT"] = str(SPIN_COUNT)

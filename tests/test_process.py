@@ -33,9 +33,7 @@ SHOW = "import os, bench; print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get
 
 
 def child(code: str, **env: str) -> str:
-    clean = {k: v for k, v in os.environ.items()
-             if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "MKL_CBWR", "GLIBC_TUNABLES",
-                          process.RUNTIME_DEFAULTS) and not k.startswith("MALLOC_")}
+    clean = {k: v for k, v in os.environ.items() if k not in process.USER_SETTINGS and not k.startswith("MALLOC_")}
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**clean, **env}, capture_output=True,
                           text=True, check=True)
     return done.stdout.strip()
