@@ -142,6 +142,14 @@ class OptimConfig(Config):
             f"--eval-batch-size must be at least 1, got {self.eval_batch_size}.",
         )
 
+    def task_flags(self) -> dict[str, Any]:
+        """The settings a task's loss takes (tasks.create_task(name, **flags)); None: the task's default."""
+        return {"label_smoothing": self.label_smoothing}
+
+    def resolved(self, task) -> "OptimConfig":
+        """This config as a run with `task` records it: the task's values in place of those left unset."""
+        return dataclasses.replace(self, label_smoothing=task.label_smoothing)
+
 
 @dataclass(frozen=True)
 class DataConfig(Config):

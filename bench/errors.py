@@ -1,15 +1,24 @@
-"""Errors a user can cause and fix. The runner prints their message as one sentence and exits 2."""
+"""Errors a user can cause and fix, and how every command ends: one sentence on stderr and an exit
+code (`run_command`); a user's error exits 2."""
 
 from __future__ import annotations
 
 import signal
-import signal
 import sys
+import traceback
 from contextlib import contextmanager
 from typing import Callable, Optional
 
+DEBUG_HINT = "Rerun with --debug for the traceback."
 
-class UserError(Exception):
+
+class CommandError(Exception):
+    """An error that ends a command with its own message as one sentence and its own exit code."""
+
+    exit_code = 1
+
+
+class UserError(CommandError):
     """A mistake in the command line, the data or the environment that the user can fix."""
 
     exit_code = 2
@@ -59,21 +68,29 @@ def first_line(error: BaseException) -> str:
     return lines[0].rstrip(".") if lines else "no message"
 
 
-def run_command(body: Callable[[], int], interrupted: str = "Interrupted.", unexpected_exit_code: int = 1) -> int:
+def run_command(body: Callable[[], int], interrupted: str = "Interrupted.", unexpected_exit_code: int = 1,
+                debug: Optional[bool] = None) -> int:
     """A command's exit code: `body()`'s, or one sentence on stderr when it fails or Ctrl-C stops it.
 
-    A UserError exits with its own code, Ctrl-C with 130 (a KeyboardInterrupt carrying a `signum`, as
-    a command's own stop-signal handler raises it, with 128 + signum) and any other exception, a
-    fault of the command itself, with `unexpected_exit_code`.
+    A CommandError (a UserError, a run stopped early) exits with its own code, Ctrl-C with 130 (a
+    KeyboardInterrupt carrying a `signum`, as a command's own stop-signal handler raises it, with
+    128 + signum) and any other exception, a fault of the command itself, with `unexpected_exit_code`.
+    `debug`: for a command with a --debug flag, its value: True prints the traceback of an error,
+    False ends the sentence of an unexpected one with how to see it (DEBUG_HINT).
     """
     try:
         return body()
-    except UserError as e:
+    except CommandError as e:
+        if debug:
+            traceback.print_exc()
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt as e:
         print(f"error: {interrupted}", file=sys.stderr)
         return 128 + getattr(e, "signum", signal.SIGINT)
     except Exception as e:
-        print(f"error: Unexpected {type(e).__name__}: {e}.", file=sys.stderr)
+        if debug:
+            traceback.print_exc()
+        hint = f" {DEBUG_HINT}" if debug is False else ""
+        print(f"error: Unexpected {type(e).__name__}: {first_line(e)}.{hint}", file=sys.stderr)
         return unexpected_exit_code

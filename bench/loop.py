@@ -18,14 +18,14 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from bench.checkpoint import Checkpoints, Position
-from bench.errors import SignalCatcher, UserError
+from bench.errors import CommandError, SignalCatcher, UserError
 from bench.history import History
 from bench.machine import wait_for_measurements
 from bench.measure import LoopTimer
 from bench.progress import progress
 
 
-class Stopped(Exception):
+class Stopped(CommandError):
     """Training ended early. `status` goes into the result; `exit_code` is the runner's."""
 
     status = "error"
@@ -282,7 +282,7 @@ def evaluate(accelerator, task, model, eval_loader, data) -> dict[str, float]:
                       dynamic_ncols=True, leave=False):
         wait_for_measurements()
         try:
-            outputs = accelerator.gather_for_metrics(task.eval_outputs(model, batch))
+            outputs = accelerator.gather_for_metrics(task.eval_outputs(model, batch, data.spec))
         except torch.OutOfMemoryError:
             raise OutOfMemory(
                 f"Out of memory in evaluation with batch size {task.batch_size(batch)} per process; "

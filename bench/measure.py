@@ -180,6 +180,21 @@ def count_flops(model: nn.Module, batch: Batch, loss_fn: LossFn, infer_fn: Infer
     return {"forward_per_sample": forward.get_total_flops() / n, "train_per_sample": train.get_total_flops() / n}
 
 
+def head_flops_share(model: nn.Module, batch: Batch, loss_fn: LossFn, scored_positions: int) -> float:
+    """Masked LM: the output head's share of the forward FLOPs of `loss_fn` on this batch. FLOPs of
+    the head's linear maps on the scored positions (`model.lm_head`: the tied projection of the MLP
+    families; RoBERTa's dense + decoder) over the whole forward, both as torch's FLOP counter counts
+    them (count_flops), so it is a share of the measured forward FLOPs."""
+    was_training = model.training
+    model.eval()
+    with FlopCounterMode(display=False, custom_mapping=_CPU_ATTENTION_FLOPS) as counter, torch.inference_mode():
+        loss_fn(model, batch)
+    model.train(was_training)
+    head = sum(2 * scored_positions * m.in_features * m.out_features for m in model.lm_head.modules()
+               if isinstance(m, nn.Linear))
+    return head / counter.get_total_flops()
+
+
 class PeakMemory:
     """Peak memory of the code in a `with` block, in MB, in `peak_mb` (and `reserved_mb` on CUDA).
 

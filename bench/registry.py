@@ -1,8 +1,14 @@
-"""A name -> object registry with errors that list the valid names (timm's `register_model` idiom)."""
+"""A name -> entry registry with errors that list the valid names (timm's `register_model` idiom).
+
+One mechanism for both axes: the model registry (bench.models.MODELS, a family's entries) and the
+task registry (tasks.base.TASKS, task classes), each with its own `register_*` decorator.
+"""
 
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+import importlib
+import pkgutil
+from typing import Callable, Generic, Iterable, Iterator, Optional, TypeVar
 
 from bench.errors import UnknownNameError
 
@@ -10,19 +16,31 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str):
+    """`merge(name, registered, new)`, when given, combines a second registration of a name with the
+    first (a model family registers its image and its text entries apart); without it a name
+    registered twice is an error."""
+
+    def __init__(self, kind: str, merge: Optional[Callable[[str, T, T], T]] = None):
         self.kind = kind  # "task", "model": used in error sentences
+        self._merge = merge
         self._entries: dict[str, T] = {}
 
     def add(self, name: str, entry: T) -> T:
         if name in self._entries:
-            raise ValueError(f"{self.kind} {name!r} is registered twice.")
+            if self._merge is None:
+                raise ValueError(f"{self.kind} {name!r} is registered twice.")
+            entry = self._merge(name, self._entries[name], entry)
         self._entries[name] = entry
         return entry
 
     def register(self, name: str) -> Callable[[T], T]:
-        """Decorator form: `@TASKS.register("digits")`."""
-        return lambda entry: self.add(name, entry)
+        """Decorator form: `@REGISTRY.register("name")` adds the decorated object under `name`."""
+
+        def add(entry: T) -> T:
+            self.add(name, entry)
+            return entry
+
+        return add
 
     def get(self, name: str) -> T:
         try:
@@ -40,3 +58,11 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+def import_modules(package: str, path: Iterable[str]) -> None:
+    """Import every module of a package (its `__name__` and `__path__`): a module registers what it
+    defines as it is imported, so no list of modules is kept by hand. One imported before is not
+    imported again."""
+    for module in pkgutil.iter_modules(path, f"{package}."):
+        importlib.import_module(module.name)

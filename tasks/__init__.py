@@ -1,4 +1,8 @@
-"""Task registry: importing this package registers every task family."""
+"""Task registry: importing this package registers every task, each module of it registering its own.
+Only the entry points (bench.run, bench.sweep, ...) import it; models, the loop and measurement
+take a task object or a bench.spec.TaskSpec."""
 
-from tasks import bible, g2p, mlm, seq2seq, vision  # noqa: F401
-from tasks.base import TASKS, Task, TaskData, TaskSpec, get_task, list_tasks, register_task  # noqa: F401
+from bench.registry import import_modules
+from tasks.base import TASKS, Task, TaskData, create_task, list_tasks, register_task  # noqa: F401
+
+import_modules(__name__, __path__)

@@ -1,4 +1,4 @@
-"""What a task is: the shape it gives a model (TaskSpec), its data, its loss and its metrics.
+"""What a task is: its data, its loss and its metrics; the shape it gives a model is bench.spec.TaskSpec.
 
 The training loop only talks to this interface, so image, MLM and seq2seq tasks run through
 the same loop and the same measurement code.
@@ -6,7 +6,6 @@ the same loop and the same measurement code.
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -17,8 +16,7 @@ from accelerate.utils import find_batch_size
 from bench.config import flag_name
 from bench.errors import UserError
 from bench.registry import Registry
-
-MODALITIES = ("image", "mlm", "seq2seq")
+from bench.spec import TaskSpec
 
 # The data flags (bench.config.DataConfig fields) every task reads; each task adds its own (Task.data_flags).
 COMMON_DATA_FLAGS = ("eval_split", "max_train_samples", "max_eval_samples", "num_workers")
@@ -27,41 +25,6 @@ COMMON_DATA_FLAGS = ("eval_split", "max_train_samples", "max_eval_samples", "num
 # training data, chosen by a fixed seed or a hash, never by the run's seed. It is removed from
 # training whichever split a run scores, so tuning runs and reported runs train on the same data.
 VALIDATION_FRACTION = 0.1
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """What a task gives a model. Known before any data is loaded, so bad pairs fail at once."""
-
-    name: str
-    modality: str  # one of MODALITIES
-    metric: str  # the primary metric, ranked on by the leaderboard
-    higher_is_better: bool = True
-    image_size: Optional[tuple[int, int, int]] = None  # (C, H, W)
-    num_classes: Optional[int] = None
-    vocab_size: Optional[int] = None
-    seq_len: Optional[int] = None  # MLM block length / maximum source length
-    target_len: Optional[int] = None  # maximum target length (seq2seq)
-    pad_token_id: Optional[int] = None
-    bos_token_id: Optional[int] = None  # decoder start token (seq2seq)
-    eos_token_id: Optional[int] = None
-
-    def __post_init__(self):
-        if self.modality not in MODALITIES:
-            raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
-
-    @property
-    def needs(self) -> str:
-        """Which parts a model must have: an encoder, or an encoder and a causal decoder."""
-        return "encoder-decoder" if self.modality == "seq2seq" else "encoder"
-
-    def describe(self) -> str:
-        if self.modality == "image":
-            c, h, w = self.image_size
-            return f"{c}x{h}x{w} images, {self.num_classes} classes"
-        if self.modality == "mlm":
-            return f"masked LM, {self.seq_len}-token blocks"
-        return f"seq2seq, source <= {self.seq_len} / target <= {self.target_len} tokens"
 
 
 @dataclass
@@ -76,14 +39,21 @@ class TaskData:
 
 
 class Task(ABC):
-    """One registered task. Subclasses fill in the data; a modality base fills in loss and metrics."""
+    """One registered task. Subclasses fill in the data; a modality base fills in loss and metrics.
+
+    The registry holds the classes; each run makes its own task (`create_task`) with the settings
+    its loss takes, which never change afterwards, so every consumer of the same flags (the runner,
+    the regression check's worker, the harness check) times and trains the same loss."""
 
     name: str = ""
     description: str = ""
     offline: bool = False  # True when the default source needs no network
     default_label_smoothing: float = 0.0  # the modality's usual value; --label-smoothing overrides it
-    label_smoothing: float = 0.0  # the run's value, set by `configure`
     data_flags: tuple[str, ...] = ()  # the DataConfig fields it can read besides COMMON_DATA_FLAGS
+
+    def __init__(self, label_smoothing: Optional[float] = None):
+        """label_smoothing: of the training loss; None, the task's default."""
+        self.label_smoothing = self.default_label_smoothing if label_smoothing is None else label_smoothing
 
     def check_data_flags(self, data_cfg) -> None:
         """Refuse a data flag given (other than its default) that this task never reads: ignored,
@@ -106,23 +76,16 @@ class Task(ABC):
 
     @abstractmethod
     def loss(self, model: torch.nn.Module, batch: Any) -> torch.Tensor:
-        """Training loss of one batch (label smoothing etc. configured with `configure`)."""
+        """Training loss of one batch (with the task's label smoothing)."""
 
     @abstractmethod
-    def eval_outputs(self, model: torch.nn.Module, batch: Any) -> dict[str, torch.Tensor]:
-        """Per-sample tensors (first dim = batch) that gather_for_metrics can collect across processes."""
+    def eval_outputs(self, model: torch.nn.Module, batch: Any, spec: TaskSpec) -> dict[str, torch.Tensor]:
+        """Per-sample tensors (first dim = batch) that gather_for_metrics can collect across processes;
+        `spec` is the loaded data's (TaskData.spec)."""
 
     @abstractmethod
     def compute_metrics(self, outputs: dict[str, torch.Tensor], data: TaskData) -> dict[str, float]:
         """Metrics from the concatenated per-sample outputs of the whole evaluation set."""
-
-    def configure(self, optim_cfg):
-        """Take the optimisation settings the loss needs (label smoothing); returns `optim_cfg`
-        with the task's defaults in place of the settings left unset, as the run records them."""
-        if optim_cfg.label_smoothing is None:
-            optim_cfg = dataclasses.replace(optim_cfg, label_smoothing=self.default_label_smoothing)
-        self.label_smoothing = optim_cfg.label_smoothing
-        return optim_cfg
 
     def synthetic_batch(self, spec: TaskSpec, batch_size: int, generator: torch.Generator) -> Any:
         """A batch of random inputs of the task's full shape, as its collate would give it: what
@@ -137,17 +100,18 @@ class Task(ABC):
         return None
 
 
-TASKS: Registry[Task] = Registry("task")
+TASKS: Registry[type[Task]] = Registry("task")
 
 
-def register_task(cls):
-    """Class decorator: registers one instance under `cls.name`."""
-    TASKS.add(cls.name, cls())
-    return cls
+def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator: registers the task class under `cls.name`."""
+    return TASKS.register(cls.name)(cls)
 
 
-def get_task(name: str) -> Task:
-    return TASKS.get(name)
+def create_task(name: str, **flags) -> Task:
+    """A fresh task for one run. `flags`: the settings its loss takes (bench.config.OptimConfig.task_flags:
+    label_smoothing, None for the task's default); UnknownNameError listing the tasks if none is `name`."""
+    return TASKS.get(name)(**flags)
 
 
 def list_tasks() -> list[str]:

@@ -28,7 +28,8 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from bench.errors import DataError
-from tasks.base import VALIDATION_FRACTION, TaskData, TaskSpec, register_task
+from bench.spec import TaskSpec
+from tasks.base import VALIDATION_FRACTION, TaskData, register_task
 from tasks.text import Seq2SeqCollate, Seq2SeqTask, data_file_paths, is_held_out
 
 TEST_FRACTION = 0.1
@@ -261,8 +262,6 @@ class CmuDict(Seq2SeqTask):
         counts = Counter(p for _, p in train_pairs)
         # the commonest training pronunciation; ties go to the first in sorted order
         floor = min(counts, key=lambda p: (-counts[p], p))
-        # eval_outputs decodes up to target_len tokens and pads its output with the pad id
-        self.max_target_len, self.pad_token_id = spec.target_len, spec.pad_token_id
         return TaskData(
             spec, train, evaluation, Seq2SeqCollate(PAD_ID, BOS_ID),
             extra={

@@ -17,7 +17,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from abc import abstractmethod
 from dataclasses import replace
 from pathlib import Path
@@ -32,7 +31,9 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerFast
 
 from bench.errors import DataError
-from tasks.base import VALIDATION_FRACTION, Task, TaskData, TaskSpec
+from bench.results import atomic_path
+from bench.spec import TaskSpec
+from tasks.base import VALIDATION_FRACTION, Task, TaskData
 
 # Special tokens of a trained tokenizer, in id order: [PAD] = 0, ..., [BOS] = 5, [EOS] = 6.
 SPECIAL_TOKENS = {
@@ -88,16 +89,8 @@ def cached_tokenizer(corpus: Callable[[], Iterator[list[str]]], kind: str, vocab
     path = cache_dir() / f"{kind}-{vocab_size}-{digest.hexdigest()}.json"
     if not path.exists():
         tokenizer = train_tokenizer(corpus(), kind, vocab_size)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # write then rename: a crash or a second process never leaves half a file under the key
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            tokenizer.save(tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp:  # a crash or a second process never leaves half a file under the key
+            tokenizer.save(str(tmp))
     return Tokenizer.from_file(str(path))
 
 
@@ -435,7 +428,7 @@ class MlmTask(Task):
     # Only the scored positions reach the output head: the model gathers their hidden states before
     # it (`model(input_ids, attention_mask, labels_mask)` -> (N, V), see bench.models.text.MaskedLM),
     # as fairseq's masked LM does, so the head costs 15% of a full projection and FLOP counts of
-    # `loss` count only that.
+    # `loss` count only that (bench.measure.head_flops_share measures its share).
 
     def loss(self, model, batch) -> torch.Tensor:
         labels = batch["labels"]
@@ -443,7 +436,7 @@ class MlmTask(Task):
         logits = model(batch["input_ids"], batch["attention_mask"], scored)  # (N, V)
         return token_loss(logits, labels[scored], self.label_smoothing)
 
-    def eval_outputs(self, model, batch) -> dict[str, torch.Tensor]:
+    def eval_outputs(self, model, batch, spec) -> dict[str, torch.Tensor]:
         """Per block: summed loss, number of masked tokens and of correct predictions, so sums over
         the gathered blocks of all processes give exact corpus-level numbers."""
         labels = batch["labels"]
@@ -455,25 +448,6 @@ class MlmTask(Task):
         correct = torch.zeros_like(scored)  # (B, T)
         correct[scored] = logits.argmax(-1) == target
         return {"loss_sum": loss.sum(1), "masked": scored.sum(1), "correct": correct.sum(1)}
-
-    def head_flops_share(self, model, batch) -> float:
-        """The output head's share of the forward FLOPs of `loss` on this batch: FLOPs of the head's
-        linear maps on the scored positions (`model.lm_head`: the tied projection of the MLP
-        families; RoBERTa's dense + decoder) over the whole forward, both as torch's FLOP counter
-        counts them (bench.measure.count_flops), so it is a share of the measured forward FLOPs."""
-        from torch.utils.flop_counter import FlopCounterMode
-
-        from bench.measure import _CPU_ATTENTION_FLOPS  # what count_flops counts CPU attention with
-
-        was_training = model.training
-        model.eval()
-        with FlopCounterMode(display=False, custom_mapping=_CPU_ATTENTION_FLOPS) as counter, torch.inference_mode():
-            self.loss(model, batch)
-        model.train(was_training)
-        scored = self.scored_positions(batch)
-        head = sum(2 * scored * m.in_features * m.out_features for m in model.lm_head.modules()
-                   if isinstance(m, torch.nn.Linear))
-        return head / counter.get_total_flops()
 
     def compute_metrics(self, outputs, data: TaskData) -> dict[str, float]:
         masked = outputs["masked"].sum().item()
@@ -600,8 +574,6 @@ class Seq2SeqTask(Task):
         def encoded(pairs: datasets.Dataset, part: str) -> datasets.Dataset:
             return pairs.map(encode, batched=True, with_indices=True, remove_columns=["source", "target"], desc=part)
 
-        # eval_outputs decodes up to target_len tokens and pads its output with the pad id
-        self.max_target_len, self.pad_token_id = spec.target_len, spec.pad_token_id
         return TaskData(
             spec, encoded(train_pairs, "encoding training pairs"), encoded(eval_pairs, "encoding evaluation pairs"),
             Seq2SeqCollate(spec.pad_token_id, spec.bos_token_id),
@@ -618,23 +590,23 @@ class Seq2SeqTask(Task):
     def loss(self, model, batch) -> torch.Tensor:
         return token_loss(self.forward(model, batch), batch["labels"], self.label_smoothing)
 
-    def max_new_tokens(self, attention_mask: torch.Tensor) -> int:
+    def max_new_tokens(self, attention_mask: torch.Tensor, target_len: int) -> int:
         """How many tokens greedy decoding may emit for a batch of sources: see decode_factor."""
         longest = int(attention_mask.sum(1).max())
-        return min(self.max_target_len, math.ceil(self.decode_factor * longest + self.decode_margin))
+        return min(target_len, math.ceil(self.decode_factor * longest + self.decode_margin))
 
-    def eval_outputs(self, model, batch) -> dict[str, torch.Tensor]:
-        """Per pair: summed teacher-forced loss and target tokens, the greedy output padded to
-        target_len (a fixed width, so processes can gather it) and the pair's index."""
+    def eval_outputs(self, model, batch, spec) -> dict[str, torch.Tensor]:
+        """Per pair: summed teacher-forced loss and target tokens, the greedy output padded with the
+        pad id to target_len (a fixed width, so processes can gather it) and the pair's index."""
         labels = batch["labels"]
-        max_new_tokens = self.max_new_tokens(batch["attention_mask"])
+        max_new_tokens = self.max_new_tokens(batch["attention_mask"], spec.target_len)
         generated = model.generate(batch["input_ids"], batch["attention_mask"], max_new_tokens=max_new_tokens)
         generated = generated[:, :max_new_tokens]  # (B, L), L <= max_new_tokens <= target_len
-        width = self.max_target_len - generated.shape[1]
+        width = spec.target_len - generated.shape[1]
         return {
             "loss_sum": token_loss(self.forward(model, batch), labels, per_position=True).sum(1),
             "tokens": (labels != IGNORE).sum(1),
-            "generated": F.pad(generated, (0, width), value=self.pad_token_id),
+            "generated": F.pad(generated, (0, width), value=spec.pad_token_id),
             "index": batch["index"],
         }
 

@@ -1,9 +1,14 @@
-"""Architecture registry: `create_model(name, size, spec)`, `list_models()`, `model_sizes(name)`.
+"""Architecture registry: `create_model(name, size, spec)`, `list_models()`, `model_entries(name)`.
 
-A family registers one builder per modality it supports ("image", "mlm", "seq2seq") with its
-named sizes, the variant flags it takes (bench.config.VariantConfig) and its forward FLOPs as a
-formula of the input's shape (`flops`). A (family, modality, size, variant) that cannot run raises
-PairError naming the pair before any data is loaded.
+Every module of this package is imported when the registry is first read (`discover`), so a family
+is its file: one module holding its blocks, sizes and registrations for every modality it supports
+("image", "mlm", "seq2seq"). Each registration gives a builder with its named sizes, the variant
+flags it takes (bench.config.VariantConfig), its forward FLOPs as a formula of the input's shape
+(`flops`) and the family's facts: whether it is its modality's Transformer baseline (`baseline`) and
+which family it changes one part of (`relative_of`). Runs record those facts in their results, and
+the leaderboard, the ablation page and the checks read them from there or from here, never from a
+table of their own. A (family, modality, size, variant) that cannot run raises PairError naming the
+pair before any data is loaded.
 """
 
 from __future__ import annotations
@@ -11,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
@@ -22,7 +26,8 @@ from bench.config import VariantConfig, flag_name
 from bench.errors import PairError, UnknownNameError, UserError, first_line
 from bench.models.layer_norm import make_thread_invariant
 from bench.process import runtime_defaults
-from tasks.base import TaskSpec
+from bench.registry import Registry, import_modules
+from bench.spec import TaskSpec
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class ModelEntry:
     default_size: Callable[[TaskSpec], str]
     check: Optional[Callable[[TaskSpec, str, Any], Optional[str]]] = None  # returns why a pair cannot run
     baseline: bool = False  # the Transformer baseline of its modality
+    relative_of: Optional[str] = None  # the family this one changes one part of (aMLP: gMLP + attention)
     description: str = ""
     # VariantConfig field -> the values this entry takes (None: any valid value); unlisted fields are refused
     variants: Mapping[str, Optional[tuple[str, ...]]] = field(default_factory=dict)
@@ -44,7 +50,16 @@ class ModelEntry:
     flops: Optional[Callable[[TaskSpec, Any, Optional[float]], float]] = None
 
 
-_ENTRIES: dict[tuple[str, str], ModelEntry] = {}
+def _one_entry_per_modality(family: str, registered: tuple[ModelEntry, ...], new: tuple[ModelEntry, ...]):
+    """A family's entries, one registration at a time (its image entry, its text entry)."""
+    taken = {m for e in registered for m in e.modalities}
+    for modality in (m for e in new for m in e.modalities if m in taken):
+        raise ValueError(f"model {family!r} is registered twice for {modality}.")
+    return registered + new
+
+
+# family -> its entries, one per registration (each covering one or more modalities)
+MODELS: Registry[tuple[ModelEntry, ...]] = Registry("model", merge=_one_entry_per_modality)
 _A_MODALITY = {"image": "an image", "mlm": "an mlm", "seq2seq": "a seq2seq"}  # for error sentences
 
 
@@ -55,6 +70,7 @@ def register_model(
     default_size: Callable[[TaskSpec], str],
     check: Optional[Callable] = None,
     baseline: bool = False,
+    relative_of: Optional[str] = None,
     description: str = "",
     variants: Optional[Mapping[str, Optional[tuple[str, ...]]]] = None,
     flops: Optional[Callable[[TaskSpec, Any, Optional[float]], float]] = None,
@@ -70,44 +86,49 @@ def register_model(
             return model if runtime_defaults() else make_thread_invariant(model)
 
         entry = ModelEntry(
-            family, modalities, dict(sizes), build_thread_invariant, default_size, check, baseline, description,
-            dict(variants or {}), flops,
+            family, modalities, dict(sizes), build_thread_invariant, default_size, check, baseline, relative_of,
+            description, dict(variants or {}), flops,
         )
-        for modality in modalities:
-            if (family, modality) in _ENTRIES:
-                raise ValueError(f"model {family!r} is registered twice for {modality}.")
-            _ENTRIES[(family, modality)] = entry
+        MODELS.add(family, (entry,))
         return build
 
     return wrap
 
 
+def discover() -> None:
+    """Import every module of this package, each family registering itself. Lazy, so that
+    `bench.models` imports nothing heavy until the registry is read."""
+    import_modules(__name__, __path__)
+
+
 def list_models() -> list[str]:
-    _import_families()
-    return sorted({family for family, _ in _ENTRIES})
+    discover()
+    return MODELS.names()
 
 
 def model_entries(family: str) -> list[ModelEntry]:
     """Every entry of a family (one per modality group), or UnknownNameError listing the families."""
-    _import_families()
-    found = [e for (f, _), e in _ENTRIES.items() if f == family]
-    if not found:
-        raise UnknownNameError(f"Unknown model {family!r}; valid models are: {', '.join(list_models())}.")
-    unique = []
-    for e in found:
-        if e not in unique:
-            unique.append(e)
-    return unique
+    discover()
+    return list(MODELS.get(family))
+
+
+def compared_families(modality: str) -> list[str]:
+    """The families of a modality that the suite compares with each other: each one registered for it
+    that is no relative of another (a relative changes one part of a compared family)."""
+    return [f for f in list_models() for e in model_entries(f) if modality in e.modalities and e.relative_of is None]
+
+
+def _entry(family: str, modality: str) -> Optional[ModelEntry]:
+    return next((e for e in model_entries(family) if modality in e.modalities), None)
 
 
 def resolve(
     family: str, size: Optional[str], spec: TaskSpec, variant: VariantConfig = VariantConfig()
 ) -> tuple[ModelEntry, str]:
     """The entry and size name for this pair; PairError or UnknownNameError with one sentence if none."""
-    entries = model_entries(family)
-    entry = _ENTRIES.get((family, spec.modality))
+    entry = _entry(family, spec.modality)
     if entry is None:
-        modalities = sorted({m for e in entries for m in e.modalities})
+        modalities = sorted({m for e in model_entries(family) for m in e.modalities})
         raise PairError(
             f"Model {family!r} cannot run task {spec.name!r}: it is built for {' and '.join(modalities)} tasks, "
             f"and {spec.name!r} is {_A_MODALITY[spec.modality]} task."
@@ -153,11 +174,10 @@ def save_model(model: nn.Module, family: str, size: str, spec: TaskSpec, variant
     """Keep trained weights as safetensors, with what rebuilds the model beside them."""
     from safetensors.torch import save_model as save_weights
 
-    from bench.results import write_json_atomic
+    from bench.results import atomic_path, write_json_atomic
 
-    partial = weights.with_name(f".{weights.name}.tmp")
-    save_weights(model, str(partial))  # handles tied weights (an MLM head sharing the embedding)
-    os.replace(partial, weights)
+    with atomic_path(weights) as tmp:
+        save_weights(model, str(tmp))  # handles tied weights (an MLM head sharing the embedding)
     spec_fields = {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(spec).items()}
     write_json_atomic(description, {
         "family": family, "size": size, "variant": variant.given(), "spec": spec_fields, "weights": weights.name,
@@ -182,10 +202,9 @@ def load_saved(description: Path | str) -> nn.Module:
 
 def entry_for(family: str, modality: str) -> ModelEntry:
     """The family's entry for a modality; PairError naming the modalities it has if none."""
-    entries = model_entries(family)
-    entry = _ENTRIES.get((family, modality))
+    entry = _entry(family, modality)
     if entry is None:
-        modalities = sorted({m for e in entries for m in e.modalities})
+        modalities = sorted({m for e in model_entries(family) for m in e.modalities})
         raise PairError(f"Model {family!r} is built for {' and '.join(modalities)} tasks, not {modality} ones.")
     return entry
 
@@ -207,8 +226,3 @@ def resized(family: str, size: str, spec: TaskSpec, **fields: Any) -> tuple[Mode
         if why:
             raise PairError(f"{family}-{size} cannot run task {spec.name!r}: {why}")
     return entry, size_cfg
-
-
-def _import_families() -> None:
-    # Importing a family module registers it; done lazily so `bench.models` imports nothing heavy.
-    from bench.models import families  # noqa: F401

@@ -11,7 +11,7 @@ from bench.models import register_model
 from bench.models.image import (
     ImageSize, check_image_pair, default_size_for, image_tokens, patch_size_for, stem_and_head_flops,
 )
-from tasks.base import TaskSpec
+from bench.spec import TaskSpec
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def flops(spec: TaskSpec, size: ConvMixerSize, scored: Optional[float] = None) -
 
 
 @register_model(
-    "convmixer", ("image",), SIZES, default_size_for("768-32"), check_image_pair,
+    "convmixer", ("image",), SIZES, default_size_for("768-32"), check_image_pair, relative_of="mixer",
     description="ConvMixer: depthwise + pointwise convolutions over patches",
     flops=flops,
 )

@@ -15,12 +15,12 @@ from timm.models.vision_transformer import Block, VisionTransformer
 
 from bench.models import register_model
 from bench.models.image import (
-    ImageSize, check_image_pair, default_size_for, image_tokens, mixer_kwargs, mlp_flops, patch_size_for,
+    ImageSize, check_image_pair, default_size_for, image_tokens, mixer_kwargs, patch_size_for,
     stem_and_head_flops,
 )
-from bench.models.parts import TokenFeedForward
+from bench.models.parts import TokenFeedForward, mlp_flops
 from bench.models.vit import SIZES as VIT_SIZES
-from tasks.base import TaskSpec
+from bench.spec import TaskSpec
 
 
 class FeedForwardBlock(Block):
@@ -45,7 +45,7 @@ def flops(spec: TaskSpec, size: ImageSize, scored: Optional[float] = None) -> in
 
 
 @register_model(
-    "ffvit", ("image",), SIZES, default_size_for("b"), check_image_pair,
+    "ffvit", ("image",), SIZES, default_size_for("b"), check_image_pair, relative_of="vit",
     description="ViT with attention replaced by a feed-forward layer over tokens",
     flops=flops,
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from tasks.base import TaskSpec
+from bench.spec import TaskSpec
 
 MAX_MINI_TOKENS = 64
 LARGE_IMAGE_SIDE = 160  # from here on a family's default is its paper size
@@ -77,6 +77,7 @@ def mixer_kwargs(spec: TaskSpec, size: ImageSize) -> dict:
 # ---------------------------------------------------------------------------------------------
 # FLOP formulas: forward FLOPs per image as torch's FLOP counter counts them (2 per multiply-add of
 # the matmuls, convolutions and attention; norms, activations and pooling are not counted).
+# `mlp_flops` (bench.models.parts) counts a channel or token MLP.
 
 
 def image_tokens(spec: TaskSpec, size: ImageSize) -> int:
@@ -92,11 +93,6 @@ def stem_and_head_flops(spec: TaskSpec, size: ImageSize) -> int:
     c, _, _ = spec.image_size
     p = patch_size_for(spec, size)
     return 2 * image_tokens(spec, size) * c * p * p * size.dim + 2 * size.dim * spec.num_classes
-
-
-def mlp_flops(positions: int, width: int, hidden: int) -> int:
-    """An MLP width -> hidden -> width applied at each of `positions` positions."""
-    return 4 * positions * width * hidden
 
 
 def mixer_image_flops(block_flops):

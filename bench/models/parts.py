@@ -1,4 +1,5 @@
-"""Parts that variants and relatives inject into the image and text backbones.
+"""Parts that variants and relatives inject into the image and text backbones, and the FLOP count
+of an MLP, which image and text formulas share.
 
 Token mixers take and return (B, C, N): channels first, tokens last, which is what timm's
 ResBlock hands its `linear_tokens` and what the text blocks mix.
@@ -15,6 +16,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import Mlp
 from timm.models.mlp_mixer import Affine, SpatialGatingUnit
+
+
+def mlp_flops(positions: int, width: int, hidden: int) -> int:
+    """Forward FLOPs of an MLP width -> hidden -> width applied at each of `positions` positions."""
+    return 4 * positions * width * hidden
+
 
 def replacing(old: nn.Module, build: Callable[[], nn.Module]) -> nn.Module:
     """The part `build()` makes to take the place of `old` in a block built by timm. One with the same
@@ -73,6 +80,13 @@ class ConvTokens(nn.Module):
         if self.causal:
             x = F.pad(x, (2, 0))  # (B, C, 2 + N)
         return self.conv(x)  # (B, C, N)
+
+    def step(self, y: torch.Tensor, t: int, cache: dict) -> torch.Tensor:
+        """Causal decoding, output t (B, C) given the input at position t, y (B, C): the kernel over
+        the inputs of positions t-2..t, zeros before position 0."""
+        window = cache.get("window", y.new_zeros(*y.shape, 3))
+        cache["window"] = window = torch.cat([window[..., 1:], y[..., None]], dim=-1)  # (B, C, 3)
+        return self.conv(window)[..., 0]
 
 
 def image_token_mixer(kind: str, dim: int, seq_len: int, mlp_ratio: float) -> nn.Module:

@@ -1,8 +1,11 @@
-"""gMLP, ResMLP and MLP-Mixer over token sequences: masked LM encoders and seq2seq encoder-decoders.
+"""What the text models of every family share: masked LM encoders and seq2seq encoder-decoders
+built from one backbone, their sizes, incremental greedy decoding and the FLOP formulas' frame.
 
 One backbone (`TokenStack`: learned positions, a stack of one family's blocks, the family's norm,
-between a token embedding and an output head tied to it) with the block injected. The blocks subclass timm's vision blocks, so their
-parameters and initialisation are those of the vision models; only the token mixing changes:
+between a token embedding and an output head tied to it) with the block injected. A family's text
+block lives in the family's own file (bench/models/mixer.py, resmlp.py, gmlp.py) and subclasses
+timm's vision block, so its parameters and initialisation are those of the vision models; only the
+token mixing changes:
 
 - Fixed maximum length. Token-mixing weights are sized for the task's maximum length
   (spec.seq_len for an encoder, spec.target_len for a decoder). A shorter input uses the
@@ -23,9 +26,9 @@ parameters and initialisation are those of the vision models; only the token mix
   nn.MultiheadAttention over the encoder output, with the source padding as key padding mask.
 - Incremental decoding. Greedy decoding computes one new decoder position per step from a cache of
   each block's token-mixing inputs at the earlier positions, exactly (see "Incremental greedy
-  decoding" below).
+  decoding" below): every decoder block has a `step(x, t, cache)`.
 
-Every model here and the Transformer baselines share the interfaces of `MaskedLM` and
+Every family's text models and the Transformer baselines share the interfaces of `MaskedLM` and
 `Seq2SeqModel`, so greedy decoding is written once.
 """
 
@@ -34,7 +37,6 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from functools import partial
 from typing import Optional, Union
 
 import torch
@@ -42,20 +44,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import Mlp
 from timm.models import named_apply
-from timm.models.mlp_mixer import (
-    Affine,
-    MixerBlock,
-    ResBlock,
-    SpatialGatingBlock,
-    _init_weights as init_mixer_weights,  # private, but it is the vision models' init: both share it
-)
+from timm.models.mlp_mixer import _init_weights as init_mixer_weights  # private, but it is the vision models' init: both share it
 
-from bench.config import SGU_INITS, TOKEN_MIXINGS, VariantConfig
-from bench.models import register_model
-from bench.models.parts import NORM_LAYERS, ConvTokens, GatingUnit, TinyAttention, replacing, tiny_attention_flops
-from tasks.base import TaskSpec
+from bench.spec import TaskSpec
 
-MODALITIES = ("mlm", "seq2seq")
+TEXT_MODALITIES = ("mlm", "seq2seq")
 
 
 @dataclass(frozen=True)
@@ -122,19 +115,8 @@ def mix_tokens(linear: nn.Linear, x: torch.Tensor, rows: int, causal: Optional[t
     return F.linear(x, weight, linear.bias[:rows])
 
 
-class LinearTokens(nn.Linear):
-    """A linear map over tokens, (B, C, T) -> (B, C, T): ResMLP's token mixing."""
-
-    def __init__(self, seq_len: int, causal: bool):
-        super().__init__(seq_len, seq_len)
-        self.register_buffer("causal", causal_mask(seq_len, seq_len) if causal else None, persistent=False)
-
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return mix_tokens(self, y, y.shape[-1], self.causal)
-
-
 class TokenMlp(Mlp):
-    """An MLP over tokens, (B, C, T) -> (B, C, T): Mixer's. Causal: r hidden units per position (the
+    """An MLP over tokens, (B, C, T) -> (B, C, T): Mixer's, and ResMLP's --token-mixing mlp. Causal: r hidden units per position (the
     width rounded up to a multiple of the length), so both token maps can be lower-triangular."""
 
     def __init__(self, seq_len: int, hidden: int, causal: bool):
@@ -152,98 +134,17 @@ class TokenMlp(Mlp):
         y = self.act(mix_tokens(self.fc1, y, hidden, self.causal_in))  # (B, C, H)
         return mix_tokens(self.fc2, y, T, self.causal_out)  # (B, C, T)
 
-
-def text_token_mixer(kind: str, dim: int, seq_len: int, mlp_ratio: float, causal: bool) -> nn.Module:
-    """--token-mixing on text; the MLP's hidden width is the channel MLP's ratio times the length."""
-    if kind == "linear":
-        return LinearTokens(seq_len, causal)
-    if kind == "mlp":
-        return TokenMlp(seq_len, int(mlp_ratio * seq_len), causal)
-    return ConvTokens(dim, None, separable=kind == "dwconv", causal=causal)
-
-
-class TextMixerBlock(MixerBlock):
-    """MLP-Mixer block: an MLP over tokens, then the channel MLP."""
-
-    norm_layer = partial(nn.LayerNorm, eps=1e-6)
-
-    def __init__(self, dim: int, seq_len: int, mlp_ratio: tuple[float, float], causal: bool):
-        super().__init__(dim, seq_len, mlp_ratio, norm_layer=self.norm_layer)
-        hidden = self.mlp_tokens.fc1.out_features
-        self.mlp_tokens = replacing(self.mlp_tokens, lambda: TokenMlp(seq_len, hidden, causal))
-
-    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        y = (self.norm1(x) * keep).transpose(1, 2)  # (B, C, T), padded positions zeroed
-        y = self.mlp_tokens(y)  # (B, C, T)
-        x = x + y.transpose(1, 2)  # (B, T, C)
-        x = x + self.mlp_channels(self.norm2(x))  # (B, T, C)
-        return x
-
-
-class TextResBlock(ResBlock):
-    """ResMLP block: a linear map over tokens and the channel MLP, Affine instead of norms, LayerScale.
-    Variants inject the norm, the token mixer (kept under timm's name `linear_tokens`) and the
-    layer-scale initial value."""
-
-    norm_layer = Affine
-    # The papers' layer-scale start for up to 18 blocks (1e-5 from 24 on); every text size has at
-    # most 18. timm's default of 1e-4 leaves the blocks nearly silent for a short CPU budget.
-    init_values = 0.1
-
-    def __init__(self, dim: int, seq_len: int, mlp_ratio: float, causal: bool,
-                 norm_layer=None, token_mixing: str = "linear", init_values: Optional[float] = None):
-        super().__init__(dim, seq_len, mlp_ratio, norm_layer=norm_layer or self.norm_layer,
-                         init_values=init_values or self.init_values)
-        self.linear_tokens = replacing(
-            self.linear_tokens, lambda: text_token_mixer(token_mixing, dim, seq_len, mlp_ratio, causal)
-        )
-
-    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        y = (self.norm1(x) * keep).transpose(1, 2)  # (B, C, T), padded positions zeroed
-        y = self.linear_tokens(y)  # (B, C, T)
-        x = x + self.ls1 * y.transpose(1, 2)  # (B, T, C)
-        x = x + self.ls2 * self.mlp_channels(self.norm2(x))  # (B, T, C)
-        return x
-
-
-class TextSpatialGatingUnit(GatingUnit):
-    """gMLP's gate: half the channels, normalised and mixed over tokens, multiply the other half.
-    paper_init: timm's init_weights (proj weight ~ N(0, 1e-6), bias 1: the unit starts as identity)."""
-
-    def __init__(self, dim: int, seq_len: int, causal: bool, paper_init: bool = True):
-        super().__init__(dim, seq_len, paper_init)
-        self.register_buffer("causal", causal_mask(seq_len, seq_len) if causal else None, persistent=False)
-
-    def forward(self, x: torch.Tensor, keep: torch.Tensor, gate_term: Optional[torch.Tensor] = None) -> torch.Tensor:
-        u, v = x.chunk(2, dim=-1)  # (B, T, F/2) each
-        v = (self.norm(v) * keep).transpose(1, 2)  # (B, F/2, T), padded positions zeroed
-        v = mix_tokens(self.proj, v, x.shape[1], self.causal).transpose(1, 2)  # (B, T, F/2)
-        if gate_term is not None:
-            v = v + gate_term
-        return u * v  # (B, T, F/2)
-
-
-class TextSpatialGatingBlock(SpatialGatingBlock):
-    """gMLP block: channel projection up, spatial gating unit, projection down. aMLP (attention=True)
-    adds a tiny attention from the normalised input to the gate."""
-
-    norm_layer = partial(nn.LayerNorm, eps=1e-6)
-
-    def __init__(self, dim: int, seq_len: int, mlp_ratio: float, causal: bool,
-                 paper_init: bool = True, attention: bool = False):
-        super().__init__(dim, seq_len, mlp_ratio, norm_layer=self.norm_layer)
-        width = self.mlp_channels.fc1.out_features
-        self.mlp_channels.gate = TextSpatialGatingUnit(width, seq_len, causal, paper_init)
-        self.attn = TinyAttention(dim, width // 2) if attention else None
-        self.causal = causal
-
-    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        mlp = self.mlp_channels
-        y = self.norm(x)  # (B, T, C)
-        gate_term = None if self.attn is None else self.attn(y, keep, self.causal)  # (B, T, F/2)
-        y = mlp.act(mlp.fc1(y))  # (B, T, F)
-        y = mlp.gate(y, keep, gate_term)  # (B, T, F/2)
-        return x + mlp.fc2(y)  # (B, T, C)
+    def step(self, y: torch.Tensor, t: int, cache: dict) -> torch.Tensor:
+        """Output t (B, C) of the causal token MLP, given its input at position t, y (B, C): the r hidden
+        units of position t read the inputs of positions 0..t, and output t the hidden units of 0..t."""
+        assert self.per_position, "only a causal token MLP decodes one position at a time"
+        r, fc1, fc2 = self.per_position, self.fc1, self.fc2
+        inputs = cached(cache, "inputs", (*y.shape, fc1.in_features), y)  # (B, C, L)
+        hidden = cached(cache, "hidden", (*y.shape, fc1.out_features), y)  # (B, C, r * L)
+        inputs[..., t] = y
+        units = slice(r * t, r * (t + 1))  # the hidden units of position t
+        hidden[..., units] = self.act(inputs[..., : t + 1] @ fc1.weight[units, : t + 1].T + fc1.bias[units])
+        return mix_step(fc2.weight, fc2.bias, hidden, t, per_position=r)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -461,6 +362,7 @@ class MixingSeq2Seq(Seq2SeqModel):
 # - causal convolution (--token-mixing conv3x3 / dwconv): the inputs of positions t-2..t;
 # - aMLP's tiny attention: the keys and values of positions 0..t;
 # - cross-attention: the memory's keys and values, projected once per batch instead of every step.
+# Each decoder block does its part in its `step`, each causal token mixer in its own `step`.
 # Everything else in a block is per position. A step does the full forward's arithmetic at position
 # t, up to the order of float sums (tests check that the greedy tokens are the same).
 
@@ -477,59 +379,6 @@ def mix_step(weight: torch.Tensor, bias: torch.Tensor, inputs: torch.Tensor, t: 
     of positions 0..t (the row's later entries are masked to zero anyway), plus bias t: (...)."""
     n = per_position * (t + 1)
     return inputs[..., :n] @ weight[t, :n] + bias[t]
-
-
-def token_mixer_step(mixer: nn.Module, y: torch.Tensor, t: int, cache: dict) -> torch.Tensor:
-    """Output t (B, C) of a decoder's token mixer, given its input at position t, y (B, C)."""
-    if isinstance(mixer, ConvTokens):  # kernel 3 over positions t-2..t, zeros before position 0
-        window = cache.get("window", y.new_zeros(*y.shape, 3))
-        cache["window"] = window = torch.cat([window[..., 1:], y[..., None]], dim=-1)  # (B, C, 3)
-        return mixer.conv(window)[..., 0]
-    if isinstance(mixer, LinearTokens):
-        inputs = cached(cache, "inputs", (*y.shape, mixer.in_features), y)  # (B, C, L)
-        inputs[..., t] = y
-        return mix_step(mixer.weight, mixer.bias, inputs, t)
-    if isinstance(mixer, TokenMlp) and mixer.per_position:
-        r, fc1, fc2 = mixer.per_position, mixer.fc1, mixer.fc2
-        inputs = cached(cache, "inputs", (*y.shape, fc1.in_features), y)  # (B, C, L)
-        hidden = cached(cache, "hidden", (*y.shape, fc1.out_features), y)  # (B, C, r * L)
-        inputs[..., t] = y
-        units = slice(r * t, r * (t + 1))  # the hidden units of position t
-        hidden[..., units] = mixer.act(inputs[..., : t + 1] @ fc1.weight[units, : t + 1].T + fc1.bias[units])
-        return mix_step(fc2.weight, fc2.bias, hidden, t, per_position=r)
-    raise TypeError(f"{type(mixer).__name__} has no incremental decoding step.")
-
-
-def attention_step(attn: TinyAttention, x: torch.Tensor, t: int, cache: dict, max_len: int) -> torch.Tensor:
-    """aMLP's causal tiny attention at position t: x (B, 1, C) -> (B, 1, out_dim)."""
-    q, k, v = attn.qkv(x).chunk(3, dim=-1)  # (B, 1, A) each
-    keys = cached(cache, "keys", (x.shape[0], max_len, k.shape[-1]), k)  # (B, L, A)
-    values = cached(cache, "values", (x.shape[0], max_len, v.shape[-1]), v)
-    keys[:, t], values[:, t] = k[:, 0], v[:, 0]
-    y = F.scaled_dot_product_attention(q[:, None], keys[:, None, : t + 1], values[:, None, : t + 1])  # (B, 1, 1, A)
-    return attn.proj(y[:, 0])
-
-
-def block_step(block: nn.Module, x: torch.Tensor, t: int, cache: dict) -> torch.Tensor:
-    """A decoder block at position t: x (B, 1, C) -> (B, 1, C), as the block's forward computes it there."""
-    if isinstance(block, TextMixerBlock):
-        x = x + token_mixer_step(block.mlp_tokens, block.norm1(x)[:, 0], t, cache)[:, None]
-        return x + block.mlp_channels(block.norm2(x))
-    if isinstance(block, TextResBlock):
-        x = x + block.ls1 * token_mixer_step(block.linear_tokens, block.norm1(x)[:, 0], t, cache)[:, None]
-        return x + block.ls2 * block.mlp_channels(block.norm2(x))
-    if isinstance(block, TextSpatialGatingBlock):
-        mlp, gate = block.mlp_channels, block.mlp_channels.gate
-        y = block.norm(x)  # (B, 1, C)
-        gate_term = None if block.attn is None else attention_step(block.attn, y, t, cache, gate.proj.in_features)
-        u, v = mlp.act(mlp.fc1(y)).chunk(2, dim=-1)  # (B, 1, F/2) each
-        inputs = cached(cache, "gate", (v.shape[0], v.shape[-1], gate.proj.in_features), v)  # (B, F/2, L)
-        inputs[..., t] = gate.norm(v)[:, 0]
-        v = mix_step(gate.proj.weight, gate.proj.bias, inputs, t)[:, None]  # (B, 1, F/2)
-        if gate_term is not None:
-            v = v + gate_term
-        return x + mlp.fc2(u * v)
-    raise TypeError(f"{type(block).__name__} has no incremental decoding step.")
 
 
 def memory_keys_values(cross: CrossAttention, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -556,7 +405,7 @@ def decoder_step(stack: TokenStack, x, t: int, caches: list[dict], memory: list,
         raise ValueError(f"position {t} is past the {stack.max_len} positions this decoder is built for.")
     x = x + stack.pos[:, t : t + 1]
     for block, cross, cache, (keys, values) in zip(stack.blocks, stack.cross, caches, memory):
-        x = cross_step(cross, block_step(block, x, t, cache), keys, values, memory_mask)
+        x = cross_step(cross, block.step(x, t, cache), keys, values, memory_mask)
     return stack.norm(x)
 
 
@@ -567,34 +416,11 @@ def build(spec: TaskSpec, size: TextSize, block, norm_layer) -> nn.Module:
     return MixingSeq2Seq(spec, size, block, norm_layer)
 
 
-def build_mixer(spec: TaskSpec, size: TextSize, variant: VariantConfig) -> nn.Module:
-    return build(spec, size, TextMixerBlock, TextMixerBlock.norm_layer)
-
-
-def build_resmlp(spec: TaskSpec, size: TextSize, variant: VariantConfig) -> nn.Module:
-    norm_layer = NORM_LAYERS[variant.norm] if variant.norm else TextResBlock.norm_layer
-    block = partial(TextResBlock, norm_layer=norm_layer, token_mixing=variant.token_mixing or "linear",
-                    init_values=variant.layer_scale_init)
-    return build(spec, size, block, norm_layer)
-
-
-def build_gating(spec: TaskSpec, size: TextSize, variant: VariantConfig, attention: bool = False) -> nn.Module:
-    """gMLP, or aMLP with attention."""
-    paper_init = (variant.sgu_init or "paper") == "paper"
-    block = partial(TextSpatialGatingBlock, paper_init=paper_init, attention=attention)
-    return build(spec, size, block, TextSpatialGatingBlock.norm_layer)
-
-
 # ---------------------------------------------------------------------------------------------
 # FLOP formulas: forward FLOPs per sample of full-length inputs (seq_len tokens; seq2seq: seq_len
 # source and target_len target tokens), as torch's FLOP counter counts them (2 per multiply-add of
 # the matmuls and attention). The head runs on the scored positions of masked LM and on every
-# target position of seq2seq.
-
-
-def mlp_flops(positions: int, width: int, hidden: int) -> int:
-    """An MLP width -> hidden -> width at each of `positions` positions."""
-    return 4 * positions * width * hidden
+# target position of seq2seq. `mlp_flops` (bench.models.parts) counts a channel MLP.
 
 
 def attention_flops(dim: int, queries: int, keys: int) -> int:
@@ -619,83 +445,3 @@ def text_flops(block_flops):
         return encoder + decoder + 2 * T * D * V
 
     return flops
-
-
-def mixer_block_flops(size: TextSize, tokens: int, causal: bool) -> int:
-    """The token MLP and the channel MLP. Bidirectional, the token MLP's width follows the model
-    width (int(token ratio x D)), so the block is linear in T; causal, it is rounded up to whole
-    units per position (a multiple of T, at least T), so the block becomes quadratic in T."""
-    D, T = size.dim, tokens
-    token_ratio, channel_ratio = size.mlp_ratio
-    hidden = int(token_ratio * D)
-    if causal:
-        hidden = math.ceil(hidden / T) * T
-    return mlp_flops(D, T, hidden) + mlp_flops(T, D, int(channel_ratio * D))
-
-
-def resmlp_block_flops(size: TextSize, tokens: int, causal: bool) -> int:
-    """The T x T linear map over tokens for each of D channels (quadratic in T) and the channel MLP."""
-    D, T = size.dim, tokens
-    return 2 * D * T * T + mlp_flops(T, D, int(size.mlp_ratio * D))
-
-
-def gating_block_flops(size: TextSize, tokens: int, causal: bool, attention: bool = False) -> int:
-    """D -> H, the gate's T x T token mixing over H/2 channels (quadratic in T), H/2 -> D; aMLP adds
-    its tiny attention."""
-    D, T = size.dim, tokens
-    H = int(size.mlp_ratio * D)
-    gate = H // 2
-    flops = 2 * T * D * H + 2 * gate * T * T + 2 * T * gate * D
-    return flops + (tiny_attention_flops(D, gate, T) if attention else 0)
-
-
-# ---------------------------------------------------------------------------------------------
-# Registration. Depth makes up for lighter blocks: a Transformer layer holds about 12 d^2 weights
-# (16 d^2 in a decoder, with cross-attention), a Mixer or ResMLP block 8 d^2, a gMLP block 9 d^2
-# (channel ratio 6, as in the paper), plus 4 d^2 of cross-attention in a decoder; token mixing adds
-# about L*d (Mixer) or L^2 (ResMLP, gMLP), which max_len <= dim keeps small. So every size stays
-# within 10% of the Transformer's parameters for the same task.
-
-register_model(
-    "mixer",
-    MODALITIES,
-    text_sizes((0.5, 4.0), mini=(6, 2, 3), small=(6, 2, 3), base=(18, 9, 8)),
-    default_size,
-    check=check_lengths,
-    description="MLP-Mixer over tokens: token MLP + channel MLP",
-    flops=text_flops(mixer_block_flops),
-)(build_mixer)
-
-register_model(
-    "resmlp",
-    MODALITIES,
-    text_sizes(4.0, mini=(6, 2, 3), small=(6, 2, 3), base=(18, 9, 8)),
-    default_size,
-    check=check_lengths,
-    description="ResMLP over tokens: linear token mixing, Affine norms, LayerScale",
-    variants={"norm": ("affine", "layernorm", "none"), "token_mixing": TOKEN_MIXINGS, "layer_scale_init": None},
-    flops=text_flops(resmlp_block_flops),
-)(build_resmlp)
-
-GMLP_SIZES = text_sizes(6.0, mini=(5, 3, 2), small=(5, 3, 2), base=(16, 7, 8))
-register_model(
-    "gmlp",
-    MODALITIES,
-    GMLP_SIZES,
-    default_size,
-    check=check_lengths,
-    description="gMLP over tokens: spatial gating unit",
-    variants={"sgu_init": SGU_INITS},
-    flops=text_flops(gating_block_flops),
-)(build_gating)
-
-register_model(
-    "amlp",
-    MODALITIES,
-    GMLP_SIZES,  # gMLP's: aMLP is gMLP with the attention added
-    default_size,
-    check=check_lengths,
-    description="aMLP over tokens: gMLP + tiny single-head attention in the gate",
-    variants={"sgu_init": SGU_INITS},
-    flops=text_flops(partial(gating_block_flops, attention=True)),
-)(partial(build_gating, attention=True))

@@ -1,7 +1,7 @@
 """The Transformer baseline for text: pre-norm RoBERTa for masked LM, mBART for seq2seq, from `transformers`.
 
 Built from a config with random weights (never downloaded), and wrapped to the interfaces of
-bench/models/text.py: MLM models return the logits tensor; seq2seq models are `Seq2SeqModel`s,
+bench/models/text.py (the text models' shared parts): MLM models return the logits tensor; seq2seq models are `Seq2SeqModel`s,
 so they share its forward and its greedy `generate`'s contract (run by transformers' generate with
 its key/value cache). Dropout is off, as in the MLP families, so the families differ only in how
 tokens are mixed.
@@ -23,13 +23,16 @@ from transformers import (
 from transformers.modeling_outputs import BaseModelOutput
 
 from bench.models import register_model
+from bench.models.parts import mlp_flops
 from bench.models.text import (
-    MODALITIES, Seq2SeqModel, TextSize, attention_flops, check_lengths, default_size, mlp_flops, text_sizes,
+    TEXT_MODALITIES, Seq2SeqModel, TextSize, attention_flops, check_lengths, default_size, text_sizes,
 )
-from tasks.base import TaskSpec
+from bench.spec import TaskSpec
 
 # BERT's depths; the seq2seq models split them evenly between encoder and decoder, as BART-base
-# does with BERT-base's 12 layers.
+# does with BERT-base's 12 layers. A Transformer layer holds about 12 d^2 weights (16 d^2 in a
+# decoder, with cross-attention): the MLP families' sizes give lighter blocks more depth, so that
+# every size of theirs stays within 10% of the Transformer's parameters for the same task.
 SIZES = text_sizes(4.0, mini=(4, 2, 2), small=(4, 2, 2), base=(12, 6, 6))
 
 
@@ -155,7 +158,7 @@ def flops(spec: TaskSpec, size: TextSize, scored: Optional[float] = None) -> flo
 
 @register_model(
     "transformer",
-    MODALITIES,
+    TEXT_MODALITIES,
     SIZES,
     default_size,
     check=check_lengths,

@@ -6,9 +6,10 @@ from timm.models.vision_transformer import VisionTransformer
 
 from bench.models import register_model
 from bench.models.image import (
-    ImageSize, check_image_pair, default_size_for, image_tokens, mixer_kwargs, mlp_flops, stem_and_head_flops,
+    ImageSize, check_image_pair, default_size_for, image_tokens, mixer_kwargs, stem_and_head_flops,
 )
-from tasks.base import TaskSpec
+from bench.models.parts import mlp_flops
+from bench.spec import TaskSpec
 
 SIZES = {
     "ti": ImageSize(depth=12, dim=192, mlp_ratio=4, heads=3),

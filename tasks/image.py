@@ -22,7 +22,8 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 from torchvision.datasets.folder import make_dataset
 
 from bench.errors import DataError
-from tasks.base import VALIDATION_FRACTION, Task, TaskData, TaskSpec, register_task
+from bench.spec import TaskSpec
+from tasks.base import VALIDATION_FRACTION, Task, TaskData, register_task
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 RAND_AUGMENT = "rand-m9-mstd0.5-inc1"  # DeiT's RandAugment, for images of 128 px and more
@@ -40,7 +41,7 @@ class ImageClassification(Task):
         logits = model(images)  # (B, classes)
         return F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
 
-    def eval_outputs(self, model, batch):
+    def eval_outputs(self, model, batch, spec):
         images, labels = batch
         logits = model(images).float()  # (B, classes)
         k = min(5, logits.shape[-1])
