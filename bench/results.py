@@ -11,7 +11,9 @@ Keys of a result (schema_version 1):
     variant         str, optional: VariantConfig.name(), e.g. "norm=layernorm"; "" or absent (files
                     written before variants existed) for the family's default
     modality        "image" | "mlm" | "seq2seq"
-    baseline        bool: the model is its modality's Transformer baseline
+    baseline        bool: the model is its modality's Transformer baseline (its registration's)
+    relative_of     str | None: the family the model changes one part of (its registration's, e.g.
+                    "gmlp" for aMLP); absent in files written before it existed
     config          {"run": {...}, "optim": {...}, "data": {...}, "measure": {...}}: every resolved flag
     environment     capture_environment(): versions, device_type, device_name, device_count,
                     num_processes, precision, started_at, ...; provenance: git_commit (the suite
@@ -64,9 +66,10 @@ import platform
 import stat
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 SCHEMA_VERSION = 1
 
@@ -88,6 +91,48 @@ REQUIRED_KEYS = (
     "params",
     "wall_time_s",
 )
+
+
+def build_result(*, status: str, error: str | None, task: str, entry: Any, size: str, variant: str, seed: int,
+                 spec: Any, config: dict[str, Any], environment: dict[str, Any], metrics: dict[str, Any],
+                 params: int, train: Any, history: list | None, wall_time_s: float, measurements: dict[str, Any],
+                 skipped_images: dict[str, int] | None = None, saved_model: str | None = None) -> dict[str, Any]:
+    """A run's result (the keys above), validated (ResultError if it is not of this schema). `entry`: the
+    model's registration (bench.models.ModelEntry: its family and facts); `spec`: the task's
+    bench.spec.TaskSpec; `train`: bench.loop.TrainStats, None without training; `measurements`:
+    bench.measure.measure_model's figures, {} when none were measured."""
+    result = {
+        "schema_version": SCHEMA_VERSION,
+        "status": status,
+        "error": error,
+        "task": task,
+        "model": entry.family,
+        "size": size,
+        "variant": variant,
+        "seed": seed,
+        "modality": spec.modality,
+        "baseline": entry.baseline,
+        "relative_of": entry.relative_of,
+        "config": config,
+        "environment": environment,
+        "metrics": metrics,
+        "primary_metric": {"name": spec.metric, "value": metrics.get(spec.metric),
+                           "higher_is_better": spec.higher_is_better},
+        "params": params,
+        "train": None if train is None else {
+            "steps": train.steps, "epochs": round(train.epochs, 4), "samples": train.samples,
+            "final_loss": train.final_loss, "seconds": round(train.seconds, 3),
+            "resumed_from_step": train.resumed_from_step, "checkpoint": train.checkpoint,
+        },
+        "history": history,
+        "wall_time_s": round(wall_time_s, 3),
+        **{key: measurements.get(key) for key in ("flops", "throughput", "latency_ms", "memory", "mfu")},
+    }
+    if skipped_images is not None:
+        result["data"] = {"skipped_images": skipped_images}
+    if saved_model is not None:
+        result["saved_model"] = saved_model
+    return validate_result(result)
 
 
 def result_filename(task: str, model: str, size: str, seed: int, precision: str, variant: str = "") -> str:
@@ -289,27 +334,41 @@ def _nvidia_driver() -> str | None:
     return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
 
 
-def write_json_atomic(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
-    """Write a result as JSON, atomically (`write_text_atomic`)."""
-    return write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """The one way the suite writes a file: `with atomic_path(p) as tmp:` write `tmp` (with open(), or a
+    library's save(tmp)); when the block ends the file is synced, made readable by all (0o644:
+    mkstemp makes it private, and results, pages and caches are meant to be shared) and renamed to
+    `p`. On an error it is removed: a crash never leaves half a file under `p`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)  # the writer may have replaced the file mkstemp made
+        try:
+            os.fchmod(fd, 0o644)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write to a temporary file in the same folder, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write text (UTF-8) atomically (`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json_atomic(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write JSON atomically (`atomic_path`), keys sorted, as results are written."""
+    return write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
 def predictions_paths(result_path: Path) -> tuple[Path, Path]:

@@ -1,8 +1,8 @@
 """Train and evaluate one (task, model) pair, or list what can run.
 
     accelerate launch bench/run.py --task digits --model gmlp
-    python bench/run.py --task fashion-mnist --model resmlp --epochs 3
-    python bench/run.py --list
+    python -m bench.run --task fashion-mnist --model resmlp --epochs 3
+    python -m bench.run --list
 """
 
 from __future__ import annotations
@@ -14,18 +14,14 @@ import time
 import traceback
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the suite importable from a plain checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.config import as_dict, build_parser, configs_from_args, flag_name, resolve_precision  # noqa: E402
-from bench.errors import PairError, UserError, first_line  # noqa: E402
-from bench.results import (  # noqa: E402
-    SCHEMA_VERSION, checkpoint_folder, model_paths, predictions_paths, result_filename, write_json_atomic,
+from bench.config import as_dict, build_parser, configs_from_args, flag_name, resolve_precision
+from bench.errors import DEBUG_HINT, PairError, UserError, first_line, run_command
+from bench.results import (
+    build_result, checkpoint_folder, model_paths, predictions_paths, result_filename, write_json_atomic,
     write_text_atomic,
 )
 
 MIXED_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
-DEBUG_HINT = "Rerun with --debug for the traceback."
 _LOCKS: list = []  # the result lock this process holds (bench.results.RunLock), released as main() ends
 _MADE: list[Path] = []  # output folders this process made, deepest first; removed as main() ends if still empty
 
@@ -41,16 +37,15 @@ def listing() -> str:
     """Tasks, models with sizes and parameter counts (on each modality's reference task), and runnable pairs."""
     import torch
 
-    import tasks  # noqa: F401  (registers every task)
     from bench.config import DataConfig, VariantConfig
     from bench.models import model_entries, list_models, resolve
-    from tasks.base import TASKS
+    from tasks import create_task, list_tasks
 
     data_cfg = DataConfig()
     lines = ["Tasks:"]
     specs = {}
-    for name in TASKS:
-        task = TASKS.get(name)
+    for name in list_tasks():
+        task = create_task(name)
         try:
             spec = task.spec(data_cfg)
             specs[name] = spec
@@ -100,7 +95,7 @@ def listing() -> str:
 
 def _reference_specs(specs):
     """One task per modality to count parameters on: ImageNet-sized images, the default text tasks."""
-    from tasks.base import TaskSpec
+    from bench.spec import TaskSpec
 
     ref = {"image": TaskSpec("imagenet", "image", "top1", image_size=(3, 224, 224), num_classes=1000)}
     for spec in specs.values():
@@ -108,8 +103,9 @@ def _reference_specs(specs):
     return ref
 
 
-def run(configs) -> tuple[dict, int]:
-    """One run from validated configs: (the result, the exit code). The main process writes the result.
+def run(configs) -> tuple[dict | None, Path | None, int]:
+    """One run from validated configs: (the result and the file it was written to, both None but on
+    the main process, which writes it; the exit code).
 
     Failures during training, evaluation and measurement still leave a result saying what happened.
     """
@@ -117,7 +113,6 @@ def run(configs) -> tuple[dict, int]:
     from accelerate import Accelerator, DataLoaderConfiguration
     from accelerate.utils import send_to_device, set_seed
 
-    import tasks  # noqa: F401
     from bench import loop, measure
     from bench.checkpoint import Checkpoints, Position
     from bench.history import History, check_trackers, tracker_config
@@ -125,12 +120,14 @@ def run(configs) -> tuple[dict, int]:
     from bench.models import resolve, save_model
     from bench.progress import progress
     from bench.results import capture_environment
-    from tasks.base import get_task
+    from tasks import create_task
 
     configs = {**configs, "run": resolve_precision(configs["run"])}
     run_cfg, optim_cfg, data_cfg, measure_cfg = configs["run"], configs["optim"], configs["data"], configs["measure"]
     variant = configs["variant"]
-    task = get_task(run_cfg.task)
+    task = create_task(run_cfg.task, **optim_cfg.task_flags())
+    optim_cfg = optim_cfg.resolved(task)  # the result and checkpoints record the values used
+    configs = {**configs, "optim": optim_cfg}
     task.check_data_flags(data_cfg)
     spec = task.spec(data_cfg)
     entry, size = resolve(run_cfg.model, run_cfg.size, spec, variant)  # a bad pair fails here, before data loads
@@ -170,8 +167,6 @@ def run(configs) -> tuple[dict, int]:
             f"--precision {run_cfg.precision} would not be applied to training on {accelerator.device.type} "
             f"(Accelerate's autocast is {'on' if accelerator.native_amp else 'off'}); use --precision fp32."
         )
-    optim_cfg = task.configure(optim_cfg)
-    configs = {**configs, "optim": optim_cfg}  # the result and checkpoints record the value used
     check_output(out_path, checkpoint_root, run_cfg, as_dict(configs), accelerator.is_main_process)
     progress.enabled = accelerator.is_main_process  # tells the sweep that started the run, if one did
     if trackers:
@@ -254,53 +249,35 @@ def run(configs) -> tuple[dict, int]:
         if run_cfg.debug:
             traceback.print_exc()
         status, error, exit_code = "error", f"Unexpected {type(e).__name__} during {phase}: {first_line(e)}.", 1
-    primary = metrics.get(spec.metric)
-    result = {
-        "schema_version": SCHEMA_VERSION,
-        "status": status,
-        "error": error,
-        "task": task.name,
-        "model": entry.family,
-        "size": size,
-        "variant": variant.name(),
-        "seed": run_cfg.seed,
-        "modality": spec.modality,
-        "baseline": entry.baseline,
-        "config": as_dict(configs),
-        "environment": environment,
-        "metrics": metrics,
-        "primary_metric": {"name": spec.metric, "value": primary, "higher_is_better": spec.higher_is_better},
-        "params": params,
-        "train": None if stats is None else {
-            "steps": stats.steps, "epochs": round(stats.epochs, 4), "samples": stats.samples,
-            "final_loss": stats.final_loss, "seconds": round(stats.seconds, 3),
-            "resumed_from_step": stats.resumed_from_step, "checkpoint": stats.checkpoint,
-        },
-        "history": None if history is None else history.entries,
-        "wall_time_s": round(time.perf_counter() - started, 3),
-        **{key: measurements.get(key) for key in ("flops", "throughput", "latency_ms", "memory", "mfu")},
-    }
+    wall_time_s = time.perf_counter() - started
     skipped = ((data.extra or {}) if data is not None else {}).get("skipped_images")
     if skipped is not None:  # image files left out (unreadable at load, or failed to decode in a batch)
-        counts = skipped() if callable(skipped) else skipped
-        result["data"] = {"skipped_images": counts}
-        if any(counts.values()) and accelerator.is_main_process:
-            print(f"Skipped image files: {counts.get('train', 0)} of the training split, {counts.get('eval', 0)} of "
+        skipped = skipped() if callable(skipped) else skipped
+        if any(skipped.values()) and accelerator.is_main_process:
+            print(f"Skipped image files: {skipped.get('train', 0)} of the training split, {skipped.get('eval', 0)} of "
                   f"the scored split (unreadable or undecodable; recorded in the result's data.skipped_images).")
+    result, written = None, None
     if accelerator.is_main_process:
         if data is not None and "predictions" in (data.extra or {}):
             for path, lines in zip(predictions_paths(out_path), data.extra["predictions"]):
                 write_text_atomic(path, "".join(line.replace("\n", " ") + "\n" for line in lines))
+        saved_model = None
         if run_cfg.save_model and status == "ok" and stats is not None:
             weights, description = model_paths(out_path)
             save_model(accelerator.unwrap_model(model), entry.family, size, data.spec, variant, weights, description)
-            result["saved_model"] = description.name
-        write_json_atomic(out_path, result)
-        result["path"] = str(out_path)
+            saved_model = description.name
+        result = build_result(
+            status=status, error=error, task=task.name, entry=entry, size=size, variant=variant.name(),
+            seed=run_cfg.seed, spec=spec, config=as_dict(configs), environment=environment, metrics=metrics,
+            params=params, train=stats, history=None if history is None else history.entries,
+            wall_time_s=wall_time_s, measurements=measurements, skipped_images=skipped,
+            saved_model=saved_model,
+        )
+        written = write_json_atomic(out_path, result)
     accelerator.wait_for_everyone()
     if trackers:
         accelerator.end_training()
-    return result, exit_code
+    return result, written, exit_code
 
 
 def synthetic_inputs(run_cfg, data_cfg) -> bool:
@@ -318,7 +295,7 @@ def measure_run(accelerator, task, model, batch, optim_cfg, measure_cfg, precisi
     import torch
 
     from bench.loop import OutOfMemory
-    from bench.measure import measure_model
+    from bench.measure import head_flops_share, measure_model
 
     tokens = task.tokens(batch)
     try:
@@ -336,8 +313,9 @@ def measure_run(accelerator, task, model, batch, optim_cfg, measure_cfg, precisi
         )
     except torch.OutOfMemoryError:  # measure_model already halved the batch down to 1
         raise OutOfMemory("Out of memory while measuring, even at batch size 1.") from None
-    if hasattr(task, "head_flops_share"):  # masked LM: how much of the forward pass the output head is
-        measured["flops"]["head_share"] = task.head_flops_share(accelerator.unwrap_model(model), batch)
+    if hasattr(task, "scored_positions"):  # masked LM: how much of the forward pass the output head is
+        measured["flops"]["head_share"] = head_flops_share(
+            accelerator.unwrap_model(model), batch, task.loss, task.scored_positions(batch))
     return measured
 
 
@@ -457,40 +435,25 @@ def summary_line(result: dict) -> str:
 
 
 def main(argv=None) -> int:
+    parser, args = parse_args(argv)
     try:
-        return _main(argv)
+        return run_command(lambda: _main(args), debug=args.debug)
     finally:
         release_locks()  # the result is written (or the run refused): another run of it may start
         remove_made_folders()
 
 
-def _main(argv=None) -> int:
-    parser, args = parse_args(argv)
-    from bench.loop import Stopped, signals
+def _main(args) -> int:
+    from bench.loop import signals
 
     with signals.installed():
-        try:
-            if args.list:
-                print(listing())
-                return 0
-            result, exit_code = run(configs_from_args(args))
-        except UserError as e:
-            if args.debug:
-                traceback.print_exc()
-            print(f"error: {e}", file=sys.stderr)
-            return e.exit_code
-        except Stopped as e:  # a signal before training: there is nothing to record yet
-            print(f"error: {e}", file=sys.stderr)
-            return e.exit_code
-        except Exception as e:
-            if args.debug:
-                traceback.print_exc()
-            hint = "" if args.debug else f" {DEBUG_HINT}"
-            print(f"error: Unexpected {type(e).__name__}: {first_line(e)}.{hint}", file=sys.stderr)
-            return 1
-    if "path" in result:
+        if args.list:
+            print(listing())
+            return 0
+        result, path, exit_code = run(configs_from_args(args))
+    if path is not None:
         print(summary_line(result))
-        print(f"result: {result['path']}")
+        print(f"result: {path}")
         if result["error"]:
             hint = f" {DEBUG_HINT}" if result["status"] == "error" and not args.debug else ""
             print(f"error: {result['error']}{hint}", file=sys.stderr)

@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.errors import UserError
+from bench.results import atomic_path, write_text_atomic
 from leaderboard.ablations import ablation_page, has_ablations
 from leaderboard.aggregate import aggregate, compare_to_baselines, tuning_rows
 from leaderboard.collect import Collection, Run
-from leaderboard.output import write_atomic, write_text_atomic
 from leaderboard.plots import pareto_png
 from leaderboard.scaling import scaling_page, scaling_pngs
 from leaderboard.tables import index_page, results_csv, summary_page, task_page
@@ -30,7 +30,7 @@ def build(collection: Collection, out: str, command: str) -> None:
     if collection.scaling:
         pngs = scaling_pngs(collection.scaling)
         for name, png in pngs.items():
-            write_atomic(out_dir / name, png)
+            write_png(out_dir / name, png)
         write_text_atomic(out_dir / "scaling.md", scaling_page(collection.scaling, pngs))
     if not runs:
         return
@@ -48,7 +48,7 @@ def build(collection: Collection, out: str, command: str) -> None:
         png = pareto_png(task, task_rows)
         plot = f"{task}_pareto.png" if png else None
         if png:
-            write_atomic(out_dir / plot, png)
+            write_png(out_dir / plot, png)
         provenances = [e.provenance for e in [*tested, *collection.tuning] if e.id.task == task]
         runs = [r for r in collection.runs if r.id.task == task]
         tuned = [r for r in collection.tuning if r.id.task == task and isinstance(r, Run)]
@@ -68,3 +68,8 @@ def build(collection: Collection, out: str, command: str) -> None:
         write_text_atomic(out_dir / "ablations.md", ablation_page(rows, everything))
     write_text_atomic(out_dir / "index.md", index_page(command, collection, tasks, ablations, rows,
                                                       bool(collection.scaling)))
+
+
+def write_png(path: Path, png: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(png)
