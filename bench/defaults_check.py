@@ -32,7 +32,6 @@ from bench.process import RUNTIME_DEFAULTS, USER_SETTINGS
 
 EXAMPLES = __doc__.rsplit("\n\n", 1)[1]
 ROOT = Path(__file__).resolve().parent.parent
-MODELS = ("gmlp", "resmlp", "mixer", "vit")
 # The setups: environment variables added to the child's; the suite's own defaults apply to what is unset.
 THREAD_SETUPS = {
     "runtime defaults": {RUNTIME_DEFAULTS: "1"},
@@ -127,17 +126,19 @@ def allocator_part(models, max_steps: int, out: Path) -> list[str]:
 
 def main(argv=None) -> int:
     from bench.config import command_parser
+    from bench.models import compared_families
 
+    compared = compared_families("image")
     parser = command_parser("python -m bench.defaults_check", __doc__.split("\n\n")[0], EXAMPLES)
     parser.add_argument("--part", choices=["threads", "allocator", "both"], default="both")
-    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated model families")
+    parser.add_argument("--models", default=",".join(compared), help="comma-separated image model families")
     parser.add_argument("--max-steps", type=int, default=60, help="training steps per run")
     parser.add_argument("--rounds", type=int, default=3, help="idle repeats per setup in the threads part")
     args = parser.parse_args(argv)
     models = args.models.split(",")
-    unknown = sorted(set(models) - set(MODELS))
+    unknown = sorted(set(models) - set(compared))
     if unknown:
-        parser.error(f"--models: {', '.join(unknown)} is not one of {', '.join(MODELS)}")
+        parser.error(f"--models: {', '.join(unknown)} is not one of {', '.join(compared)}")
     with tempfile.TemporaryDirectory() as tmp:
         lines = [f"Machine load average at the start: {os.getloadavg()[0]:.2f}.", ""]
         if args.part in ("threads", "both"):

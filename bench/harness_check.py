@@ -1,7 +1,9 @@
 """Check the measurement harness against a bare timing loop, and report MFU on this device.
 
-For each of the four vision families (timm's MlpMixer with gMLP / ResMLP / Mixer blocks, and a
-VisionTransformer), at a small size, it times inference and training throughput as `measure_model`
+For each image family the registry compares (every one that is no relative of another: gMLP,
+ResMLP, Mixer and the ViT baseline), built at its mini size with the width and depth given, on
+CIFAR-sized synthetic images (the cifar10 task's shape, batch and loss, as a run in bench mode
+measures them), it times inference and training throughput as `measure_model`
 does (the steps of `bench.measure.phase_steps` in the loop of `bench.measure.timed_rates`) and with
 a bare `torch.utils.benchmark.Timer` loop on the same model and batch, in many short pairs, back to
 back, in random order; the median of the ratios harness / bare, with a bootstrap interval, should
@@ -14,8 +16,11 @@ data loading, gradient clipping, scheduler and progress bar included) with a bar
 a batch from the same loader, interleaved the same way, in wall time (loader workers are other
 processes, whose time the process clock would miss); the ratio shows whether data is a bottleneck.
 
-Last, it measures MFU for Mixer and ResMLP at a large batch against the device's peak (on CPU a
+Last, it measures the MFU of the same families at a large batch against the device's peak (on CPU a
 GEMM timed in the same run), with the share of step time spent in matmuls, which bounds the MFU.
+
+Every task is made as a run makes it (tasks.create_task with the run's default flags), so its loss,
+label smoothing included, is the one runs train and measure.
 
     python bench/harness_check.py
 """
@@ -26,77 +31,50 @@ import copy
 import random
 import statistics
 import sys
-from functools import partial
-from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from timm.layers import GatedMlp
-from timm.models.mlp_mixer import Affine, MixerBlock, MlpMixer, ResBlock, SpatialGatingBlock
-from timm.models.vision_transformer import VisionTransformer
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.benchmark import Timer
 
-if __package__ in (None, ""):  # run as a script: make the suite importable from a plain checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.config import DataConfig, MeasureConfig, OptimConfig, VariantConfig, command_parser
+from bench.errors import run_command
+from bench.measure import CLOCKS, measure_model, phase_steps, timed_rates
+from bench.models import compared_families, resized
 
-from bench.config import MeasureConfig, command_parser  # noqa: E402
-from bench.measure import CLOCKS, measure_model, phase_steps, timed_rates  # noqa: E402
-
-IMG, PATCH, CLASSES = 32, 4, 10
+TASK = "cifar10"  # 3x32x32 images, 10 classes: the mini sizes' patch is 4, 64 tokens
 CPU = torch.device("cpu")
-
-MODELS = {
-    "gmlp": lambda width, depth: MlpMixer(
-        num_classes=CLASSES, img_size=IMG, patch_size=PATCH, num_blocks=depth, embed_dim=width,
-        mlp_ratio=6, block_layer=SpatialGatingBlock, mlp_layer=GatedMlp,
-    ),
-    "resmlp": lambda width, depth: MlpMixer(
-        num_classes=CLASSES, img_size=IMG, patch_size=PATCH, num_blocks=depth, embed_dim=width,
-        mlp_ratio=4, block_layer=partial(ResBlock, init_values=0.1), norm_layer=Affine,
-    ),
-    "mixer": lambda width, depth: MlpMixer(
-        num_classes=CLASSES, img_size=IMG, patch_size=PATCH, num_blocks=depth, embed_dim=width,
-        block_layer=MixerBlock,
-    ),
-    "vit": lambda width, depth: VisionTransformer(
-        num_classes=CLASSES, img_size=IMG, patch_size=PATCH, depth=depth, embed_dim=width,
-        num_heads=width // 64 if width % 64 == 0 else 1,  # DeiT's 64-wide heads where the width allows
-    ),
-}
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::mkldnn_convolution",
               "aten::_scaled_dot_product_flash_attention_for_cpu",
               "aten::_scaled_dot_product_flash_attention_for_cpu_backward")
 
 
-def loss_fn(model, batch):
-    images, labels = batch
-    return F.cross_entropy(model(images), labels)
+def make_task(name: str, optim_cfg: OptimConfig):
+    """The task as a run with these flags makes it, so its loss is the one runs train and measure."""
+    from tasks import create_task
+
+    return create_task(name, **optim_cfg.task_flags())
 
 
-def infer_fn(model, batch):
-    return model(batch[0])
+def build(family: str, width: int, depth: int, spec):
+    """The family's mini size at this width and depth, for the task's images."""
+    entry, size = resized(family, "mini", spec, dim=width, depth=depth)
+    return entry.build(spec, size, VariantConfig())
 
 
 def make_optimizer(params):
     return torch.optim.AdamW(params, lr=1e-3)
 
 
-def image_batch(n: int):
-    return torch.randn(n, 3, IMG, IMG), torch.randint(0, CLASSES, (n,))
-
-
-def bare_steps(model, batch) -> dict:
+def bare_steps(model, batch, loss_fn) -> dict:
     """Plain inference and training steps, written as anyone would without the harness."""
     optimizer = make_optimizer(model.parameters())
-    images, labels = batch
 
     def infer():
         with torch.inference_mode():
-            model(images)
+            loss_fn(model, batch)
 
     def train():
-        loss = F.cross_entropy(model(images), labels)
+        loss = loss_fn(model, batch)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -118,12 +96,14 @@ def compare(name, width, depth, batch_size, pairs, steps, clock) -> tuple[float,
     in the loop of `bench.measure.timed_rates`. The bare side is `bare_steps` in a
     `torch.utils.benchmark.Timer`. Each side has its own copy of the model and its own optimizer.
     """
-    model = MODELS[name](width, depth)
-    batch = image_batch(batch_size)
+    task = make_task(TASK, OptimConfig())
+    spec = task.spec(DataConfig())
+    model = build(name, width, depth, spec)
+    batch = task.synthetic_batch(spec, batch_size, torch.Generator().manual_seed(0))
     cfg = MeasureConfig(bench_steps=steps, bench_repeats=1, bench_clock=clock)
     harness_model, bare_model = copy.deepcopy(model), copy.deepcopy(model)
-    harness = phase_steps(harness_model, batch, loss_fn, infer_fn, make_optimizer, cfg, "fp32", CPU)
-    bare = bare_steps(bare_model, batch)
+    harness = phase_steps(harness_model, batch, task.loss, task.loss, make_optimizer, cfg, "fp32", CPU)
+    bare = bare_steps(bare_model, batch, task.loss)
     rng = random.Random(0)
     line = [f"{name:7s}"]
     ratios = []
@@ -157,15 +137,11 @@ def loop_vs_bare(family: str, rounds: int, steps: int, batch_size: int) -> float
     """Median over rounds of the training loop's samples/s on digits / a bare training step's."""
     from accelerate import Accelerator
 
-    import tasks  # noqa: F401  (registers every task)
     from bench import loop
-    from bench.config import DataConfig, OptimConfig
     from bench.models import create_model
-    from tasks.base import get_task
 
-    task = get_task("digits")
     data_cfg, optim_cfg = DataConfig(), OptimConfig(batch_size=batch_size, max_steps=steps)
-    task.configure(optim_cfg)
+    task = make_task("digits", optim_cfg)
     data = task.load(data_cfg, seed=0)
     accelerator = Accelerator(step_scheduler_with_optimizer=False)
     model = create_model(family, "mini", data.spec)
@@ -196,7 +172,7 @@ def loop_vs_bare(family: str, rounds: int, steps: int, batch_size: int) -> float
     return ratio
 
 
-def matmul_share(model, batch) -> float:
+def matmul_share(model, batch, loss_fn) -> float:
     """Share of one training step's CPU time spent in matmuls, convolutions and attention kernels."""
     optimizer = make_optimizer(model.parameters())
     model.train()
@@ -214,7 +190,7 @@ def matmul_share(model, batch) -> float:
     return sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS) / total
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     parser = command_parser("python bench/harness_check.py", __doc__.splitlines()[0],
                             "  python bench/harness_check.py --pairs 50 --loop-rounds 0")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size of the harness / bare and loop / bare comparisons")
@@ -231,33 +207,41 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.clock == "process" and args.threads != 1:
         parser.error("--clock process needs --threads 1: CPU time sums over threads")
+    return run_command(lambda: check(args))
+
+
+def check(args) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, width {args.width}, depth {args.depth}, "
-          f"{IMG}x{IMG} images, patch {PATCH}, {args.clock} clock")
+          f"{TASK} images, {args.clock} clock")
+    compared = compared_families("image")
 
     if args.pairs:
         print(f"\nharness / bare, batch {args.batch_size}, {args.pairs} pairs of {args.steps} step(s) per side:")
-        ratios = [r for name in MODELS for r in compare(name, args.width, args.depth, args.batch_size, args.pairs,
-                                                         args.steps, args.clock)]
+        ratios = [r for name in compared for r in compare(name, args.width, args.depth, args.batch_size, args.pairs,
+                                                          args.steps, args.clock)]
         print(f"largest deviation of a ratio from 1: {max(abs(r - 1) for r in ratios):.1%}")
 
     if args.loop_rounds:
         print(f"\ntraining loop with data loading / bare training step, digits, batch {args.batch_size}:")
-        ratios = [loop_vs_bare(name, args.loop_rounds, args.loop_steps, args.batch_size) for name in MODELS]
+        ratios = [loop_vs_bare(name, args.loop_rounds, args.loop_steps, args.batch_size) for name in compared]
         print(f"lowest loop / bare ratio: {min(ratios):.3f}")
 
     if args.mfu_batch_size:
         cfg = MeasureConfig(bench_warmup_steps=2, bench_steps=5, bench_repeats=3, latency_samples=5)
+        task = make_task(TASK, OptimConfig())
+        spec = task.spec(DataConfig())
+        batch = task.synthetic_batch(spec, args.mfu_batch_size, torch.Generator().manual_seed(0))
         print(f"\nMFU at batch {args.mfu_batch_size}:")
-        for name in ("mixer", "resmlp"):
-            model = MODELS[name](args.width, args.depth)
-            batch = image_batch(args.mfu_batch_size)
-            mfu = measure_model(model, batch, loss_fn, infer_fn, make_optimizer, cfg, "fp32", CPU)["mfu"]
+        for name in compared:
+            model = build(name, args.width, args.depth, spec)
+            mfu = measure_model(model, batch, task.loss, task.loss, make_optimizer, cfg, "fp32", CPU)["mfu"]
             print(f"{name:7s} infer {mfu['infer']:.1%}  train {mfu['train']:.1%}  of {mfu['peak_flops'] / 1e9:.1f}"
                   f" GFLOP/s ({mfu['peak_source']}); matmul share of a training step's time"
-                  f" {matmul_share(model, batch):.0%}", flush=True)
+                  f" {matmul_share(model, batch, task.loss):.0%}", flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

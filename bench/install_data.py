@@ -50,17 +50,22 @@ def install(names: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     from bench.config import command_parser
+    from bench.errors import run_command
 
     description, _, examples = __doc__.strip().partition("\n\n")
     parser = command_parser("python -m bench.install_data", description, examples.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="only say what is missing; exit 1 if anything is")
     args = parser.parse_args(argv)
+    return run_command(lambda: install_missing(args.check))
+
+
+def install_missing(check: bool) -> int:
     needed = missing()
     if not needed:
         print("The Debian data packages are installed.")
         return 0
     tasks = sorted({PACKAGES[name][1] for name in needed})
-    if args.check:
+    if check:
         print(f"Missing Debian data packages: {', '.join(needed)} (for {', '.join(tasks)}).")
         return 1
     print(f"Installing the Debian data packages {', '.join(needed)} (for {', '.join(tasks)})...", flush=True)

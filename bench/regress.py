@@ -6,8 +6,10 @@
     python -m bench.regress --baseline base.json        # compare the working tree with them
 
 A/B: the ref is checked out in a temporary git worktree; each side runs in its own long-lived
-worker process (`bench/regress_worker.py`) with its own checkout first on sys.path, so each
-measures its own code. Rounds alternate between the sides (which goes first is drawn per round),
+worker process, its own checkout's `python -m bench.regress_worker` started in that checkout, so
+each measures its own code with its own worker: a ref from before a change of the suite's
+structure is timed as its own runner ran. A ref older than the check itself (no
+bench/regress_worker.py) is refused. Rounds alternate between the sides (which goes first is drawn per round),
 so a burst of load from other jobs hits both alike; each round times every case through
 `bench.measure` and yields one seconds-per-step sample per repeat.
 
@@ -37,20 +39,15 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Iterator, Optional
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.config import PRECISIONS, Config, add_flags, command_parser, flag, require  # noqa: E402
-from bench.errors import SignalCatcher, UserError, run_command  # noqa: E402
-from bench.regress_worker import INJECT_SLOWDOWN_ENV  # noqa: E402  (imports nothing heavy)
-from bench.results import write_json_atomic  # noqa: E402
+from bench.config import PRECISIONS, Config, add_flags, command_parser, flag, require
+from bench.errors import SignalCatcher, UserError, run_command
+from bench.regress_worker import INJECT_SLOWDOWN_ENV  # imports nothing heavy
+from bench.results import write_json_atomic, write_text_atomic
 
 SUITE_ROOT = Path(__file__).resolve().parent.parent
-WORKER = Path(__file__).resolve().parent / "regress_worker.py"
+WORKER = "bench/regress_worker.py"  # in every checkout the check can time, run as python -m bench.regress_worker
 PHASES = ("infer", "train")
-DEFAULT_CASES = tuple(f"{family}-mini:digits:32:fp32:infer" for family in ("gmlp", "resmlp", "mixer", "vit")) + (
-    "gmlp-mini:digits:32:fp32:train",
-)
+EXAMPLE_CASE = "gmlp-mini:digits:32:fp32:infer"
 BASELINE_KIND = "mlpbench-regress-baseline"
 RECORD_KIND = "mlpbench-regress"
 FORMAT_VERSION = 1
@@ -79,7 +76,7 @@ class Case:
         parts = text.split(":")
         model, _, size = parts[0].partition("-")
         if len(parts) != 5 or not size or not parts[2].isdigit() or int(parts[2]) < 1:
-            raise UserError(f"--case {text!r} is not MODEL-SIZE:TASK:BATCH:PRECISION:PHASE, e.g. {DEFAULT_CASES[0]}.")
+            raise UserError(f"--case {text!r} is not MODEL-SIZE:TASK:BATCH:PRECISION:PHASE, e.g. {EXAMPLE_CASE}.")
         require(parts[3] in PRECISIONS, f"--case {text!r}: precision must be one of {', '.join(PRECISIONS)}.")
         require(parts[4] in PHASES, f"--case {text!r}: phase must be one of {', '.join(PHASES)}.")
         return cls(model, size, parts[1], int(parts[2]), parts[3], parts[4])
@@ -87,6 +84,15 @@ class Case:
     @property
     def name(self) -> str:
         return f"{self.model}-{self.size}:{self.task}:{self.batch}:{self.precision}:{self.phase}"
+
+
+def default_cases() -> list[str]:
+    """Inference of every compared image family (each one the registry has that is no relative of
+    another) at its mini size on digits, batch 32, in fp32, and training of the first of them."""
+    from bench.models import compared_families
+
+    families = compared_families("image")
+    return [f"{family}-mini:digits:32:fp32:infer" for family in families] + [f"{families[0]}-mini:digits:32:fp32:train"]
 
 
 @dataclass(frozen=True)
@@ -168,11 +174,19 @@ def git(*args: str, cwd: Path = SUITE_ROOT) -> str:
 
 
 def resolve_ref(ref: str) -> str:
-    """The commit a ref names, or one sentence saying it names none."""
+    """The commit a ref names, or one sentence saying it names none or one the check cannot time."""
     try:
-        return git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+        commit = git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     except CouldNotMeasure:
         raise CouldNotMeasure(f"{ref!r} is not a commit of the git repository in {SUITE_ROOT}.") from None
+    try:
+        git("cat-file", "-e", f"{commit}:{WORKER}")
+    except CouldNotMeasure:
+        raise CouldNotMeasure(
+            f"{ref!r} predates the regression check (it has no {WORKER} to time its own code with); "
+            f"compare against a later ref."
+        ) from None
+    return commit
 
 
 @contextmanager
@@ -241,7 +255,8 @@ signals = StopSignals()  # one per process, as signal handlers are
 
 
 class Worker:
-    """A worker process measuring `cases` with the code of `checkout`; see bench/regress_worker.py."""
+    """A worker process measuring `cases` with the code of `checkout`, that checkout's own
+    bench/regress_worker.py."""
 
     def __init__(self, label: str, checkout: Path, cases: list[Case], cfg: RegressConfig, inject_slowdown: float = 0):
         self.label = label
@@ -252,7 +267,7 @@ class Worker:
         self.stderr = tempfile.TemporaryFile(mode="w+")
         # A process group of its own: Ctrl-C at a terminal reaches the driver only, which ends the worker.
         self.process = subprocess.Popen(
-            [sys.executable, str(WORKER), str(checkout), str(cfg.threads)],
+            [sys.executable, "-m", "bench.regress_worker", str(checkout), str(cfg.threads)],
             cwd=checkout, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
             text=True, bufsize=1, process_group=0,
         )
@@ -440,17 +455,6 @@ def markdown_report(record: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def check_writable(path: Optional[str], flag_name: str) -> None:
     """Fail before measuring, not after, when an output cannot be written."""
     if path is not None and not Path(path).resolve().parent.is_dir():
@@ -521,7 +525,7 @@ def save_baseline(cfg: RegressConfig, cases: list[Case]) -> int:
 
 
 def parse_cases(names: list[str] | None) -> list[Case]:
-    cases = [Case.parse(name) for name in names or DEFAULT_CASES]
+    cases = [Case.parse(name) for name in names or default_cases()]
     require(len({c.name for c in cases}) == len(cases), "A --case is given twice; give each case once.")
     return cases
 
@@ -531,7 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "  python -m bench.regress --ref HEAD --case gmlp-mini:digits:32:fp32:infer")
     parser.add_argument(
         "--case", action="append", dest="cases", metavar="MODEL-SIZE:TASK:BATCH:PRECISION:PHASE",
-        help=f"a case to time, repeatable; phase is infer or train (default: {', '.join(DEFAULT_CASES)})",
+        help="a case to time, repeatable; phase is infer or train (default: inference of every image family "
+             "that is no relative of another at its mini size on digits, batch 32, fp32, and training of the "
+             f"first; e.g. {EXAMPLE_CASE})",
     )
     add_flags(parser, RegressConfig)
     return parser

@@ -21,16 +21,14 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Iterator
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.errors import UserError, run_command  # noqa: E402
-from bench.regress import SUITE_ROOT, RegressConfig, parse_cases, build_parser, decide, measure_interleaved, workers  # noqa: E402
-from bench.results import write_json_atomic  # noqa: E402
+from bench.errors import UserError, run_command
+from bench.regress import (
+    EXAMPLE_CASE, SUITE_ROOT, RegressConfig, build_parser, decide, measure_interleaved, parse_cases, workers,
+)
+from bench.results import write_json_atomic
 
 # Injected slowdown of each compared side; the check should flag 15% and pass 0% and 3%.
 SIDES = {"A/A": 0.0, "+15%": 0.15, "+3%": 0.03}
-DEFAULT_CASE = "gmlp-mini:digits:32:fp32:infer"
 
 
 def trials(count: int, cases, cfg: RegressConfig) -> Iterator[dict[str, dict[str, dict]]]:
@@ -55,7 +53,7 @@ def calibrate(args) -> int:
                         "--save-baseline and --markdown.")
     if args.trials < 1:
         raise UserError(f"--trials must be at least 1, got {args.trials}.")
-    cases = parse_cases(args.cases or [DEFAULT_CASE])
+    cases = parse_cases(args.cases or [EXAMPLE_CASE])
     if args.trials_per_start < 1:
         raise UserError(f"--trials-per-start must be at least 1, got {args.trials_per_start}.")
     results = []

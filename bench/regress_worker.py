@@ -1,10 +1,11 @@
 """One side of a regression check: a long-lived process that times cases with one checkout's code.
 
-`bench/regress.py` starts one per side as `python regress_worker.py CHECKOUT THREADS`. The
-checkout goes first on sys.path, so every import below the path fix (models, tasks and
-`bench.measure` itself) is that checkout's code: the code whose speed is compared. This file is
-the only code of the driver's own checkout that runs here, so it relies on nothing of the
-checkout but `bench.measure.phase_steps` / `timed_rates` and the model and task registries.
+`bench/regress.py` starts one per side as `python -m bench.regress_worker CHECKOUT THREADS` in the
+checkout, which then comes first on sys.path: this module and everything it imports (models, tasks
+and `bench.measure` itself) is that checkout's code, the code whose speed is compared. So each side
+builds its task and model as its own runner does, and a ref from before a change of the suite's
+structure is timed with its own worker (every ref since the check exists has one, with this
+protocol).
 
 Protocol, one JSON object per line. The driver sends the cases first:
     {"cases": [{"model", "size", "task", "batch", "precision", "phase"}, ...],
@@ -34,12 +35,11 @@ CLOCKS = {"process": time.process_time, "wall": time.perf_counter}
 
 def main() -> None:
     checkout, threads = Path(sys.argv[1]).resolve(), int(sys.argv[2])
-    sys.path[0] = str(checkout)  # in place of this file's folder, which may be another checkout's
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # whatever else writes to stdout, Python or native code, goes to stderr
     request = json.loads(sys.stdin.readline())
     try:
-        cases = [Case(spec, request, checkout, threads) for spec in request["cases"]]
+        cases = [TimedCase(spec, request, checkout, threads) for spec in request["cases"]]
         fingerprint = environment_fingerprint(threads)
     except Exception as e:  # noqa: BLE001  (the driver turns any failure into one sentence)
         reply(protocol, {"error": sentence(e)})
@@ -61,8 +61,9 @@ def sentence(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-class Case:
-    """One (model, size, task, batch, precision, phase), built once and timed on every request."""
+class TimedCase:
+    """One case of the check (bench.regress.Case: model, size, task, batch, precision, phase), built once
+    and timed on every request."""
 
     def __init__(self, spec: dict, request: dict, checkout: Path, threads: int):
         import torch
@@ -72,13 +73,13 @@ class Case:
 
         if Path(bench.__file__).resolve().parent.parent != checkout:
             raise RuntimeError(f"bench was imported from {bench.__file__}, not from {checkout}")
-        import tasks  # noqa: F401  (registers every task)
         from accelerate.utils import send_to_device
+
         from bench import measure
         from bench.config import DataConfig, MeasureConfig, OptimConfig
         from bench.loop import make_loaders
         from bench.models import create_model, resolve
-        from tasks.base import get_task
+        from tasks import create_task
 
         if not hasattr(measure, "timed_rates"):
             raise RuntimeError(f"the checkout {checkout.name} predates bench.measure.timed_rates, which the check needs")
@@ -88,8 +89,8 @@ class Case:
             bench_warmup_steps=request["warmup"], bench_steps=request["steps"], bench_repeats=request["repeats"]
         )
         self.batch_size, self.measure = spec["batch"], measure
-        task = get_task(spec["task"])
         data_cfg, optim_cfg = DataConfig(), OptimConfig(batch_size=spec["batch"])
+        task = create_task(spec["task"], **optim_cfg.task_flags())  # the loss a run with these flags trains
         _, size = resolve(spec["model"], spec["size"], task.spec(data_cfg))  # a bad pair fails before data loads
         torch.manual_seed(0)
         data = task.load(data_cfg, seed=0)

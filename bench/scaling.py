@@ -48,13 +48,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.config import CLOCKS, PRECISIONS, add_flags, command_parser, flag, require  # noqa: E402
-from bench.errors import UnknownNameError, UserError, run_command  # noqa: E402
-from bench.progress import duration  # noqa: E402
-from bench.results import (  # noqa: E402
+from bench.config import CLOCKS, PRECISIONS, add_flags, command_parser, flag, require
+from bench.errors import UnknownNameError, UserError, run_command
+from bench.progress import duration
+from bench.results import (
     POINT_KIND, POINT_SCHEMA_VERSION, ResultError, load_point, point_filename, write_json_atomic,
 )
 
@@ -98,10 +95,9 @@ class Series:
 
     def spec(self, tokens: int):
         """The registered task's spec at this input size (its shape only: no data is loaded)."""
-        import tasks  # noqa: F401  (registers every task)
-        from tasks.base import get_task
+        from tasks import create_task
 
-        return get_task(self.task).spec(self.data_config(tokens))
+        return create_task(self.task).spec(self.data_config(tokens))
 
     def input(self, spec) -> dict[str, Any]:
         if self.patch is not None:
@@ -464,14 +460,12 @@ def build_point(point: Point, batch_size: int, device: str = "cpu", **size_overr
     import torch
     from accelerate.utils import send_to_device
 
-    import tasks  # noqa: F401  (registers every task)
-    from bench.config import OptimConfig, VariantConfig
+    from bench.config import VariantConfig
     from bench.models import resized
-    from tasks.base import get_task
+    from tasks import create_task
 
     series = SERIES[point.series]
-    task = get_task(series.task)
-    task.configure(OptimConfig())  # the task's label smoothing
+    task = create_task(series.task)  # with the task's label smoothing, as a run's
     spec = series.spec(point.tokens)
     entry, size_cfg = resized(point.family, point.size, spec, **series.size_fields(point.tokens), **size_overrides)
     torch.manual_seed(0)

@@ -59,18 +59,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.config import CONCERNS, MAX_SEED, VariantConfig, command_parser, field_kinds  # noqa: E402
-from bench.errors import PairError, UserError, run_command  # noqa: E402
-from bench.machine import MEASURE_LOCK_ENV  # noqa: E402
-from bench.progress import PROGRESS_ENV, describe, read_progress  # noqa: E402
-from bench.results import (  # noqa: E402
-    ResultError, checkpoint_folder, load_result, result_filename, setting_differences,
-)
+from bench.config import CONCERNS, MAX_SEED, VariantConfig, command_parser, field_kinds
+from bench.errors import PairError, UserError, run_command
+from bench.machine import MEASURE_LOCK_ENV
+from bench.progress import PROGRESS_ENV, describe, read_progress
+from bench.results import ResultError, checkpoint_folder, load_result, result_filename, setting_differences
 
 RUN_SCRIPT = Path(__file__).resolve().parent / "run.py"
+SUITE_ROOT = RUN_SCRIPT.parent.parent
 # bench/run.py stopped by SIGINT / SIGTERM (negative: killed by it before its handlers were installed)
 INTERRUPTED_EXIT_CODES = (130, 143, -2, -15)
 KNOWN_KEYS = {
@@ -223,10 +219,9 @@ def load_grid(path: Path) -> dict:
 def check_run_flags(task_name: str, args: dict, path: Path) -> None:
     """The flags the sweep gives a task's runs, checked as bench/run.py checks them (ranges, choices,
     the data flags the task reads) before any run starts."""
-    import tasks  # noqa: F401
-    from tasks.base import get_task
+    from tasks import create_task
 
-    task = get_task(task_name)
+    task = create_task(task_name)
     refused = f"The flags the sweep file {path} gives the {task_name} runs are refused:"
     configs = run_configs(["--task", task_name, *flags(args)], refused)
     try:
@@ -271,10 +266,9 @@ def plan(grid: dict, task_names: list[str] | None = None, phase: str | None = No
     scored on validation. "test": every seed at the learning rate `chosen` for its
     (task, family, size, variant), scored on test; a pair with no choice is left out.
     """
-    import tasks  # noqa: F401
     from bench.config import DataConfig
     from bench.models import resolve
-    from tasks.base import get_task
+    from tasks import create_task
 
     task_names = task_names or grid["tasks"]
     runs = []
@@ -290,7 +284,7 @@ def plan(grid: dict, task_names: list[str] | None = None, phase: str | None = No
         args[task_name] = {**grid.get("args", {}), **grid.get("task_args", {}).get(task_name, {})}
         data_keys = {k.replace("-", "_"): v for k, v in args[task_name].items()}
         data_cfg = DataConfig(**{k: v for k, v in data_keys.items() if k in DataConfig.__dataclass_fields__})
-        specs[task_name] = get_task(task_name).spec(data_cfg)
+        specs[task_name] = create_task(task_name).spec(data_cfg)
     # Seeds outermost: a sweep stopped early still has every pair at its first seeds.
     for seed, task_name, family, size in itertools.product(seeds, task_names, grid["models"], sizes):
         for variant in variants[family]:
@@ -477,6 +471,9 @@ def run_one(run: dict, launcher: list[str], log_path: Path, env: dict,
     """The run's exit code, or None when the sweep was stopped before it started."""
     processes = processes or RunProcesses()
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    # This checkout first on the run's path: bench/run.py, started as a script, then imports the
+    # sweep's own code, not that of another checkout that happens to be installed.
+    env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, (str(SUITE_ROOT), env.get("PYTHONPATH"))))}
     with open(log_path, "w") as log:
         proc = processes.start([*launcher, str(RUN_SCRIPT), *run["argv"]], stdout=log, stderr=subprocess.STDOUT,
                                env=env)
@@ -491,10 +488,11 @@ def run_one(run: dict, launcher: list[str], log_path: Path, env: dict,
 def planned_config(run: dict) -> dict:
     """The config bench/run.py will record for `run` ({concern: {field: value}}), from its flags."""
     from bench.config import as_dict
-    from tasks.base import get_task
+    from tasks import create_task
 
     configs = run_configs(run["argv"], f"bench/run.py would refuse the flags of {run['name']}:")
-    return as_dict({**configs, "optim": get_task(run["task"]).configure(configs["optim"])})
+    optim = configs["optim"]
+    return as_dict({**configs, "optim": optim.resolved(create_task(run["task"], **optim.task_flags()))})
 
 
 def refuse_other_settings(runs: list[dict]) -> None:

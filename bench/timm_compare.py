@@ -38,11 +38,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-if __package__ in (None, ""):  # run as a script: make the suite importable from a plain checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.config import PRECISIONS, command_parser  # noqa: E402
-from bench.errors import UserError, run_command  # noqa: E402
+from bench.config import PRECISIONS, command_parser
+from bench.errors import UserError, run_command
 
 
 @dataclass(frozen=True)
@@ -249,13 +246,12 @@ class Ours:
     def __init__(self, pair: Pair, args, device):
         import torch
 
-        import tasks  # noqa: F401  (registers every task)
-        from bench.config import MeasureConfig, OptimConfig
+        from bench.config import MeasureConfig
         from bench.models import create_model
-        from tasks.base import TaskSpec, get_task
+        from bench.spec import TaskSpec
+        from tasks import create_task
 
-        self.task = get_task("imagenet")
-        self.task.configure(OptimConfig())  # the run's defaults: label smoothing 0.1
+        self.task = create_task("imagenet")  # the run's defaults: label smoothing 0.1
         spec = TaskSpec("imagenet", "image", "top1", image_size=(3, args.image_size, args.image_size),
                         num_classes=args.num_classes)
         self.model = create_model(pair.family, pair.size, spec).to(device)
