@@ -2,8 +2,9 @@
 
 A variant row (Row.variant "norm=layernorm", ...) is compared with the default row of the same
 family, size and group (task, device, precision, metric); its table is the ablation of the flags
-it sets. A relative (RELATIVES) is compared with the default of the family it derives from, at
-the same size name when there is one, otherwise at the closest parameter count.
+it sets. A relative (a family whose runs record `relative_of`: the family it changes one part of,
+as its registration says) is compared with the default of that family, at the same size name when
+there is one, otherwise at the closest parameter count.
 """
 
 from __future__ import annotations
@@ -16,9 +17,6 @@ from leaderboard.collect import Provenance
 from leaderboard.tables import (
     MISSING, UNSTABLE, _table, examples_line, metric_header, metric_text, provenance_line, significant,
 )
-
-# Relative -> the family it changes one part of.
-RELATIVES = {"amlp": "gmlp", "convmixer": "mixer", "ffvit": "vit"}
 
 INTRO = (
     "Each table changes one part of a family, at one size, and sets the variant beside the family's "
@@ -33,7 +31,7 @@ INTRO = (
 
 
 def has_ablations(rows: list[Row]) -> bool:
-    return any(r.variant or r.family in RELATIVES for r in rows)
+    return any(r.variant or r.relative_of for r in rows)
 
 
 def ablation_key(variant: str) -> str:
@@ -62,12 +60,12 @@ def ablation_page(rows: list[Row], provenances: Optional[list[Provenance]] = Non
             if default is None:
                 lines += ["", f"No default run of {family}-{size} here, so no Δ."]
             lines.append("")
-        relatives = [r for r in group if r.family in RELATIVES and not r.variant]
+        relatives = [r for r in group if r.relative_of and not r.variant]
         if relatives:
             lines += ["### Relatives", ""]
             table = []
             for r in sorted(relatives, key=lambda r: (r.family, r.size)):
-                base = _closest([d for d in defaults.values() if d.family == RELATIVES[r.family]], r)
+                base = _closest([d for d in defaults.values() if d.family == r.relative_of], r)
                 table.append([
                     f"{r.family}-{r.size}", metric_text(r.metric_mean, r.metric_std), r.n,
                     MISSING if base is None else f"{base.family}-{base.size}",

@@ -20,9 +20,6 @@ from typing import Iterable, Optional
 
 from leaderboard.collect import Failure, Run, model_label
 
-# The Transformer baseline families, each with the kind of task it is the baseline of.
-BASELINE_FAMILIES = {"vit": "image", "transformer": "text"}
-
 
 @dataclass(frozen=True)
 class Row:
@@ -53,6 +50,8 @@ class Row:
     unstable: tuple[str, ...]  # "seed N: reason" for each run whose throughput measurement was unstable
     rank: Optional[int]  # 1 is best in its group; equal means share a rank; None when unranked
     tied: bool = False  # another row of its group has the same rank
+    baseline: bool = False  # its family is the Transformer baseline (what its runs record)
+    relative_of: Optional[str] = None  # the family its family changes one part of (what its runs record)
 
     @property
     def metric_interval(self) -> Optional[tuple[float, float]]:
@@ -72,7 +71,7 @@ class Row:
 
     @property
     def is_baseline(self) -> bool:
-        return self.family in BASELINE_FAMILIES and not self.variant
+        return self.baseline and not self.variant
 
     @property
     def model(self) -> str:
@@ -141,6 +140,8 @@ def _row(runs: list[Run]) -> Row:
         eval_samples=tuple(sorted({r.eval_samples for r in runs if r.eval_samples is not None})),
         unstable=tuple(f"seed {r.id.seed}: {r.unstable_reason or 'no reason recorded'}" for r in runs if not r.stable),
         rank=None,
+        baseline=any(r.baseline for r in runs),
+        relative_of=next((r.relative_of for r in runs if r.relative_of), None),
     )
 
 

@@ -119,6 +119,8 @@ class Run:
     protocol: Optional[Protocol] = None
     floors: tuple[tuple[str, float], ...] = ()  # (FLOOR_METRICS name, value) the metrics carry
     modality: Optional[str] = None  # "image" | "mlm" | "seq2seq"; None in results that do not record it
+    baseline: bool = False  # its family is its modality's Transformer baseline, as the family's registration says
+    relative_of: Optional[str] = None  # the family its family changes one part of (its registration's)
 
 
 @dataclass(frozen=True)
@@ -338,6 +340,8 @@ def _run(data: dict[str, Any], source: str) -> Run:
         floors=tuple((name, float(value)) for name in FLOOR_METRICS
                      if (value := number(f"metrics.{name}", signed=True)) is not None),
         modality=_get(data, "modality", _NAME, source, required=False),
+        baseline=_get(data, "baseline", bool, source, required=False) or False,
+        relative_of=_get(data, "relative_of", _NAME, source, required=False),
     )
 
 

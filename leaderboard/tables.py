@@ -8,14 +8,16 @@ import math
 from itertools import groupby
 from typing import Optional
 
-from leaderboard.aggregate import BASELINE_FAMILIES, Comparison, Row, TuningRow, same_lr
+from leaderboard.aggregate import Comparison, Row, TuningRow, same_lr
 from leaderboard.collect import Collection, Failure, Provenance, Run, task_provenances
 
 MISSING = "—"
 
+# Prose naming the suite's baselines for a reader; which run is a baseline is what each result
+# records (its family's registration, bench.models), never this sentence.
 BASELINE_RULE = (
     "Each architecture is compared with the Transformer baseline of its task "
-    f"({', '.join(f'{family} for {kind} tasks' for family, kind in BASELINE_FAMILIES.items())}) "
+    "(vit for image tasks, transformer for text tasks) "
     "on the same device and precision. "
     "The baseline run is the one with the same size name when there is one, otherwise the baseline size "
     "whose parameter count is closest (ties: the smaller one)."
