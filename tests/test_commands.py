@@ -56,3 +56,27 @@ def test_accelerates_mixed_precision_reaches_the_run_and_a_contradiction_is_refu
     assert runner.main([*quick, "--precision", "fp32", "--output-dir", str(tmp_path / "b")]) == 2
     assert "--precision fp32 contradicts accelerate launch's mixed precision bf16" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def test_run_as_a_script_lists_what_python_m_lists():
+    """`accelerate launch bench/run.py ...` runs the file as a script, its folder first on sys.path:
+    with the suite installed (here: this checkout on PYTHONPATH, conftest.py) it needs no path fix."""
+    script = subprocess.run([sys.executable, "bench/run.py", "--list"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    module = subprocess.run([sys.executable, "-m", "bench.run", "--list"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert script.returncode == module.returncode == 0, script.stderr + module.stderr
+    assert script.stdout.startswith("Tasks:") and script.stdout == module.stdout
+
+
+def test_no_module_of_bench_shadows_another_when_a_script_runs():
+    """A script's folder comes first on sys.path, so a module bench/x.py would be what `import x` finds
+    there, in place of the standard library's or a dependency's x."""
+    from importlib.machinery import PathFinder
+
+    names = {p.stem for p in (ROOT / "bench").glob("*.py")} | {p.name for p in (ROOT / "bench").iterdir()
+                                                               if (p / "__init__.py").exists()}
+    names.discard("__init__")
+    elsewhere = [p for p in sys.path if Path(p or ".").resolve() not in (ROOT, ROOT / "bench")]  # not the checkout
+    shadowing = sorted(n for n in names if n in sys.stdlib_module_names or PathFinder.find_spec(n, elsewhere))
+    assert not shadowing

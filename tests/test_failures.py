@@ -16,7 +16,7 @@ import torch
 
 from bench import run as runner
 from bench.results import load_result
-from tasks.base import get_task
+from tasks import TASKS
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "digits__gmlp-mini__fp32__seed0"
@@ -101,16 +101,16 @@ def test_diverging_loss_stops_with_status_diverged(tmp_path, capsys):
 
 def fail_at_call(monkeypatch, n: int, error: Exception):
     """The digits task's loss raises `error` on its n-th call (the n-th training batch)."""
-    task, calls = get_task("digits"), []
-    loss = task.loss
+    cls, calls = TASKS.get("digits"), []
+    loss = cls.loss
 
-    def failing(model, batch):
+    def failing(task, model, batch):
         calls.append(1)
         if len(calls) == n:
             raise error
-        return loss(model, batch)
+        return loss(task, model, batch)
 
-    monkeypatch.setattr(task, "loss", failing)
+    monkeypatch.setattr(cls, "loss", failing)
 
 
 def test_out_of_memory_stops_with_status_oom_and_the_batch_size(tmp_path, capsys, monkeypatch):
@@ -138,10 +138,10 @@ def test_unexpected_error_leaves_a_result_and_points_to_debug(tmp_path, capsys, 
 
 
 def test_unexpected_error_before_training_is_one_sentence(tmp_path, capsys, monkeypatch):
-    def broken(data_cfg, seed):
+    def broken(task, data_cfg, seed):
         raise ValueError("bad header")
 
-    monkeypatch.setattr(get_task("digits"), "load", broken)
+    monkeypatch.setattr(TASKS.get("digits"), "load", broken)
     assert runner.main([*TINY, "--output-dir", str(tmp_path)]) == 1
     assert one_line_error(capsys) == "error: Unexpected ValueError: bad header. Rerun with --debug for the traceback.\n"
     assert not list(tmp_path.glob("*.json")), "nothing to record before training"

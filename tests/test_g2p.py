@@ -16,15 +16,14 @@ from collections import Counter  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-import tasks  # noqa: E402,F401  (registers every task)
 from bench import run as runner  # noqa: E402
 from bench.config import DataConfig  # noqa: E402
 from bench.errors import DataError  # noqa: E402
 from bench.results import load_result  # noqa: E402
 from tasks import g2p  # noqa: E402
-from tasks.base import TaskData, get_task, list_tasks  # noqa: E402
+from tasks import TaskData, create_task, list_tasks  # noqa: E402
 
-TASK = get_task("cmudict")
+TASK = create_task("cmudict")
 
 
 def words_of(items, vocab) -> set[str]:

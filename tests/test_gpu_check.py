@@ -134,7 +134,7 @@ def test_every_pair_matches_timm_in_parameters():
     """The comparison's timm side has our model's shape (at 224 px, 1000 classes): same parameter count."""
     from bench.models import create_model
     from bench.timm_compare import PAIRS, timm_model
-    from tasks.base import TaskSpec
+    from bench.spec import TaskSpec
 
     spec = TaskSpec("imagenet", "image", "top1", image_size=(3, 224, 224), num_classes=1000)
     assert {p.name for p in PAIRS} == {"mixer-s16", "gmlp-s", "resmlp-s12", "vit-s", "mixer-b16", "gmlp-b",
@@ -187,12 +187,11 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def mini_mixer_and_batch(n=8):
-    import tasks  # noqa: F401
     from bench.config import DataConfig
     from bench.models import create_model
-    from tasks.base import get_task
+    from tasks import create_task
 
-    task = get_task("digits")
+    task = create_task("digits")
     spec = task.spec(DataConfig())
     torch.manual_seed(0)
     model = create_model("mixer", "mini", spec).cuda()
@@ -213,11 +212,10 @@ def fresh_accelerate():
 @needs_cuda
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_autocast_reaches_the_model_in_measurement(precision):
-    from bench.config import MeasureConfig, OptimConfig
+    from bench.config import MeasureConfig
     from bench.measure import measure_model
 
     task, model, batch = mini_mixer_and_batch()
-    task.configure(OptimConfig())
     seen = record_dtypes(model)  # forward hooks are copied with the model measure_model deep-copies
     cfg = MeasureConfig(bench_warmup_steps=1, bench_steps=2, bench_repeats=2, latency_samples=3)
     result = measure_model(model, batch, task.loss, task.loss, lambda p: torch.optim.AdamW(p, lr=1e-3), cfg,
@@ -234,11 +232,9 @@ def test_autocast_reaches_the_model_in_a_training_step(precision, fresh_accelera
     """As bench/run.py builds the Accelerator and bench.loop.train steps: the prepared model autocasts."""
     from accelerate import Accelerator
 
-    from bench.config import OptimConfig
     from bench.run import MIXED_PRECISION
 
     task, model, batch = mini_mixer_and_batch()
-    task.configure(OptimConfig())
     accelerator = Accelerator(mixed_precision=MIXED_PRECISION[precision])
     assert accelerator.native_amp
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -260,13 +256,12 @@ def test_autocast_reaches_the_model_in_a_training_step(precision, fresh_accelera
 def test_training_loader_uses_pinned_memory(fresh_accelerate):
     from accelerate import Accelerator, DataLoaderConfiguration
 
-    import tasks  # noqa: F401
     from bench.config import DataConfig, OptimConfig
     from bench.loop import make_loaders
-    from tasks.base import get_task
+    from tasks import create_task
 
     data_cfg = DataConfig()
-    data = get_task("digits").load(data_cfg, 0)
+    data = create_task("digits").load(data_cfg, 0)
     train_loader, eval_loader = make_loaders(data, OptimConfig(batch_size=16), data_cfg)
     assert train_loader.pin_memory and eval_loader.pin_memory
     images, labels = next(iter(train_loader))

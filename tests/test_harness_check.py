@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 
 from bench import harness_check
+from bench.models import compared_families
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("name", sorted(harness_check.MODELS))
+@pytest.mark.parametrize("name", compared_families("image"))
 def test_harness_and_bare_loop_agree_on_a_tiny_model(name, one_thread):
     # Two steps per side: a harness that miscounted steps or samples would be off by 2x or more.
     infer, train = harness_check.compare(name, width=32, depth=1, batch_size=8, pairs=9, steps=2, clock="process")

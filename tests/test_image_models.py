@@ -4,11 +4,11 @@ import pytest
 import timm
 import torch
 
-import tasks  # noqa: F401  (registers the tasks)
 from bench.config import DataConfig, VariantConfig
 from bench.errors import PairError, UnknownNameError
 from bench.models import create_model, list_models, model_entries, resolve
-from tasks.base import TASKS, TaskSpec, get_task
+from bench.spec import TaskSpec
+from tasks import TASKS, create_task
 from tests.model_checks import assert_every_parameter_learns
 
 IMAGE_FAMILIES = [f for f in list_models() if any("image" in e.modalities for e in model_entries(f))]
@@ -20,7 +20,7 @@ def image_specs():
     specs = []
     for name in TASKS:
         try:
-            spec = get_task(name).spec(DataConfig())
+            spec = create_task(name).spec(DataConfig())
         except Exception:  # needs --data-dir: same shape as an ImageNet folder with 3 classes
             spec = TaskSpec(name, "image", "top1", image_size=(3, 224, 224), num_classes=3)
         if spec.modality == "image":
@@ -86,7 +86,7 @@ def test_amlp_adds_tiny_attention_to_gmlp(size):
     """Per block: qkv (dim x 3*64, no bias) and the output projection (64 -> half the gate's width)."""
     from bench.models.gmlp import SIZES
 
-    shape, spec = SIZES[size], IMAGENET if size != "mini" else get_task("digits").spec(DataConfig())
+    shape, spec = SIZES[size], IMAGENET if size != "mini" else create_task("digits").spec(DataConfig())
     half = int(shape.dim * shape.mlp_ratio) // 2
     with torch.device("meta"):
         added = count(create_model("amlp", size, spec)) - count(create_model("gmlp", size, spec))
@@ -115,7 +115,7 @@ def test_mini_patch_gives_a_sensible_token_count():
 def test_gmlp_spatial_gating_starts_as_identity_gate():
     from timm.models.mlp_mixer import SpatialGatingUnit
 
-    model = create_model("gmlp", "mini", get_task("digits").spec(DataConfig()))
+    model = create_model("gmlp", "mini", create_task("digits").spec(DataConfig()))
     sgus = [m for m in model.modules() if isinstance(m, SpatialGatingUnit)]
     assert sgus
     for sgu in sgus:
@@ -127,7 +127,7 @@ def test_gmlp_spatial_gating_starts_as_identity_gate():
 
 
 def test_paper_size_on_small_images_is_an_impossible_pair():
-    spec = get_task("fashion-mnist").spec(DataConfig())
+    spec = create_task("fashion-mnist").spec(DataConfig())
     with pytest.raises(PairError, match=r"mixer-s16 cannot run task 'fashion-mnist': its 16x16 patches do not tile 28x28 images; use --size mini"):
         resolve("mixer", "s16", spec)
 
@@ -144,19 +144,19 @@ def test_unknown_size_lists_valid_sizes():
 
 def test_unknown_task_lists_valid_names():
     with pytest.raises(UnknownNameError, match=r"Unknown task 'mnist'; valid tasks are: .*digits.*fashion-mnist"):
-        get_task("mnist")
+        create_task("mnist")
 
 
 def test_text_model_on_an_image_task_is_an_impossible_pair():
     with pytest.raises(PairError, match=r"^Model 'transformer' cannot run task 'digits': it is built for mlm and seq2seq tasks, and 'digits' is an image task\.$"):
-        resolve("transformer", None, get_task("digits").spec(DataConfig()))
+        resolve("transformer", None, create_task("digits").spec(DataConfig()))
 
 
 @pytest.mark.parametrize("family", IMAGE_FAMILIES)
 def test_every_layer_norm_has_thread_invariant_gradients(family):
     from bench.models.layer_norm import PLAIN, ThreadInvariantLayerNorm
 
-    model = create_model(family, "mini", get_task("digits").spec(DataConfig()))
+    model = create_model(family, "mini", create_task("digits").spec(DataConfig()))
     norms = [m for m in model.modules() if isinstance(m, torch.nn.LayerNorm)]
     assert not [m for m in norms if type(m) in PLAIN], "a LayerNorm whose backward depends on the thread count"
     assert all(type(m) is ThreadInvariantLayerNorm for m in norms)

@@ -9,13 +9,12 @@ from conftest import need_debian_data
 import torch
 from PIL import Image
 
-import tasks  # noqa: F401  (registers every task)
 from bench import run as runner
 from bench.config import DataConfig, MeasureConfig
 from bench.measure import measure_model
 from bench.models import list_models, model_entries
-from tasks.base import get_task
-from tasks.vision import RAND_AUGMENT
+from tasks import TASKS, create_task
+from tasks.image import RAND_AUGMENT
 
 IMAGE_FAMILIES = [f for f in list_models() if any("image" in e.modalities for e in model_entries(f))]
 
@@ -61,7 +60,7 @@ def test_every_image_family_trains_at_224_px_through_the_training_transforms(fam
 def test_bench_mode_needs_no_dataset(task, tmp_path, one_thread, monkeypatch):
     # No dataset may be read: the hub is offline and the Debian folders are hidden.
     monkeypatch.setenv("WNSEARCHDIR", str(tmp_path / "nowhere"))
-    monkeypatch.setattr(type(get_task(task)), "load", lambda *a, **k: pytest.fail("bench mode loaded the dataset"))
+    monkeypatch.setattr(TASKS.get(task), "load", lambda *a, **k: pytest.fail("bench mode loaded the dataset"))
     code = runner.main([
         "--task", task, "--model", "gmlp", "--size", "mini" if task != "imagenet" else "ti", "--mode", "bench",
         "--batch-size", "2", "--bench-steps", "1", "--bench-repeats", "1", "--bench-warmup-steps", "0",
@@ -78,10 +77,10 @@ def test_bench_mode_needs_no_dataset(task, tmp_path, one_thread, monkeypatch):
 def test_synthetic_batches_have_the_shape_of_real_ones():
     data_cfg = DataConfig(seq_len=16)
     gen = torch.Generator().manual_seed(0)
-    images, labels = get_task("imagenet").synthetic_batch(get_task("imagenet").spec(data_cfg), 3, gen)
+    images, labels = create_task("imagenet").synthetic_batch(create_task("imagenet").spec(data_cfg), 3, gen)
     assert images.shape == (3, 3, 224, 224) and labels.max() < 1000
-    spec = get_task("wmt14-de-en").spec(data_cfg)
-    batch = get_task("wmt14-de-en").synthetic_batch(spec, 3, gen)
+    spec = create_task("wmt14-de-en").spec(data_cfg)
+    batch = create_task("wmt14-de-en").synthetic_batch(spec, 3, gen)
     assert batch["input_ids"].shape == (3, 16) and batch["labels"].shape == (3, spec.target_len)
     assert (batch["labels"][:, -1] == spec.eos_token_id).all()
     assert (batch["decoder_input_ids"][:, 0] == spec.bos_token_id).all()
@@ -114,7 +113,7 @@ def test_mfu_above_one_is_explained():
 
 def test_imagefolder_picks_the_size_of_its_images(tmp_path, capsys):
     folder = make_folder(tmp_path / "images", side=32)
-    spec = get_task("imagefolder").spec(DataConfig(data_dir=str(folder)))
+    spec = create_task("imagefolder").spec(DataConfig(data_dir=str(folder)))
     assert spec.image_size == (3, 32, 32)
     assert runner.main(["--task", "imagefolder", "--data-dir", str(folder), "--model", "mixer", "--mode", "bench",
                         "--batch-size", "2", "--bench-steps", "1", "--bench-repeats", "1", "--latency-samples", "1",
@@ -137,9 +136,9 @@ def test_max_eval_samples_is_a_seeded_sample_not_the_first_rows(task):
     if task == "wordnet":
         need_debian_data("wordnet-base")
     data_cfg = DataConfig(max_eval_samples=20, seq_len=32, max_train_samples=50)
-    whole = get_task(task).load(DataConfig(seq_len=32, max_train_samples=50), seed=0).eval
-    first = get_task(task).load(data_cfg, seed=0).eval
-    other_seed = get_task(task).load(data_cfg, seed=1).eval
+    whole = create_task(task).load(DataConfig(seq_len=32, max_train_samples=50), seed=0).eval
+    first = create_task(task).load(data_cfg, seed=0).eval
+    other_seed = create_task(task).load(data_cfg, seed=1).eval
 
     def rows(ds):
         return [repr(ds[i]) for i in range(len(ds))]

@@ -17,7 +17,7 @@ from torch import nn
 from bench.config import VariantConfig
 from bench.loop import param_groups
 from bench.models import create_model, list_models, model_entries
-from tasks.base import TaskSpec
+from bench.spec import TaskSpec
 from tests.model_checks import variant_names
 
 pytestmark = pytest.mark.usefixtures("one_thread")

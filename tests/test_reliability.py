@@ -96,7 +96,7 @@ def image_folder(root: Path, per_class: int = 12, classes: int = 2) -> Path:
 def test_images_that_fail_to_decode_are_replaced_and_counted(tmp_path, monkeypatch):
     from PIL import Image
 
-    from tasks.vision import ImageFolderSplit, readable_images
+    from tasks.image import ImageFolderSplit, readable_images
 
     root = image_folder(tmp_path / "images", per_class=2)
     truncated_jpeg(root / "class0" / "cut.jpg")
@@ -118,13 +118,13 @@ def test_images_that_fail_to_decode_are_replaced_and_counted(tmp_path, monkeypat
 
 def test_a_truncated_image_never_ends_a_run_and_is_reported(tmp_path):
     from bench.config import DataConfig
-    from tasks.base import get_task
+    from tasks import create_task
 
     root = image_folder(tmp_path / "images")
     for name in ("a", "m", "z"):  # three, so that some land in the parts a run reads
         truncated_jpeg(root / "class1" / f"{name}.jpg")
     # What the run must report: every sample of its splits read once, in this process.
-    data = get_task("imagefolder").load(DataConfig(data_dir=str(root), image_size=16), seed=0)
+    data = create_task("imagefolder").load(DataConfig(data_dir=str(root), image_size=16), seed=0)
     for split in (data.train, data.eval):
         for i in range(len(split)):
             split[i]

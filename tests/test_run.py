@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
-import tasks  # noqa: F401  (registers every task)
 from bench import run as runner
 from bench.config import OptimConfig
 from bench.results import REQUIRED_KEYS, SCHEMA_VERSION, load_result
-from tasks.base import TASKS, get_task
+from tasks import TASKS, create_task
 from tasks.text import MlmTask, Seq2SeqTask
-from tasks.vision import ImageClassification
+from tasks.image import ImageClassification
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--max-steps", "3", "--batch-size", "32", "--max-eval-samples", "64", "--no-measure"]
@@ -209,11 +208,13 @@ def test_an_interrupted_run_without_checkpoints_starts_again(tmp_path):
 
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_label_smoothing_defaults_to_the_modalitys_and_the_flag_overrides_it(name):
-    task = get_task(name)
+    optim = OptimConfig(batch_size=7)
+    task = create_task(name, **optim.task_flags())
     # DeiT for images, the Transformer for translation, BERT for masked LM
     kinds = {ImageClassification: 0.1, Seq2SeqTask: 0.1, MlmTask: 0.0}
     [expected] = [value for kind, value in kinds.items() if isinstance(task, kind)]
-    resolved = task.configure(OptimConfig(batch_size=7))
-    assert resolved == OptimConfig(batch_size=7, label_smoothing=expected) and task.label_smoothing == expected
-    assert task.configure(OptimConfig(label_smoothing=0.2)).label_smoothing == task.label_smoothing == 0.2
-    assert task.configure(OptimConfig(label_smoothing=0.0)).label_smoothing == task.label_smoothing == 0.0
+    assert task.label_smoothing == expected
+    assert optim.resolved(task) == OptimConfig(batch_size=7, label_smoothing=expected)
+    for given in (0.2, 0.0):
+        assert create_task(name, **OptimConfig(label_smoothing=given).task_flags()).label_smoothing == given
+    assert create_task(name).label_smoothing == expected, "each run makes its own task: none changes another"

@@ -10,11 +10,10 @@ import dataclasses
 import pytest
 import torch
 
-import tasks  # noqa: F401  (registers every task)
-from bench.config import DataConfig, OptimConfig, VariantConfig
+from bench.config import DataConfig, VariantConfig
 from bench.measure import count_flops
 from bench.models import list_models, model_entries, resized
-from tasks.base import get_task
+from tasks import create_task
 
 # Every (family, modality) the registry has.
 ENTRIES = [(family, modality) for family in list_models() for entry in model_entries(family)
@@ -29,8 +28,7 @@ TINY = {"image": {"dim": 16, "depth": 2}, "mlm": {"dim": 16, "layers": 2},
 def tiny_model(family: str, modality: str, tokens: int):
     """(task, spec, entry, size config, model, batch of 2) of a tiny model at `tokens` tokens."""
     name, _ = SHAPES[modality]
-    task = get_task(name)
-    task.configure(OptimConfig())
+    task = create_task(name)
     if modality == "image":
         spec, fields = task.spec(DataConfig(image_size=16 * int(tokens**0.5))), {"patch_size": 16}
     else:
@@ -57,7 +55,7 @@ def test_flop_counts_match_the_registered_formula_at_two_token_counts(family, mo
 def test_resized_keeps_width_and_depth_and_checks_the_pair():
     from bench.errors import PairError
 
-    spec = get_task("wordnet").spec(DataConfig(seq_len=1024))
+    spec = create_task("wordnet").spec(DataConfig(seq_len=1024))
     entry, size_cfg = resized("gmlp", "mini", spec, max_len=1024)
     assert size_cfg == dataclasses.replace(entry.sizes["mini"], max_len=1024)
     with pytest.raises(PairError, match="sequence length 1024 exceeds the 128 tokens"):

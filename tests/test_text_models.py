@@ -14,9 +14,9 @@ from timm.models.mlp_mixer import SpatialGatingUnit
 
 from bench.config import VariantConfig
 from bench.errors import PairError, UnknownNameError
-from bench.measure import count_flops
+from bench.measure import count_flops, head_flops_share
 from bench.models import create_model, list_models, model_entries, resolve
-from tasks.base import TaskSpec
+from bench.spec import TaskSpec
 from tasks.mlm import TextFiles
 from tasks.seq2seq import Numbers
 from tasks.text import IGNORE, token_loss
@@ -55,8 +55,7 @@ PAIRS = [(f, m) for m in ("mlm", "seq2seq") for f in text_families(m)]
 SEQ2SEQ = text_families("seq2seq")
 # Relatives are a family's shape plus a part (aMLP: gMLP + attention), so they are not held to the
 # Transformer's parameter count; test_amlp_adds_tiny_attention counts them.
-RELATIVES = {"amlp"}
-MLP_PAIRS = [(f, m) for f, m in PAIRS if not text_entry(f, m).baseline and f not in RELATIVES]
+MLP_PAIRS = [(f, m) for f, m in PAIRS if not text_entry(f, m).baseline and text_entry(f, m).relative_of is None]
 # Every pair with every variant it takes ("" is the family's default)
 VARIANT_PAIRS = [(f, m, v) for f, m in PAIRS for v in variant_names(text_entry(f, m))]
 SEQ2SEQ_VARIANTS = [(f, v) for f, m, v in VARIANT_PAIRS if m == "seq2seq"]
@@ -299,8 +298,8 @@ def test_decoding_is_capped(family):
             self.asked = max_new_tokens
             return torch.full((input_ids.shape[0], max_new_tokens), 7)
 
-    task = Numbers()  # its own instance, with the attributes its load sets
-    task.max_target_len, task.pad_token_id = 64, PAD
+    task = Numbers()
+    spec = text_spec("seq2seq", target_len=64)
     assert (task.decode_factor, task.decode_margin) == (1.5, 10)
     recorder = Recorder()
     for longest, expected in [(1, 12), (4, 16), (35, 63), (36, 64), (60, 64)]:
@@ -308,7 +307,7 @@ def test_decoding_is_capped(family):
         labels = torch.randint(3, 100, (2, 20))
         batch = {"input_ids": ids, "attention_mask": mask, "decoder_input_ids": labels,
                  "decoder_attention_mask": torch.ones_like(labels), "labels": labels, "index": torch.arange(2)}
-        outputs = task.eval_outputs(recorder, batch)
+        outputs = task.eval_outputs(recorder, batch, spec)
         assert recorder.asked == expected, f"longest source {longest}"
         assert outputs["generated"].shape == (2, 64)  # padded to target_len for the gather
         assert (outputs["generated"][:, :expected] == 7).all() and (outputs["generated"][:, expected:] == PAD).all()
@@ -376,22 +375,21 @@ def test_masked_head_scores_like_the_full_projection(family):
     batch = mlm_batch(torch.Generator().manual_seed(3))
     ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
     scored = labels != IGNORE
-    task = TextFiles()  # its own instance: the registered one keeps its label smoothing
+    task = TextFiles()
     with torch.no_grad():
         full = model(ids, mask)  # (B, T, V): callers without a mask get every position
         assert full.shape == (*ids.shape, 100)
         gathered = model(ids, mask, scored)  # (N, V)
         torch.testing.assert_close(gathered, full[scored], atol=1e-5, rtol=1e-5)
-        outputs = task.eval_outputs(model, batch)
+        outputs = task.eval_outputs(model, batch, text_spec("mlm"))
     expected_sum = token_loss(full, labels, per_position=True).sum(1)  # (B,)
     torch.testing.assert_close(outputs["loss_sum"], expected_sum, atol=1e-5, rtol=1e-6)
     assert outputs["loss_sum"][2] == 0
     assert torch.equal(outputs["masked"], scored.sum(1))
     assert torch.equal(outputs["correct"], ((full.argmax(-1) == labels) & scored).sum(1))
     for smoothing in (0.0, 0.1):
-        task.label_smoothing = smoothing
         expected = token_loss(model(ids, mask), labels, smoothing)
-        torch.testing.assert_close(task.loss(model, batch), expected, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(TextFiles(label_smoothing=smoothing).loss(model, batch), expected, atol=1e-6, rtol=1e-6)
 
 
 @pytest.mark.parametrize("family", MLM_FAMILIES)
@@ -415,7 +413,7 @@ def test_flops_count_only_the_masked_head(family):
     assert (full["forward_per_sample"] - masked["forward_per_sample"]) * rows == head_per_position * (ids.numel() - n)
     assert full["train_per_sample"] - masked["train_per_sample"] == pytest.approx(
         3 * head_per_position * (ids.numel() - n) / rows)  # forward + two backward matmuls
-    share = task.head_flops_share(model, batch)
+    share = head_flops_share(model, batch, task.loss, task.scored_positions(batch))
     assert share == pytest.approx(head_per_position * n / (masked["forward_per_sample"] * rows))
     assert 0 < share < 1
     assert not model.training  # left as it was

@@ -30,9 +30,9 @@ from transformers import BartConfig, BartForConditionalGeneration, BertConfig, B
 import tasks.mlm
 import tasks.seq2seq  # noqa: F401  (registers the seq2seq tasks)
 import tasks.text
-from bench.config import DataConfig, OptimConfig
+from bench.config import DataConfig
 from bench.errors import DataError
-from tasks.base import get_task, list_tasks
+from tasks import create_task, list_tasks
 from tasks.text import IGNORE, MlmCollate, is_held_out
 
 MLM_TASKS = ("wikitext-103", "wikitext-2", "text", "wordnet")
@@ -137,12 +137,12 @@ SMALL = dict(vocab_size=200, seq_len=16)
 @pytest.fixture(scope="session")
 def wordnet_data():
     need_debian_data("wordnet-base")
-    return get_task("wordnet").load(DataConfig(seq_len=64, max_train_samples=2000, max_eval_samples=200), seed=0)
+    return create_task("wordnet").load(DataConfig(seq_len=64, max_train_samples=2000, max_eval_samples=200), seed=0)
 
 
 @pytest.fixture(scope="session")
 def numbers_data():
-    return get_task("numbers").load(DataConfig(), seed=0)
+    return create_task("numbers").load(DataConfig(), seed=0)
 
 
 # ---------------------------------------------------------------- specs
@@ -150,20 +150,20 @@ def numbers_data():
 
 def test_every_text_task_is_registered():
     assert set(MLM_TASKS + SEQ2SEQ_TASKS) <= set(list_tasks())
-    assert [get_task(n).offline for n in MLM_TASKS] == [False, False, True, True]
-    assert [get_task(n).offline for n in SEQ2SEQ_TASKS] == [False, True, True]
+    assert [create_task(n).offline for n in MLM_TASKS] == [False, False, True, True]
+    assert [create_task(n).offline for n in SEQ2SEQ_TASKS] == [False, True, True]
 
 
 @pytest.mark.parametrize("name", MLM_TASKS)
 def test_mlm_spec(name):
-    spec = get_task(name).spec(DataConfig(vocab_size=1234, seq_len=64))
+    spec = create_task(name).spec(DataConfig(vocab_size=1234, seq_len=64))
     assert (spec.name, spec.modality, spec.metric, spec.needs) == (name, "mlm", "mlm_accuracy", "encoder")
     assert (spec.vocab_size, spec.seq_len, spec.pad_token_id, spec.target_len) == (1234, 64, 0, None)
 
 
 @pytest.mark.parametrize("name", SEQ2SEQ_TASKS)
 def test_seq2seq_spec(name):
-    spec = get_task(name).spec(DataConfig(vocab_size=1234, seq_len=64))
+    spec = create_task(name).spec(DataConfig(vocab_size=1234, seq_len=64))
     assert (spec.modality, spec.metric, spec.needs) == ("seq2seq", "bleu", "encoder-decoder")
     assert (spec.vocab_size, spec.seq_len) == (1234, 64)
     assert (spec.pad_token_id, spec.bos_token_id, spec.eos_token_id) == (0, 5, 6)
@@ -218,21 +218,21 @@ def test_held_out_split_ignores_order_and_seed():
 
 
 def test_text_files_load(text_files):
-    data = get_task("text").load(DataConfig(data_files=text_files, **SMALL), seed=0)
+    data = create_task("text").load(DataConfig(data_files=text_files, **SMALL), seed=0)
     assert data.spec.vocab_size == len(data.extra["tokenizer"]) <= 200
     assert len(data.train) > 4 * len(data.eval) > 0
     assert all(len(block["input_ids"]) == 16 for block in data.train)
     batch = data.collate([data.train[i] for i in range(4)])
-    assert batch["input_ids"].shape == (4, 16) and get_task("text").tokens(batch) == 64
+    assert batch["input_ids"].shape == (4, 16) and create_task("text").tokens(batch) == 64
 
 
 @pytest.mark.parametrize("fmt", ["tsv", "jsonl"])
 def test_pairs_load_with_named_fields(tmp_path, fmt):
     tsv, jsonl = write_pairs(tmp_path)
     cfg = DataConfig(data_files=tsv if fmt == "tsv" else jsonl, source_field="de", target_field="en", **SMALL)
-    data = get_task("pairs").load(cfg, seed=0)
+    data = create_task("pairs").load(cfg, seed=0)
     tokenizer = data.extra["tokenizer"]
-    validation = get_task("pairs").load(replace(cfg, eval_split="validation"), seed=0).eval
+    validation = create_task("pairs").load(replace(cfg, eval_split="validation"), seed=0).eval
     assert len(data.train) + len(validation) + len(data.eval) == 200  # train, validation, test
     for item in data.eval:
         source = tokenizer.decode(item["source_ids"], clean_up_tokenization_spaces=False)
@@ -242,7 +242,7 @@ def test_pairs_load_with_named_fields(tmp_path, fmt):
 def test_pairs_are_truncated_and_padded_per_batch(tmp_path):
     tsv, _ = write_pairs(tmp_path)
     cfg = DataConfig(data_files=tsv, source_field="de", target_field="en", vocab_size=300, seq_len=8)
-    data = get_task("pairs").load(cfg, seed=0)
+    data = create_task("pairs").load(cfg, seed=0)
     items = [data.train[i] for i in range(16)]
     batch = data.collate(items)
     assert batch["labels"].shape[1] == max(len(it["labels"]) for it in items) <= 8  # target_len = seq_len
@@ -251,7 +251,7 @@ def test_pairs_are_truncated_and_padded_per_batch(tmp_path):
     assert (batch["labels"][:, :-1] == batch["decoder_input_ids"][:, 1:])[teacher_forced].all()
     assert (batch["decoder_input_ids"][:, 0] == data.spec.bos_token_id).all()
     tokens = batch["attention_mask"].sum() + (batch["labels"] != IGNORE).sum()
-    assert get_task("pairs").tokens(batch) == tokens
+    assert create_task("pairs").tokens(batch) == tokens
 
 
 # ---------------------------------------------------------------- errors a user can cause
@@ -259,7 +259,7 @@ def test_pairs_are_truncated_and_padded_per_batch(tmp_path):
 
 def data_error(name: str, **cfg) -> str:
     with pytest.raises(DataError) as caught:
-        get_task(name).load(DataConfig(**cfg), seed=0)
+        create_task(name).load(DataConfig(**cfg), seed=0)
     return str(caught.value)
 
 
@@ -321,7 +321,7 @@ def test_missing_wordnet(tmp_path, monkeypatch):
 
 def test_tokenizer_cache_is_reused_and_keyed_by_vocab_size(text_files, tmp_path, monkeypatch):
     monkeypatch.setenv("MLPBENCH_CACHE", str(tmp_path / "cache"))
-    first = get_task("text").load(DataConfig(data_files=text_files, **SMALL), seed=0)
+    first = create_task("text").load(DataConfig(data_files=text_files, **SMALL), seed=0)
     cached = list((tmp_path / "cache" / "tokenizers").iterdir())
     assert len(cached) == 1 and cached[0].suffix == ".json"  # no temporary file left behind
 
@@ -329,17 +329,17 @@ def test_tokenizer_cache_is_reused_and_keyed_by_vocab_size(text_files, tmp_path,
         raise AssertionError("the cached tokenizer was retrained")
 
     monkeypatch.setattr(tasks.text, "train_tokenizer", no_training)
-    again = get_task("text").load(DataConfig(data_files=text_files, **SMALL), seed=0)
+    again = create_task("text").load(DataConfig(data_files=text_files, **SMALL), seed=0)
     assert again.extra["tokenizer"].get_vocab() == first.extra["tokenizer"].get_vocab()
     with pytest.raises(AssertionError, match="retrained"):
-        get_task("text").load(DataConfig(data_files=text_files, vocab_size=150, seq_len=16), seed=0)
+        create_task("text").load(DataConfig(data_files=text_files, vocab_size=150, seq_len=16), seed=0)
 
 
 def test_local_tokenizer_folder_and_file(text_files, tmp_path):
-    trained = get_task("text").load(DataConfig(data_files=text_files, **SMALL), seed=0).extra["tokenizer"]
+    trained = create_task("text").load(DataConfig(data_files=text_files, **SMALL), seed=0).extra["tokenizer"]
     trained.save_pretrained(tmp_path / "tok")
     for path in (tmp_path / "tok", tmp_path / "tok" / "tokenizer.json"):
-        data = get_task("text").load(DataConfig(data_files=text_files, tokenizer=str(path), **SMALL), seed=0)
+        data = create_task("text").load(DataConfig(data_files=text_files, tokenizer=str(path), **SMALL), seed=0)
         assert data.extra["tokenizer"].get_vocab() == trained.get_vocab()
         assert data.spec.vocab_size == len(trained)
     # a WordPiece tokenizer has no [BOS] / [EOS]: seq2seq tasks refuse it with a sentence
@@ -395,7 +395,7 @@ def test_masking_is_bert_style(wordnet_data):
 
 def test_evaluation_masks_are_fixed(text_files):
     cfg = DataConfig(data_files=text_files, **SMALL)
-    a, b = (get_task("text").load(cfg, seed=s) for s in (0, 1))
+    a, b = (create_task("text").load(cfg, seed=s) for s in (0, 1))
     assert a.eval["labels"] == b.eval["labels"] and a.eval["input_ids"] == b.eval["input_ids"]
     items = [a.eval[i] for i in range(len(a.eval))]
     assert torch.equal(a.collate(items)["labels"], a.collate(items)["labels"])
@@ -406,12 +406,12 @@ def test_evaluation_masks_are_fixed(text_files):
 
 
 def test_mlm_metrics_match_a_hand_computation(wordnet_data):
-    task, data = get_task("wordnet"), wordnet_data
+    task, data = create_task("wordnet"), wordnet_data
     torch.manual_seed(0)
     model = TinyMlm(data.spec).eval()
     batches = [data.collate([data.eval[i] for i in range(s, s + 50)]) for s in range(0, 200, 50)]
     with torch.no_grad():
-        parts = [task.eval_outputs(model, b) for b in batches]
+        parts = [task.eval_outputs(model, b, data.spec) for b in batches]
         outputs = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}  # what gather_for_metrics gives
         logits = torch.cat([model(b["input_ids"], b["attention_mask"]) for b in batches])
     labels = torch.cat([b["labels"] for b in batches])
@@ -435,7 +435,7 @@ def generated_outputs(hypotheses: list[str], tokenizer, width: int) -> dict[str,
 
 
 def test_bleu_matches_sacrebleu(numbers_data):
-    task, data = get_task("numbers"), numbers_data
+    task, data = create_task("numbers"), numbers_data
     tokenizer, refs = data.extra["tokenizer"], data.extra["references"][:6]
     width = data.spec.target_len
     perfect = task.compute_metrics(generated_outputs(refs, tokenizer, width), data)
@@ -459,7 +459,6 @@ def test_bleu_matches_sacrebleu(numbers_data):
 
 
 def train_step(task, data, model) -> float:
-    task.configure(OptimConfig(label_smoothing=0.1))
     batch = data.collate([data.train[i] for i in range(8)])
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     loss = task.loss(model, batch)
@@ -470,14 +469,14 @@ def train_step(task, data, model) -> float:
 
 @pytest.mark.parametrize("source", ["wordnet", "text"])
 def test_mlm_train_and_eval_step(source, wordnet_data, text_files):
-    data = wordnet_data if source == "wordnet" else get_task("text").load(DataConfig(data_files=text_files, **SMALL), 0)
-    task = get_task(source)
+    data = wordnet_data if source == "wordnet" else create_task("text").load(DataConfig(data_files=text_files, **SMALL), 0)
+    task = create_task(source, label_smoothing=0.1)
     torch.manual_seed(0)
     model = TinyMlm(data.spec)
     assert math.isfinite(train_step(task, data, model))
     batch = data.collate([data.eval[i] for i in range(4)])
     with torch.no_grad():
-        outputs = task.eval_outputs(model.eval(), batch)
+        outputs = task.eval_outputs(model.eval(), batch, data.spec)
     assert all(v.shape[0] == 4 for v in outputs.values())
     metrics = task.compute_metrics(outputs, data)
     assert set(metrics) == {"mlm_accuracy", "perplexity", "loss", "majority_baseline_accuracy"}
@@ -490,14 +489,14 @@ def test_seq2seq_train_and_eval_step(source, numbers_data, tmp_path):
         data = numbers_data
     else:
         tsv, _ = write_pairs(tmp_path)
-        data = get_task("pairs").load(DataConfig(data_files=tsv, source_field="de", target_field="en", **SMALL), 0)
-    task = get_task(source)
+        data = create_task("pairs").load(DataConfig(data_files=tsv, source_field="de", target_field="en", **SMALL), 0)
+    task = create_task(source, label_smoothing=0.1)
     torch.manual_seed(0)
     model = TinySeq2Seq(data.spec)
     assert math.isfinite(train_step(task, data, model))
     batch = data.collate([data.eval[i] for i in range(5)])
     with torch.no_grad():
-        outputs = task.eval_outputs(model.eval(), batch)
+        outputs = task.eval_outputs(model.eval(), batch, data.spec)
     assert outputs["generated"].shape == (5, data.spec.target_len)
     assert outputs["index"].tolist() == [0, 1, 2, 3, 4]
     metrics = task.compute_metrics(outputs, data)

@@ -14,7 +14,7 @@ from conftest import need_debian_data
 from bench import sweep
 from bench.config import DataConfig
 from bench.errors import UserError
-from tasks.base import get_task
+from tasks import create_task
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -129,8 +129,8 @@ def test_validation_is_carved_from_training_and_never_trained_on(task):
         return {key(ds[i]) for i in range(len(ds))}
 
     cfg = dict(seq_len=32)
-    val = get_task(task).load(DataConfig(eval_split="validation", **cfg), seed=0)
-    test = get_task(task).load(DataConfig(eval_split="test", **cfg), seed=0)
+    val = create_task(task).load(DataConfig(eval_split="validation", **cfg), seed=0)
+    test = create_task(task).load(DataConfig(eval_split="test", **cfg), seed=0)
     assert rows(val.train) == rows(test.train), "tuning and reported runs train on the same data"
     assert not rows(val.eval) & rows(val.train)
     assert not rows(val.eval) & rows(test.eval)
@@ -138,8 +138,8 @@ def test_validation_is_carved_from_training_and_never_trained_on(task):
 
 
 def test_max_eval_samples_larger_than_the_split_scores_the_whole_split():
-    whole = get_task("digits").load(DataConfig(), seed=0)
-    capped = get_task("digits").load(DataConfig(max_eval_samples=10**9), seed=0)
+    whole = create_task("digits").load(DataConfig(), seed=0)
+    capped = create_task("digits").load(DataConfig(max_eval_samples=10**9), seed=0)
     assert len(capped.eval) == len(whole.eval) == 359  # 20% of 1,797
 
 
@@ -160,7 +160,7 @@ def test_seq2seq_validation_is_carved_from_training_where_the_source_has_none():
     def sources(ds):
         return set(ds["source_ids"] if "source_ids" in ds.column_names else ds["source"])
 
-    task = get_task("numbers")
+    task = create_task("numbers")
     train_val, validation = task.pairs(DataConfig(eval_split="validation", seq_len=16))
     train_test, test = task.pairs(DataConfig(eval_split="test", seq_len=16))
     assert sources(train_val) == sources(train_test)

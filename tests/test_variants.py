@@ -14,12 +14,13 @@ from bench.config import DataConfig, VariantConfig
 from bench.models import create_model, list_models, model_entries
 from bench.models.image import mixer_kwargs
 from bench.models.parts import GatingUnit
-from tasks.base import TaskSpec, get_task
+from bench.spec import TaskSpec
+from tasks import create_task
 from tests.model_checks import assert_every_parameter_learns, variant_names
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-DIGITS = get_task("digits").spec(DataConfig())  # 8x8 images: mini sizes have 16 tokens
+DIGITS = create_task("digits").spec(DataConfig())  # 8x8 images: mini sizes have 16 tokens
 IMAGE_ENTRIES = [e for f in list_models() for e in model_entries(f) if "image" in e.modalities]
 IMAGE_VARIANTS = [(e.family, v) for e in IMAGE_ENTRIES for v in variant_names(e)]
 
