@@ -22,7 +22,7 @@ GEMM timed in the same run), with the share of step time spent in matmuls, which
 Every task is made as a run makes it (tasks.create_task with the run's default flags), so its loss,
 label smoothing included, is the one runs train and measure.
 
-    python bench/harness_check.py
+    python -m bench.harness_check
 """
 
 from __future__ import annotations
@@ -191,8 +191,8 @@ def matmul_share(model, batch, loss_fn) -> float:
 
 
 def main(argv=None) -> int:
-    parser = command_parser("python bench/harness_check.py", __doc__.splitlines()[0],
-                            "  python bench/harness_check.py --pairs 50 --loop-rounds 0")
+    parser = command_parser("python -m bench.harness_check", __doc__.splitlines()[0],
+                            "  python -m bench.harness_check --pairs 50 --loop-rounds 0")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size of the harness / bare and loop / bare comparisons")
     parser.add_argument("--width", type=int, default=128, help="embedding width of every model")
     parser.add_argument("--depth", type=int, default=4, help="blocks in every model")

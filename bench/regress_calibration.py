@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import asdict, fields
-from pathlib import Path
 from typing import Iterator
 
 from bench.errors import UserError, run_command

@@ -1,8 +1,8 @@
 """Our harness's throughput against timm's own benchmark, on the same models, batch and precision.
 
-    python bench/timm_compare.py --precision bf16 --batch-size 256 --json runs/gpu-check/timm_compare.json
-    python bench/timm_compare.py --models mixer-s16 vit-s --compile
-    python bench/timm_compare.py --device cpu --precision fp32 --image-size 32 --batch-size 2 --models mixer-s16 \\
+    python -m bench.timm_compare --precision bf16 --batch-size 256 --json runs/gpu-check/timm_compare.json
+    python -m bench.timm_compare --models mixer-s16 vit-s --compile
+    python -m bench.timm_compare --device cpu --precision fp32 --image-size 32 --batch-size 2 --models mixer-s16 \\
         --rounds 2 --warmup 0 --steps 1 --repeats 1 --latency-samples 1 --peak-gemm-size 64   # a smoke test
 
 For each model, "ours" is bench.measure.measure_model, as `bench/run.py --mode bench` calls it, on
@@ -83,7 +83,7 @@ PHASES = ("infer", "train")
 def parse_args(argv=None) -> argparse.Namespace:
     head, _, rest = __doc__.strip().partition("\n\n")
     examples, _, prose = rest.partition("\n\n")
-    parser = command_parser("python bench/timm_compare.py", f"{head}\n\n{prose}", examples)
+    parser = command_parser("python -m bench.timm_compare", f"{head}\n\n{prose}", examples)
     names = ", ".join(f"{p.name} ({p.timm_label})" for p in PAIRS)
     parser.add_argument("--models", nargs="+", default=[p.name for p in PAIRS], metavar="NAME",
                         help=f"ours or timm's names; default: all of {names}")

@@ -73,7 +73,7 @@ section() {
 bench_run() {  # time limit in seconds (0: none), family:size, output folder, extra flags...
     local limit=$1 pair=$2 dir=$3
     shift 3
-    show timeout -k 10 "$limit" "$PYTHON" bench/run.py --task imagenet --model "${pair%%:*}" --size "${pair##*:}" \
+    show timeout -k 10 "$limit" "$PYTHON" -m bench.run --task imagenet --model "${pair%%:*}" --size "${pair##*:}" \
         --mode bench --precision "$PRECISION" --batch-size "$BATCH" "${MEASURE[@]}" --output-dir "$dir" --overwrite "$@"
 }
 
@@ -115,7 +115,7 @@ bench_section() {
 timm_section() {
     local names=() pair
     for pair in "${MODELS[@]}"; do names+=("${pair%%:*}-${pair##*:}"); done
-    show "$PYTHON" bench/timm_compare.py --models "${names[@]}" --precision "$PRECISION" --batch-size "$BATCH" \
+    show "$PYTHON" -m bench.timm_compare --models "${names[@]}" --precision "$PRECISION" --batch-size "$BATCH" \
         --rounds 2 --warmup 5 --steps 10 --repeats 3 --latency-samples 20 --json "$OUT/timm_compare.json" \
         | tee "$OUT/timm_compare.txt"
 }

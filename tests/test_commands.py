@@ -12,8 +12,8 @@ from bench import install_data
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = [
     ["-m", "bench.run"], ["bench/run.py"], ["-m", "bench.sweep"], ["-m", "leaderboard"], ["-m", "bench.regress"],
-    ["-m", "bench.regress_calibration"], ["bench/harness_check.py"], ["-m", "bench.install_data"],
-    ["-m", "bench.scaling"], ["bench/scaling.py"],
+    ["-m", "bench.regress_calibration"], ["-m", "bench.harness_check"], ["-m", "bench.install_data"],
+    ["-m", "bench.scaling"], ["-m", "bench.timm_compare"], ["-m", "bench.defaults_check"],
 ]
 
 

@@ -149,7 +149,7 @@ def test_unexpected_error_before_training_is_one_sentence(tmp_path, capsys, monk
 
 def test_sigterm_saves_a_checkpoint_and_records_interrupted(tmp_path):
     argv = [*TINY, "--max-steps", "100000", "--checkpoint-every", "5", "--output-dir", str(tmp_path)]
-    proc = subprocess.Popen([sys.executable, "bench/run.py", *argv], cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    proc = subprocess.Popen([sys.executable, "-m", "bench.run", *argv], cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while not (tmp_path / "checkpoints" / NAME / "step-00000005").is_dir():

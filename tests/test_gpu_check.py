@@ -95,7 +95,7 @@ TINY = ["--device", "cpu", "--precision", "fp32", "--image-size", "32", "--batch
 def test_timm_compare_runs_tiny_on_cpu_and_writes_ratios(tmp_path):
     out = tmp_path / "compare.json"
     # one of ours by our name, one by timm's
-    done = run_command([sys.executable, "bench/timm_compare.py", *TINY, "--models", "mixer-s16",
+    done = run_command([sys.executable, "-m", "bench.timm_compare", *TINY, "--models", "mixer-s16",
                         "vit_small_patch16_224", "--json", str(out)], timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
@@ -125,7 +125,7 @@ def test_timm_compare_runs_tiny_on_cpu_and_writes_ratios(tmp_path):
 
 
 def test_timm_compare_refuses_unknown_models_in_one_sentence():
-    done = run_command([sys.executable, "bench/timm_compare.py", "--models", "resnet50", "--device", "cpu"], timeout=120)
+    done = run_command([sys.executable, "-m", "bench.timm_compare", "--models", "resnet50", "--device", "cpu"], timeout=120)
     assert done.returncode == 2
     assert "Unknown model 'resnet50'" in one_sentence(done.stderr)
 
@@ -153,7 +153,7 @@ BENCH = ["--task", "imagenet", "--mode", "bench", "--precision", "bf16", "--benc
 
 
 def bench_result(tmp_path, *argv) -> dict:
-    done = run_command([sys.executable, "bench/run.py", *BENCH, *argv, "--output-dir", str(tmp_path)], timeout=400)
+    done = run_command([sys.executable, "-m", "bench.run", *BENCH, *argv, "--output-dir", str(tmp_path)], timeout=400)
     assert done.returncode == 0, done.stdout + done.stderr
     [path] = tmp_path.glob("*.json")
     return json.loads(path.read_text())

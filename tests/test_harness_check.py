@@ -25,8 +25,8 @@ def test_median_interval_contains_the_median():
 
 
 def test_process_clock_with_several_threads_is_a_usage_error():
-    out = subprocess.run([sys.executable, "bench/harness_check.py", "--threads", "2"], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", "bench.harness_check", "--threads", "2"], cwd=ROOT,
                          capture_output=True, text=True)
     assert out.returncode == 2
     assert out.stderr.strip().endswith("error: --clock process needs --threads 1: CPU time sums over threads; "
-                                       "see python bench/harness_check.py --help.")
+                                       "see python -m bench.harness_check --help.")

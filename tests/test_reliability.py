@@ -25,7 +25,7 @@ TINY = ["--task", "digits", "--model", "gmlp", "--batch-size", "32", "--max-step
 
 def cli(*argv, **env_vars):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", **env_vars}
-    return subprocess.run([sys.executable, "bench/run.py", *argv], cwd=ROOT, capture_output=True, text=True, env=env)
+    return subprocess.run([sys.executable, "-m", "bench.run", *argv], cwd=ROOT, capture_output=True, text=True, env=env)
 
 
 def one_line_error(capsys) -> str:
@@ -207,7 +207,7 @@ def test_a_run_whose_result_is_locked_is_refused(tmp_path, capsys):
 
 def test_two_simultaneous_runs_of_one_identity_never_both_write(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-    argv = [sys.executable, "bench/run.py", *TINY, "--output-dir", str(tmp_path)]
+    argv = [sys.executable, "-m", "bench.run", *TINY, "--output-dir", str(tmp_path)]
     procs = [subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     outputs = [p.communicate(timeout=300) for p in procs]

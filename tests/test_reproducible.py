@@ -23,7 +23,7 @@ SPIN = "import time\nend = time.monotonic() + 600\nwhile time.monotonic() < end:
 
 def train(model: str, out: Path, threads: int, *args: str) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TQDM_DISABLE": "1"}
-    done = subprocess.run([sys.executable, "bench/run.py", *RUN, "--model", model, "--output-dir", str(out), *args],
+    done = subprocess.run([sys.executable, "-m", "bench.run", *RUN, "--model", model, "--output-dir", str(out), *args],
                           cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     [path] = [p for p in out.glob("*.json") if not p.name.endswith(".model.json")]

@@ -36,7 +36,7 @@ def test_killed_run_resumes_to_the_same_weights_and_metrics(tmp_path, one_thread
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with open(tmp_path / "killed.log", "w") as log:
-        proc = subprocess.Popen([sys.executable, "bench/run.py", *RUN, "--output-dir", str(killed)],
+        proc = subprocess.Popen([sys.executable, "-m", "bench.run", *RUN, "--output-dir", str(killed)],
                                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 300
     while not (checkpoints(killed) / "step-00000010").is_dir():

@@ -25,7 +25,7 @@ QUICK_MEASURE = ["--bench-warmup-steps", "1", "--bench-steps", "2", "--bench-rep
 
 def cli(*argv, cwd=ROOT, **env_vars):
     env = {**os.environ, "TQDM_DISABLE": "1", **env_vars}
-    return subprocess.run([sys.executable, "bench/run.py", *argv], cwd=cwd, capture_output=True, text=True, env=env)
+    return subprocess.run([sys.executable, "-m", "bench.run", *argv], cwd=cwd, capture_output=True, text=True, env=env)
 
 
 def test_digits_run_writes_one_complete_result(tmp_path):
