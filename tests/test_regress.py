@@ -111,6 +111,19 @@ def test_ref_the_check_cannot_measure(repo):
     assert worktrees(repo) == 1
 
 
+def test_ref_older_than_the_check_is_one_sentence(repo):
+    """A commit without bench/regress_worker.py has no worker to time its own code with."""
+    git(repo, "checkout", "-q", "-b", "before-the-check")
+    (repo / "bench" / "regress_worker.py").unlink()
+    git(repo, "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-q", "-am", "before")
+    git(repo, "checkout", "-q", "main")
+    out = regress(repo, "--ref", "before-the-check", *TINY)
+    assert out.returncode == 2
+    assert out.stderr == ("error: 'before-the-check' predates the regression check (it has no bench/regress_worker.py "
+                          "to time its own code with); compare against a later ref.\n")
+    assert worktrees(repo) == 1
+
+
 def start_regress(repo: Path, *args: str, **env_vars: str) -> subprocess.Popen:
     # A shell's background job inherits SIGINT ignored, and Python then keeps ignoring it: restore the default.
     return subprocess.Popen([sys.executable, "-m", "bench.regress", *args], cwd=repo, stdout=subprocess.PIPE,
