@@ -19,8 +19,8 @@ settings once, when it is loaded. `python -m bench.defaults_check` measures what
 - MKL matrix products in strict conditional numerical reproducibility (MKL_CBWR=AUTO,STRICT): the
   same bits whatever the number of threads. Without it a product with a small output and a long
   reduction (ViT's classifier gradient: 10 x 128 over the batch) splits the reduction between
-  threads. With the models' LayerNorm (bench/models/layer_norm.py) a run then gives the same
-  bits on one thread or several.
+  threads. With the models' LayerNorm and convolutions (bench/models/thread_invariant.py) a run
+  then gives the same bits on one thread or several.
 
 A user setting always wins: OMP_NUM_THREADS, OMP_WAIT_POLICY or GOMP_SPINCOUNT, MKL_CBWR, and for
 malloc any MALLOC_* variable, a glibc.malloc tunable in GLIBC_TUNABLES, or another allocator in

@@ -153,10 +153,11 @@ def test_text_model_on_an_image_task_is_an_impossible_pair():
 
 
 @pytest.mark.parametrize("family", IMAGE_FAMILIES)
-def test_every_layer_norm_has_thread_invariant_gradients(family):
-    from bench.models.layer_norm import PLAIN, ThreadInvariantLayerNorm
+def test_every_layer_norm_and_convolution_has_thread_invariant_gradients(family):
+    from bench.models.thread_invariant import THREAD_INVARIANT, ThreadInvariantLayerNorm
 
     model = create_model(family, "mini", create_task("digits").spec(DataConfig()))
     norms = [m for m in model.modules() if isinstance(m, torch.nn.LayerNorm)]
-    assert not [m for m in norms if type(m) in PLAIN], "a LayerNorm whose backward depends on the thread count"
+    plain = [type(m).__name__ for m in model.modules() if type(m) in THREAD_INVARIANT and not getattr(m, "_fast_norm", False)]
+    assert not plain, f"modules whose backward depends on the thread count: {plain}"
     assert all(type(m) is ThreadInvariantLayerNorm for m in norms)

@@ -3,8 +3,9 @@ thread or two.
 
 Nothing in a run depends on timing: these runs train the quickstart's four minis twice, once with a
 process keeping a core busy beside them, and compare the bits. Nor on the thread count: PyTorch's
-CPU LayerNorm backward sums its weight and bias gradients in per-thread partial sums, which the
-models' LayerNorm avoids (bench/models/layer_norm.py), so one thread and two give the same bits.
+CPU LayerNorm backward sums its weight and bias gradients in per-thread partial sums, and on CPUs
+with AVX-512 oneDNN's convolution backward its weight gradient, which the models' LayerNorm and
+convolutions avoid (bench/models/thread_invariant.py), so one thread and two give the same bits.
 """
 
 import json
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ["--task", "digits", "--size", "mini", "--max-steps", "8", "--batch-size", "64", "--lr", "0.002",
@@ -55,32 +57,35 @@ def test_one_thread_and_two_give_the_same_bits(model, tmp_path):
     assert two["metrics"] == one["metrics"]
 
 
-def layer_norm_grads(layer_norm, threads: int):
-    import torch
-
+def gradients(module, input_shape, threads: int):
     torch.set_num_threads(threads)
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        layer_norm.weight.copy_(1 + 0.1 * torch.randn(128, generator=g))
-        layer_norm.bias.copy_(torch.randn(128, generator=g))
-    layer_norm.zero_grad()
-    x = torch.randn(128, 65, 128, generator=g, requires_grad=True)
-    out = layer_norm(x)
-    out.backward(torch.randn(128, 65, 128, generator=g))
-    return out.detach(), x.grad, layer_norm.weight.grad.clone(), layer_norm.bias.grad.clone()
+        for p in module.parameters():
+            p.copy_(1 + 0.1 * torch.randn(p.shape, generator=g))
+    module.zero_grad()
+    x = torch.randn(input_shape, generator=g, requires_grad=True)
+    out = module(x)
+    out.backward(torch.randn(out.shape, generator=g))
+    return [out.detach(), x.grad] + [p.grad.clone() for p in module.parameters()]
 
 
-def test_the_layer_norms_gradients_are_a_one_thread_runs():
-    import torch
-    from torch import nn
+THREAD_DEPENDENT = {  # a module whose plain CPU backward reduces a weight gradient per thread, and an input
+    "layer norm": (lambda: torch.nn.LayerNorm(128, eps=1e-6), (128, 65, 128)),
+    "patch embedding": (lambda: torch.nn.Conv2d(3, 128, 4, stride=4), (128, 3, 32, 32)),
+    "1-d convolution": (lambda: torch.nn.Conv1d(128, 128, 3, padding=1), (64, 128, 65)),
+}
 
-    from bench.models.layer_norm import make_thread_invariant
 
+@pytest.mark.parametrize("kind", THREAD_DEPENDENT)
+def test_thread_invariant_gradients_are_a_one_thread_runs(kind):
+    from bench.models.thread_invariant import make_thread_invariant
+
+    make, shape = THREAD_DEPENDENT[kind]
     threads = torch.get_num_threads()
     try:
-        reference = layer_norm_grads(nn.LayerNorm(128, eps=1e-6), 1)
+        reference = gradients(make(), shape, 1)
         for n in (1, 2, 3):
-            assert all(torch.equal(a, b) for a, b in
-                       zip(layer_norm_grads(make_thread_invariant(nn.LayerNorm(128, eps=1e-6)), n), reference))
+            assert all(torch.equal(a, b) for a, b in zip(gradients(make_thread_invariant(make()), shape, n), reference))
     finally:
         torch.set_num_threads(threads)

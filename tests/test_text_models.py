@@ -420,9 +420,11 @@ def test_flops_count_only_the_masked_head(family):
 
 
 @pytest.mark.parametrize("family,modality", PAIRS)
-def test_every_layer_norm_has_thread_invariant_gradients(family, modality):
-    from bench.models.layer_norm import PLAIN, ThreadInvariantLayerNorm
+def test_every_layer_norm_and_convolution_has_thread_invariant_gradients(family, modality):
+    from bench.models.thread_invariant import THREAD_INVARIANT, ThreadInvariantLayerNorm
 
-    norms = [m for m in build(family, modality).modules() if isinstance(m, torch.nn.LayerNorm)]
-    assert not [m for m in norms if type(m) in PLAIN], "a LayerNorm whose backward depends on the thread count"
+    model = build(family, modality)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.LayerNorm)]
+    plain = [type(m).__name__ for m in model.modules() if type(m) in THREAD_INVARIANT and not getattr(m, "_fast_norm", False)]
+    assert not plain, f"modules whose backward depends on the thread count: {plain}"
     assert all(type(m) is ThreadInvariantLayerNorm for m in norms)

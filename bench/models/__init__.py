@@ -24,7 +24,7 @@ import torch.nn as nn
 
 from bench.config import VariantConfig, flag_name
 from bench.errors import PairError, UnknownNameError, UserError, first_line
-from bench.models.layer_norm import make_thread_invariant
+from bench.models.thread_invariant import make_thread_invariant
 from bench.process import runtime_defaults
 from bench.registry import Registry, import_modules
 from bench.spec import TaskSpec
