@@ -34,6 +34,7 @@ from contextlib import nullcontext
 from typing import Any, Callable, Iterable, Iterator
 
 import torch
+from accelerate.utils import broadcast_object_list
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
@@ -477,12 +478,12 @@ def measure_model(
             torch.cuda.empty_cache()
         size, retries = max(1, size // 2), retries + 1
 
-    problem = inconsistency(*result[1:], size)
+    problem = _agreed(inconsistency(*result[1:], size), accelerator)
     remeasured = 0
     while problem is not None and remeasured < MAX_REMEASURES:
         result, remeasured = _measure_at(size, model, batch, loss_fn, infer_fn, make_optimizer, cfg, precision, device,
                                          accelerator), remeasured + 1
-        problem = inconsistency(*result[1:], size)
+        problem = _agreed(inconsistency(*result[1:], size), accelerator)
     if problem is not None and (accelerator is None or accelerator.is_main_process):
         print(f"warning: unstable measurement after {remeasured + 1} tries: {problem}; the result says so and the "
               f"leaderboard leaves it out of speed and memory ratios.", file=sys.stderr)
@@ -541,6 +542,17 @@ def inconsistency(infer: dict, train: dict, latency: dict, batch_size: int) -> s
     if latency["p50"] > batch_ms * (1 + MAX_SPREAD):
         return f"batch-1 latency p50 {latency['p50']:.3g} ms is above a whole batch's {batch_ms:.3g} ms"
     return None
+
+
+def _agreed(problem: str | None, accelerator) -> str | None:
+    """The main process's verdict, on every process. Latency is timed per process, so two processes
+    can judge one measurement differently; one that measured again alone would wait forever in the
+    collective calls of a measurement the others never start."""
+    if accelerator is None or accelerator.num_processes == 1:
+        return problem
+    verdict = [problem]
+    broadcast_object_list(verdict, from_process=0)
+    return verdict[0]
 
 
 def mfu(flops: dict, infer_rate: float, train_rate: float, peak: float, peak_source: str, processes: int = 1) -> dict:

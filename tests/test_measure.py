@@ -464,6 +464,11 @@ from bench.measure import measure_model
 
 torch.set_num_threads(1)
 accelerator = Accelerator()
+if sys.argv[2] == "rank1-disagrees":
+    # Latency is timed per process, so one process can find a measurement inconsistent alone.
+    import bench.measure
+    verdict = None if accelerator.process_index == 0 else "rank 1's own verdict"
+    bench.measure.inconsistency = lambda *args: verdict
 torch.manual_seed(0)
 model = MlpMixer(num_classes=10, img_size=16, patch_size=4, num_blocks=2, embed_dim=32)
 batch = (torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,)))
@@ -476,22 +481,36 @@ with open(sys.argv[1] + f".rank{accelerator.process_index}.json", "w") as f:
 """
 
 
-def test_two_processes_report_one_global_throughput(tmp_path):
+def _run_two_processes(tmp_path, mode: str) -> list[dict]:
     script = tmp_path / "two.py"
     script.write_text(TWO_PROCESS_SCRIPT)
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
     out = subprocess.run(
         [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(script), str(tmp_path / "out")],
+         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(script),
+         str(tmp_path / "out"), mode],
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     results = [json.loads((tmp_path / f"out.rank{rank}.json").read_text()) for rank in (0, 1)]
     assert len(results) == 2 and all(r["processes"] == 2 for r in results)
+    return results
+
+
+def test_two_processes_report_one_global_throughput(tmp_path):
+    results = _run_two_processes(tmp_path, "plain")
     # Gathered and summed: both processes hold the same global figures.
     assert results[0]["train_samples_per_s"] == results[1]["train_samples_per_s"] > 0
     assert results[0]["infer_samples_per_s"] == results[1]["infer_samples_per_s"] > 0
+
+
+def test_two_processes_measure_again_together_or_not_at_all(tmp_path):
+    """A process that judged a measurement bad alone would time a repeat the other never joins, and
+    the run would hang or crash in its collectives; the main process's verdict holds for both."""
+    results = _run_two_processes(tmp_path, "rank1-disagrees")
+    assert [r["remeasured"] for r in results] == [0, 0]
+    assert [r["stable"] for r in results] == [True, True]
 
 
 def test_an_inconsistent_measurement_is_taken_again_then_flagged(monkeypatch, capsys):
