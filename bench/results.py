@@ -1,4 +1,4 @@
-"""The one result schema: a JSON file per run, written atomically; and the scaling study's point files.
+"""The one result schema: a JSON file per run, written atomically; the scaling study's point files; the cost passes.
 
 A result holds everything needed to read the run later without the code that made it:
 the resolved config, the environment, the task's metrics, the measurements and a status.
@@ -508,3 +508,78 @@ def read_json(path: str | os.PathLike) -> Any:
 def load_point(path: str | os.PathLike) -> dict[str, Any]:
     """Read and validate one scaling point."""
     return validate_point(read_json(path), source=str(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# Cost passes (bench/cost.py): a task's models timed side by side, one file per task
+#
+# Keys of a cost pass (kind COST_KIND, schema_version COST_SCHEMA_VERSION):
+#     kind, schema_version, task
+#     sweep_file      the sweep file whose runs' models were timed
+#     batch_size      samples per timed step (the runs' batch size)
+#     tokens_per_sample  float | None: tokens a sample of the timed batch carries (text tasks)
+#     settings        {"rounds", "steps", "warmup", "clock", "threads", "precision"}
+#     models          [{"model", "size", "variant", "baseline", "relative_of", "params", "seeds": [int],
+#                       "train" and "infer": {"samples_per_s": the median over its seeds' rounds, rates
+#                       scaled to the median round's machine speed; "ci": [low, high] its 95% bootstrap
+#                       interval; "tokens_per_s": float | None; "seed_spread": (max - min) / median of its
+#                       seeds' medians; "raw_samples_per_s": the median of the unscaled rates}}]
+#     cases           [{"model", "size", "variant", "seed", "params", "train_raw" / "infer_raw": [a rate per
+#                       round], "train_samples_per_s" / "infer_samples_per_s": the scaled median}]
+#     round_speed     {"train" / "infer": [the geometric mean of a round's rates, per round]}
+#     drift           {"train" / "infer": (max - min) / median of the round speeds}
+#     environment     capture_environment() (one thread), plus "load_average": the 1-minute load
+#                     average before and after the timing
+#     wall_time_s, cpu_time_s
+
+COST_KIND = "mlpbench-cost-pass"
+COST_SCHEMA_VERSION = 1
+COST_REQUIRED_KEYS = ("kind", "schema_version", "task", "batch_size", "settings", "models", "environment")
+COST_PHASE_KEYS = ("samples_per_s", "ci", "tokens_per_s", "seed_spread", "raw_samples_per_s")
+
+
+def build_cost_pass(*, task: str, sweep_file: str, batch_size: int, tokens_per_sample: float | None,
+                    settings: dict[str, Any], summary: dict[str, Any], load_average: list, wall_time_s: float,
+                    cpu_time_s: float) -> dict[str, Any]:
+    """A cost pass's file (the keys above), validated; `summary`: bench.cost.summarise's figures."""
+    environment = capture_environment()
+    environment["load_average"] = [None if x is None else round(x, 2) for x in load_average]
+    return validate_cost_pass({
+        "kind": COST_KIND,
+        "schema_version": COST_SCHEMA_VERSION,
+        "task": task,
+        "sweep_file": sweep_file,
+        "batch_size": batch_size,
+        "tokens_per_sample": tokens_per_sample,
+        "settings": settings,
+        **summary,
+        "environment": environment,
+        "wall_time_s": round(wall_time_s, 1),
+        "cpu_time_s": round(cpu_time_s, 1),
+    })
+
+
+def is_cost_pass(data: Any) -> bool:
+    """Whether loaded JSON claims to be a cost pass (validate_cost_pass checks it)."""
+    return isinstance(data, dict) and data.get("kind") == COST_KIND
+
+
+def validate_cost_pass(data: Any, source: str = "cost pass") -> dict[str, Any]:
+    """Check a loaded cost pass against its schema; raise ResultError with one sentence if not."""
+    if not is_cost_pass(data):
+        raise ResultError(f"{source} is not a cost pass (no kind {COST_KIND!r}).")
+    missing = [k for k in COST_REQUIRED_KEYS if k not in data]
+    if missing:
+        raise ResultError(f"{source} lacks the keys {', '.join(missing)}; it is not a complete cost pass.")
+    if data["schema_version"] != COST_SCHEMA_VERSION:
+        raise ResultError(f"{source} has schema_version {data['schema_version']!r}; this suite reads cost passes "
+                          f"of version {COST_SCHEMA_VERSION}.")
+    models = data["models"]
+    if not isinstance(models, list) or not models or not all(
+        isinstance(m, dict) and all(isinstance(m.get(phase), dict) and set(COST_PHASE_KEYS) <= set(m[phase])
+                                    for phase in ("train", "infer"))
+        for m in models
+    ):
+        raise ResultError(f"{source} has no list of models with train and infer figures; it is not a complete "
+                          f"cost pass.")
+    return data

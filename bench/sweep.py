@@ -33,12 +33,19 @@ reads included; a grid of which no pair can run is refused):
     [tune]                         # optional: tune the learning rate on validation before the seeds
     lr = [1e-3, 2e-3, 4e-3]        # the grid, the same for every architecture
     seed = 0                       # optional: the tuning seed (default: the first of seeds)
+    [cost]                         # optional: after a task's runs, time its models side by side
+    rounds = 15                    # (bench/cost.py; these keys are its flags)
 
 With [tune], each task runs in two phases. Tuning: every (model, lr) of the grid at the tuning
 seed, scored on the validation split (--eval-split validation: carved from the training data),
 into OUTPUT_DIR/tune/lr-<lr>/. Then, per model, the lr with the best validation metric is chosen
 (a failed run counts as worst) and every seed runs at that lr, scored once on the test split, into
 OUTPUT_DIR. Nothing in the tuning phase reads the test split.
+
+With [cost], once a task's runs are done the sweep runs its cost pass (python -m bench.cost: every
+model of the task at every seed, timed side by side in one process, alone on the machine) into
+OUTPUT_DIR/cost/TASK.json, unless that file exists; the leaderboard takes the task's speed figures
+from it.
 """
 
 from __future__ import annotations
@@ -60,6 +67,7 @@ from pathlib import Path
 from typing import Optional
 
 from bench.config import CONCERNS, MAX_SEED, VariantConfig, command_parser, field_kinds
+from bench.cost import cost_path
 from bench.errors import PairError, UserError, run_command
 from bench.machine import MEASURE_LOCK_ENV
 from bench.progress import PROGRESS_ENV, describe, read_progress
@@ -71,9 +79,10 @@ SUITE_ROOT = RUN_SCRIPT.parent.parent
 INTERRUPTED_EXIT_CODES = (130, 143, -2, -15)
 KNOWN_KEYS = {
     "output_dir", "tasks", "models", "sizes", "seeds", "launcher", "args", "task_args", "args_from", "variants",
-    "tune",
+    "tune", "cost",
 }
 TUNE_KEYS = {"lr", "seed"}
+COST_KEYS = {"rounds", "steps", "warmup"}
 # Flags the sweep gives each run itself, which [args] / [task_args] must not set: what to use instead.
 SET_PER_RUN = {
     "task": "the tasks list", "model": "the models list", "size": "the sizes list", "seed": "the seeds list",
@@ -190,6 +199,10 @@ def load_grid(path: Path) -> dict:
         raise UserError(f"launcher in the sweep file {path} starts {grid['launcher'][0]!r}, which is not a command here.")
     if Path(grid["output_dir"]).exists() and not Path(grid["output_dir"]).is_dir():
         raise UserError(f"output_dir in the sweep file {path} is {grid['output_dir']!r}, a file, not a folder.")
+    cost = grid.get("cost")
+    if cost is not None and not (isinstance(cost, dict) and set(cost) <= COST_KEYS and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in cost.values())):
+        raise UserError(f"The [cost] table of {path} takes the keys {sorted(COST_KEYS)}, each an integer.")
     tune = grid.get("tune")
     if tune is not None:
         if not isinstance(tune, dict) or set(tune) - TUNE_KEYS:
@@ -394,6 +407,16 @@ class RunProcesses:
             self.running[proc.pid] = proc
             return proc
 
+    def call(self, argv: list[str], **kwargs) -> Optional[int]:
+        """Start a process as a run and wait for it: its exit code, or None once the sweep is stopping."""
+        proc = self.start(argv, **kwargs)
+        if proc is None:
+            return None
+        try:
+            return proc.wait()
+        finally:
+            self.ended(proc)
+
     def ended(self, proc: subprocess.Popen) -> None:
         with self.lock:
             self.running.pop(proc.pid, None)
@@ -595,11 +618,27 @@ def sweep(args, processes: Optional[RunProcesses] = None) -> int:
                 todo.append(run)
         return sum(not ok for ok in pool.map(lambda run: execute(run, launcher, env, processes, monitor), todo))
 
+    def cost_pass(task_name: str) -> int:
+        """Time the task's models side by side once its runs are done; 1 if the pass failed."""
+        if "cost" not in grid or args.dry_run or cost_path(grid["output_dir"], task_name).exists():
+            return 0
+        print(f"{task_name}: cost pass (python -m bench.cost)...", flush=True)
+        argv = [sys.executable, "-m", "bench.cost", str(args.grid), "--task", task_name,
+                *flags({key: value for key, value in grid["cost"].items()})]
+        code = processes.call(argv, env={**env, "OMP_NUM_THREADS": "1"})
+        if code is None:
+            return 1
+        if code:
+            print(f"{task_name}: the cost pass failed with exit code {code}")
+        return int(code != 0)
+
     monitor.__enter__()
     try:
         if "tune" not in grid:
             runs = number(declared)
             failed = execute_all(runs)
+            for task_name in grid["tasks"]:
+                failed += cost_pass(task_name)
         else:
             runs, failed = [], 0
             for task_name in grid["tasks"]:  # task by task: a sweep stopped early has whole tasks done
@@ -613,6 +652,7 @@ def sweep(args, processes: Optional[RunProcesses] = None) -> int:
                 chosen = {key: entry["chosen"] for key, entry in choices.items() if entry["chosen"] is not None}
                 testing = number(plan(grid, [task_name], "test", chosen), f"{task_name} test")
                 failed += execute_all(testing)
+                failed += cost_pass(task_name)
                 runs += testing
     finally:
         # On SIGINT / SIGTERM, which RunProcesses passed to the running runs so that they save a

@@ -8,6 +8,9 @@ interval is its value). Rows sharing a rank are `tied`.
 
 A run whose throughput measurement failed its self-check (throughput.stable false) keeps its
 metric, but its throughput and memory are left out of the row's means and so of every ratio.
+
+Where a task has a cost pass (bench/cost.py: its models timed side by side in one process),
+`with_cost_passes` gives its rows the pass's speed figures in place of the runs' own timings.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass, replace
 from itertools import groupby
 from typing import Iterable, Optional
 
-from leaderboard.collect import Failure, Run, model_label
+from leaderboard.collect import CostPass, Failure, Run, model_label
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class Row:
     tied: bool = False  # another row of its group has the same rank
     baseline: bool = False  # its family is the Transformer baseline (what its runs record)
     relative_of: Optional[str] = None  # the family its family changes one part of (what its runs record)
+    speed_from_cost_pass: bool = False  # the speed figures are its task's cost pass's, not its runs' own
 
     @property
     def metric_interval(self) -> Optional[tuple[float, float]]:
@@ -259,6 +263,27 @@ def tuning_rows(tuning: Iterable[Run | Failure], tested: Iterable[Run | Failure]
             tested_lrs=tuple(sorted(test_lrs.get(k, ()))),
         ))
     return rows
+
+
+def with_cost_passes(rows: list[Row], costs: list[CostPass]) -> list[Row]:
+    """The rows, each with its speed figures (samples/s and tokens/s) from its task's cost pass where the pass
+    timed its model on its device type and precision; a row the pass did not time keeps its runs' own."""
+    passes = {cost.task: cost for cost in costs}
+    priced = []
+    for row in rows:
+        cost = passes.get(row.task)
+        timed = None
+        if cost is not None and (cost.device_type, cost.precision) == (row.device_type, row.precision):
+            timed = cost.model(row.family, row.size, row.variant)
+        if timed is None:
+            priced.append(row)
+            continue
+        priced.append(replace(
+            row, train_samples_per_s=timed.train.samples_per_s, infer_samples_per_s=timed.infer.samples_per_s,
+            train_tokens_per_s=timed.train.tokens_per_s, infer_tokens_per_s=timed.infer.tokens_per_s,
+            speed_from_cost_pass=True,
+        ))
+    return priced
 
 
 def compare_to_baselines(rows: list[Row]) -> tuple[list[Comparison], list[Row]]:

@@ -1,6 +1,7 @@
 """Result folders -> the leaderboard folder: task pages, summary, index, CSV and Pareto plots, and the
 ablation page when some run is a variant or a relative. Tuning runs (scored on validation) appear
-only in their task page's tuning table. Points of the cost-scaling study make scaling.md and its
+only in their task page's tuning table. A task's cost pass gives its page, plot and summary ratios
+their speed figures; the CSV keeps the runs' own. Points of the cost-scaling study make scaling.md and its
 plots; from points alone, only those are written."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 from bench.errors import UserError
 from bench.results import atomic_path, write_text_atomic
 from leaderboard.ablations import ablation_page, has_ablations
-from leaderboard.aggregate import aggregate, compare_to_baselines, tuning_rows
+from leaderboard.aggregate import aggregate, compare_to_baselines, tuning_rows, with_cost_passes
 from leaderboard.collect import Collection, Run
 from leaderboard.plots import pareto_png
 from leaderboard.scaling import scaling_page, scaling_pngs
@@ -34,7 +35,9 @@ def build(collection: Collection, out: str, command: str) -> None:
         write_text_atomic(out_dir / "scaling.md", scaling_page(collection.scaling, pngs))
     if not runs:
         return
-    rows = aggregate(collection.runs)
+    measured = aggregate(collection.runs)  # the runs' own timings: the CSV's
+    rows = with_cost_passes(measured, collection.costs)  # a task's cost pass, where it has one: the pages'
+    costs = {cost.task: cost for cost in collection.costs}
 
     tested = [*collection.runs, *collection.failures]
     tuning = tuning_rows(collection.tuning, tested)
@@ -54,6 +57,7 @@ def build(collection: Collection, out: str, command: str) -> None:
         tuned = [r for r in collection.tuning if r.id.task == task and isinstance(r, Run)]
         write_text_atomic(out_dir / f"{task}.md", task_page(
             task, task_rows, failures, plot, provenances, runs, [t for t in tuning if t.task == task], tuned,
+            costs.get(task),
         ))
         tasks[task] = (len(runs), len(failures), plot)
 
@@ -62,7 +66,7 @@ def build(collection: Collection, out: str, command: str) -> None:
     for entry in [*collection.runs, *collection.failures]:
         by_task.setdefault(entry.id.task, []).append(entry.provenance)
     write_text_atomic(out_dir / "summary.md", summary_page(*compare_to_baselines(rows), everything, by_task))
-    write_text_atomic(out_dir / "results.csv", results_csv(rows))
+    write_text_atomic(out_dir / "results.csv", results_csv(measured))
     ablations = has_ablations(rows)
     if ablations:
         write_text_atomic(out_dir / "ablations.md", ablation_page(rows, everything))

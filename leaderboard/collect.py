@@ -11,7 +11,8 @@ plotted or written to the CSV, only shown in its task page's tuning table. A res
 eval_split (written before the split could be chosen) was scored on test.
 
 A point of the cost-scaling study (bench/scaling.py, kind "mlpbench-scaling-point") is kept in
-Collection.scaling, for the scaling page only.
+Collection.scaling, for the scaling page only; a cost pass (bench/cost.py, kind "mlpbench-cost-pass")
+in Collection.costs, for its task's speed figures.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 from bench.errors import UserError
-from bench.results import ResultError, git_provenance, is_point, read_json, validate_point, validate_result
+from bench.results import (
+    ResultError, git_provenance, is_cost_pass, is_point, read_json, validate_cost_pass, validate_point,
+    validate_result,
+)
 
 # Names the pages show as they are: identifiers of the suite (task, model, size, precision, metric, ...;
 # task names also become page file names), variants, device names and commits. Any other text there,
@@ -175,6 +179,59 @@ class ScalingPoint:
         return (self.series, self.family, self.size, self.tokens, self.device, self.precision)
 
 
+@dataclass(frozen=True)
+class CostFigures:
+    """One phase of a model in a cost pass: samples/s (the median over its seeds' rounds), its 95% interval,
+    tokens/s (text tasks), and the spread of its seeds' medians ((max - min) / median)."""
+
+    samples_per_s: float
+    ci: tuple[float, float]
+    tokens_per_s: Optional[float]
+    seed_spread: float
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """One model of a cost pass, its seeds together."""
+
+    family: str
+    size: str
+    variant: str
+    baseline: bool
+    params: int
+    seeds: tuple[int, ...]
+    train: CostFigures
+    infer: CostFigures
+
+    @property
+    def label(self) -> str:
+        return model_label(self.family, self.variant)
+
+
+@dataclass(frozen=True)
+class CostPass:
+    """A task's models timed side by side in one process (bench/cost.py): its speed figures."""
+
+    task: str
+    device: str
+    device_type: str
+    precision: str
+    threads: Optional[int]
+    clock: str
+    batch_size: int
+    rounds: int
+    steps: int
+    warmup: int
+    drift: Optional[float]  # (max - min) / median of the rounds' training speeds
+    load_average: tuple[Optional[float], ...]  # 1 minute, before and after the timing
+    models: tuple[CostModel, ...]  # in the file's order
+    provenance: Provenance
+
+    def model(self, family: str, size: str, variant: str) -> Optional[CostModel]:
+        """One model's figures, or None when the pass did not time it."""
+        return next((m for m in self.models if (m.family, m.size, m.variant) == (family, size, variant)), None)
+
+
 @dataclass
 class Collection:
     runs: list[Run]  # finished runs scored on test: the ranked ones
@@ -183,6 +240,7 @@ class Collection:
     files_read: int
     tuning: list[Run | Failure] = field(default_factory=list)  # every run scored on validation, finished or not
     scaling: list[ScalingPoint] = field(default_factory=list)  # points of the cost-scaling study
+    costs: list[CostPass] = field(default_factory=list)  # one cost pass per task at most
 
 
 def result_files(folders: list[str]) -> list[Path]:
@@ -208,11 +266,21 @@ def collect(folders: list[str]) -> Collection:
     failures: list[Failure] = []
     tuning: list[Run | Failure] = []
     scaling: list[ScalingPoint] = []
+    costs: list[CostPass] = []
     skipped: list[str] = []
     first_file: dict[tuple, Path] = {}
     for path in files:
         try:
             data = read_json(path)
+            if is_cost_pass(data):
+                cost = _cost_pass(validate_cost_pass(data, str(path)), str(path))
+                if ("cost", cost.task) in first_file:
+                    skipped.append(f"{path} repeats the cost pass of {cost.task} in {first_file[('cost', cost.task)]}; "
+                                   f"only the first is used.")
+                else:
+                    first_file[("cost", cost.task)] = path
+                    costs.append(cost)
+                continue
             if is_point(data):
                 point = _scaling_point(validate_point(data, str(path)), str(path))
             else:
@@ -245,7 +313,7 @@ def collect(folders: list[str]) -> Collection:
             tuning.append(entry)
         else:
             (runs if isinstance(entry, Run) else failures).append(entry)
-    return Collection(runs, failures, skipped, len(files), tuning, scaling)
+    return Collection(runs, failures, skipped, len(files), tuning, scaling, costs)
 
 
 def _identity(data: dict[str, Any], source: str) -> Identity:
@@ -388,6 +456,48 @@ def _scaling_point(data: dict[str, Any], source: str) -> ScalingPoint:
     )
 
 
+def _cost_pass(data: dict[str, Any], source: str) -> CostPass:
+    def phase(model: dict[str, Any], where: str) -> CostFigures:
+        ci = _get(model, f"{where}.ci", list, source)
+        if len(ci) != 2:
+            raise ResultError(f"{source} has {where}.ci = {_shown(ci)}, which is not a valid value for that field.")
+        return CostFigures(
+            samples_per_s=_get(model, f"{where}.samples_per_s", (int, float), source),
+            ci=tuple(_get({"ci": v}, "ci", (int, float), source) for v in ci),
+            tokens_per_s=_get(model, f"{where}.tokens_per_s", (int, float), source, required=False),
+            seed_spread=_get(model, f"{where}.seed_spread", (int, float), source),
+        )
+
+    models = [
+        CostModel(
+            family=_get(model, "model", _NAME, source), size=_get(model, "size", _NAME, source),
+            variant=_get(model, "variant", _VARIANT, source, required=False) or "",
+            baseline=_get(model, "baseline", bool, source, required=False) or False,
+            params=_get(model, "params", int, source),
+            seeds=tuple(_get({"seed": s}, "seed", int, source) for s in _get(model, "seeds", list, source)),
+            train=phase(model, "train"), infer=phase(model, "infer"),
+        )
+        for model in data["models"]
+    ]
+    load = _get(data, "environment.load_average", list, source, required=False) or []
+    return CostPass(
+        task=_get(data, "task", _NAME, source),
+        device=_get(data, "environment.device_name", _DEVICE, source),
+        device_type=_get(data, "environment.device_type", _NAME, source),
+        precision=_get(data, "settings.precision", _NAME, source),
+        threads=_get(data, "settings.threads", int, source, required=False),
+        clock=_get(data, "settings.clock", _NAME, source),
+        batch_size=_get(data, "batch_size", int, source),
+        rounds=_get(data, "settings.rounds", int, source),
+        steps=_get(data, "settings.steps", int, source),
+        warmup=_get(data, "settings.warmup", int, source),
+        drift=_get(data, "drift.train", (int, float), source, required=False),
+        load_average=tuple(x if isinstance(x, (int, float)) and not isinstance(x, bool) else None for x in load),
+        models=tuple(models),
+        provenance=_provenance(data, source),
+    )
+
+
 def _get(data: dict[str, Any], dotted: str, kind, source: str, required: bool = True, signed: bool = False):
     """The value at a dotted path, checked against `kind`: a type, or a pattern a string must match.
     A number must lie in [0, LIMIT], or [-LIMIT, LIMIT] when `signed`. None when absent or null and
@@ -430,7 +540,7 @@ def provenance_warnings(collection: Collection) -> list[str]:
     the files: results from a tree with uncommitted changes, from more than one commit, or with
     no recorded commit."""
     entries = sorted((e.provenance for e in [*collection.runs, *collection.failures, *collection.tuning,
-                                             *collection.scaling]), key=lambda p: p.source)
+                                             *collection.scaling, *collection.costs]), key=lambda p: p.source)
     tasks = task_provenances(collection)
     warnings = []
     dirty = [p.source for p in entries if p.dirty]

@@ -9,7 +9,7 @@ from itertools import groupby
 from typing import Optional
 
 from leaderboard.aggregate import Comparison, Row, TuningRow, same_lr
-from leaderboard.collect import Collection, Failure, Provenance, Run, task_provenances
+from leaderboard.collect import Collection, CostPass, Failure, Provenance, Run, task_provenances
 
 MISSING = "—"
 
@@ -225,14 +225,19 @@ def floor_line(runs: list[Run]) -> Optional[str]:
 
 def task_page(task: str, rows: list[Row], failures: list[Failure], plot: Optional[str],
               provenances: Optional[list[Provenance]] = None, runs: Optional[list[Run]] = None,
-              tuning: Optional[list[TuningRow]] = None, tuning_runs: Optional[list[Run]] = None) -> str:
+              tuning: Optional[list[TuningRow]] = None, tuning_runs: Optional[list[Run]] = None,
+              cost: Optional[CostPass] = None) -> str:
     """`runs`: the task's finished test runs, for each table's budget and floor; `tuning`: its tuning rows
-    (validation), and `tuning_runs` their finished runs, for the budget of the tuning."""
+    (validation), and `tuning_runs` their finished runs, for the budget of the tuning; `cost`: its cost
+    pass, which then gives the page's speed figures in place of the runs' own timings."""
     runs = runs or []
     lines = [f"# {task}", ""]
     if plot:
-        lines += [f"[Pareto plot: primary metric against train throughput]({plot})", ""]
+        source = " (the cost pass's)" if cost else ""
+        lines += [f"[Pareto plot: primary metric against train throughput{source}]({plot})", ""]
     lines += [NOTES, "", examples_line(rows), "", provenance_line(provenances or []), ""]
+    if cost:
+        lines += [COST_INSTEAD, ""]
     if not rows:
         lines += ["No run of this task finished.", ""]
     for (_, device, precision, metric, higher), group in groupby(rows, key=lambda r: r.group):
@@ -246,8 +251,10 @@ def task_page(task: str, rows: list[Row], failures: list[Failure], plot: Optiona
             lines += [floor, ""]
         if task in REFERENCES:
             lines += [REFERENCES[task], ""]
-        lines += _group_table(group) + [""]
+        lines += _group_table(group, speed=cost is None) + [""]
         lines += _footnotes(group)
+    if cost:
+        lines += cost_section(cost)
     if tuning:
         lines += tuning_section(tuning, runs, tuning_runs or [])
     if failures:
@@ -333,11 +340,14 @@ def _tuning_note(row: TuningRow, grid: list[float]) -> str:
     return "best"
 
 
-def _group_table(group: list[Row]) -> list[str]:
+def _group_table(group: list[Row], speed: bool = True) -> list[str]:
+    """The ranked table; without the speed columns (`speed` False) where a cost pass gives them apart."""
     # Token columns only where some run counted tokens (text tasks).
-    tokens = any(r.train_tokens_per_s is not None or r.infer_tokens_per_s is not None for r in group)
+    tokens = speed and any(r.train_tokens_per_s is not None or r.infer_tokens_per_s is not None for r in group)
     header = ["rank", "model", "size", metric_header(group[0].metric_name, group[0].higher_is_better), "n",
-              "95% CI", "test examples", "params (M)", "GFLOPs/sample", "train samples/s", "infer samples/s"]
+              "95% CI", "test examples", "params (M)", "GFLOPs/sample"]
+    if speed:
+        header += ["train samples/s", "infer samples/s"]
     if tokens:
         header += ["train tokens/s", "infer tokens/s"]
     header += ["peak train memory (MB)", "precision", "device"]
@@ -345,14 +355,64 @@ def _group_table(group: list[Row]) -> list[str]:
     for r in group:
         mark = f" {UNSTABLE}" if r.unstable else ""
         line = [rank_text(r), r.model, r.size, metric_text(r.metric_mean, r.metric_std), r.n, interval_text(r),
-                samples_text(r.eval_samples), significant(r.params / 1e6), significant(r.gflops),
-                significant(r.train_samples_per_s) + mark, significant(r.infer_samples_per_s)]
+                samples_text(r.eval_samples), significant(r.params / 1e6), significant(r.gflops)]
+        if speed:
+            line += [significant(r.train_samples_per_s) + mark, significant(r.infer_samples_per_s)]
         if tokens:
             line += [significant(r.train_tokens_per_s), significant(r.infer_tokens_per_s)]
         line += [significant(r.train_peak_mb) + mark, r.precision, r.device]
         body.append(line)
     right = {0, 3, 4, 5, 6} | set(range(7, len(header) - 2))
     return _table(header, body, right)
+
+
+COST_INSTEAD = (
+    "Speed: the cost pass below, in which the task's models were timed side by side; each run's own "
+    "timing, taken at one moment of its run on a machine whose speed drifts, is in results.csv only."
+)
+COST_INTRO = (
+    "Every model of the task, at each seed's initial weights, timed in one process on one batch of the "
+    "task's training data (`python -m bench.cost`), in rounds: each round times every model once, in an "
+    "order drawn per round, and each rate is scaled by its round's machine speed (the geometric mean of "
+    "the round's rates) relative to the median round's, which removes the drift a round shares. A model's "
+    "figure is the median over its seeds' rounds, with a 95% bootstrap interval; seed spread is "
+    "(max − min) / median of its seeds' own medians. Train speed vs baseline: train samples/s over the "
+    "baseline's, both from this pass."
+)
+
+
+def cost_section(cost: CostPass) -> list[str]:
+    """The cost pass's table: per model, training and inference speed with interval and seed spread."""
+    lines = ["## Cost (timed side by side, not ranked)", "", COST_INTRO, ""]
+    threads = "" if cost.threads is None else f", {cost.threads} CPU thread{'s' if cost.threads > 1 else ''}"
+    clock = "process CPU time" if cost.clock == "process" else f"{cost.clock} clock"
+    drift = "" if cost.drift is None else f"; the machine's speed varied by {cost.drift:.0%} between rounds"
+    load = ", ".join(f"{x:.2f}" for x in cost.load_average if x is not None)
+    load = f"; 1-minute load average before and after: {load} (the pass itself is one)" if load else ""
+    lines += [f"Device {cost.device}, {cost.precision}{threads}, {clock}; batch {cost.batch_size}; "
+              f"{cost.rounds} rounds of {cost.steps} timed step{'s' if cost.steps > 1 else ''} per phase after "
+              f"{cost.warmup} warm-up step{'s' if cost.warmup != 1 else ''}{drift}{load}.", ""]
+    commit = cost.provenance.commit
+    lines += [f"Code: {'commit `' + commit[:12] + '`' if commit else 'no recorded commit'}"
+              f"{' **with uncommitted changes**' if cost.provenance.dirty else ''}.", ""]
+    baseline = next((m for m in cost.models if m.baseline and not m.variant), None)
+    tokens = any(m.train.tokens_per_s is not None for m in cost.models)
+    header = ["model", "size", "seeds", "params (M)", "train samples/s", "95% interval", "seed spread",
+              "infer samples/s", "95% interval", "seed spread"]
+    if tokens:
+        header += ["train tokens/s", "infer tokens/s"]
+    header.append("train speed vs baseline")
+    body = []
+    for m in sorted(cost.models, key=lambda m: -m.train.samples_per_s):
+        line = [m.label, m.size, ", ".join(map(str, m.seeds)) or MISSING, significant(m.params / 1e6)]
+        for phase in (m.train, m.infer):
+            line += [significant(phase.samples_per_s), f"{significant(phase.ci[0])}–{significant(phase.ci[1])}",
+                     f"{phase.seed_spread:.1%}"]
+        if tokens:
+            line += [significant(m.train.tokens_per_s), significant(m.infer.tokens_per_s)]
+        line.append(MISSING if baseline is None else _times(m.train.samples_per_s / baseline.train.samples_per_s))
+        body.append(line)
+    return lines + _table(header, body, right=set(range(3, len(header)))) + [""]
 
 
 def _footnotes(group: list[Row]) -> list[str]:
@@ -381,7 +441,9 @@ def summary_page(comparisons: list[Comparison], unmatched: list[Row],
              "faster); memory ratio is peak train memory over the baseline's (below 1 uses less), only between "
              f"runs that measured the same kind of memory. {UNSTABLE} marks a ratio from which runs with an "
              "unstable throughput measurement (of the model or of its baseline) were left out; — where none "
-             "was left. The task pages give the spread and confidence interval of each mean.", "",
+             "was left. Where a task has a cost pass (its models timed side by side in one process), its "
+             "speed ratios come from that pass, as its page says. The task pages give the spread and "
+             "confidence interval of each mean.", "",
              provenance_line(provenances or [], by_task), ""]
 
     def setting(row: Row) -> tuple[str, str]:
@@ -400,8 +462,9 @@ def summary_page(comparisons: list[Comparison], unmatched: list[Row],
                 examples.append(f"{task}: {samples_text(tuple(sorted(sizes)), 'not recorded')}")
             lines += [f"Test examples: {'; '.join(examples)}.", ""]
 
-            def marked(ratio: Optional[float], c: Comparison) -> str:
-                return _times(ratio) + (f" {UNSTABLE}" if c.unstable else "")
+            def marked(ratio: Optional[float], c: Comparison, speed: bool = False) -> str:
+                timed_apart = speed and c.row.speed_from_cost_pass and c.baseline.speed_from_cost_pass
+                return _times(ratio) + (f" {UNSTABLE}" if c.unstable and not timed_apart else "")
 
             lines += _table(
                 ["task", "model", "size", "params (M)", "metric", "value", "baseline", "baseline value", "Δ",
@@ -411,7 +474,7 @@ def summary_page(comparisons: list[Comparison], unmatched: list[Row],
                   metric_text(c.row.metric_mean, None), f"{c.baseline.family}-{c.baseline.size}",
                   metric_text(c.baseline.metric_mean, None),
                   MISSING if c.metric_delta is None else f"{c.metric_delta:+.4f}",
-                  marked(c.speed_ratio, c), marked(c.memory_ratio, c)] for c in here],
+                  marked(c.speed_ratio, c, speed=True), marked(c.memory_ratio, c)] for c in here],
                 right={3, 5, 7, 8, 9, 10},
             )
             lines.append("")

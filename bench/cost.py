@@ -1,0 +1,294 @@
+"""The cost pass: a task's models timed side by side, in rounds, in one process.
+
+    python -m bench.cost sweeps/leaderboard.toml                  # every task of the sweep file
+    python -m bench.cost sweeps/leaderboard.toml --task cmudict --rounds 20
+
+A run's own measurement times its model at one moment of the run. On a shared machine whose speed
+drifts by tens of percent over minutes, the same model measured by its three seeds' runs differed
+by up to 44%, which is no cost figure to rank architectures by. Here every model of the task that
+the sweep file runs (each family, size and variant, at each seed of the file: its own initial
+weights) is built once, on one batch of the task's training data taken as the runs take it, and
+timed in rounds: each round times every case once, in an order drawn per round (a fresh copy of
+the model, `--warmup` untimed steps, then `--steps` inference steps and `--steps` training steps:
+forward, backward and the runs' AdamW step). One thread, and this process's CPU time, which the
+time slices of other jobs do not advance; the pass holds the sweep's measurement lock
+(bench.machine) throughout, so no run of a sweep trains beside it.
+
+What one round measures shares the machine's speed of that moment. The round's speed is the
+geometric mean of its rates over the cases; each rate is divided by its round's speed relative to
+the median round's, which removes the drift common to a round (the rates stay in samples/s of the
+median round). A case's figure is the median of its rounds; a model's is the median of all its
+seeds' rounds, with a 95% bootstrap interval, and its seed spread is (max - min) / median of its
+seeds' figures. The file keeps every raw rate and round speed beside them.
+
+Writes OUTPUT_DIR/cost/TASK.json (bench.results.build_cost_pass), which the leaderboard reads for
+the speed columns of the task's page, its Pareto plot and the summary's speed ratios. A task whose
+file exists is skipped (`--overwrite` measures it again). Every model must be built on this
+machine: a pass needs the task's data, as its runs did.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.config import command_parser
+from bench.errors import UserError, run_command
+
+DEFAULT_ROUNDS = 15
+DEFAULT_STEPS = 3
+DEFAULT_WARMUP = 1
+PHASES = ("train", "infer")
+
+
+@dataclass
+class Case:
+    """One model of the task at one seed, built once and timed every round."""
+
+    family: str
+    size: str
+    variant: str
+    seed: int
+    baseline: bool
+    relative_of: str | None
+    params: int
+    model: object  # torch.nn.Module
+    make_optimizer: object  # params -> the AdamW the runs use
+
+    @property
+    def label(self) -> str:
+        variant = f" [{self.variant}]" if self.variant else ""
+        return f"{self.family}-{self.size}{variant} seed {self.seed}"
+
+
+def planned_cases(grid: dict, task_name: str) -> list[dict]:
+    """The sweep file's runs of one task (every seed), as bench/run.py's validated configs."""
+    from bench.sweep import plan, run_configs
+
+    runs = plan(grid, [task_name], report=False)
+    if not runs:
+        raise UserError(f"The sweep file plans no run of {task_name}, so there is nothing to time.")
+    return [run_configs(run["argv"], f"The flags of {run['name']} are refused:") for run in runs]
+
+
+def build_cases(task_name: str, planned: list[dict]):
+    """(task, batch, cases): every planned model built as its run builds it, and one batch of the task's
+    training data (the first batch of a seed-0 loader), the same for every case."""
+    import torch
+    from accelerate.utils import set_seed
+
+    from bench.loop import make_loaders
+    from bench.models import resolve
+    from tasks import create_task
+
+    first = planned[0]
+    data_cfg, optim_cfg = first["data"], first["optim"]
+    if any(c["data"] != data_cfg or c["optim"].batch_size != optim_cfg.batch_size for c in planned):
+        raise UserError(f"The runs of {task_name} differ in their data flags or batch size; a cost pass times one batch "
+                        f"for all of them, so give every model of the task the same.")
+    task = create_task(task_name, **optim_cfg.task_flags())
+    optim_cfg = optim_cfg.resolved(task)
+    task.check_data_flags(data_cfg)
+    data = task.load(data_cfg, seed=0)
+    torch.manual_seed(0)
+    batch = next(iter(make_loaders(data, optim_cfg, data_cfg)[0]))
+    cases = []
+    for configs in planned:
+        run_cfg, optim = configs["run"], configs["optim"].resolved(task)
+        entry, size = resolve(run_cfg.model, run_cfg.size, data.spec, configs["variant"])
+        set_seed(run_cfg.seed)  # the initial weights of the run with this seed
+        model = entry.build(data.spec, entry.sizes[size], configs["variant"])
+        cases.append(Case(
+            family=entry.family, size=size, variant=configs["variant"].name(), seed=run_cfg.seed,
+            baseline=entry.baseline, relative_of=entry.relative_of,
+            params=sum(p.numel() for p in model.parameters()), model=model,
+            make_optimizer=lambda params, o=optim: torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay),
+        ))
+    return task, batch, cases
+
+
+def time_case(case: Case, task, batch, steps: int, warmup: int) -> dict[str, float]:
+    """Samples per CPU-second of `steps` inference steps and `steps` training steps, on a fresh copy."""
+    import torch
+
+    from bench.config import MeasureConfig
+    from bench.measure import CLOCKS, batch_size_of, phase_steps, timed_rates
+
+    cpu = torch.device("cpu")
+    cfg = MeasureConfig(bench_warmup_steps=warmup, bench_steps=steps, bench_repeats=1, bench_clock="process")
+    model = copy.deepcopy(case.model)
+    phase = phase_steps(model, batch, task.loss, task.loss, case.make_optimizer, cfg, "fp32", cpu)
+    n, rates = batch_size_of(batch), {}
+    for name, train in (("infer", False), ("train", True)):
+        model.train(train)
+        for _ in range(warmup):
+            phase[name]()
+        rates[name] = timed_rates(phase[name], n, cfg, cpu, clock=CLOCKS["process"])[0]
+    return rates
+
+
+def time_rounds(cases: list[Case], task, batch, rounds: int, steps: int, warmup: int, label: str,
+                order_seed: int = 0) -> dict[str, list[list[float]]]:
+    """Per phase, per case, the rate of every round; each round in its own order. One progress line per round."""
+    rates = {phase: [[] for _ in cases] for phase in PHASES}
+    order = list(range(len(cases)))
+    rng = random.Random(order_seed)
+    started = time.perf_counter()
+    for done in range(1, rounds + 1):
+        rng.shuffle(order)
+        for i in order:
+            for phase, rate in time_case(cases[i], task, batch, steps, warmup).items():
+                rates[phase][i].append(rate)
+        per_round = (time.perf_counter() - started) / done
+        print(f"{label}: round {done}/{rounds}, {per_round:.0f}s a round, "
+              f"about {math.ceil(per_round * (rounds - done) / 60)} min left", flush=True)
+    return rates
+
+
+def geometric_mean(values: list[float]) -> float:
+    return math.exp(statistics.fmean(math.log(v) for v in values))
+
+
+def normalised(rates: list[list[float]]) -> tuple[list[list[float]], list[float]]:
+    """(each case's rates over its round's speed relative to the median round, the round speeds)."""
+    speeds = [geometric_mean([case[r] for case in rates]) for r in range(len(rates[0]))]
+    median = statistics.median(speeds)
+    return [[rate * median / speeds[r] for r, rate in enumerate(case)] for case in rates], speeds
+
+
+def median_with_interval(values: list[float], resamples: int = 2000) -> tuple[float, float, float]:
+    """The median and a 95% bootstrap interval of it."""
+    rng = random.Random(0)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples))
+    return statistics.median(values), medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
+
+
+def spread(values: list[float]) -> float:
+    """(max - min) / median."""
+    return (max(values) - min(values)) / statistics.median(values)
+
+
+def summarise(cases: list[Case], rates: dict[str, list[list[float]]], tokens_per_sample: float | None) -> dict:
+    """The figures the pages show: per model (its seeds together) and per case, from the raw rates."""
+    per_case, models = [], {}
+    scaled = {phase: normalised(rates[phase]) for phase in PHASES}
+    for i, case in enumerate(cases):
+        per_case.append({
+            "model": case.family, "size": case.size, "variant": case.variant, "seed": case.seed,
+            "params": case.params,
+            **{f"{phase}_raw": rates[phase][i] for phase in PHASES},
+            **{f"{phase}_samples_per_s": statistics.median(scaled[phase][0][i]) for phase in PHASES},
+        })
+        models.setdefault((case.family, case.size, case.variant), []).append(i)
+    summaries = []
+    for (family, size, variant), members in models.items():
+        first = cases[members[0]]
+        summary = {"model": family, "size": size, "variant": variant, "baseline": first.baseline,
+                   "relative_of": first.relative_of, "params": first.params,
+                   "seeds": [cases[i].seed for i in members]}
+        for phase in PHASES:
+            pooled = [rate for i in members for rate in scaled[phase][0][i]]
+            median, low, high = median_with_interval(pooled)
+            summary[phase] = {
+                "samples_per_s": median, "ci": [low, high],
+                "tokens_per_s": None if tokens_per_sample is None else median * tokens_per_sample,
+                "seed_spread": spread([per_case[i][f"{phase}_samples_per_s"] for i in members]),
+                "raw_samples_per_s": statistics.median(rate for i in members for rate in rates[phase][i]),
+            }
+        summaries.append(summary)
+    return {
+        "models": summaries,
+        "cases": per_case,
+        "round_speed": {phase: scaled[phase][1] for phase in PHASES},
+        "drift": {phase: spread(scaled[phase][1]) for phase in PHASES},
+    }
+
+
+def cost_pass(grid: dict, grid_path: Path, task_name: str, rounds: int, steps: int, warmup: int) -> dict:
+    """Build and time one task's models; the cost-pass file's content."""
+    import os
+
+    import torch
+
+    from bench.machine import MEASURE_LOCK_ENV, measuring
+    from bench.results import build_cost_pass
+
+    torch.set_num_threads(1)  # the process clock is step time only on one thread
+    planned = planned_cases(grid, task_name)
+    print(f"{task_name}: building {len(planned)} models...", flush=True)
+    task, batch, cases = build_cases(task_name, planned)
+    tokens = task.tokens(batch)
+    tokens_per_sample = None if tokens is None else tokens / task.batch_size(batch)
+    Path(grid["output_dir"]).mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault(MEASURE_LOCK_ENV, str(Path(grid["output_dir"]).resolve() / ".measure.lock"))
+    started, cpu_started = time.perf_counter(), time.process_time()
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    with measuring():  # no run of a sweep trains beside the pass
+        rates = time_rounds(cases, task, batch, rounds, steps, warmup, task_name)
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return build_cost_pass(
+        task=task_name, sweep_file=str(grid_path), batch_size=task.batch_size(batch),
+        tokens_per_sample=tokens_per_sample, settings={"rounds": rounds, "steps": steps, "warmup": warmup,
+                                                        "clock": "process", "threads": 1, "precision": "fp32"},
+        summary=summarise(cases, rates, tokens_per_sample),
+        load_average=[load_before, load_after],
+        wall_time_s=time.perf_counter() - started, cpu_time_s=time.process_time() - cpu_started,
+    )
+
+
+def cost_path(output_dir: str | Path, task_name: str) -> Path:
+    return Path(output_dir) / "cost" / f"{task_name}.json"
+
+
+def main(argv=None) -> int:
+    parser = command_parser("python -m bench.cost", __doc__.strip(),
+                            "  python -m bench.cost sweeps/leaderboard.toml --task cmudict")
+    parser.add_argument("grid", type=Path, help="the sweep TOML file whose runs' models are timed")
+    parser.add_argument("--task", action="append", dest="tasks", metavar="NAME",
+                        help="a task of the sweep file (repeatable; default: all of them)")
+    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help="rounds: every case timed once in each")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="timed steps per phase, case and round")
+    parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, help="untimed steps before each timed phase")
+    parser.add_argument("--overwrite", action="store_true", help="measure a task again whose cost file exists")
+    args = parser.parse_args(argv)
+    return run_command(lambda: _main(args), "Interrupted; nothing was written for the task being timed.")
+
+
+def _main(args) -> int:
+    from bench.results import write_json_atomic
+    from bench.sweep import load_grid
+
+    if args.rounds < 3:
+        raise UserError(f"--rounds must be at least 3 (a median and an interval need them), got {args.rounds}.")
+    if args.steps < 1:
+        raise UserError(f"--steps must be at least 1, got {args.steps}.")
+    if args.warmup < 0:
+        raise UserError(f"--warmup must be >= 0, got {args.warmup}.")
+    grid = load_grid(args.grid)
+    unknown = [t for t in args.tasks or [] if t not in grid["tasks"]]
+    if unknown:
+        raise UserError(f"--task {unknown[0]} is not a task of {args.grid} ({', '.join(grid['tasks'])}).")
+    for task_name in args.tasks or grid["tasks"]:
+        path = cost_path(grid["output_dir"], task_name)
+        if path.exists() and not args.overwrite:
+            print(f"{task_name}: {path} exists, skipped (--overwrite measures it again)")
+            continue
+        result = cost_pass(grid, args.grid, task_name, args.rounds, args.steps, args.warmup)
+        write_json_atomic(path, result)
+        for model in result["models"]:
+            train, infer = model["train"], model["infer"]
+            print(f"{task_name} {model['model']}-{model['size']}: train {train['samples_per_s']:.4g} samples/s "
+                  f"(seed spread {train['seed_spread']:.1%}), infer {infer['samples_per_s']:.4g} "
+                  f"(seed spread {infer['seed_spread']:.1%})")
+        print(f"result: {path}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
