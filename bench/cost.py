@@ -217,9 +217,10 @@ def cost_pass(grid: dict, grid_path: Path, task_name: str, rounds: int, steps: i
     import torch
 
     from bench.machine import MEASURE_LOCK_ENV, measuring
-    from bench.results import build_cost_pass
+    from bench.results import build_cost_pass, capture_environment
 
     torch.set_num_threads(1)  # the process clock is step time only on one thread
+    environment = capture_environment()  # the code as it is when the pass starts
     planned = planned_cases(grid, task_name)
     print(f"{task_name}: building {len(planned)} models...", flush=True)
     task, batch, cases = build_cases(task_name, planned)
@@ -237,7 +238,7 @@ def cost_pass(grid: dict, grid_path: Path, task_name: str, rounds: int, steps: i
         tokens_per_sample=tokens_per_sample, settings={"rounds": rounds, "steps": steps, "warmup": warmup,
                                                         "clock": "process", "threads": 1, "precision": "fp32"},
         summary=summarise(cases, rates, tokens_per_sample),
-        load_average=[load_before, load_after],
+        environment=environment, load_average=[load_before, load_after],
         wall_time_s=time.perf_counter() - started, cpu_time_s=time.process_time() - cpu_started,
     )
 

@@ -539,10 +539,11 @@ COST_PHASE_KEYS = ("samples_per_s", "ci", "tokens_per_s", "seed_spread", "raw_sa
 
 
 def build_cost_pass(*, task: str, sweep_file: str, batch_size: int, tokens_per_sample: float | None,
-                    settings: dict[str, Any], summary: dict[str, Any], load_average: list, wall_time_s: float,
-                    cpu_time_s: float) -> dict[str, Any]:
-    """A cost pass's file (the keys above), validated; `summary`: bench.cost.summarise's figures."""
-    environment = capture_environment()
+                    settings: dict[str, Any], summary: dict[str, Any], environment: dict[str, Any],
+                    load_average: list, wall_time_s: float, cpu_time_s: float) -> dict[str, Any]:
+    """A cost pass's file (the keys above), validated; `summary`: bench.cost.summarise's figures;
+    `environment`: capture_environment() as the pass began."""
+    environment = dict(environment)
     environment["load_average"] = [None if x is None else round(x, 2) for x in load_average]
     return validate_cost_pass({
         "kind": COST_KIND,
