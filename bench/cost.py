@@ -162,13 +162,6 @@ def normalised(rates: list[list[float]]) -> tuple[list[list[float]], list[float]
     return [[rate * median / speeds[r] for r, rate in enumerate(case)] for case in rates], speeds
 
 
-def median_with_interval(values: list[float], resamples: int = 2000) -> tuple[float, float, float]:
-    """The median and a 95% bootstrap interval of it."""
-    rng = random.Random(0)
-    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples))
-    return statistics.median(values), medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
-
-
 def spread(values: list[float]) -> float:
     """(max - min) / median."""
     return (max(values) - min(values)) / statistics.median(values)
@@ -176,6 +169,8 @@ def spread(values: list[float]) -> float:
 
 def summarise(cases: list[Case], rates: dict[str, list[list[float]]], tokens_per_sample: float | None) -> dict:
     """The figures the pages show: per model (its seeds together) and per case, from the raw rates."""
+    from bench.measure import median_with_interval
+
     per_case, models = [], {}
     scaled = {phase: normalised(rates[phase]) for phase in PHASES}
     for i, case in enumerate(cases):

@@ -38,7 +38,7 @@ from torch.utils.benchmark import Timer
 
 from bench.config import DataConfig, MeasureConfig, OptimConfig, VariantConfig, command_parser
 from bench.errors import run_command
-from bench.measure import CLOCKS, measure_model, phase_steps, timed_rates
+from bench.measure import CLOCKS, measure_model, median_with_interval, phase_steps, timed_rates
 from bench.models import compared_families, resized
 
 TASK = "cifar10"  # 3x32x32 images, 10 classes: the mini sizes' patch is 4, 64 tokens
@@ -80,13 +80,6 @@ def bare_steps(model, batch, loss_fn) -> dict:
         optimizer.zero_grad(set_to_none=True)
 
     return {"infer": infer, "train": train}
-
-
-def median_with_interval(values: list[float], resamples: int = 2000) -> tuple[float, float, float]:
-    """The median and a 95% bootstrap interval of it."""
-    rng = random.Random(0)
-    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples))
-    return statistics.median(values), medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
 
 
 def compare(name, width, depth, batch_size, pairs, steps, clock) -> tuple[float, float]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import gc
 import math
+import random
 import re
 import statistics
 import sys
@@ -375,6 +376,13 @@ def timed_rates(
         _sync(device)
         rates.append(cfg.bench_steps * n / (clock() - start))
     return _per_process(rates, accelerator).sum(0).tolist()
+
+
+def median_with_interval(values: list[float], resamples: int = 2000) -> tuple[float, float, float]:
+    """The median and a 95% bootstrap interval of it."""
+    rng = random.Random(0)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples))
+    return statistics.median(values), medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
 
 
 # --bench-clock. CPU time measures a step's own work: on a shared machine the time slices other jobs

@@ -53,7 +53,8 @@ def pareto_png(task: str, rows: list[Row]) -> Optional[bytes]:
                 marker="o", markersize=13, markerfacecolor="none", label="Pareto front")
         ax.set_xscale("log")
         ax.margins(0.1)  # keeps the rings at the edges inside the panel
-        ax.set_xlabel("train throughput (samples/s, log scale)")
+        timed_apart = all(r.speed_from_cost_pass for r in group)
+        ax.set_xlabel(f"train throughput (samples/s, log scale{'; from the cost pass' if timed_apart else ''})")
         ax.set_ylabel(f"{metric} (mean over seeds, {'higher' if higher else 'lower'} is better)")
         ax.set_title(f"{task}: {device}, {precision}")
         ax.grid(True, which="both", alpha=0.3)

@@ -8,6 +8,7 @@ import pytest
 
 from bench import cost
 from bench.errors import UserError
+from bench.measure import median_with_interval
 from bench.results import ResultError, validate_cost_pass
 from leaderboard.build import build
 from leaderboard.collect import collect
@@ -37,10 +38,10 @@ def test_the_interval_holds_the_median_and_narrows_with_more_rounds():
     few = [rng.gauss(100, 10) for _ in range(5)]
     many = [rng.gauss(100, 10) for _ in range(200)]
     for values in (few, many):
-        median, low, high = cost.median_with_interval(values)
+        median, low, high = median_with_interval(values)
         assert low <= median <= high
-    assert cost.median_with_interval(many)[2] - cost.median_with_interval(many)[1] < (
-        cost.median_with_interval(few)[2] - cost.median_with_interval(few)[1])
+    assert median_with_interval(many)[2] - median_with_interval(many)[1] < (
+        median_with_interval(few)[2] - median_with_interval(few)[1])
 
 
 def grid(tmp_path: Path, extra: str = "") -> Path:
