@@ -23,7 +23,8 @@ seeds' figures. The file keeps every raw rate and round speed beside them.
 
 Writes OUTPUT_DIR/cost/TASK.json (bench.results.build_cost_pass), which the leaderboard reads for
 the speed columns of the task's page, its Pareto plot and the summary's speed ratios. A task whose
-file exists is skipped (`--overwrite` measures it again). Every model must be built on this
+file exists is skipped (`--overwrite` measures it again). `--rounds`, `--steps` and `--warmup`
+default to the sweep file's [cost] table, where it has one. Every model must be built on this
 machine: a pass needs the task's data, as its runs did.
 """
 
@@ -248,9 +249,10 @@ def main(argv=None) -> int:
     parser.add_argument("grid", type=Path, help="the sweep TOML file whose runs' models are timed")
     parser.add_argument("--task", action="append", dest="tasks", metavar="NAME",
                         help="a task of the sweep file (repeatable; default: all of them)")
-    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help="rounds: every case timed once in each")
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="timed steps per phase, case and round")
-    parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, help="untimed steps before each timed phase")
+    # Defaults: the sweep file's [cost] table, else these.
+    parser.add_argument("--rounds", type=int, help=f"rounds: every case timed once in each (default {DEFAULT_ROUNDS})")
+    parser.add_argument("--steps", type=int, help=f"timed steps per phase, case and round (default {DEFAULT_STEPS})")
+    parser.add_argument("--warmup", type=int, help=f"untimed steps before each timed phase (default {DEFAULT_WARMUP})")
     parser.add_argument("--overwrite", action="store_true", help="measure a task again whose cost file exists")
     args = parser.parse_args(argv)
     return run_command(lambda: _main(args), "Interrupted; nothing was written for the task being timed.")
@@ -260,13 +262,17 @@ def _main(args) -> int:
     from bench.results import write_json_atomic
     from bench.sweep import load_grid
 
+    grid = load_grid(args.grid)
+    table = {"rounds": DEFAULT_ROUNDS, "steps": DEFAULT_STEPS, "warmup": DEFAULT_WARMUP, **grid.get("cost", {})}
+    for key, value in table.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     if args.rounds < 3:
         raise UserError(f"--rounds must be at least 3 (a median and an interval need them), got {args.rounds}.")
     if args.steps < 1:
         raise UserError(f"--steps must be at least 1, got {args.steps}.")
     if args.warmup < 0:
         raise UserError(f"--warmup must be >= 0, got {args.warmup}.")
-    grid = load_grid(args.grid)
     unknown = [t for t in args.tasks or [] if t not in grid["tasks"]]
     if unknown:
         raise UserError(f"--task {unknown[0]} is not a task of {args.grid} ({', '.join(grid['tasks'])}).")

@@ -478,6 +478,10 @@ def summary_page(comparisons: list[Comparison], unmatched: list[Row],
                 right={3, 5, 7, 8, 9, 10},
             )
             lines.append("")
+            timed_apart = sorted({c.row.task for c in here if c.row.speed_from_cost_pass})
+            if timed_apart:
+                lines += [f"Speed ratios of {', '.join(timed_apart)}: from the task's cost pass, on the device its "
+                          f"page names, not from this device's runs.", ""]
         alone = [r for r in unmatched if setting(r) == (device, precision)]
         for task, rows in groupby(sorted(alone, key=lambda r: r.task), key=lambda r: r.task):
             names = ", ".join(f"{r.model}-{r.size}" for r in rows)

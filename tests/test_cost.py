@@ -145,6 +145,14 @@ def test_bad_flags_are_one_sentence(tmp_path, argv, sentence, capsys):
     assert sentence in err and "Traceback" not in err
 
 
+def test_the_sweep_files_cost_table_gives_the_defaults_and_a_flag_wins(tmp_path, capsys):
+    path = grid(tmp_path, "[cost]\nrounds = 2\n")
+    assert cost.main([str(path)]) == 2
+    assert "--rounds must be at least 3 (a median and an interval need them), got 2." in capsys.readouterr().err
+    assert cost.main([str(path), "--rounds", "4", "--steps", "0"]) == 2
+    assert "--steps must be at least 1, got 0." in capsys.readouterr().err
+
+
 def test_an_existing_pass_is_skipped_and_a_bad_cost_table_refused(tmp_path, capsys):
     path = tmp_path / "out" / "cost" / "digits.json"
     path.parent.mkdir(parents=True)
@@ -164,3 +172,19 @@ def test_a_file_that_is_no_complete_pass_is_skipped_with_a_sentence(tmp_path):
     folder.mkdir()
     (folder / "digits.json").write_text(json.dumps({"kind": "mlpbench-cost-pass", "schema_version": 1}))
     assert "lacks the keys" in collect([str(folder)]).skipped[0]
+
+
+def test_a_sweep_with_a_cost_table_times_each_task_once_its_runs_are_done(tmp_path, capsys):
+    from bench import sweep
+
+    path = grid(tmp_path, "max-steps = 2\nno-measure = true\ncheckpoint-every = \"none\"\n"
+                          "[cost]\nrounds = 3\nsteps = 1\nwarmup = 0\n")
+    assert sweep.main([str(path)]) == 0
+    out = capsys.readouterr().out
+    written = tmp_path / "out" / "cost" / "digits.json"
+    data = validate_cost_pass(json.loads(written.read_text()))
+    assert data["settings"]["rounds"] == 3 and data["settings"]["warmup"] == 0
+    assert out.index("digits: cost pass") > out.rindex("seed1: top1")  # after the task's last run
+    # Rerun: the runs and the pass are done, nothing is timed again.
+    assert sweep.main([str(path)]) == 0
+    assert "cost pass" not in capsys.readouterr().out

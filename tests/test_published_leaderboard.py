@@ -107,3 +107,23 @@ def test_published_scaling_points_cover_every_family_from_one_clean_commit():
         for family in registered:
             assert any(p.status == "ok" for p in mine if p.family == family), (name, family)
     assert all(dict(p.settings)["bench_clock"] == "process" and p.cpu_threads == 1 for p in points)
+
+
+@pytest.mark.skipif(not PAGES.is_dir(), reason="no published pages in this checkout")
+def test_published_costs_come_from_a_clean_cost_pass_whose_seeds_agree_within_ten_percent():
+    """Every published task's speed figures come from its cost pass: the task's four architectures at
+    the seeds of its runs, timed on one thread with the process clock from a clean commit, each
+    model's training and inference throughput the same across its seeds within 10%."""
+    collection = collect([str(RESULTS)])
+    passes = {cost.task: cost for cost in collection.costs}
+    for task in {r.id.task for r in collection.runs}:
+        assert task in passes, f"{task} has no cost pass"
+        cost = passes[task]
+        assert cost.threads == 1 and cost.clock == "process" and cost.rounds >= 10
+        assert cost.provenance.commit and cost.provenance.dirty is False, task
+        runs = [r for r in collection.runs if r.id.task == task]
+        assert {(m.family, m.size, m.seeds) for m in cost.models} == {
+            (f, s, tuple(sorted(r.id.seed for r in runs if r.id.family == f)))
+            for f, s in {(r.id.family, r.id.size) for r in runs}}, task
+        for model in cost.models:
+            assert model.train.seed_spread <= 0.10 and model.infer.seed_spread <= 0.10, (task, model)
