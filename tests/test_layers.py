@@ -14,8 +14,8 @@ PACKAGES = ("bench", "tasks", "leaderboard")
 SHARED = {"bench", "bench.process", "bench.spec", "bench.errors", "bench.registry", "bench.config", "bench.results"}
 LOOP = {"bench.loop", "bench.measure", "bench.checkpoint", "bench.history", "bench.progress", "bench.machine"}
 ENTRY_POINTS = {
-    "bench.run", "bench.sweep", "bench.scaling", "bench.regress", "bench.regress_worker", "bench.regress_calibration",
-    "bench.harness_check", "bench.timm_compare", "bench.defaults_check", "bench.install_data",
+    "bench.run", "bench.sweep", "bench.cost", "bench.scaling", "bench.regress", "bench.regress_worker",
+    "bench.regress_calibration", "bench.harness_check", "bench.timm_compare", "bench.defaults_check", "bench.install_data",
 }
 # layer -> the layers its modules may import
 MAY_IMPORT = {
