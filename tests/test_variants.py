@@ -217,3 +217,28 @@ def test_default_model_has_the_plain_timm_weights(family):
     assert list(ours) == list(plain.state_dict())
     for name, value in plain.state_dict().items():
         assert torch.equal(ours[name], value), name
+
+
+def test_tokens_first_gate_computes_timms_transposing_gate():
+    """The gate mixes tokens as one batched matmul on (B, N, C) (parts.linear_over_tokens) where
+    timm's unit transposes to (B, C, N) and back: the same output and gradients, up to the rounding
+    of sums taken in another order (within a millionth of the largest value)."""
+    from timm.models.mlp_mixer import SpatialGatingUnit
+
+    def assert_same(mine, theirs, name):
+        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6 * theirs.abs().max().item(), msg=name)
+
+    torch.manual_seed(0)
+    timms, ours = SpatialGatingUnit(64, 16), GatingUnit(64, 16)
+    torch.nn.init.normal_(timms.proj.weight)  # a trained-looking gate, far from the identity it starts as
+    torch.nn.init.normal_(timms.norm.weight)
+    ours.load_state_dict(timms.state_dict())
+    x = torch.randn(4, 16, 64)
+    inputs = [x.clone().requires_grad_() for _ in range(2)]
+    outputs = [unit(inp) for unit, inp in zip((timms, ours), inputs)]
+    assert_same(outputs[1], outputs[0], "output")
+    for out in outputs:
+        out.square().sum().backward()
+    assert_same(inputs[1].grad, inputs[0].grad, "input gradient")
+    for (name, theirs), mine in zip(timms.named_parameters(), ours.parameters()):
+        assert_same(mine.grad, theirs.grad, name)
