@@ -7,12 +7,13 @@ from functools import partial
 import pytest
 import torch
 from timm.layers import GatedMlp
-from timm.models.mlp_mixer import Affine, MixerBlock, MlpMixer, ResBlock, SpatialGatingBlock
+from timm.models.mlp_mixer import Affine, MixerBlock, MlpMixer, ResBlock, SpatialGatingBlock, SpatialGatingUnit
 
 from bench import run as runner
 from bench.config import DataConfig, VariantConfig
 from bench.models import create_model, list_models, model_entries
 from bench.models.image import mixer_kwargs
+from bench.models.mixer import TokensFirstMixerBlock
 from bench.models.parts import GatingUnit
 from bench.spec import TaskSpec
 from tasks import create_task
@@ -219,26 +220,30 @@ def test_default_model_has_the_plain_timm_weights(family):
         assert torch.equal(ours[name], value), name
 
 
-def test_tokens_first_gate_computes_timms_transposing_gate():
-    """The gate mixes tokens as one batched matmul on (B, N, C) (parts.linear_over_tokens) where
-    timm's unit transposes to (B, C, N) and back: the same output and gradients, up to the rounding
-    of sums taken in another order (within a millionth of the largest value)."""
-    from timm.models.mlp_mixer import SpatialGatingUnit
+@pytest.mark.parametrize("theirs, ours, width", [
+    (SpatialGatingUnit, GatingUnit, 64),  # gMLP's gate
+    (MixerBlock, TokensFirstMixerBlock, 32),  # Mixer's block, its token MLP 16 -> 16 -> 16
+])
+def test_tokens_first_parts_compute_timms_transposing_parts(theirs, ours, width):
+    """The gate and the Mixer block mix tokens as batched matmuls on (B, N, C)
+    (parts.linear_over_tokens) where timm's transpose to (B, C, N) and back: the same output and
+    gradients, up to the rounding of sums taken in another order (within a millionth of the
+    largest value)."""
 
-    def assert_same(mine, theirs, name):
-        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6 * theirs.abs().max().item(), msg=name)
+    def assert_same(mine, reference, name):
+        torch.testing.assert_close(mine, reference, rtol=1e-5, atol=1e-6 * reference.abs().max().item(), msg=name)
 
     torch.manual_seed(0)
-    timms, ours = SpatialGatingUnit(64, 16), GatingUnit(64, 16)
-    torch.nn.init.normal_(timms.proj.weight)  # a trained-looking gate, far from the identity it starts as
-    torch.nn.init.normal_(timms.norm.weight)
-    ours.load_state_dict(timms.state_dict())
-    x = torch.randn(4, 16, 64)
+    reference, part = theirs(width, 16), ours(width, 16)
+    for weight in reference.parameters():  # far from the identity the gate starts as
+        torch.nn.init.normal_(weight)
+    part.load_state_dict(reference.state_dict())
+    x = torch.randn(4, 16, width)
     inputs = [x.clone().requires_grad_() for _ in range(2)]
-    outputs = [unit(inp) for unit, inp in zip((timms, ours), inputs)]
+    outputs = [module(inp) for module, inp in zip((reference, part), inputs)]
     assert_same(outputs[1], outputs[0], "output")
     for out in outputs:
         out.square().sum().backward()
     assert_same(inputs[1].grad, inputs[0].grad, "input gradient")
-    for (name, theirs), mine in zip(timms.named_parameters(), ours.parameters()):
-        assert_same(mine.grad, theirs.grad, name)
+    for (name, expected), mine in zip(reference.named_parameters(), part.parameters()):
+        assert_same(mine.grad, expected.grad, name)
