@@ -40,8 +40,8 @@ def block_flops(size: ImageSize, tokens: int) -> int:
 
 class TokensFirstMixerBlock(MixerBlock):
     """timm's MixerBlock, its token MLP applied as batched matmuls W @ x[b] on (B, N, C) where timm
-    transposes to (B, C, N) and back: no transposed copies forward or backward (Mixer-mini trains
-    1.06-1.09x faster on digits and fashion-mnist, batch 128, one thread)."""
+    transposes to (B, C, N) and back: no transposed copies forward or backward (see
+    parts.linear_over_tokens)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens = self.mlp_tokens  # timm's Mlp; its norm is an identity, so no axis is assumed
