@@ -188,6 +188,23 @@ def test_tokens_enter_at_unit_scale_and_keep_their_identity(family, modality):
     assert own > 0.9, f"only {own:.0%} of positions still look like their own token"
 
 
+BASELINE_PAIRS = [(f, m) for f, m in PAIRS if text_entry(f, m).baseline]
+
+
+@pytest.mark.parametrize("family,modality", BASELINE_PAIRS)
+def test_baseline_weights_start_at_one_over_sqrt_width(family, modality):
+    """Every weight matrix and embedding of the Transformer baselines starts with std 1/sqrt(width).
+    At BERT's fixed 0.02 (4.4 times smaller at width 128) attention starts uniform and learns slowly:
+    the seq2seq baseline needed four times the MLPs' steps to copy its input (docs/sanity.md)."""
+    model = build(family, modality, vocab_size=1000)
+    width = 128
+    matrices = {name: p for name, p in model.named_parameters() if p.dim() == 2}
+    assert len(matrices) > 10
+    for name, weight in matrices.items():
+        std = weight.detach()[weight.detach().abs().sum(-1) > 0].std().item()  # the padding row is zero
+        assert 0.85 < std * width**0.5 < 1.15, f"{name} starts at std {std:.4f}, not 1/sqrt({width})"
+
+
 @pytest.mark.parametrize("family", SEQ2SEQ)
 def test_generate_is_greedy_and_stops_at_eos(family):
     model = away_from_init(build(family, "seq2seq"))

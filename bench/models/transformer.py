@@ -36,6 +36,17 @@ from bench.spec import TaskSpec
 SIZES = text_sizes(4.0, mini=(4, 2, 2), small=(4, 2, 2), base=(12, 6, 6))
 
 
+def init_std(size: TextSize) -> float:
+    """The std of every weight matrix and embedding at initialisation: 1/sqrt(width), as T5 and
+    fairseq's embeddings use, not BERT's and BART's fixed 0.02 (about 1/sqrt(768), BERT-base's width).
+    At width 128, 0.02 is 4.4 times too small: the attention logits start near 0.05 (uniform
+    attention), and the gradient of each of the query and key projections is proportional to the
+    other's small weights, so attention learns to look anywhere only slowly. The seq2seq Transformer
+    then needed about four times the MLPs' steps to learn to copy its input (docs/sanity.md has the
+    curves before and after)."""
+    return size.dim ** -0.5
+
+
 class PreNormMLM(nn.Module):
     """RoBERTa with pre-layer-norm blocks (RobertaPreLayerNormForMaskedLM) returning the logits tensor.
     Pre-norm, like the MLP families; BERT's post-norm blocks collapsed to predicting one token on some
@@ -55,6 +66,7 @@ class PreNormMLM(nn.Module):
             pad_token_id=spec.pad_token_id,
             hidden_dropout_prob=0.0,
             attention_probs_dropout_prob=0.0,
+            initializer_range=init_std(size),
         )
         self.roberta = RobertaPreLayerNormForMaskedLM(config)
 
@@ -104,6 +116,7 @@ class MBartSeq2Seq(Seq2SeqModel):
             attention_dropout=0.0,
             activation_dropout=0.0,
             use_cache=False,  # training and forward have no use for it; generate turns it on
+            init_std=init_std(size),
         )
         self.mbart = MBartForConditionalGeneration(config)
 
