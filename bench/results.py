@@ -60,9 +60,11 @@ Keys of a result (schema_version 1):
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
+import shutil
 import stat
 import subprocess
 import tempfile
@@ -70,6 +72,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
+
+from bench.errors import DiskFullError
 
 SCHEMA_VERSION = 1
 
@@ -334,18 +338,72 @@ def _nvidia_driver() -> str | None:
     return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
 
 
+FULL_MARGIN = 1 << 20  # free bytes under which a failed write is taken for a write to a full disk
+DISK_FULL_MESSAGES = ("No space left on device", "os error 28", "Disk quota exceeded", "os error 122")
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def bytes_in(path: Path) -> int:
+    """The bytes of a file, or of every file under a folder; 0 for what is not there."""
+    try:
+        if path.is_dir():
+            return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def disk_full(error: BaseException, folder: Path) -> bool:
+    """Whether `error`, raised while writing into `folder`, means its disk (or the quota) is full: ENOSPC or
+    EDQUOT, by errno or in the message of a library that wraps it (tokenizers and safetensors say "os error
+    28"), or any failure of a write that left less than FULL_MARGIN free (torch.save says "unexpected pos")."""
+    if getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if any(message in str(error) for message in DISK_FULL_MESSAGES):
+        return True
+    try:
+        return shutil.disk_usage(folder).free < FULL_MARGIN
+    except OSError:
+        return False
+
+
+def disk_full_error(path: Path, written: int, needed: int | None = None,
+                    remedy: str = "free some space and run the same command again") -> DiskFullError:
+    """The sentence of a write to `path` that filled its disk after `written` bytes (`needed`: the whole
+    size, where known), said once the partial file is gone."""
+    path = Path(path)
+    try:
+        free = shutil.disk_usage(next(p for p in (path.parent, *path.parents) if p.exists())).free
+    except (OSError, StopIteration):
+        free = 0
+    need = _size(needed) if needed is not None else f"more than {_size(written)}"
+    return DiskFullError(
+        f"The disk is full: {path} could not be written (it needs {need}, {_size(free)} are free); no part of it "
+        f"was kept and what was there before is intact: {remedy}."
+    )
+
+
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, size: int | None = None) -> Iterator[Path]:
     """The one way the suite writes a file: `with atomic_path(p) as tmp:` write `tmp` (with open(), or a
     library's save(tmp)); when the block ends the file is synced, made readable by all (0o644:
     mkstemp makes it private, and results, pages and caches are meant to be shared) and renamed to
-    `p`. On an error it is removed: a crash never leaves half a file under `p`."""
+    `p`. On an error it is removed: a crash never leaves half a file under `p`. A write that fills the
+    disk ends in DiskFullError, one sentence naming `p` and the space it needs (`size`, its bytes where
+    the caller knows them)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(name)
         yield tmp
         fd = os.open(tmp, os.O_RDONLY)  # the writer may have replaced the file mkstemp made
         try:
@@ -354,15 +412,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         finally:
             os.close(fd)
         os.replace(tmp, path)
+    except Exception as e:
+        written = 0 if tmp is None else bytes_in(tmp)
+        full = disk_full(e, path.parent if path.parent.exists() else Path("."))
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        if full and not isinstance(e, DiskFullError):
+            raise disk_full_error(path, written, size) from None
+        raise
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write text (UTF-8) atomically (`atomic_path`)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    data = text.encode("utf-8")
+    with atomic_path(path, len(data)) as tmp:
+        tmp.write_bytes(data)
     return Path(path)
 
 

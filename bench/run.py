@@ -15,7 +15,7 @@ import traceback
 from pathlib import Path
 
 from bench.config import as_dict, build_parser, configs_from_args, flag_name, resolve_precision
-from bench.errors import DEBUG_HINT, PairError, UserError, first_line, run_command
+from bench.errors import DEBUG_HINT, DiskFullError, PairError, UserError, first_line, run_command
 from bench.results import (
     build_result, checkpoint_folder, model_paths, predictions_paths, result_filename, write_json_atomic,
     write_text_atomic,
@@ -245,6 +245,8 @@ def run(configs) -> tuple[dict | None, Path | None, int]:
                 measurements["throughput"].update(stats.loop)
     except loop.Stopped as e:
         status, error, exit_code = e.status, str(e), e.exit_code
+    except DiskFullError:
+        raise  # no result, which would mark the run done: once space is freed it resumes from its checkpoints
     except Exception as e:  # a bug or an unforeseen failure: the result still says what happened
         if run_cfg.debug:
             traceback.print_exc()
