@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Optional
 
-from bench.errors import UserError
+from bench.errors import DiskFullError, UserError
 from bench.results import bytes_in, disk_full, disk_full_error, write_json_atomic
 
 KEEP = 2
@@ -97,15 +97,15 @@ class Checkpoints:
                 manifest = {"format": FORMAT, "identity": self.identity, "position": asdict(position), "files": files}
                 write_json_atomic(tmp / MANIFEST, manifest)
                 os.replace(tmp, final)
+                for old in complete(self.root)[:-KEEP]:
+                    shutil.rmtree(old)
         except Exception as e:
-            if not disk_full(e, self.root):
+            if not (isinstance(e, DiskFullError) or disk_full(e, self.root)):
                 raise
             written = bytes_in(tmp)
             shutil.rmtree(tmp, ignore_errors=True)
             raise disk_full_error(final, written, remedy="free some space and continue the run with --resume, from "
                                   "its last checkpoint") from None
-            for old in complete(self.root)[:-KEEP]:
-                shutil.rmtree(old)
         accelerator.wait_for_everyone()
         return final
 
