@@ -55,7 +55,9 @@ Keys of a result (schema_version 1):
                      "note": str | None} | None   (note: why a value is above 1)
     data            optional, folder image tasks: {"skipped_images": {"train": int, "eval": int}}: image
                     files left out of each split (unreadable when the task loaded, or failing to decode
-                    when a batch needed them; "eval" is the scored split)
+                    when a batch needed them; "eval" is the scored split); "skipped_entries": {reason:
+                    int}, entries of the folder its walk left out (tasks.image.SKIP_REASONS: "loop",
+                    "outside", "broken", "unreadable", "special"), only those there were
 """
 
 from __future__ import annotations
@@ -100,7 +102,8 @@ REQUIRED_KEYS = (
 def build_result(*, status: str, error: str | None, task: str, entry: Any, size: str, variant: str, seed: int,
                  spec: Any, config: dict[str, Any], environment: dict[str, Any], metrics: dict[str, Any],
                  params: int, train: Any, history: list | None, wall_time_s: float, measurements: dict[str, Any],
-                 skipped_images: dict[str, int] | None = None, saved_model: str | None = None) -> dict[str, Any]:
+                 skipped_images: dict[str, int] | None = None, skipped_entries: dict[str, int] | None = None,
+                 saved_model: str | None = None) -> dict[str, Any]:
     """A run's result (the keys above), validated (ResultError if it is not of this schema). `entry`: the
     model's registration (bench.models.ModelEntry: its family and facts); `spec`: the task's
     bench.spec.TaskSpec; `train`: bench.loop.TrainStats, None without training; `measurements`:
@@ -133,7 +136,8 @@ def build_result(*, status: str, error: str | None, task: str, entry: Any, size:
         **{key: measurements.get(key) for key in ("flops", "throughput", "latency_ms", "memory", "mfu")},
     }
     if skipped_images is not None:
-        result["data"] = {"skipped_images": skipped_images}
+        result["data"] = {"skipped_images": skipped_images, **({"skipped_entries": skipped_entries} if skipped_entries
+                                                               else {})}
     if saved_model is not None:
         result["saved_model"] = saved_model
     return validate_result(result)

@@ -273,6 +273,7 @@ def run(configs) -> tuple[dict | None, Path | None, int]:
             seed=run_cfg.seed, spec=spec, config=as_dict(configs), environment=environment, metrics=metrics,
             params=params, train=stats, history=None if history is None else history.entries,
             wall_time_s=wall_time_s, measurements=measurements, skipped_images=skipped,
+            skipped_entries=(data.extra or {}).get("skipped_entries") if data is not None else None,
             saved_model=saved_model,
         )
         written = write_json_atomic(out_path, result)

@@ -98,3 +98,58 @@ def test_a_checkpoint_written_to_a_full_disk_keeps_the_last_one_to_resume_from(s
     filler.unlink()
     folder, position = checkpoints.load(accelerator)
     assert folder == first and position.step == 1
+
+
+# --------------------------------------------------------------------------- folders that loop or block
+
+
+def looping_folder(tmp_path: Path) -> Path:
+    """Two classes of 6 images, and every shape of folder entry the walk must not follow or read."""
+    from PIL import Image
+
+    root = tmp_path / "images"
+    for c in range(2):
+        (root / f"class{c}" / "sub").mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (8, 8), (40 * i, 100 * c, 0)).save(root / f"class{c}" / ("sub" if i % 2 else ".") / f"{i}.png")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    Image.new("RGB", (8, 8)).save(outside / "stray.png")
+    (root / "class0" / "sub" / "up").symlink_to(root / "class0")  # a loop
+    (root / "class0" / "root").symlink_to(root)  # back to the top, which holds class1 too
+    (root / "class1" / "out").symlink_to(outside)  # out of the tree
+    (root / "class1" / "gone").symlink_to(tmp_path / "missing")  # broken
+    os.mkfifo(root / "class1" / "pipe.png")  # a reader of it would wait forever
+    return root
+
+
+def test_an_image_folder_with_link_loops_and_fifos_is_walked_once_and_says_what_it_left_out(tmp_path, capsys):
+    from tasks.image import list_image_folder
+
+    root = looping_folder(tmp_path)
+    started = time.monotonic()
+    classes, samples, left_out = list_image_folder(root, report=True)
+    assert time.monotonic() - started < 5
+    assert classes == ["class0", "class1"]
+    assert samples == [(str(root / f"class{c}" / name), c) for c in range(2)
+                       for name in ("0.png", "2.png", "4.png", "sub/1.png", "sub/3.png", "sub/5.png")]
+    assert left_out == {"loop": 2, "outside": 1, "broken": 1, "special": 1}
+    assert capsys.readouterr().out == (
+        f"Left out of {root}: 2 link(s) back to a folder already walked (e.g. {root}/class0/root), 1 link(s) to a "
+        f"folder outside the image folder (e.g. {root}/class1/out), 1 broken link(s) (e.g. {root}/class1/gone), 1 "
+        f"special file(s) (FIFOs, sockets, devices) (e.g. {root}/class1/pipe.png).\n")
+
+
+@pytest.mark.slow
+def test_a_run_on_a_looping_image_folder_ends_and_records_what_was_left_out(tmp_path):
+    from bench.results import load_result
+
+    root = looping_folder(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--task", "imagefolder", "--data-dir", str(root), "--image-size", "8",
+         "--model", "mixer", "--batch-size", "4", "--max-steps", "2", "--no-measure", "--checkpoint-every", "none",
+         "--output-dir", str(tmp_path / "out")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    result = load_result(tmp_path / "out" / "imagefolder__mixer-mini__fp32__seed0.json")
+    assert result["data"]["skipped_entries"] == {"loop": 2, "outside": 1, "broken": 1, "special": 1}
