@@ -75,7 +75,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from bench.errors import DiskFullError
+from bench.errors import DiskFullError, UserError
 
 SCHEMA_VERSION = 1
 
@@ -190,14 +190,14 @@ def lock_path(result_path: Path) -> Path:
     return result_path.parent / f".{result_path.stem}.lock"
 
 
-class RunLock:
-    """An exclusive lock on one run's result, held from before the run checks its output until it
-    ends: two runs of the same identity started together would otherwise both train and overwrite
-    each other. fcntl.flock on lock_path(result): the kernel releases it when the process ends, however
-    it ends (a lock file left by a killed run does not block the next one); release() removes the file."""
+class ProcessLock:
+    """An exclusive lock held by one process, with its process id in the lock file: fcntl.flock on `path`,
+    which the kernel releases when the process ends, however it ends (SIGKILL included: a lock file left
+    by a killed holder does not block the next one); release() removes the file. The descriptor is not
+    inherited by the processes the holder starts."""
 
-    def __init__(self, result_path: Path):
-        self.path = lock_path(Path(result_path))
+    def __init__(self, path: Path):
+        self.path = Path(path)
         self.fd: int | None = None
 
     def acquire(self) -> bool:
@@ -241,6 +241,15 @@ class RunLock:
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
         self.fd = None
+
+
+class RunLock(ProcessLock):
+    """An exclusive lock on one run's result, held from before the run checks its output until it
+    ends: two runs of the same identity started together would otherwise both train and overwrite
+    each other. On lock_path(result)."""
+
+    def __init__(self, result_path: Path):
+        super().__init__(lock_path(Path(result_path)))
 
 
 def git_state() -> dict[str, Any]:
@@ -340,6 +349,31 @@ def _nvidia_driver() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+
+
+def _nearest_existing(path: Path) -> Path:
+    return next(p for p in (path, *path.parents) if p.exists() or p.is_symlink())
+
+
+def check_output_folder(path: str | os.PathLike, flag: str) -> None:
+    """Before any slow work: UserError, one sentence, when `path` cannot be a folder this process writes
+    into (a file is there or above it, or the nearest existing folder is read-only)."""
+    path = Path(path)
+    existing = _nearest_existing(path.absolute())
+    if not existing.is_dir():
+        what = f"{flag} {path}" if existing == path.absolute() else f"{flag} {path}: {existing}"
+        raise UserError(f"{what} is a file, not a folder; give a folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {path}: the folder {existing} cannot be written; choose another.")
+
+
+def check_output_file(path: str | os.PathLike, flag: str) -> None:
+    """Before any slow work: UserError, one sentence, when `path` cannot be a file this process writes (it is
+    a folder, or its folder cannot be one)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{flag} {path} is a folder; give a file name.")
+    check_output_folder(path.parent, f"{flag} {path}: its folder")
 
 
 FULL_MARGIN = 1 << 20  # free bytes under which a failed write is taken for a write to a full disk

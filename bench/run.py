@@ -17,8 +17,8 @@ from pathlib import Path
 from bench.config import as_dict, build_parser, configs_from_args, flag_name, resolve_precision
 from bench.errors import DEBUG_HINT, DiskFullError, PairError, UserError, first_line, run_command
 from bench.results import (
-    build_result, checkpoint_folder, model_paths, predictions_paths, result_filename, write_json_atomic,
-    write_text_atomic,
+    build_result, check_output_folder, checkpoint_folder, model_paths, predictions_paths, result_filename,
+    write_json_atomic, write_text_atomic,
 )
 
 MIXED_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
@@ -124,6 +124,7 @@ def run(configs) -> tuple[dict | None, Path | None, int]:
 
     configs = {**configs, "run": resolve_precision(configs["run"])}
     run_cfg, optim_cfg, data_cfg, measure_cfg = configs["run"], configs["optim"], configs["data"], configs["measure"]
+    check_output_folder(run_cfg.output_dir, "--output-dir")
     variant = configs["variant"]
     task = create_task(run_cfg.task, **optim_cfg.task_flags())
     optim_cfg = optim_cfg.resolved(task)  # the result and checkpoints record the values used

@@ -52,7 +52,7 @@ from bench.config import CLOCKS, PRECISIONS, add_flags, command_parser, flag, re
 from bench.errors import UnknownNameError, UserError, run_command
 from bench.progress import duration
 from bench.results import (
-    POINT_KIND, POINT_SCHEMA_VERSION, ResultError, load_point, point_filename, write_json_atomic,
+    POINT_KIND, POINT_SCHEMA_VERSION, ResultError, check_output_folder, load_point, point_filename, write_json_atomic,
 )
 
 LENGTHS = (128, 256, 512, 1024, 2048, 4096)
@@ -646,6 +646,7 @@ def summary(result: dict[str, Any]) -> str:
 
 def study(cfg: ScalingConfig) -> int:
     """Run every point not already measured; 0, or 1 when a point failed with an error."""
+    check_output_folder(cfg.output_dir, "--output-dir")
     setup = resolve_setup(cfg)
     points = plan(cfg)
     out = Path(cfg.output_dir)

@@ -153,3 +153,159 @@ def test_a_run_on_a_looping_image_folder_ends_and_records_what_was_left_out(tmp_
     assert done.returncode == 0, done.stderr
     result = load_result(tmp_path / "out" / "imagefolder__mixer-mini__fp32__seed0.json")
     assert result["data"]["skipped_entries"] == {"loop": 2, "outside": 1, "broken": 1, "special": 1}
+
+
+# --------------------------------------------------------------------------- every command checks its outputs first
+
+
+def grid_file(tmp_path: Path, output_dir: Path) -> Path:
+    path = tmp_path / "grid.toml"
+    path.write_text(f'output_dir = "{output_dir}"\ntasks = ["digits"]\nmodels = ["gmlp"]\nseeds = [0]\n'
+                    f'[args]\nmax-steps = 2\n')
+    return path
+
+
+BAD_OUTPUTS = {  # command: (argv, its sentence); {file}: an existing file, {dir}: an existing folder
+    "run": ("bench.run", ["--task", "digits", "--model", "gmlp", "--output-dir", "{file}"],
+            "--output-dir {file} is a file, not a folder; give a folder."),
+    "run-below-a-file": ("bench.run", ["--task", "digits", "--model", "gmlp", "--output-dir", "{file}/runs"],
+                         "--output-dir {file}/runs: {file} is a file, not a folder; give a folder."),
+    "sweep": ("bench.sweep", ["{grid}"], "In the sweep file {grid}, output_dir {file} is a file, not a folder; "
+                                         "give a folder."),
+    "cost": ("bench.cost", ["{grid}"], "In the sweep file {grid}, output_dir {file} is a file, not a folder; "
+                                       "give a folder."),
+    "scaling": ("bench.scaling", ["--output-dir", "{file}"], "--output-dir {file} is a file, not a folder; give a folder."),
+    "regress": ("bench.regress", ["--json", "{dir}"], "--json {dir} is a folder; give a file name."),
+    "regress-markdown": ("bench.regress", ["--markdown", "{file}/r.md"],
+                         "--markdown {file}/r.md: its folder {file} is a file, not a folder; give a folder."),
+    "regress-baseline": ("bench.regress", ["--save-baseline", "{dir}"], "--save-baseline {dir} is a folder; give a "
+                                                                        "file name."),
+    "regress-calibration": ("bench.regress_calibration", ["--json", "{dir}"], "--json {dir} is a folder; give a file "
+                                                                              "name."),
+    "timm-compare": ("bench.timm_compare", ["--json", "{dir}", "--device", "cpu"], "--json {dir} is a folder; give "
+                                                                                     "a file name."),
+    "leaderboard": ("leaderboard.__main__", ["{dir}", "--out", "{file}"], "--out {file} is a file, not a folder; give "
+                                                                          "a folder."),
+}
+
+
+@pytest.mark.parametrize("module,argv,sentence", BAD_OUTPUTS.values(), ids=BAD_OUTPUTS.keys())
+def test_every_command_refuses_a_bad_output_path_within_a_second(tmp_path, capsys, module, argv, sentence):
+    import importlib
+
+    import bench.models
+    import tasks  # noqa: F401  (the registries every command reads, imported before the clock starts)
+
+    bench.models.discover()
+    main = importlib.import_module(module).main
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "file").write_text("")
+    names = {"file": tmp_path / "file", "dir": tmp_path / "dir", "grid": grid_file(tmp_path, tmp_path / "file")}
+    started = time.monotonic()
+    code = main([a.format(**names) for a in argv])
+    assert time.monotonic() - started < 1
+    assert code == 2
+    assert capsys.readouterr().err == f"error: {sentence.format(**names)}\n"
+    assert (tmp_path / "file").read_text() == "" and list((tmp_path / "dir").iterdir()) == []
+
+
+@pytest.mark.parametrize("case,sentence", [
+    ("gmlp-mini:digits:3\u00b2:fp32:infer", "--case 'gmlp-mini:digits:3\u00b2:fp32:infer' is not "
+                                             "MODEL-SIZE:TASK:BATCH:PRECISION:PHASE, e.g. gmlp-mini:digits:32:fp32:infer."),
+    ("gmlp-mini:digits:\u0663\u0662:fp32:infer", "--case 'gmlp-mini:digits:\u0663\u0662:fp32:infer' is not "
+                                                 "MODEL-SIZE:TASK:BATCH:PRECISION:PHASE, e.g. gmlp-mini:digits:32:fp32:infer."),
+    ("gnlp-mini:digits:32:fp32:infer", "--case 'gnlp-mini:digits:32:fp32:infer': no model 'gnlp'; models are "),
+    ("gmlp-mini:digit:32:fp32:infer", "--case 'gmlp-mini:digit:32:fp32:infer': no task 'digit'; tasks are "),
+])
+def test_the_regression_check_refuses_a_bad_case_before_measuring(capsys, case, sentence):
+    from bench import regress
+
+    started = time.monotonic()
+    assert regress.main(["--case", case, "--ref", "HEAD"]) == 2
+    assert time.monotonic() - started < 5
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {sentence}") and err.count("\n") == 1, err
+
+
+# --------------------------------------------------------------------------- locks of holders killed with SIGKILL
+
+HOLDERS = {  # lock: the code a holder runs to take it (in `folder`), and how the next taker tries it
+    "measurement": "from bench import machine\nwith machine.measuring():\n    print('held', flush=True)\n"
+                   "    time.sleep(600)\n",
+    "run-result": "from bench.results import RunLock\nassert RunLock(folder / 'r.json').acquire()\n"
+                  "print('held', flush=True)\ntime.sleep(600)\n",
+    "sweep-folder": "from bench.results import ProcessLock\nfrom bench.sweep import SWEEP_LOCK\n"
+                    "assert ProcessLock(folder / SWEEP_LOCK).acquire()\nprint('held', flush=True)\ntime.sleep(600)\n",
+}
+
+
+def hold(kind: str, folder: Path) -> subprocess.Popen:
+    code = f"import time\nfrom pathlib import Path\nfolder = Path({str(folder)!r})\n" + HOLDERS[kind]
+    env = {**os.environ, "MLPBENCH_MEASURE_LOCK": str(folder / ".measure.lock")}
+    holder = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "held\n"
+    return holder
+
+
+def taken(kind: str, folder: Path, monkeypatch) -> bool:
+    """Whether this process takes the lock within a second."""
+    import threading
+
+    from bench import machine
+    from bench.results import ProcessLock, RunLock
+    from bench.sweep import SWEEP_LOCK
+
+    if kind == "measurement":
+        monkeypatch.setenv(machine.MEASURE_LOCK_ENV, str(folder / ".measure.lock"))
+        monkeypatch.setattr(machine, "_handle", None)
+        done = threading.Event()
+
+        def measure():
+            machine.wait_for_measurements()
+            with machine.measuring():
+                done.set()
+
+        threading.Thread(target=measure, daemon=True).start()
+        return done.wait(1)
+    lock = RunLock(folder / "r.json") if kind == "run-result" else ProcessLock(folder / SWEEP_LOCK)
+    got = lock.acquire()
+    lock.release()
+    return got
+
+
+@pytest.mark.parametrize("kind", HOLDERS)
+def test_a_lock_whose_holder_is_killed_with_sigkill_is_free_at_once(tmp_path, monkeypatch, kind):
+    holder = hold(kind, tmp_path)
+    try:
+        if kind != "measurement":  # a measurement waited on is not a refusal: the next one blocks meanwhile
+            assert not taken(kind, tmp_path, monkeypatch), "held while its holder lives"
+        holder.kill()  # SIGKILL: no handler, no cleanup runs
+        holder.wait()
+        assert taken(kind, tmp_path, monkeypatch), "the kernel released it with its holder"
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+# --------------------------------------------------------------------------- two sweeps on one folder
+
+
+def test_a_second_sweep_on_the_same_folder_is_refused_naming_the_first_and_runs_once_it_is_gone(tmp_path, capsys):
+    from bench import sweep
+
+    out = tmp_path / "out"
+    out.mkdir()
+    grid = tmp_path / "grid.toml"
+    grid.write_text(f'output_dir = "{out}"\ntasks = ["digits"]\nmodels = ["gmlp"]\nseeds = [0]\n'
+                    f'launcher = ["false"]\n')  # each run fails at once: what matters is whether it starts
+    first = hold("sweep-folder", out)
+    try:
+        assert sweep.main([str(grid), "--progress-every", "0"]) == 2
+        assert capsys.readouterr().err == (f"error: Another sweep (process {first.pid}) is running on {out} now; wait "
+                                           f"for it to end, or give this one another output_dir.\n")
+        assert not list((out / "logs").glob("*.log")), "no run started"
+    finally:
+        first.kill()
+        first.wait()
+    assert sweep.main([str(grid), "--progress-every", "0"]) == 1  # the first died: this one runs (and its run fails)
+    assert "[1/1] digits__gmlp-mini__fp32__seed0: failed with exit code 1" in capsys.readouterr().out
