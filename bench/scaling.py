@@ -592,14 +592,16 @@ def run_point(point: Point, cfg: ScalingConfig, setup: Setup, path: Path) -> dic
 
 def existing(path: Path, point: Point, cfg: ScalingConfig, setup: Setup) -> Optional[dict[str, Any]]:
     """The point's file when it can stand for this study's point; None when the point must run (no
-    file, a skipped point, an error, or a failure whose cap was raised since); UserError when it was
+    file, a file that is no complete point, said so, a skipped point, an error, or a failure whose cap
+    was raised since); UserError when it was
     measured with other settings."""
     if cfg.overwrite or not path.exists():
         return None
     try:
         data = load_point(path)
-    except ResultError as e:
-        raise UserError(f"{e} Remove it, or pass --overwrite to measure every point again.") from None
+    except ResultError as e:  # cut short or corrupt: the point is measured again
+        print(f"{e} It is measured again.", flush=True)
+        return None
     recorded = (data.get("config") or {}).get("scaling") or {}
     planned = setup.settings(cfg)
     differences = [f"--{key.replace('_', '-')} {planned[key]} here, {recorded.get(key)} there"

@@ -67,7 +67,7 @@ from pathlib import Path
 from typing import Optional
 
 from bench.config import CONCERNS, MAX_SEED, VariantConfig, command_parser, field_kinds
-from bench.cost import cost_path
+from bench.cost import cost_pass_done, cost_path
 from bench.errors import PairError, UserError, run_command
 from bench.machine import MEASURE_LOCK_ENV
 from bench.progress import PROGRESS_ENV, describe, read_progress
@@ -658,7 +658,7 @@ def run_grid(args, grid: dict, declared: list[dict], launcher: list[str], proces
 
     def cost_pass(task_name: str) -> int:
         """Time the task's models side by side once its runs are done; 1 if the pass failed."""
-        if "cost" not in grid or args.dry_run or cost_path(grid["output_dir"], task_name).exists():
+        if "cost" not in grid or args.dry_run or cost_pass_done(cost_path(grid["output_dir"], task_name)):
             return 0
         print(f"{task_name}: cost pass (python -m bench.cost)...", flush=True)
         argv = [sys.executable, "-m", "bench.cost", str(args.grid), "--task", task_name,

@@ -309,3 +309,90 @@ def test_a_second_sweep_on_the_same_folder_is_refused_naming_the_first_and_runs_
         first.wait()
     assert sweep.main([str(grid), "--progress-every", "0"]) == 1  # the first died: this one runs (and its run fails)
     assert "[1/1] digits__gmlp-mini__fp32__seed0: failed with exit code 1" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- corrupt caches
+
+
+def cut(path: Path) -> None:
+    """What a writer killed half-way through (without bench.results.atomic_path) leaves: half the bytes."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_a_corrupt_tokenizer_cache_is_said_and_trained_again(tmp_path, monkeypatch, capsys):
+    from tasks.text import cache_dir, cached_tokenizer
+
+    monkeypatch.setenv("MLPBENCH_CACHE", str(tmp_path))
+    corpus = lambda: iter([[f"the number {i} and {i * 7} in words" for i in range(2000)]])  # noqa: E731
+    vocabulary = cached_tokenizer(corpus, "bpe", 300).get_vocab()
+    (path,) = cache_dir().iterdir()
+    cut(path)
+    assert cached_tokenizer(corpus, "bpe", 300).get_vocab() == vocabulary
+    out = capsys.readouterr().out
+    assert out.startswith(f"The cached tokenizer {path} is corrupt (") and out.endswith("); training it again.\n")
+    assert out.count("\n") == 1
+    cached_tokenizer(corpus, "bpe", 300)  # the cache was rebuilt: read without a word
+    assert capsys.readouterr().out == ""
+
+
+def test_a_corrupt_cost_pass_is_said_and_measured_again(tmp_path, capsys):
+    from bench.cost import cost_pass_done
+
+    path = tmp_path / "cost" / "digits.json"
+    path.parent.mkdir()
+    path.write_bytes((ROOT / "results" / "leaderboard" / "cost" / "fashion-mnist.json").read_bytes())
+    assert cost_pass_done(path) and capsys.readouterr().out == ""
+    cut(path)
+    assert not cost_pass_done(path)
+    out = capsys.readouterr().out
+    assert out.startswith(f"{path} could not be read as JSON (") and out.endswith("). It is measured again.\n")
+
+
+def test_a_corrupt_scaling_point_is_said_and_measured_again(tmp_path, capsys):
+    from bench.scaling import ScalingConfig, existing
+
+    path = tmp_path / "image-p16__gmlp-mini__00004-tokens__cpu-fp32.json"
+    path.write_bytes((ROOT / "tests" / "data" / "scaling" / path.name).read_bytes())
+    cut(path)
+    assert existing(path, None, ScalingConfig(), None) is None  # to be measured; no point or setup is looked at
+    out = capsys.readouterr().out
+    assert out.startswith(f"{path} could not be read as JSON (") and out.endswith("). It is measured again.\n")
+
+
+# --------------------------------------------------------------------------- a floor for every task
+
+SENTENCES = [f"the {animal} saw {n} {thing} near the {place}" for n in range(12) for animal, thing, place in
+             (("cat", "birds", "house"), ("dog", "sheep", "river"), ("horse", "carts", "market"))]
+SAME_LANGUAGE = [(s, s.replace(" saw ", " spotted ")) for s in SENTENCES]  # English to English
+WORDS = {"the": "el", "cat": "gato", "dog": "perro", "horse": "caballo", "saw": "vio", "birds": "pájaros",
+         "sheep": "ovejas", "carts": "carros", "near": "cerca de", "house": "casa", "river": "río", "market": "mercado"}
+TWO_LANGUAGES = [(s, " ".join(WORDS.get(w, w) for w in s.split())) for s in SENTENCES]  # English to (word-for-word) Spanish
+
+
+@pytest.mark.parametrize("pairs,alike", [(SAME_LANGUAGE, True), (TWO_LANGUAGES, False)], ids=["same", "different"])
+def test_a_pairs_task_on_user_files_records_the_copy_floor_and_whether_the_sides_share_a_language(
+        tmp_path, monkeypatch, pairs, alike):
+    import sacrebleu
+    import torch
+
+    from bench.config import DataConfig
+    from leaderboard.tables import SAME_LANGUAGE_SIMILARITY
+    from tasks import create_task
+
+    monkeypatch.setenv("MLPBENCH_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "pairs.tsv"
+    path.write_text("source\ttarget\n" + "".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
+    task = create_task("pairs")
+    data = task.load(DataConfig(data_files=str(path), vocab_size=300, seq_len=32), seed=0)
+    n = len(data.eval)
+    outputs = {  # a model that answers nothing: its own scores are 0, the floor is the sources'
+        "generated": torch.zeros(n, data.spec.target_len, dtype=torch.long), "index": torch.arange(n),
+        "loss_sum": torch.ones(n), "tokens": torch.ones(n, dtype=torch.long),
+    }
+    metrics = task.compute_metrics(outputs, data)
+    sources, references = data.extra["sources"], data.extra["references"]
+    assert metrics["floor_copy_bleu"] == pytest.approx(sacrebleu.corpus_bleu(sources, [references]).score)
+    assert metrics["floor_copy_chrf"] == pytest.approx(sacrebleu.corpus_chrf(sources, [references]).score)
+    assert metrics["bleu"] == 0 and (metrics["floor_copy_bleu"] > 40) == alike
+    assert (metrics["source_target_similarity"] >= SAME_LANGUAGE_SIMILARITY) == alike
