@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Optional
 
-from bench.errors import UserError
-from bench.results import write_json_atomic
+from bench.errors import DiskFullError, UserError
+from bench.results import bytes_in, disk_full, disk_full_error, write_json_atomic
 
 KEEP = 2
 MANIFEST = "manifest.json"
@@ -89,15 +89,23 @@ class Checkpoints:
                 shutil.rmtree(left)
             tmp.mkdir(parents=True)
         accelerator.wait_for_everyone()
-        accelerator.save_state(str(tmp))
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}
-            manifest = {"format": FORMAT, "identity": self.identity, "position": asdict(position), "files": files}
-            write_json_atomic(tmp / MANIFEST, manifest)
-            os.replace(tmp, final)
-            for old in complete(self.root)[:-KEEP]:
-                shutil.rmtree(old)
+        try:
+            accelerator.save_state(str(tmp))
+            accelerator.wait_for_everyone()
+            if accelerator.is_main_process:
+                files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}
+                manifest = {"format": FORMAT, "identity": self.identity, "position": asdict(position), "files": files}
+                write_json_atomic(tmp / MANIFEST, manifest)
+                os.replace(tmp, final)
+                for old in complete(self.root)[:-KEEP]:
+                    shutil.rmtree(old)
+        except Exception as e:
+            if not (isinstance(e, DiskFullError) or disk_full(e, self.root)):
+                raise
+            written = bytes_in(tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise disk_full_error(final, written, remedy="free some space and continue the run with --resume, from "
+                                  "its last checkpoint") from None
         accelerator.wait_for_everyone()
         return final
 

@@ -243,6 +243,21 @@ def cost_path(output_dir: str | Path, task_name: str) -> Path:
     return Path(output_dir) / "cost" / f"{task_name}.json"
 
 
+def cost_pass_done(path: Path) -> bool:
+    """Whether `path` holds a complete cost pass, which is kept; a file there that is none (cut short,
+    corrupt, another kind) is said so, in one line, and measured again."""
+    from bench.results import ResultError, read_json, validate_cost_pass
+
+    if not path.exists():
+        return False
+    try:
+        validate_cost_pass(read_json(path), str(path))
+        return True
+    except ResultError as e:
+        print(f"{e} It is measured again.", flush=True)
+        return False
+
+
 def main(argv=None) -> int:
     parser = command_parser("python -m bench.cost", __doc__.strip(),
                             "  python -m bench.cost sweeps/leaderboard.toml --task cmudict")
@@ -278,7 +293,7 @@ def _main(args) -> int:
         raise UserError(f"--task {unknown[0]} is not a task of {args.grid} ({', '.join(grid['tasks'])}).")
     for task_name in args.tasks or grid["tasks"]:
         path = cost_path(grid["output_dir"], task_name)
-        if path.exists() and not args.overwrite:
+        if not args.overwrite and cost_pass_done(path):
             print(f"{task_name}: {path} exists, skipped (--overwrite measures it again)")
             continue
         result = cost_pass(grid, args.grid, task_name, args.rounds, args.steps, args.warmup)

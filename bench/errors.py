@@ -39,6 +39,11 @@ class DataError(UserError):
     """Missing, empty, unreachable or malformed data."""
 
 
+class DiskFullError(UserError):
+    """A file that could not be written because its disk (or the user's quota on it) is full; nothing
+    of it was left behind and the file it would have replaced is intact (bench.results.atomic_path)."""
+
+
 class SignalCatcher:
     """SIGINT and SIGTERM routed to `_handle` while `installed()`; `received` is the first one caught.
     Subclasses decide what a signal does (bench.loop: stop after the training step; bench.regress:

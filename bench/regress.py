@@ -42,7 +42,7 @@ from typing import Iterator, Optional
 from bench.config import PRECISIONS, Config, add_flags, command_parser, flag, require
 from bench.errors import SignalCatcher, UserError, run_command
 from bench.regress_worker import INJECT_SLOWDOWN_ENV  # imports nothing heavy
-from bench.results import write_json_atomic, write_text_atomic
+from bench.results import check_output_file, write_json_atomic, write_text_atomic
 
 SUITE_ROOT = Path(__file__).resolve().parent.parent
 WORKER = "bench/regress_worker.py"  # in every checkout the check can time, run as python -m bench.regress_worker
@@ -75,7 +75,8 @@ class Case:
         """From MODEL-SIZE:TASK:BATCH:PRECISION:PHASE, e.g. gmlp-mini:digits:32:fp32:infer."""
         parts = text.split(":")
         model, _, size = parts[0].partition("-")
-        if len(parts) != 5 or not size or not parts[2].isdigit() or int(parts[2]) < 1:
+        batch = parts[2] if len(parts) == 5 else ""
+        if len(parts) != 5 or not size or not (batch.isascii() and batch.isdigit()) or int(batch) < 1:
             raise UserError(f"--case {text!r} is not MODEL-SIZE:TASK:BATCH:PRECISION:PHASE, e.g. {EXAMPLE_CASE}.")
         require(parts[3] in PRECISIONS, f"--case {text!r}: precision must be one of {', '.join(PRECISIONS)}.")
         require(parts[4] in PHASES, f"--case {text!r}: phase must be one of {', '.join(PHASES)}.")
@@ -457,7 +458,10 @@ def markdown_report(record: dict) -> str:
 
 def check_writable(path: Optional[str], flag_name: str) -> None:
     """Fail before measuring, not after, when an output cannot be written."""
-    if path is not None and not Path(path).resolve().parent.is_dir():
+    if path is None:
+        return
+    check_output_file(path, flag_name)
+    if not Path(path).resolve().parent.is_dir():
         raise UserError(f"{flag_name} {path}: the folder {Path(path).parent} does not exist.")
 
 
@@ -525,8 +529,16 @@ def save_baseline(cfg: RegressConfig, cases: list[Case]) -> int:
 
 
 def parse_cases(names: list[str] | None) -> list[Case]:
+    """The cases named, each of a registered model and task, before any checkout or worker is made."""
+    from bench.models import list_models
+    from tasks import TASKS
+
     cases = [Case.parse(name) for name in names or default_cases()]
     require(len({c.name for c in cases}) == len(cases), "A --case is given twice; give each case once.")
+    for case in cases:
+        require(case.model in list_models(),
+                f"--case {case.name!r}: no model {case.model!r}; models are {', '.join(list_models())}.")
+        require(case.task in TASKS, f"--case {case.name!r}: no task {case.task!r}; tasks are {', '.join(TASKS)}.")
     return cases
 
 

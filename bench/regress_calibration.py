@@ -22,7 +22,8 @@ from typing import Iterator
 
 from bench.errors import UserError, run_command
 from bench.regress import (
-    EXAMPLE_CASE, SUITE_ROOT, RegressConfig, build_parser, decide, measure_interleaved, parse_cases, workers,
+    EXAMPLE_CASE, SUITE_ROOT, RegressConfig, build_parser, check_writable, decide, measure_interleaved, parse_cases,
+    workers,
 )
 from bench.results import write_json_atomic
 
@@ -52,6 +53,7 @@ def calibrate(args) -> int:
                         "--save-baseline and --markdown.")
     if args.trials < 1:
         raise UserError(f"--trials must be at least 1, got {args.trials}.")
+    check_writable(cfg.json, "--json")
     cases = parse_cases(args.cases or [EXAMPLE_CASE])
     if args.trials_per_start < 1:
         raise UserError(f"--trials-per-start must be at least 1, got {args.trials_per_start}.")

@@ -55,14 +55,18 @@ Keys of a result (schema_version 1):
                      "note": str | None} | None   (note: why a value is above 1)
     data            optional, folder image tasks: {"skipped_images": {"train": int, "eval": int}}: image
                     files left out of each split (unreadable when the task loaded, or failing to decode
-                    when a batch needed them; "eval" is the scored split)
+                    when a batch needed them; "eval" is the scored split); "skipped_entries": {reason:
+                    int}, entries of the folder its walk left out (tasks.image.SKIP_REASONS: "loop",
+                    "outside", "broken", "unreadable", "special"), only those there were
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
+import shutil
 import stat
 import subprocess
 import tempfile
@@ -70,6 +74,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
+
+from bench.errors import DiskFullError, UserError
 
 SCHEMA_VERSION = 1
 
@@ -96,7 +102,8 @@ REQUIRED_KEYS = (
 def build_result(*, status: str, error: str | None, task: str, entry: Any, size: str, variant: str, seed: int,
                  spec: Any, config: dict[str, Any], environment: dict[str, Any], metrics: dict[str, Any],
                  params: int, train: Any, history: list | None, wall_time_s: float, measurements: dict[str, Any],
-                 skipped_images: dict[str, int] | None = None, saved_model: str | None = None) -> dict[str, Any]:
+                 skipped_images: dict[str, int] | None = None, skipped_entries: dict[str, int] | None = None,
+                 saved_model: str | None = None) -> dict[str, Any]:
     """A run's result (the keys above), validated (ResultError if it is not of this schema). `entry`: the
     model's registration (bench.models.ModelEntry: its family and facts); `spec`: the task's
     bench.spec.TaskSpec; `train`: bench.loop.TrainStats, None without training; `measurements`:
@@ -129,7 +136,8 @@ def build_result(*, status: str, error: str | None, task: str, entry: Any, size:
         **{key: measurements.get(key) for key in ("flops", "throughput", "latency_ms", "memory", "mfu")},
     }
     if skipped_images is not None:
-        result["data"] = {"skipped_images": skipped_images}
+        result["data"] = {"skipped_images": skipped_images, **({"skipped_entries": skipped_entries} if skipped_entries
+                                                               else {})}
     if saved_model is not None:
         result["saved_model"] = saved_model
     return validate_result(result)
@@ -182,14 +190,14 @@ def lock_path(result_path: Path) -> Path:
     return result_path.parent / f".{result_path.stem}.lock"
 
 
-class RunLock:
-    """An exclusive lock on one run's result, held from before the run checks its output until it
-    ends: two runs of the same identity started together would otherwise both train and overwrite
-    each other. fcntl.flock on lock_path(result): the kernel releases it when the process ends, however
-    it ends (a lock file left by a killed run does not block the next one); release() removes the file."""
+class ProcessLock:
+    """An exclusive lock held by one process, with its process id in the lock file: fcntl.flock on `path`,
+    which the kernel releases when the process ends, however it ends (SIGKILL included: a lock file left
+    by a killed holder does not block the next one); release() removes the file. The descriptor is not
+    inherited by the processes the holder starts."""
 
-    def __init__(self, result_path: Path):
-        self.path = lock_path(Path(result_path))
+    def __init__(self, path: Path):
+        self.path = Path(path)
         self.fd: int | None = None
 
     def acquire(self) -> bool:
@@ -233,6 +241,15 @@ class RunLock:
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
         self.fd = None
+
+
+class RunLock(ProcessLock):
+    """An exclusive lock on one run's result, held from before the run checks its output until it
+    ends: two runs of the same identity started together would otherwise both train and overwrite
+    each other. On lock_path(result)."""
+
+    def __init__(self, result_path: Path):
+        super().__init__(lock_path(Path(result_path)))
 
 
 def git_state() -> dict[str, Any]:
@@ -334,18 +351,97 @@ def _nvidia_driver() -> str | None:
     return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
 
 
+def _nearest_existing(path: Path) -> Path:
+    return next(p for p in (path, *path.parents) if p.exists() or p.is_symlink())
+
+
+def check_output_folder(path: str | os.PathLike, flag: str) -> None:
+    """Before any slow work: UserError, one sentence, when `path` cannot be a folder this process writes
+    into (a file is there or above it, or the nearest existing folder is read-only)."""
+    path = Path(path)
+    existing = _nearest_existing(path.absolute())
+    if not existing.is_dir():
+        what = f"{flag} {path}" if existing == path.absolute() else f"{flag} {path}: {existing}"
+        raise UserError(f"{what} is a file, not a folder; give a folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {path}: the folder {existing} cannot be written; choose another.")
+
+
+def check_output_file(path: str | os.PathLike, flag: str) -> None:
+    """Before any slow work: UserError, one sentence, when `path` cannot be a file this process writes (it is
+    a folder, or its folder cannot be one)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{flag} {path} is a folder; give a file name.")
+    check_output_folder(path.parent, f"{flag} {path}: its folder")
+
+
+FULL_MARGIN = 1 << 20  # free bytes under which a failed write is taken for a write to a full disk
+DISK_FULL_MESSAGES = ("No space left on device", "os error 28", "Disk quota exceeded", "os error 122")
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def bytes_in(path: Path) -> int:
+    """The bytes of a file, or of every file under a folder; 0 for what is not there."""
+    try:
+        if path.is_dir():
+            return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def disk_full(error: BaseException, folder: Path) -> bool:
+    """Whether `error`, raised while writing into `folder`, means its disk (or the quota) is full: ENOSPC or
+    EDQUOT, by errno or in the message of a library that wraps it (tokenizers and safetensors say "os error
+    28"), or any failure of a write that left less than FULL_MARGIN free (torch.save says "unexpected pos")."""
+    if getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if any(message in str(error) for message in DISK_FULL_MESSAGES):
+        return True
+    try:
+        return shutil.disk_usage(folder).free < FULL_MARGIN
+    except OSError:
+        return False
+
+
+def disk_full_error(path: Path, written: int, needed: int | None = None,
+                    remedy: str = "free some space and run the same command again") -> DiskFullError:
+    """The sentence of a write to `path` that filled its disk after `written` bytes (`needed`: the whole
+    size, where known), said once the partial file is gone."""
+    path = Path(path)
+    try:
+        free = shutil.disk_usage(next(p for p in (path.parent, *path.parents) if p.exists())).free
+    except (OSError, StopIteration):
+        free = 0
+    need = _size(needed) if needed is not None else f"more than {_size(written)}"
+    return DiskFullError(
+        f"The disk is full: {path} could not be written (it needs {need}, {_size(free)} are free); no part of it "
+        f"was kept and what was there before is intact: {remedy}."
+    )
+
+
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, size: int | None = None) -> Iterator[Path]:
     """The one way the suite writes a file: `with atomic_path(p) as tmp:` write `tmp` (with open(), or a
     library's save(tmp)); when the block ends the file is synced, made readable by all (0o644:
     mkstemp makes it private, and results, pages and caches are meant to be shared) and renamed to
-    `p`. On an error it is removed: a crash never leaves half a file under `p`."""
+    `p`. On an error it is removed: a crash never leaves half a file under `p`. A write that fills the
+    disk ends in DiskFullError, one sentence naming `p` and the space it needs (`size`, its bytes where
+    the caller knows them)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(name)
         yield tmp
         fd = os.open(tmp, os.O_RDONLY)  # the writer may have replaced the file mkstemp made
         try:
@@ -354,15 +450,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         finally:
             os.close(fd)
         os.replace(tmp, path)
+    except Exception as e:
+        written = 0 if tmp is None else bytes_in(tmp)
+        full = disk_full(e, path.parent if path.parent.exists() else Path("."))
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        if full and not isinstance(e, DiskFullError):
+            raise disk_full_error(path, written, size) from None
+        raise
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write text (UTF-8) atomically (`atomic_path`)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    data = text.encode("utf-8")
+    with atomic_path(path, len(data)) as tmp:
+        tmp.write_bytes(data)
     return Path(path)
 
 

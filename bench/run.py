@@ -15,10 +15,10 @@ import traceback
 from pathlib import Path
 
 from bench.config import as_dict, build_parser, configs_from_args, flag_name, resolve_precision
-from bench.errors import DEBUG_HINT, PairError, UserError, first_line, run_command
+from bench.errors import DEBUG_HINT, DiskFullError, PairError, UserError, first_line, run_command
 from bench.results import (
-    build_result, checkpoint_folder, model_paths, predictions_paths, result_filename, write_json_atomic,
-    write_text_atomic,
+    build_result, check_output_folder, checkpoint_folder, model_paths, predictions_paths, result_filename,
+    write_json_atomic, write_text_atomic,
 )
 
 MIXED_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
@@ -124,6 +124,7 @@ def run(configs) -> tuple[dict | None, Path | None, int]:
 
     configs = {**configs, "run": resolve_precision(configs["run"])}
     run_cfg, optim_cfg, data_cfg, measure_cfg = configs["run"], configs["optim"], configs["data"], configs["measure"]
+    check_output_folder(run_cfg.output_dir, "--output-dir")
     variant = configs["variant"]
     task = create_task(run_cfg.task, **optim_cfg.task_flags())
     optim_cfg = optim_cfg.resolved(task)  # the result and checkpoints record the values used
@@ -245,6 +246,8 @@ def run(configs) -> tuple[dict | None, Path | None, int]:
                 measurements["throughput"].update(stats.loop)
     except loop.Stopped as e:
         status, error, exit_code = e.status, str(e), e.exit_code
+    except DiskFullError:
+        raise  # no result, which would mark the run done: once space is freed it resumes from its checkpoints
     except Exception as e:  # a bug or an unforeseen failure: the result still says what happened
         if run_cfg.debug:
             traceback.print_exc()
@@ -271,6 +274,7 @@ def run(configs) -> tuple[dict | None, Path | None, int]:
             seed=run_cfg.seed, spec=spec, config=as_dict(configs), environment=environment, metrics=metrics,
             params=params, train=stats, history=None if history is None else history.entries,
             wall_time_s=wall_time_s, measurements=measurements, skipped_images=skipped,
+            skipped_entries=(data.extra or {}).get("skipped_entries") if data is not None else None,
             saved_model=saved_model,
         )
         written = write_json_atomic(out_path, result)

@@ -52,7 +52,7 @@ from bench.config import CLOCKS, PRECISIONS, add_flags, command_parser, flag, re
 from bench.errors import UnknownNameError, UserError, run_command
 from bench.progress import duration
 from bench.results import (
-    POINT_KIND, POINT_SCHEMA_VERSION, ResultError, load_point, point_filename, write_json_atomic,
+    POINT_KIND, POINT_SCHEMA_VERSION, ResultError, check_output_folder, load_point, point_filename, write_json_atomic,
 )
 
 LENGTHS = (128, 256, 512, 1024, 2048, 4096)
@@ -592,14 +592,16 @@ def run_point(point: Point, cfg: ScalingConfig, setup: Setup, path: Path) -> dic
 
 def existing(path: Path, point: Point, cfg: ScalingConfig, setup: Setup) -> Optional[dict[str, Any]]:
     """The point's file when it can stand for this study's point; None when the point must run (no
-    file, a skipped point, an error, or a failure whose cap was raised since); UserError when it was
+    file, a file that is no complete point, said so, a skipped point, an error, or a failure whose cap
+    was raised since); UserError when it was
     measured with other settings."""
     if cfg.overwrite or not path.exists():
         return None
     try:
         data = load_point(path)
-    except ResultError as e:
-        raise UserError(f"{e} Remove it, or pass --overwrite to measure every point again.") from None
+    except ResultError as e:  # cut short or corrupt: the point is measured again
+        print(f"{e} It is measured again.", flush=True)
+        return None
     recorded = (data.get("config") or {}).get("scaling") or {}
     planned = setup.settings(cfg)
     differences = [f"--{key.replace('_', '-')} {planned[key]} here, {recorded.get(key)} there"
@@ -646,6 +648,7 @@ def summary(result: dict[str, Any]) -> str:
 
 def study(cfg: ScalingConfig) -> int:
     """Run every point not already measured; 0, or 1 when a point failed with an error."""
+    check_output_folder(cfg.output_dir, "--output-dir")
     setup = resolve_setup(cfg)
     points = plan(cfg)
     out = Path(cfg.output_dir)

@@ -67,13 +67,16 @@ from pathlib import Path
 from typing import Optional
 
 from bench.config import CONCERNS, MAX_SEED, VariantConfig, command_parser, field_kinds
-from bench.cost import cost_path
+from bench.cost import cost_pass_done, cost_path
 from bench.errors import PairError, UserError, run_command
 from bench.machine import MEASURE_LOCK_ENV
 from bench.progress import PROGRESS_ENV, describe, read_progress
-from bench.results import ResultError, checkpoint_folder, load_result, result_filename, setting_differences
+from bench.results import (
+    ProcessLock, ResultError, check_output_folder, checkpoint_folder, load_result, result_filename, setting_differences,
+)
 
 RUN_SCRIPT = Path(__file__).resolve().parent / "run.py"
+SWEEP_LOCK = ".sweep.lock"  # in output_dir, held by the sweep running on it
 SUITE_ROOT = RUN_SCRIPT.parent.parent
 # bench/run.py stopped by SIGINT / SIGTERM (negative: killed by it before its handlers were installed)
 INTERRUPTED_EXIT_CODES = (130, 143, -2, -15)
@@ -197,8 +200,10 @@ def load_grid(path: Path) -> dict:
                 raise UserError(f"variants.{family} in the sweep file {path} is refused: {e}") from None
     if "launcher" in grid and shutil.which(grid["launcher"][0]) is None:
         raise UserError(f"launcher in the sweep file {path} starts {grid['launcher'][0]!r}, which is not a command here.")
-    if Path(grid["output_dir"]).exists() and not Path(grid["output_dir"]).is_dir():
-        raise UserError(f"output_dir in the sweep file {path} is {grid['output_dir']!r}, a file, not a folder.")
+    try:
+        check_output_folder(grid["output_dir"], "output_dir")
+    except UserError as e:
+        raise UserError(f"In the sweep file {path}, {e}") from None
     cost = grid.get("cost")
     if cost is not None and not (isinstance(cost, dict) and set(cost) <= COST_KEYS and all(
             isinstance(v, int) and not isinstance(v, bool) for v in cost.values())):
@@ -594,6 +599,39 @@ def sweep(args, processes: Optional[RunProcesses] = None) -> int:
         raise UserError(f"The sweep file {args.grid} plans no run: none of its models and sizes can run its tasks "
                         f"(bench/run.py --list shows the pairs that run).")
     launcher = grid.get("launcher") or [sys.executable]
+    output_dir = Path(grid["output_dir"])
+    made = not output_dir.exists()
+    lock = None if args.dry_run else hold_output_dir(output_dir, args.grid)
+    try:
+        return run_grid(args, grid, declared, launcher, processes)
+    finally:
+        if lock is not None:
+            lock.release()
+        if made:
+            try:
+                output_dir.rmdir()  # a sweep refused before any run leaves no folder behind
+            except OSError:  # not empty: it ran
+                pass
+
+
+def hold_output_dir(output_dir: Path, grid_path: Path) -> ProcessLock:
+    """The sweep's lock on its output folder (SWEEP_LOCK in it), held while it runs: a second sweep on the
+    same folder would run the same runs at once, one refused by the other's result locks. A sweep that
+    died, however, holds nothing (bench.results.ProcessLock)."""
+    lock = ProcessLock(output_dir / SWEEP_LOCK)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        locked = lock.acquire()
+    except OSError as e:
+        raise UserError(f"Cannot write to output_dir {output_dir} of the sweep file {grid_path} ({e.strerror}).") from None
+    if not locked:
+        raise UserError(f"Another sweep (process {lock.holder()}) is running on {output_dir} now; wait for it to end, "
+                        f"or give this one another output_dir.")
+    return lock
+
+
+def run_grid(args, grid: dict, declared: list[dict], launcher: list[str], processes: RunProcesses) -> int:
+    """The sweep's runs (and tuning and cost passes) once its file is checked; 1 if any failed."""
     threads = None if args.jobs == 1 else max(1, (os.cpu_count() or 1) // args.jobs)
     env = dict(os.environ)
     if threads is not None:
@@ -620,7 +658,7 @@ def sweep(args, processes: Optional[RunProcesses] = None) -> int:
 
     def cost_pass(task_name: str) -> int:
         """Time the task's models side by side once its runs are done; 1 if the pass failed."""
-        if "cost" not in grid or args.dry_run or cost_path(grid["output_dir"], task_name).exists():
+        if "cost" not in grid or args.dry_run or cost_pass_done(cost_path(grid["output_dir"], task_name)):
             return 0
         print(f"{task_name}: cost pass (python -m bench.cost)...", flush=True)
         argv = [sys.executable, "-m", "bench.cost", str(args.grid), "--task", task_name,

@@ -40,6 +40,7 @@ from typing import Any, Callable, Optional
 
 from bench.config import PRECISIONS, command_parser
 from bench.errors import UserError, run_command
+from bench.results import check_output_file
 
 
 @dataclass(frozen=True)
@@ -396,6 +397,8 @@ def main(argv=None) -> int:
 
 def compare_all(args) -> int:
     pairs = check_args(args)
+    if args.json is not None:
+        check_output_file(args.json, "--json")
     device = resolve_device(args.device)
     import torch
 

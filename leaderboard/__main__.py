@@ -7,6 +7,7 @@ import sys
 
 from bench.config import command_parser
 from bench.errors import UserError, run_command
+from bench.results import check_output_folder
 from leaderboard.build import build
 from leaderboard.collect import collect, provenance_warnings
 
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def publish(args, argv: list[str]) -> int:
+    check_output_folder(args.out, "--out")
     try:
         collection = collect(args.results)
         for reason in collection.skipped:

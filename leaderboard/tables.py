@@ -210,8 +210,12 @@ def _majority(runs: list[Run]) -> str:
     return "always answering the most frequent label"
 
 
+SAME_LANGUAGE_SIMILARITY = 0.5  # tasks.text.trigram_similarity of a seq2seq task's two sides: at least this, one language
+
+
 def floor_line(runs: list[Run]) -> Optional[str]:
-    """The task's trivial floor from the scored runs' metrics; None when they carry none."""
+    """The task's trivial floor from the scored runs' metrics; None when they carry none. Beside a copy
+    floor, whether the two sides look like one language (source_target_similarity)."""
     scored = [r for r in runs if r.metric is not None]
     parts: dict[str, list[str]] = {}  # what the floor is -> "WER 93.1000", ...
     for name, (label, what) in FLOORS.items():
@@ -220,7 +224,14 @@ def floor_line(runs: list[Run]) -> Optional[str]:
             parts.setdefault(what or _majority(scored), []).append(f"{label} {_distinct(values, lambda v: f'{v:.4f}')}")
     if not parts:
         return None
-    return "Floor: " + "; ".join(f"{', '.join(values)} ({what})" for what, values in parts.items()) + "."
+    line = "Floor: " + "; ".join(f"{', '.join(values)} ({what})" for what, values in parts.items()) + "."
+    similarity = [v for r in scored for n, v in r.floors if n == "source_target_similarity"]
+    if similarity:
+        alike = min(similarity)
+        reading = ("look like one language: a model must beat copying its input" if alike >= SAME_LANGUAGE_SIMILARITY
+                   else "look like different languages, so copying scores low by nature")
+        line += f" Source and target texts have letter-trigram similarity {alike:.2f}: they {reading}."
+    return line
 
 
 def task_page(task: str, rows: list[Row], failures: list[Failure], plot: Optional[str],

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import gzip
+import os
+import stat
 import struct
 import sys
 from collections import Counter
@@ -19,7 +21,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset, TensorDataset
-from torchvision.datasets.folder import make_dataset
 
 from bench.errors import DataError
 from bench.spec import TaskSpec
@@ -318,22 +319,85 @@ class ImageFolderSplit(Dataset):
         return int(self.bad.sum())
 
 
-def list_image_folder(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
-    """(class names, [(path, class index)]) of a folder of class sub-folders; DataError if none."""
+SKIP_REASONS = {  # why an entry of an image folder is left out: what the count is of
+    "loop": "link(s) back to a folder already walked",
+    "outside": "link(s) to a folder outside the image folder",
+    "broken": "broken link(s)",
+    "unreadable": "unreadable folder(s)",
+    "special": "special file(s) (FIFOs, sockets, devices)",
+}
+
+
+def walk_class_folder(folder: Path, image_root: Path, visited: set, skipped: Counter, examples: dict) -> list[str]:
+    """The image files under one class folder, in os.walk's sorted order (as torchvision's scan lists
+    them). Links are followed, each folder at most once (`visited`: (device, inode) of the folders
+    walked, this class's and the others', so a link back up the tree is no loop); a link to a folder
+    outside this class folder and `image_root`, a broken link, a folder that cannot be listed and
+    a special file (a FIFO would block the reader forever) are left out and counted in `skipped` by
+    SKIP_REASONS, with a path of each in `examples`."""
+    inside = (folder.resolve(), image_root.resolve())
+    found: dict[str, list[str]] = {}
+    stack = [folder]
+
+    def skip(reason: str, path: str) -> None:
+        skipped[reason] += 1
+        examples.setdefault(reason, path)
+
+    while stack:
+        here = stack.pop()
+        try:
+            entries = list(os.scandir(here))
+        except OSError:
+            skip("unreadable", str(here))
+            continue
+        names = found.setdefault(str(here), [])
+        for entry in entries:
+            try:
+                info = os.stat(entry.path)  # follows links
+            except OSError:
+                skip("broken", entry.path)
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                key = (info.st_dev, info.st_ino)
+                if key in visited:
+                    skip("loop", entry.path)
+                elif entry.is_symlink() and not any(Path(entry.path).resolve().is_relative_to(r) for r in inside):
+                    skip("outside", entry.path)
+                else:
+                    visited.add(key)
+                    stack.append(Path(entry.path))
+            elif not stat.S_ISREG(info.st_mode):
+                skip("special", entry.path)
+            elif entry.name.lower().endswith(IMAGE_EXTENSIONS):
+                names.append(entry.name)
+    return [os.path.join(where, name) for where in sorted(found) for name in sorted(found[where])]
+
+
+def list_image_folder(root: Path, report: bool = False) -> tuple[list[str], list[tuple[str, int]], dict[str, int]]:
+    """(class names, [(path, class index)], {SKIP_REASONS key: entries left out}) of a folder of class
+    sub-folders; DataError if none. `report`: print one line saying what was left out."""
     if not root.is_dir():
         raise DataError(f"--data-dir {root} does not exist or is not a folder.")
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    try:
+        classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    except OSError as e:
+        raise DataError(f"--data-dir {root} cannot be listed ({e.strerror}).") from None
     if not classes:
         raise DataError(f"{root} has no class sub-folders; an image folder holds one sub-folder of images per class.")
     if len(classes) < 2:
         raise DataError(f"{root} has only one class sub-folder ({classes[0]}); classification needs at least 2.")
-    # torchvision's scan, with our class list: its find_classes would also take hidden folders
-    # (.ipynb_checkpoints) as classes, and its errors are not one sentence
-    samples = make_dataset(str(root), {name: i for i, name in enumerate(classes)}, extensions=IMAGE_EXTENSIONS,
-                           allow_empty=True)
+    # our own scan, not torchvision's make_dataset: its os.walk(followlinks=True) never ends on a link
+    # back up the tree, and its find_classes would also take hidden folders (.ipynb_checkpoints) as classes
+    visited = {(s.st_dev, s.st_ino) for s in (os.stat(p) for p in (root, *(root / c for c in classes)))}
+    skipped, examples = Counter(), {}
+    samples = [(path, label) for label, name in enumerate(classes)
+               for path in walk_class_folder(root / name, root, visited, skipped, examples)]
+    if report and skipped:
+        parts = ", ".join(f"{skipped[r]} {SKIP_REASONS[r]} (e.g. {examples[r]})" for r in SKIP_REASONS if skipped[r])
+        print(f"Left out of {root}: {parts}.")
     if not samples:
         raise DataError(f"{root} has class sub-folders but no image files ({', '.join(IMAGE_EXTENSIONS)}).")
-    return classes, samples
+    return classes, samples, {r: skipped[r] for r in SKIP_REASONS if skipped[r]}
 
 
 def readable_images(samples: list[tuple[str, int]]) -> tuple[list[tuple[str, int]], list[str]]:
@@ -382,7 +446,8 @@ class FolderTask(ImageClassification):
     def _train_root(self, root: Path) -> Path:
         return root / "train" if (root / "train").is_dir() else root
 
-    def _datasets(self, spec, data_cfg, train_samples, eval_samples):
+    def _datasets(self, spec, data_cfg, train_samples, eval_samples, left_out: dict[str, int]):
+        """`left_out`: list_image_folder's counts of the entries of the folders that were left out."""
         counts = {}
         for name, samples in (("train", train_samples), ("eval", eval_samples)):
             good, bad = readable_images(samples)
@@ -409,6 +474,7 @@ class FolderTask(ImageClassification):
             data.extra = {"skipped_images": SkippedImages({"train": counts["train"], "eval": 0}, train, train_for_eval)}
         else:
             data.extra = {"skipped_images": SkippedImages(counts, train, test)}
+        data.extra["skipped_entries"] = left_out
         return data
 
 
@@ -422,7 +488,7 @@ def typical_side(root: str) -> int:
     (224): small images train at their own size, so a small model size is chosen for them."""
     from PIL import Image
 
-    _, samples = list_image_folder(Path(root))
+    _, samples, _ = list_image_folder(Path(root))
     step = max(1, len(samples) // SIDE_PROBE_IMAGES)
     sides = []
     for path, _ in samples[::step][:SIDE_PROBE_IMAGES]:
@@ -458,9 +524,10 @@ class ImageFolder(FolderTask):
 
     def load(self, data_cfg, seed):
         spec = self.spec(data_cfg)
-        _, samples = list_image_folder(Path(data_cfg.data_dir))
+        _, samples, left_out = list_image_folder(Path(data_cfg.data_dir), report=True)
         train_idx, eval_idx = held_out_split(len(samples), data_cfg.val_fraction)
-        return self._datasets(spec, data_cfg, [samples[i] for i in train_idx], [samples[i] for i in eval_idx])
+        return self._datasets(spec, data_cfg, [samples[i] for i in train_idx], [samples[i] for i in eval_idx],
+                              left_out)
 
 
 @register_task
@@ -488,11 +555,11 @@ class ImageNet(FolderTask):
         val_root = next((root / n for n in ("val", "validation", "test") if (root / n).is_dir()), None)
         if val_root is None:
             raise DataError(f"--data-dir {root} needs a val/ (or validation/, test/) folder beside train/.")
-        classes, train_samples = list_image_folder(self._train_root(root))
-        val_classes, val_samples = list_image_folder(val_root)
+        classes, train_samples, train_left_out = list_image_folder(self._train_root(root), report=True)
+        val_classes, val_samples, val_left_out = list_image_folder(val_root, report=True)
         if val_classes != classes:
             raise DataError(f"{val_root} and {self._train_root(root)} have different class folders.")
-        return self._datasets(spec, data_cfg, train_samples, val_samples)
+        return self._datasets(spec, data_cfg, train_samples, val_samples, dict(Counter(train_left_out) + Counter(val_left_out)))
 
 
 class HubImageTask(ImageClassification):

@@ -6,7 +6,8 @@ here, so every text task tokenizes, batches and scores the same way.
 
 Tokenizers are trained on the task's training split with `tokenizers` and cached in
 $MLPBENCH_CACHE/tokenizers (default ~/.cache/mlpbench/tokenizers), keyed by a hash of the corpus
-and the vocabulary size; or read from a local folder or tokenizer.json given by --tokenizer.
+and the vocabulary size (a cached file that does not load is said so and trained again); or read
+from a local folder or tokenizer.json given by --tokenizer.
 Nothing is downloaded. Trained tokenizers use the ids below; a local tokenizer brings its own.
 """
 
@@ -18,6 +19,7 @@ import json
 import math
 import os
 from abc import abstractmethod
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator, Optional
@@ -30,7 +32,7 @@ from torch.nn.utils.rnn import pad_sequence
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerFast
 
-from bench.errors import DataError
+from bench.errors import DataError, first_line
 from bench.results import atomic_path
 from bench.spec import TaskSpec
 from tasks.base import VALIDATION_FRACTION, Task, TaskData
@@ -87,10 +89,14 @@ def cached_tokenizer(corpus: Callable[[], Iterator[list[str]]], kind: str, vocab
         # NUL separators: a different split of the same characters gives a different key
         digest.update("\0".join(texts).encode("utf-8") + b"\0")
     path = cache_dir() / f"{kind}-{vocab_size}-{digest.hexdigest()}.json"
-    if not path.exists():
-        tokenizer = train_tokenizer(corpus(), kind, vocab_size)
-        with atomic_path(path) as tmp:  # a crash or a second process never leaves half a file under the key
-            tokenizer.save(str(tmp))
+    if path.exists():
+        try:
+            return Tokenizer.from_file(str(path))
+        except Exception as e:  # tokenizers raises a bare Exception for a file that is not a tokenizer
+            print(f"The cached tokenizer {path} is corrupt ({first_line(e)}); training it again.", flush=True)
+    tokenizer = train_tokenizer(corpus(), kind, vocab_size)
+    with atomic_path(path) as tmp:  # a crash or a second process never leaves half a file under the key
+        tokenizer.save(str(tmp))
     return Tokenizer.from_file(str(path))
 
 
@@ -502,9 +508,28 @@ class Seq2SeqCollate:
         }
 
 
+def trigram_similarity(texts: list[str], others: list[str]) -> float:
+    """The cosine of the character-trigram counts of two sets of texts (lower-cased, spaces collapsed):
+    about 0.8 or more for two sets in one language, under 0.1 for English and Spanish verses, 0 for
+    numbers in digits and in words. The pages say "different languages" under
+    leaderboard.tables.SAME_LANGUAGE_SIMILARITY."""
+    def counts(lines):
+        found = Counter()
+        for line in lines:
+            line = f" {' '.join(line.lower().split())} "
+            found.update(line[i : i + 3] for i in range(len(line) - 2))
+        return found
+
+    a, b = counts(texts), counts(others)
+    norm = math.sqrt(sum(v * v for v in a.values()) * sum(v * v for v in b.values()))
+    return sum(v * b[k] for k, v in a.items()) / norm if norm else 0.0
+
+
 class Seq2SeqTask(Task):
     """Translation-style tasks: teacher-forced cross entropy for training, greedy decoding for
-    corpus BLEU and chrF (sacrebleu, default settings, detokenized text against the raw references)."""
+    corpus BLEU and chrF (sacrebleu, default settings, detokenized text against the raw references),
+    and the copy-the-source floor of both (`floor_copy_bleu`, `floor_copy_chrf`) with the sides'
+    `source_target_similarity` (trigram_similarity)."""
 
     default_label_smoothing = 0.1  # the Transformer's (Vaswani et al., 2017)
     data_flags = ("data_files", "source_field", "target_field", "val_fraction", "tokenizer", "vocab_size", "seq_len")
@@ -615,6 +640,7 @@ class Seq2SeqTask(Task):
         hypotheses = [self.detokenize(row.tolist(), tokenizer) for row in outputs["generated"]]
         refs = [references[i] for i in outputs["index"].tolist()]
         data.extra["predictions"] = (hypotheses, refs)  # written beside the result, to read or rescore
+        sources = [data.extra["sources"][i] for i in outputs["index"].tolist()]
         bleu = sacrebleu.BLEU()
         return {
             "bleu": bleu.corpus_score(hypotheses, [refs]).score,
@@ -622,6 +648,11 @@ class Seq2SeqTask(Task):
             "exact_match": sum(h.strip() == r.strip() for h, r in zip(hypotheses, refs)) / len(refs),
             "loss": outputs["loss_sum"].sum().item() / outputs["tokens"].sum().item(),
             "sacrebleu_signature": str(bleu.get_signature()),
+            # the floor: copying each source as its own output, which a model must beat where the two sides
+            # share a language (an English-to-English pair file), and how alike the two sides' letters are
+            "floor_copy_bleu": sacrebleu.BLEU().corpus_score(sources, [refs]).score,
+            "floor_copy_chrf": sacrebleu.CHRF().corpus_score(sources, [refs]).score,
+            "source_target_similarity": trigram_similarity(sources, refs),
         }
 
     @staticmethod

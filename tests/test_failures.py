@@ -37,7 +37,8 @@ BAD_INPUT = {
     "unknown-size": (["--size", "xl"], "Unknown size 'xl' for model 'gmlp' on image tasks; valid sizes are: "),
     "empty-data-dir": (["--task", "imagefolder", "--data-dir", "{tmp}/empty"], "{tmp}/empty has no class sub-folders"),
     "image-hub-offline": (["--task", "cifar10"], "The dataset 'uoft-cs/cifar10' could not be loaded from the datasets hub"),
-    "output-not-writable": (["--output-dir", "{tmp}/a-file/out"], "Cannot write results to {tmp}/a-file/out (Not a directory)"),
+    "output-not-writable": (["--output-dir", "{tmp}/a-file/out"],
+                            "--output-dir {tmp}/a-file/out: {tmp}/a-file is a file, not a folder; give a folder."),
     "bad-checkpoint-every": (["--checkpoint-every", "-1"], "--checkpoint-every must be >= 0 or none, got -1."),
     "resume-and-overwrite": (["--resume", "--overwrite"], "--resume continues a run and --overwrite starts it over"),
     # numbers that are numbers but not sane ones

@@ -249,3 +249,20 @@ def test_a_repeated_tuning_run_is_skipped_and_an_unknown_split_is_refused(tmp_pa
         f"{tmp_path / 'c.json'} has config.data.eval_split = 'dev'; expected test or validation.",
     ]
     assert isinstance(collection.tuning[0], Run) and not isinstance(collection.tuning[0], Failure)
+
+
+@pytest.mark.parametrize("similarity,reading", [
+    (0.91, "they look like one language: a model must beat copying its input."),
+    (0.06, "they look like different languages, so copying scores low by nature."),
+])
+def test_a_copy_floor_says_whether_source_and_target_share_a_language(tmp_path, similarity, reading):
+    def change(path, data):
+        if data["task"] == "cmudict" and data["metrics"]:
+            data["metrics"].update(floor_copy_bleu=12.5, floor_copy_chrf=40.25, source_target_similarity=similarity)
+        return data
+
+    assert main([str(crafted(tmp_path, change)), "--out", str(tmp_path / "board")]) == 0
+    assert ("Floor: WER 93.5000, PER 61.2500 (predicting the training set's most frequent pronunciation for every "
+            "word); BLEU 12.5000, chrF 40.2500 (copying each source sentence as its own translation). Source and "
+            f"target texts have letter-trigram similarity {similarity:.2f}: {reading}") in page(tmp_path / "board",
+                                                                                             "cmudict.md")

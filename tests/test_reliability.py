@@ -343,7 +343,7 @@ def test_an_output_dir_that_is_a_file_and_an_infinite_progress_interval_are_refu
     (tmp_path / "taken").write_text("")
     path = write_grid(tmp_path / "grid.toml", tmp_path / "taken")
     assert sweep.main([str(path)]) == 2
-    assert f"output_dir in the sweep file {path} is '{tmp_path / 'taken'}', a file, not a folder." in \
+    assert f"In the sweep file {path}, output_dir {tmp_path / 'taken'} is a file, not a folder; give a folder." in \
         one_line_error(capsys)
     path = write_grid(tmp_path / "grid.toml", tmp_path / "out")
     assert sweep.main([str(path), "--progress-every", "inf"]) == 2

@@ -500,5 +500,6 @@ def test_seq2seq_train_and_eval_step(source, numbers_data, tmp_path):
     assert outputs["generated"].shape == (5, data.spec.target_len)
     assert outputs["index"].tolist() == [0, 1, 2, 3, 4]
     metrics = task.compute_metrics(outputs, data)
-    assert set(metrics) == {"bleu", "chrf", "exact_match", "loss", "sacrebleu_signature"}
+    assert set(metrics) == {"bleu", "chrf", "exact_match", "loss", "sacrebleu_signature", "floor_copy_bleu",
+                            "floor_copy_chrf", "source_target_similarity"}
     assert 0 <= metrics["bleu"] <= 100 and math.isfinite(metrics["loss"])
