@@ -19,7 +19,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional
 
-from bench.config import OPTIMIZERS, RECIPE_OPTIM_FIELDS, Config, flag_name, require
+from bench.config import OPTIMIZERS, Config, flag_name, require
 from bench.errors import UserError
 from bench.registry import Registry
 
@@ -236,7 +236,7 @@ DEIT_TOP1 = {"ti": 72.2, "s": 79.8, "b": 81.8}
 
 def deit_top1(family: str, size: str) -> Optional[Cited]:
     if family == "vit" and size in DEIT_TOP1:
-        return Cited(DEIT_TOP1[size], "DeiT 2012.12877 Table 1 (DeiT-" + {"ti": "Ti", "s": "S", "b": "B"}[size] + ", no distillation)")
+        return Cited(DEIT_TOP1[size], UNVERIFIED + "DeiT 2012.12877 Table 1 (DeiT-" + {"ti": "Ti", "s": "S", "b": "B"}[size] + ", no distillation)")
     return None
 
 
@@ -327,7 +327,7 @@ PAPER_SIZES = {  # family -> {size: (the paper's name, where its own values come
 SMALLEST = {"gmlp": "ti", "amlp": "ti", "resmlp": "s12", "mixer": "s16"}
 
 PAPER_TOP1 = {  # (family, size) -> (top-1, where)
-    ("gmlp", "ti"): (72.3, f"{GMLP} Table 2"), ("gmlp", "s"): (79.6, f"{GMLP} Table 2"),
+    ("gmlp", "ti"): (72.3, f"{UNVERIFIED}{GMLP} Table 2"), ("gmlp", "s"): (79.6, f"{GMLP} Table 2"),
     ("gmlp", "b"): (81.6, f"{GMLP} Table 2"),
     ("resmlp", "s12"): (76.6, f"{UNVERIFIED}{RESMLP} Table (no distillation)"),
     ("resmlp", "s24"): (79.4, f"{UNVERIFIED}{RESMLP} Table (no distillation)"),
