@@ -108,47 +108,98 @@ class RunConfig(Config):
 
 @dataclass(frozen=True)
 class OptimConfig(Config):
-    """Optimisation: AdamW with linear warm-up then cosine decay, label smoothing, accumulation."""
+    """Optimisation: batch, steps and accumulation; the values left unset are the recipe's (--recipe)."""
 
     batch_size: int = flag(128, "batch size per process (the global batch is this x processes x accumulation)")
-    lr: float = flag(1e-3, "peak learning rate (not scaled with the number of processes)")
-    weight_decay: float = flag(0.05, "AdamW weight decay")
-    epochs: float = flag(10.0, "training epochs (ignored when --max-steps is given)")
+    lr: Optional[float] = flag(
+        None, "peak learning rate, used as given (default: the recipe's, scaled with the global batch by its rule)"
+    )
+    weight_decay: Optional[float] = flag(None, "weight decay (default: the recipe's)")
+    epochs: Optional[float] = flag(None, "training epochs, ignored when --max-steps is given (default: the recipe's)")
     max_steps: Optional[int] = flag(None, "optimizer steps to train; overrides --epochs")
-    warmup_fraction: float = flag(0.05, "fraction of the steps spent warming the learning rate up")
+    warmup_fraction: Optional[float] = flag(
+        None, "fraction of the steps spent warming the learning rate up (default: the recipe's warm-up)"
+    )
     label_smoothing: Optional[float] = flag(
-        None, "label smoothing of the training loss (default: the task's: 0.1 for images, as DeiT, and translation, "
-        "as the Transformer; 0 for masked LM, as BERT)"
+        None, "label smoothing of the training loss (default: the recipe's; the suite recipe takes the task's: 0.1 "
+        "for images, as DeiT, and translation, as the Transformer; 0 for masked LM, as BERT)"
     )
     grad_accum: int = flag(1, "batches accumulated per optimizer step")
-    grad_clip: Optional[float] = flag(1.0, "clip the gradient norm to this value (none to disable)")
+    grad_clip: Optional[float] = flag(None, "clip the gradient norm to this value, 0 for no clipping (default: the recipe's)")
     eval_batch_size: Optional[int] = flag(None, "evaluation batch size per process (default: --batch-size)")
 
     def validate(self):
         require(self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}.")
-        require(self.lr > 0, f"--lr must be positive, got {self.lr}.")
-        require(self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}.")
-        require(self.epochs > 0, f"--epochs must be positive, got {self.epochs}.")
+        require(self.lr is None or self.lr > 0, f"--lr must be positive, got {self.lr}.")
+        require(self.weight_decay is None or self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}.")
+        require(self.epochs is None or self.epochs > 0, f"--epochs must be positive, got {self.epochs}.")
         require(self.max_steps is None or self.max_steps >= 1, f"--max-steps must be at least 1, got {self.max_steps}.")
-        require(0 <= self.warmup_fraction < 1, f"--warmup-fraction must be in [0, 1), got {self.warmup_fraction}.")
+        require(
+            self.warmup_fraction is None or 0 <= self.warmup_fraction < 1,
+            f"--warmup-fraction must be in [0, 1), got {self.warmup_fraction}.",
+        )
         require(
             self.label_smoothing is None or 0 <= self.label_smoothing < 1,
             f"--label-smoothing must be in [0, 1), got {self.label_smoothing}.",
         )
         require(self.grad_accum >= 1, f"--grad-accum must be at least 1, got {self.grad_accum}.")
-        require(self.grad_clip is None or self.grad_clip > 0, f"--grad-clip must be positive, got {self.grad_clip}.")
+        require(self.grad_clip is None or self.grad_clip >= 0, f"--grad-clip must be >= 0, got {self.grad_clip}.")
         require(
             self.eval_batch_size is None or self.eval_batch_size >= 1,
             f"--eval-batch-size must be at least 1, got {self.eval_batch_size}.",
         )
 
-    def task_flags(self) -> dict[str, Any]:
-        """The settings a task's loss takes (tasks.create_task(name, **flags)); None: the task's default."""
-        return {"label_smoothing": self.label_smoothing}
+    def recipe_overrides(self) -> dict[str, Any]:
+        """The recipe values given as flags, as {Recipe field: value}: --grad-clip 0 is no clipping,
+        and --lr is used as given (not scaled)."""
+        given = {name: getattr(self, name) for name in RECIPE_OPTIM_FIELDS if getattr(self, name) is not None}
+        if "grad_clip" in given and given["grad_clip"] == 0:
+            given["grad_clip"] = None
+        if "lr" in given:
+            given["lr_scaling"] = "none"
+        return given
 
-    def resolved(self, task) -> "OptimConfig":
-        """This config as a run with `task` records it: the task's values in place of those left unset."""
-        return dataclasses.replace(self, label_smoothing=task.label_smoothing)
+
+# The OptimConfig fields that are recipe values (bench.recipes.Recipe fields of the same names).
+RECIPE_OPTIM_FIELDS = ("lr", "weight_decay", "epochs", "warmup_fraction", "label_smoothing", "grad_clip")
+OPTIMIZERS = ("adamw", "lamb", "sgd")
+
+
+@dataclass(frozen=True)
+class RecipeConfig(Config):
+    """Training recipe (bench.recipes): a named set of values; a flag given overrides one of them."""
+
+    recipe: Optional[str] = flag(None, "training recipe: suite, plain, deit, paper (default: the task's: paper for "
+                                       "imagenet, suite for the rest)")
+    optimizer: Optional[str] = flag(None, "optimizer (default: the recipe's)", OPTIMIZERS)
+    warmup_epochs: Optional[float] = flag(None, "warm-up in epochs (default: the recipe's warm-up)")
+    mixup: Optional[float] = flag(None, "Mixup alpha, 0 for none (images; default: the recipe's)")
+    cutmix: Optional[float] = flag(None, "CutMix alpha, 0 for none (images; default: the recipe's)")
+    mix_prob: Optional[float] = flag(None, "probability of mixing a batch (images; default: the recipe's)")
+    switch_prob: Optional[float] = flag(None, "probability of CutMix rather than Mixup when both are on (images)")
+    rand_augment: Optional[str] = flag(None, "RandAugment policy (timm's, e.g. rand-m9-mstd0.5-inc1), off for none "
+                                             "(images; default: the recipe's)")
+    re_prob: Optional[float] = flag(None, "random-erasing probability (images; default: the recipe's)")
+    drop_path: Optional[float] = flag(None, "stochastic depth rate of the last block, rising linearly from 0 over depth "
+                                            "(images; default: the recipe's for the family and size)")
+    repeated_aug: Optional[int] = flag(None, "repeats of each image per epoch, 1 for none (images; default: the recipe's)")
+    ema_decay: Optional[float] = flag(None, "EMA of the weights, evaluated in their place; 0 for none "
+                                            "(images; default: the recipe's)")
+
+    def validate(self):
+        require(
+            self.optimizer is None or self.optimizer in OPTIMIZERS,
+            f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}.",
+        )
+
+    def overrides(self) -> dict[str, Any]:
+        """The recipe values given, as {Recipe field: value}: off and 0 turn a part off."""
+        given = {name: value for name, value in self.given().items() if name != "recipe"}
+        if given.get("rand_augment") == "off":
+            given["rand_augment"] = None
+        if given.get("ema_decay") == 0:
+            given["ema_decay"] = None
+        return given
 
 
 @dataclass(frozen=True)
@@ -294,7 +345,8 @@ def flag_name(field_name: str) -> str:
 
 
 CONCERNS = {
-    "run": RunConfig, "optim": OptimConfig, "data": DataConfig, "measure": MeasureConfig, "variant": VariantConfig,
+    "run": RunConfig, "optim": OptimConfig, "recipe": RecipeConfig, "data": DataConfig, "measure": MeasureConfig,
+    "variant": VariantConfig,
 }
 
 

@@ -86,6 +86,7 @@ def build_cases(task_name: str, planned: list[dict]):
 
     from bench.loop import make_loaders
     from bench.models import resolve
+    from bench.recipes import suite_optim
     from tasks import create_task
 
     first = planned[0]
@@ -93,15 +94,15 @@ def build_cases(task_name: str, planned: list[dict]):
     if any(c["data"] != data_cfg or c["optim"].batch_size != optim_cfg.batch_size for c in planned):
         raise UserError(f"The runs of {task_name} differ in their data flags or batch size; a cost pass times one batch "
                         f"for all of them, so give every model of the task the same.")
-    task = create_task(task_name, **optim_cfg.task_flags())
-    optim_cfg = optim_cfg.resolved(task)
+    optim_cfg = suite_optim(optim_cfg, create_task(task_name))
+    task = create_task(task_name, label_smoothing=optim_cfg.label_smoothing)
     task.check_data_flags(data_cfg)
     data = task.load(data_cfg, seed=0)
     torch.manual_seed(0)
     batch = next(iter(make_loaders(data, optim_cfg, data_cfg)[0]))
     cases = []
     for configs in planned:
-        run_cfg, optim = configs["run"], configs["optim"].resolved(task)
+        run_cfg, optim = configs["run"], suite_optim(configs["optim"], task)
         entry, size = resolve(run_cfg.model, run_cfg.size, data.spec, configs["variant"])
         set_seed(run_cfg.seed)  # the initial weights of the run with this seed
         model = entry.build(data.spec, entry.sizes[size], configs["variant"])

@@ -49,10 +49,12 @@ MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::mk
 
 
 def make_task(name: str, optim_cfg: OptimConfig):
-    """The task as a run with these flags makes it, so its loss is the one runs train and measure."""
+    """The task as a run with these flags makes it under the suite recipe, so its loss is the one runs
+    train and measure."""
+    from bench.recipes import suite_optim
     from tasks import create_task
 
-    return create_task(name, **optim_cfg.task_flags())
+    return create_task(name, label_smoothing=suite_optim(optim_cfg, create_task(name)).label_smoothing)
 
 
 def build(family: str, width: int, depth: int, spec):
@@ -133,8 +135,11 @@ def loop_vs_bare(family: str, rounds: int, steps: int, batch_size: int) -> float
     from bench import loop
     from bench.models import create_model
 
+    from bench.recipes import suite_optim
+
     data_cfg, optim_cfg = DataConfig(), OptimConfig(batch_size=batch_size, max_steps=steps)
     task = make_task("digits", optim_cfg)
+    optim_cfg = suite_optim(optim_cfg, task)
     data = task.load(data_cfg, seed=0)
     accelerator = Accelerator(step_scheduler_with_optimizer=False)
     model = create_model(family, "mini", data.spec)

@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 from typing import Optional
 
 import torch
-from timm.optim import param_groups_weight_decay
+from timm.data.distributed_sampler import RepeatAugSampler
+from timm.optim import create_optimizer_v2, param_groups_weight_decay
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
@@ -90,14 +91,36 @@ def _no_bar(accelerator):
     return None if accelerator.is_local_main_process else True
 
 
-def make_loaders(data, optim_cfg, data_cfg):
+class SeededRepeatAugSampler(RepeatAugSampler):
+    """timm's RepeatAugSampler (each sample `num_repeats` times per epoch, the repeats on different
+    processes), its order a function of (seed, epoch): timm's seeds it with the epoch alone, so every
+    seed of a run would see the same order. The seed is what this adds."""
+
+    def __init__(self, dataset, num_replicas: int, rank: int, num_repeats: int, seed: int):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, num_repeats=num_repeats)
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(self.seed * 1_000_003 + epoch)  # distinct (seed, epoch) pairs give distinct orders
+
+
+def make_loaders(data, optim_cfg, data_cfg, recipe=None, seed: int = 0, num_processes: int = 1, rank: int = 0):
     """Training and evaluation loaders. The training order comes from the Accelerator's seedable
-    sampler once prepared: a function of (seed, epoch), the same on every process and after a resume."""
+    sampler once prepared: a function of (seed, epoch), the same on every process and after a resume.
+    With the recipe's repeated augmentation, it comes from SeededRepeatAugSampler, which already
+    gives each process its share: prepare that loader with `prepare_train_loader`."""
     common = dict(collate_fn=data.collate, num_workers=data_cfg.num_workers, pin_memory=torch.cuda.is_available())
     # A partial last batch is kept (small data stays whole: every epoch sees every sample), except
-    # a batch of one sample, which batch norm cannot train on; the recorded epochs then fall short.
-    drop_last = len(data.train) % optim_cfg.batch_size == 1
-    train = DataLoader(data.train, batch_size=optim_cfg.batch_size, shuffle=True, drop_last=drop_last, **common)
+    # a batch of one sample, which batch norm cannot train on, and an odd one under Mixup / CutMix,
+    # which mix the two halves of a batch; the recorded epochs then fall short.
+    mixing = recipe is not None and (recipe.mixup > 0 or recipe.cutmix > 0)
+    drop_last = len(data.train) % optim_cfg.batch_size == 1 or (mixing and len(data.train) % optim_cfg.batch_size % 2 == 1)
+    if recipe is not None and recipe.repeated_aug > 1:
+        sampler = SeededRepeatAugSampler(data.train, num_processes, rank, recipe.repeated_aug, seed)
+        train = DataLoader(data.train, batch_size=optim_cfg.batch_size, sampler=sampler, drop_last=drop_last, **common)
+    else:
+        train = DataLoader(data.train, batch_size=optim_cfg.batch_size, shuffle=True, drop_last=drop_last, **common)
     if len(train) == 0:
         raise UserError(
             f"--batch-size {optim_cfg.batch_size} is larger than the {len(data.train)} training samples; "
@@ -167,6 +190,33 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     )
 
 
+def prepare_train_loader(accelerator, train_loader):
+    """The training loader prepared: through the Accelerator, which shards it over the processes, or,
+    when its sampler already gives each process its share (repeated augmentation), wrapped for this
+    process alone (batches moved to the device, epochs and the end of the data tracked, as prepare does)."""
+    if not isinstance(train_loader.sampler, RepeatAugSampler):
+        return accelerator.prepare(train_loader)
+    from accelerate.data_loader import prepare_data_loader
+
+    loader = prepare_data_loader(train_loader, accelerator.device, num_processes=1, process_index=0,
+                                 put_on_device=True, non_blocking=torch.cuda.is_available())
+    accelerator._dataloaders.append(loader)  # as prepare() registers it (skip_first_batches, free_memory)
+    return loader
+
+
+# The recipe's optimizer names -> timm's (create_optimizer_v2): "sgd" is SGD with momentum, not
+# timm's "sgd", which is Nesterov's.
+TIMM_OPTIMIZERS = {"adamw": "adamw", "lamb": "lamb", "sgd": "momentum"}
+
+
+def make_optimizer(model: torch.nn.Module, recipe, optim_cfg) -> torch.optim.Optimizer:
+    """The recipe's optimizer over param_groups (weight decay on weight matrices only), at the run's
+    learning rate, through timm's create_optimizer_v2."""
+    kwargs = {"betas": tuple(recipe.betas)} if recipe.optimizer != "sgd" else {"momentum": recipe.momentum}
+    return create_optimizer_v2(param_groups(model, optim_cfg.weight_decay), TIMM_OPTIMIZERS[recipe.optimizer],
+                               lr=optim_cfg.lr, weight_decay=optim_cfg.weight_decay, **kwargs)
+
+
 def total_steps(optim_cfg, batches_per_epoch: int) -> int:
     """Optimizer steps of the run: --max-steps, or --epochs over this process's batches."""
     if optim_cfg.max_steps is not None:
@@ -186,9 +236,10 @@ def make_scheduler(optimizer, optim_cfg, batches_per_epoch: int):
 
 def train(accelerator, task, model, optimizer, scheduler, train_loader, optim_cfg,
           checkpoints: Optional[Checkpoints] = None, start: Optional[Position] = None,
-          history: Optional[History] = None) -> TrainStats:
+          history: Optional[History] = None, ema=None) -> TrainStats:
     """Train from `start` (a checkpoint's position) for the configured steps, adding to `history`
-    the mean training loss of every step and, when due, a mid-training evaluation.
+    the mean training loss of every step and, when due, a mid-training evaluation. `ema`: timm's
+    ModelEmaV3 of the model, updated after every optimizer step.
 
     Raises Diverged on a non-finite loss, OutOfMemory, and Interrupted after saving a checkpoint
     when SIGINT / SIGTERM arrives. Every process takes these decisions together, at the same step.
@@ -230,6 +281,8 @@ def train(accelerator, task, model, optimizer, scheduler, train_loader, optim_cf
                     continue
                 scheduler.step()
                 position.step += 1
+                if ema is not None:
+                    ema.update(accelerator.unwrap_model(model), step=position.step)
                 end_of_epoch = accelerator.gradient_state.end_of_dataloader
                 if end_of_epoch:
                     position.epoch, position.batch = position.epoch + 1, 0

@@ -89,8 +89,11 @@ class TimedCase:
             bench_warmup_steps=request["warmup"], bench_steps=request["steps"], bench_repeats=request["repeats"]
         )
         self.batch_size, self.measure = spec["batch"], measure
-        data_cfg, optim_cfg = DataConfig(), OptimConfig(batch_size=spec["batch"])
-        task = create_task(spec["task"], **optim_cfg.task_flags())  # the loss a run with these flags trains
+        from bench.recipes import suite_optim
+
+        data_cfg = DataConfig()
+        optim_cfg = suite_optim(OptimConfig(batch_size=spec["batch"]), create_task(spec["task"]))
+        task = create_task(spec["task"], label_smoothing=optim_cfg.label_smoothing)  # the loss a run with these flags trains
         _, size = resolve(spec["model"], spec["size"], task.spec(data_cfg))  # a bad pair fails before data loads
         torch.manual_seed(0)
         data = task.load(data_cfg, seed=0)

@@ -14,7 +14,12 @@ Keys of a result (schema_version 1):
     baseline        bool: the model is its modality's Transformer baseline (its registration's)
     relative_of     str | None: the family the model changes one part of (its registration's, e.g.
                     "gmlp" for aMLP); absent in files written before it existed
-    config          {"run": {...}, "optim": {...}, "data": {...}, "measure": {...}}: every resolved flag
+    config          {"run": {...}, "optim": {...}, "recipe": {...}, "data": {...}, "measure": {...}}: every
+                    resolved flag (optim holds the values the recipe resolved to: lr scaled with the global
+                    batch, weight decay, epochs, warm-up fraction, label smoothing, clipping)
+    recipe          optional (absent in files written before recipes: they trained with "suite"):
+                    {"name": str, "values": {every bench.recipes.Recipe field}, "sources": {field: str},
+                     "overrides": [the fields given as flags], "global_batch": int, "lr": float}
     environment     capture_environment(): versions, device_type, device_name, device_count,
                     num_processes, precision, started_at, ...; provenance: git_commit (the suite
                     checkout's commit, str | None outside git) and git_dirty (bool | None: tracked
@@ -103,7 +108,7 @@ def build_result(*, status: str, error: str | None, task: str, entry: Any, size:
                  spec: Any, config: dict[str, Any], environment: dict[str, Any], metrics: dict[str, Any],
                  params: int, train: Any, history: list | None, wall_time_s: float, measurements: dict[str, Any],
                  skipped_images: dict[str, int] | None = None, skipped_entries: dict[str, int] | None = None,
-                 saved_model: str | None = None) -> dict[str, Any]:
+                 saved_model: str | None = None, recipe: dict[str, Any] | None = None) -> dict[str, Any]:
     """A run's result (the keys above), validated (ResultError if it is not of this schema). `entry`: the
     model's registration (bench.models.ModelEntry: its family and facts); `spec`: the task's
     bench.spec.TaskSpec; `train`: bench.loop.TrainStats, None without training; `measurements`:
@@ -121,6 +126,7 @@ def build_result(*, status: str, error: str | None, task: str, entry: Any, size:
         "baseline": entry.baseline,
         "relative_of": entry.relative_of,
         "config": config,
+        **({"recipe": recipe} if recipe is not None else {}),
         "environment": environment,
         "metrics": metrics,
         "primary_metric": {"name": spec.metric, "value": metrics.get(spec.metric),
@@ -160,6 +166,8 @@ def checkpoint_folder(result_path: Path) -> Path:
 # count, the evaluation batch size and the measurement flags (they change costs, not what is learned).
 OUTCOME_SETTINGS = {
     "run": ("mode",),
+    "recipe": ("recipe", "optimizer", "warmup_epochs", "mixup", "cutmix", "mix_prob", "switch_prob", "rand_augment",
+               "re_prob", "drop_path", "repeated_aug", "ema_decay"),
     "optim": ("batch_size", "lr", "weight_decay", "epochs", "max_steps", "warmup_fraction", "label_smoothing",
               "grad_accum", "grad_clip"),
     "data": ("data_dir", "data_files", "hub_id", "val_fraction", "eval_split", "max_train_samples",

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from bench.config import as_dict, build_parser, configs_from_args, flag_name, resolve_precision
 from bench.errors import DEBUG_HINT, DiskFullError, PairError, UserError, first_line, run_command
+from bench.recipes import describe_start, get_recipe, list_recipes, run_recipe
 from bench.results import (
     build_result, check_output_folder, checkpoint_folder, model_paths, predictions_paths, result_filename,
     write_json_atomic, write_text_atomic,
@@ -76,6 +78,10 @@ def listing() -> str:
                 tag += f"; variants: {', '.join(flag_name(name) for name in entry.variants)}"
             lines.append(f"  {family:<12} {'/'.join(entry.modalities):<12} {', '.join(sizes)}{tag}")
     lines.append("")
+    lines.append("Recipes (--recipe; the task's default: paper for imagenet, suite for the rest):")
+    for name in list_recipes():
+        lines.append(f"  {name:<14} {get_recipe(name).description}")
+    lines.append("")
     lines.append("Pairs that run (task: model-size for every size that fits):")
     for name, spec in specs.items():
         runnable = []
@@ -126,9 +132,8 @@ def run(configs) -> tuple[dict | None, Path | None, int]:
     run_cfg, optim_cfg, data_cfg, measure_cfg = configs["run"], configs["optim"], configs["data"], configs["measure"]
     check_output_folder(run_cfg.output_dir, "--output-dir")
     variant = configs["variant"]
-    task = create_task(run_cfg.task, **optim_cfg.task_flags())
-    optim_cfg = optim_cfg.resolved(task)  # the result and checkpoints record the values used
-    configs = {**configs, "optim": optim_cfg}
+    task = create_task(run_cfg.task)  # its default recipe and label smoothing; remade with the recipe below
+    get_recipe(configs["recipe"].recipe or task.default_recipe)  # an unknown name fails here, listing the recipes
     task.check_data_flags(data_cfg)
     spec = task.spec(data_cfg)
     entry, size = resolve(run_cfg.model, run_cfg.size, spec, variant)  # a bad pair fails here, before data loads
@@ -168,7 +173,17 @@ def run(configs) -> tuple[dict | None, Path | None, int]:
             f"--precision {run_cfg.precision} would not be applied to training on {accelerator.device.type} "
             f"(Accelerate's autocast is {'on' if accelerator.native_amp else 'off'}); use --precision fp32."
         )
+    # the recipe's values for this family and size, the learning rate scaled with the global batch;
+    # the result and checkpoints record the values used
+    optim_cfg, recipe, recipe_record = run_recipe(optim_cfg, configs["recipe"], task, spec.modality, entry.family, size,
+                                                  accelerator.num_processes, entry.stochastic_depth)
+    task = create_task(run_cfg.task, label_smoothing=recipe.label_smoothing, recipe=recipe)
+    task.check_recipe(optim_cfg)
+    configs = {**configs, "optim": optim_cfg, "recipe": dataclasses.replace(configs["recipe"], recipe=recipe_record["name"])}
+    drop_path = {"drop_path_rate": recipe.drop_path} if entry.stochastic_depth else {}
     check_output(out_path, checkpoint_root, run_cfg, as_dict(configs), accelerator.is_main_process)
+    if accelerator.is_main_process:
+        print(describe_start(recipe_record, accelerator.num_processes, optim_cfg.batch_size, optim_cfg.grad_accum))
     progress.enabled = accelerator.is_main_process  # tells the sweep that started the run, if one did
     if trackers:
         accelerator.init_trackers(out_path.stem, config=tracker_config(as_dict(configs)))
@@ -185,21 +200,30 @@ def run(configs) -> tuple[dict | None, Path | None, int]:
     history = None
     if synthetic_inputs(run_cfg, data_cfg):  # bench mode without data: random inputs of the task's shape
         data = None
-        model = accelerator.prepare(entry.build(spec, entry.sizes[size], variant))
+        model = accelerator.prepare(entry.build(spec, entry.sizes[size], variant, **drop_path))
         params = sum(p.numel() for p in model.parameters())
         generator = torch.Generator().manual_seed(run_cfg.seed)
         bench_batch = send_to_device(task.synthetic_batch(spec, optim_cfg.batch_size, generator), accelerator.device)
     else:
         with accelerator.main_process_first():  # one process fills the caches (tokenizer, datasets) the others read
             data = task.load(data_cfg, run_cfg.seed)
-        model = entry.build(data.spec, entry.sizes[size], variant)
+        model = entry.build(data.spec, entry.sizes[size], variant, **drop_path)
         params = sum(p.numel() for p in model.parameters())
-        train_loader, eval_loader = loop.make_loaders(data, optim_cfg, data_cfg)
-        optimizer = torch.optim.AdamW(loop.param_groups(model, optim_cfg.weight_decay), lr=optim_cfg.lr)
-        model, optimizer, train_loader, eval_loader = accelerator.prepare(model, optimizer, train_loader, eval_loader)
+        train_loader, eval_loader = loop.make_loaders(data, optim_cfg, data_cfg, recipe, run_cfg.seed,
+                                                      accelerator.num_processes, accelerator.process_index)
+        optimizer = loop.make_optimizer(model, recipe, optim_cfg)
+        model, optimizer, eval_loader = accelerator.prepare(model, optimizer, eval_loader)
+        train_loader = loop.prepare_train_loader(accelerator, train_loader)
         scheduler = accelerator.prepare(loop.make_scheduler(optimizer, optim_cfg, len(train_loader)))
         bench_batch = None  # the first training batch, taken when measuring
-        history = History(run_cfg.eval_every, lambda: loop.evaluate(accelerator, task, model, eval_loader, data),
+        ema = None
+        if recipe.ema_decay is not None:  # evaluated in place of the trained weights, and checkpointed
+            from timm.utils import ModelEmaV3
+
+            ema = ModelEmaV3(accelerator.unwrap_model(model), decay=recipe.ema_decay)
+            accelerator.register_for_checkpointing(ema)
+        scored = model if ema is None else ema.module
+        history = History(run_cfg.eval_every, lambda: loop.evaluate(accelerator, task, scored, eval_loader, data),
                           data_cfg.eval_split, len(data.train))
         if run_cfg.eval_every:  # its entries so far are part of a checkpoint
             accelerator.register_for_checkpointing(history)
@@ -212,6 +236,8 @@ def run(configs) -> tuple[dict | None, Path | None, int]:
             # only the flags given, so checkpoints written before variants existed still match a default run
             **{flag_name(key): value for key, value in variant.given().items()},
             **({"--eval-every": run_cfg.eval_every} if run_cfg.eval_every else {}),
+            "--recipe": recipe_record["name"],
+            **{f"recipe {key}": value for key, value in recipe_record["values"].items()},
         }
         checkpoints = Checkpoints(checkpoint_root, identity, run_cfg.checkpoint_every)
         start = None
@@ -227,10 +253,10 @@ def run(configs) -> tuple[dict | None, Path | None, int]:
     try:
         if run_cfg.mode == "train":
             stats = loop.train(accelerator, task, model, optimizer, scheduler, train_loader, optim_cfg, checkpoints, start,
-                               history)
+                               history, ema)
             phase = "evaluation"
             progress.phase(phase)
-            metrics = loop.evaluate(accelerator, task, model, eval_loader, data)
+            metrics = loop.evaluate(accelerator, task, scored, eval_loader, data)
             metrics["eval_samples"] = len(data.eval)  # the scored split's size, printed beside the scores
             history.record(accelerator, Position(step=stats.steps, samples=stats.samples), metrics)
         if measure_cfg.measure or run_cfg.mode == "bench":
@@ -267,7 +293,7 @@ def run(configs) -> tuple[dict | None, Path | None, int]:
         saved_model = None
         if run_cfg.save_model and status == "ok" and stats is not None:
             weights, description = model_paths(out_path)
-            save_model(accelerator.unwrap_model(model), entry.family, size, data.spec, variant, weights, description)
+            save_model(accelerator.unwrap_model(scored), entry.family, size, data.spec, variant, weights, description)
             saved_model = description.name
         result = build_result(
             status=status, error=error, task=task.name, entry=entry, size=size, variant=variant.name(),
@@ -275,7 +301,7 @@ def run(configs) -> tuple[dict | None, Path | None, int]:
             params=params, train=stats, history=None if history is None else history.entries,
             wall_time_s=wall_time_s, measurements=measurements, skipped_images=skipped,
             skipped_entries=(data.extra or {}).get("skipped_entries") if data is not None else None,
-            saved_model=saved_model,
+            saved_model=saved_model, recipe=recipe_record,
         )
         written = write_json_atomic(out_path, result)
     accelerator.wait_for_everyone()

@@ -50,6 +50,7 @@ from it.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -516,11 +517,19 @@ def run_one(run: dict, launcher: list[str], log_path: Path, env: dict,
 def planned_config(run: dict) -> dict:
     """The config bench/run.py will record for `run` ({concern: {field: value}}), from its flags."""
     from bench.config import as_dict
+    from bench.recipes import run_recipe
     from tasks import create_task
 
     configs = run_configs(run["argv"], f"bench/run.py would refuse the flags of {run['name']}:")
-    optim = configs["optim"]
-    return as_dict({**configs, "optim": optim.resolved(create_task(run["task"], **optim.task_flags()))})
+    task = create_task(run["task"])
+    data_cfg = configs["data"]
+    modality = task.spec(data_cfg).modality
+    # one process: a launcher's process count is not known here (a recipe that scales the learning rate
+    # with the global batch records the launched run's)
+    _, family, size, _ = run["key"]
+    optim, _, record = run_recipe(configs["optim"], configs["recipe"], task, modality, family, size, 1)
+    recipe = dataclasses.replace(configs["recipe"], recipe=record["name"])
+    return as_dict({**configs, "optim": optim, "recipe": recipe})
 
 
 def refuse_other_settings(runs: list[dict]) -> None:

@@ -18,14 +18,15 @@ set -euo pipefail
 TASK=imagenet MODEL=gmlp SIZE=s SEED=0 PRECISION=bf16
 OUTPUT_DIR=runs/imagenet
 GPUS_PER_NODE=8
-BATCH_SIZE=64  # per process: the global batch is 64 x 16 processes = 1024; set --lr for it (see README)
+BATCH_SIZE=64  # per process: the global batch is 64 x 16 processes = 1024; the recipe scales the lr by its rule
+RECIPE=paper   # the family's own paper's ImageNet recipe (leaderboard/pages/recipes.md); the run prints its lr
 
 export MAIN_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 export MAIN_PORT=29500
 export NUM_PROCESSES=$((SLURM_NNODES * GPUS_PER_NODE))
 
 ARGS=(--task "$TASK" --model "$MODEL" --size "$SIZE" --seed "$SEED" --precision "$PRECISION"
-      --batch-size "$BATCH_SIZE" --lr 1e-3 --epochs 300 --checkpoint-every 1000
+      --batch-size "$BATCH_SIZE" --recipe "$RECIPE" --checkpoint-every 1000
       --data-dir /data/imagenet --output-dir "$OUTPUT_DIR" --num-workers 8)
 # A checkpoint of this run exists: continue it.
 if compgen -G "$OUTPUT_DIR/checkpoints/${TASK}__${MODEL}-${SIZE}__${PRECISION}__seed${SEED}/step-*" > /dev/null; then

@@ -35,6 +35,12 @@ def build(collection: Collection, out: str, command: str) -> None:
         write_text_atomic(out_dir / "scaling.md", scaling_page(collection.scaling, pngs))
     if not runs:
         return
+    recipes = sorted({e.recipe for e in [*collection.runs, *collection.failures, *collection.tuning]})
+    if len(recipes) > 1:
+        raise UserError(
+            f"The results come from the recipes {' and '.join(recipes)}; a page never ranks runs of two recipes "
+            f"against each other: build each recipe's results into pages of their own (one results folder per recipe)."
+        )
     measured = aggregate(collection.runs)  # the runs' own timings: the CSV's
     rows = with_cost_passes(measured, collection.costs)  # a task's cost pass, where it has one: the pages'
     costs = {cost.task: cost for cost in collection.costs}

@@ -39,6 +39,7 @@ _OTHER_PAGES = ("index", "summary", "ablations")
 # The largest magnitude of a number in a result: far above any real one (parameters, FLOPs per sample,
 # samples per second), and far enough below the largest float that sums, squares and ratios stay finite.
 LIMIT = 1e18
+DEFAULT_RECIPE = "suite"  # the recipe of results written before recipes existed
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ class Run:
     modality: Optional[str] = None  # "image" | "mlm" | "seq2seq"; None in results that do not record it
     baseline: bool = False  # its family is its modality's Transformer baseline, as the family's registration says
     relative_of: Optional[str] = None  # the family its family changes one part of (its registration's)
+    recipe: str = DEFAULT_RECIPE  # recipe.name: the training recipe (bench.recipes)
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ class Failure:
     provenance: Provenance
     eval_split: str = TEST
     lr: Optional[float] = None
+    recipe: str = DEFAULT_RECIPE
 
 
 @dataclass(frozen=True)
@@ -341,7 +344,12 @@ def _identity(data: dict[str, Any], source: str) -> Identity:
 
 def _failure(data: dict[str, Any], source: str) -> Failure:
     return Failure(_identity(data, source), data["status"], _get(data, "error", str, source, required=False),
-                   _provenance(data, source), _eval_split(data, source), _lr(data, source))
+                   _provenance(data, source), _eval_split(data, source), _lr(data, source), _recipe(data, source))
+
+
+def _recipe(data: dict[str, Any], source: str) -> str:
+    """The run's recipe name; results written before recipes trained with the suite's."""
+    return _get(data, "recipe.name", _NAME, source, required=False) or DEFAULT_RECIPE
 
 
 def _eval_split(data: dict[str, Any], source: str) -> str:
@@ -412,6 +420,7 @@ def _run(data: dict[str, Any], source: str) -> Run:
         modality=_get(data, "modality", _NAME, source, required=False),
         baseline=_get(data, "baseline", bool, source, required=False) or False,
         relative_of=_get(data, "relative_of", _NAME, source, required=False),
+        recipe=_recipe(data, source),
     )
 
 

@@ -49,11 +49,14 @@ class Task(ABC):
     description: str = ""
     offline: bool = False  # True when the default source needs no network
     default_label_smoothing: float = 0.0  # the modality's usual value; --label-smoothing overrides it
+    default_recipe: str = "suite"  # the training recipe (bench.recipes) of a run that names none
     data_flags: tuple[str, ...] = ()  # the DataConfig fields it can read besides COMMON_DATA_FLAGS
 
-    def __init__(self, label_smoothing: Optional[float] = None):
-        """label_smoothing: of the training loss; None, the task's default."""
+    def __init__(self, label_smoothing: Optional[float] = None, recipe=None):
+        """label_smoothing: of the training loss; None, the task's default. `recipe`: the run's
+        bench.recipes.Recipe, whose augmentation and mixing an image task applies; None trains without."""
         self.label_smoothing = self.default_label_smoothing if label_smoothing is None else label_smoothing
+        self.recipe = recipe
 
     def check_data_flags(self, data_cfg) -> None:
         """Refuse a data flag given (other than its default) that this task never reads: ignored,
@@ -65,6 +68,9 @@ class Task(ABC):
                 f"--task {self.name} does not use {' or '.join(unused)} (it reads "
                 f"{', '.join(map(flag_name, reads))}); drop {'it' if len(unused) == 1 else 'them'}."
             )
+
+    def check_recipe(self, optim_cfg) -> None:
+        """Refuse, with one sentence, a recipe this task cannot train with (image tasks check theirs)."""
 
     @abstractmethod
     def spec(self, data_cfg) -> TaskSpec:
@@ -109,8 +115,8 @@ def register_task(cls: type[Task]) -> type[Task]:
 
 
 def create_task(name: str, **flags) -> Task:
-    """A fresh task for one run. `flags`: the settings its loss takes (bench.config.OptimConfig.task_flags:
-    label_smoothing, None for the task's default); UnknownNameError listing the tasks if none is `name`."""
+    """A fresh task for one run. `flags`: the settings its loss and data take (label_smoothing, None for the
+    task's default; recipe, bench.recipes.run_recipe's); UnknownNameError listing the tasks if none is `name`."""
     return TASKS.get(name)(**flags)
 
 

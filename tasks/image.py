@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset, TensorDataset
 
-from bench.errors import DataError
+from bench.errors import DataError, UserError
 from bench.spec import TaskSpec
 from tasks.base import VALIDATION_FRACTION, Task, TaskData, register_task
 
@@ -32,13 +32,47 @@ SPLIT_SEED = 1234  # fixed, so every run and seed is evaluated on the same held-
 
 
 class ImageClassification(Task):
-    """Loss and metrics of every image task: label-smoothed cross entropy, top-1 and top-5."""
+    """Loss and metrics of every image task: label-smoothed cross entropy, top-1 and top-5. With the
+    recipe's Mixup or CutMix, timm's Mixup turns the labels into soft targets (smoothed there, once)
+    and the loss is timm's SoftTargetCrossEntropy."""
 
     metric = "top1"
     default_label_smoothing = 0.1  # DeiT's
+    in_memory = False  # images held as normalised tensors: no per-sample transform to augment them with
+
+    def __init__(self, label_smoothing=None, recipe=None):
+        super().__init__(label_smoothing, recipe)
+        self.mixup = None
+        if recipe is not None and (recipe.mixup > 0 or recipe.cutmix > 0):
+            from timm.data import Mixup
+
+            self.mixup = Mixup(mixup_alpha=recipe.mixup, cutmix_alpha=recipe.cutmix, prob=recipe.mix_prob,
+                               switch_prob=recipe.switch_prob, label_smoothing=self.label_smoothing,
+                               num_classes=0)  # set from the model's head at the first batch
+
+    def check_recipe(self, optim_cfg) -> None:
+        """Refuse what this task cannot train with: augmentation of images held as tensors, and Mixup /
+        CutMix (which mix the two halves of a batch) with an odd batch."""
+        recipe = self.recipe
+        if recipe is None:
+            return
+        if self.in_memory and (recipe.rand_augment and recipe.rand_augment_min_side == 0 or recipe.re_prob):
+            raise UserError(
+                f"--task {self.name} holds its images as tensors, which RandAugment and random erasing cannot "
+                f"transform; pass --rand-augment off --re-prob 0, or use a folder task (imagefolder)."
+            )
+        if self.mixup is not None and optim_cfg.batch_size % 2:
+            raise UserError(f"Mixup and CutMix mix the two halves of a batch; --batch-size must be even, "
+                            f"got {optim_cfg.batch_size}.")
 
     def loss(self, model, batch):
         images, labels = batch
+        if self.mixup is not None and model.training:
+            from timm.loss import SoftTargetCrossEntropy
+
+            self.mixup.num_classes = _head(model).out_features
+            images, targets = self.mixup(images, labels)  # targets (B, classes), rows summing to 1
+            return SoftTargetCrossEntropy()(model(images).float(), targets)
         logits = model(images)  # (B, classes)
         return F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
 
@@ -66,6 +100,12 @@ class ImageClassification(Task):
         images = torch.randn(batch_size, *spec.image_size, generator=generator)  # (B, C, H, W)
         labels = torch.randint(spec.num_classes, (batch_size,), generator=generator)  # (B,)
         return images, labels
+
+
+def _head(model):
+    """The classifier of a (possibly wrapped) timm model: its number of classes sizes Mixup's targets."""
+    model = getattr(model, "module", model)  # DistributedDataParallel
+    return getattr(model, "_orig_mod", model).get_classifier()
 
 
 def _normalise(images: torch.Tensor) -> torch.Tensor:
@@ -111,6 +151,7 @@ class Digits(ImageClassification):
     name = "digits"
     description = "scikit-learn's 8x8 handwritten digits (1,797 images), always offline"
     offline = True
+    in_memory = True
     data_flags = ("val_fraction",)
 
     def spec(self, data_cfg):
@@ -167,6 +208,7 @@ class FashionMNIST(ImageClassification):
     name = "fashion-mnist"
     description = "Zalando's 28x28 Fashion-MNIST (70,000 images): idx files from --data-dir or Debian's dataset-fashion-mnist, else the hub"
     offline = True  # when Debian's package or a local copy is installed
+    in_memory = True  # from idx files; the hub copy is decoded per sample, without augmentation as before
     hub_id = "zalando-datasets/fashion_mnist"
     data_flags = ("data_dir", "hub_id")
 
@@ -227,27 +269,36 @@ def load_hub_splits(hub_id: str, image_key: str, label_key: str, offline: str):
     return ds["train"], ds[eval_name]
 
 
-def image_transform(spec: TaskSpec, is_training: bool):
-    """timm's ImageNet-style transform, sized to the task's images."""
+def image_transform(spec: TaskSpec, is_training: bool, recipe=None):
+    """timm's ImageNet-style transform, sized to the task's images: for training, random-resized crop
+    and flip with the recipe's RandAugment, colour jitter and random erasing (without a recipe, the
+    suite's: RandAugment on images of 128 px and more); for evaluation, resize and centre crop."""
     from timm.data import create_transform
 
     c, h, _ = spec.image_size
-    transform = create_transform(
+    if not is_training:
+        return create_transform(h, is_training=False, interpolation="bicubic")
+    policy, min_side, jitter, erase = (
+        (RAND_AUGMENT, 128, 0.4, 0.0) if recipe is None
+        else (recipe.rand_augment, recipe.rand_augment_min_side, recipe.color_jitter, recipe.re_prob)
+    )
+    return create_transform(
         h,
-        is_training=is_training,
-        auto_augment=RAND_AUGMENT if is_training and h >= 128 else None,
+        is_training=True,
+        auto_augment=policy if h >= min_side else None,
+        color_jitter=jitter,
+        re_prob=erase,
         interpolation="bicubic",
     )
-    return transform
 
 
 class HubImages(Dataset):
     """A `datasets` split of PIL images decoded and transformed per sample."""
 
-    def __init__(self, split, spec: TaskSpec, image_key: str, label_key: str, is_training: bool):
+    def __init__(self, split, spec: TaskSpec, image_key: str, label_key: str, is_training: bool, recipe=None):
         self.split, self.image_key, self.label_key = split, image_key, label_key
         self.mode = "RGB" if spec.image_size[0] == 3 else "L"
-        self.transform = image_transform(spec, is_training) if self.mode == "RGB" else _gray_transform(spec)
+        self.transform = image_transform(spec, is_training, recipe) if self.mode == "RGB" else _gray_transform(spec)
 
     def __len__(self):
         return len(self.split)
@@ -466,7 +517,7 @@ class FolderTask(ImageClassification):
                 train_samples = good
             else:
                 eval_samples = good
-        train = ImageFolderSplit(train_samples, image_transform(spec, True))
+        train = ImageFolderSplit(train_samples, image_transform(spec, True, self.recipe))
         test = ImageFolderSplit(eval_samples, image_transform(spec, False))
         train_for_eval = ImageFolderSplit(train_samples, image_transform(spec, False))
         data = _finish(spec, train, test, data_cfg, train_for_eval)
@@ -534,6 +585,7 @@ class ImageFolder(FolderTask):
 class ImageNet(FolderTask):
     name = "imagenet"
     description = "ImageNet-1k: an ImageFolder copy (--data-dir with train/ and val/), else the hub id"
+    default_recipe = "paper"  # what the papers' ImageNet figures were trained with
     hub_id = "ILSVRC/imagenet-1k"
     data_flags = ("data_dir", "hub_id", "image_size")
 
@@ -548,7 +600,7 @@ class ImageNet(FolderTask):
             train, val = load_hub_splits(data_cfg.hub_id or self.hub_id, "image", "label",
                                          "pass --data-dir, a folder with train/ and val/ folders of class sub-folders")
             return _finish(
-                spec, HubImages(train, spec, "image", "label", True), HubImages(val, spec, "image", "label", False),
+                spec, HubImages(train, spec, "image", "label", True, self.recipe), HubImages(val, spec, "image", "label", False),
                 data_cfg, HubImages(train, spec, "image", "label", False),
             )
         root = Path(data_cfg.data_dir)
@@ -580,7 +632,7 @@ class HubImageTask(ImageClassification):
                                       "use --task imagefolder with --data-dir, a folder of class sub-folders")
         return _finish(
             spec,
-            HubImages(train, spec, self.image_key, self.label_key, True),
+            HubImages(train, spec, self.image_key, self.label_key, True, self.recipe),
             HubImages(test, spec, self.image_key, self.label_key, False),
             data_cfg,
             HubImages(train, spec, self.image_key, self.label_key, False),

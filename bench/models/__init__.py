@@ -48,6 +48,9 @@ class ModelEntry:
     # attention, 2 per multiply-add); `scored`: masked LM, the positions per sample the output head
     # runs on (None: all of them).
     flops: Optional[Callable[[TaskSpec, Any, Optional[float]], float]] = None
+    # the builder takes drop_path_rate: stochastic depth over its blocks, rising linearly from 0 to the
+    # rate at the last block (bench.recipes' drop_path)
+    stochastic_depth: bool = False
 
 
 def _one_entry_per_modality(family: str, registered: tuple[ModelEntry, ...], new: tuple[ModelEntry, ...]):
@@ -74,10 +77,12 @@ def register_model(
     description: str = "",
     variants: Optional[Mapping[str, Optional[tuple[str, ...]]]] = None,
     flops: Optional[Callable[[TaskSpec, Any, Optional[float]], float]] = None,
+    stochastic_depth: bool = False,
 ):
     """Decorator for a builder `(spec, size_cfg, variant) -> nn.Module`; `variants` names the
     VariantConfig fields the builder takes (resolve refuses every other one before it is called);
-    `flops(spec, size_cfg, scored)` gives its forward FLOPs per sample (ModelEntry.flops)."""
+    `flops(spec, size_cfg, scored)` gives its forward FLOPs per sample (ModelEntry.flops);
+    `stochastic_depth`: the builder takes a keyword drop_path_rate (ModelEntry.stochastic_depth)."""
 
     def wrap(build):
         @functools.wraps(build)
@@ -87,7 +92,7 @@ def register_model(
 
         entry = ModelEntry(
             family, modalities, dict(sizes), build_thread_invariant, default_size, check, baseline, relative_of,
-            description, dict(variants or {}), flops,
+            description, dict(variants or {}), flops, stochastic_depth,
         )
         MODELS.add(family, (entry,))
         return build

@@ -15,9 +15,10 @@ from bench.models.text import TEXT_MODALITIES, check_lengths, default_size
     description="aMLP: gMLP + tiny single-head attention in the gate",
     variants={"sgu_init": SGU_INITS},
     flops=mixer_image_flops(partial(gmlp.gating_block_flops, attention=True)),
+    stochastic_depth=True,
 )
-def build_image(spec, size: ImageSize, variant: VariantConfig):
-    return gmlp.build_gating_mixer(spec, size, variant, attention=True)
+def build_image(spec, size: ImageSize, variant: VariantConfig, drop_path_rate: float = 0.0):
+    return gmlp.build_gating_mixer(spec, size, variant, attention=True, drop_path_rate=drop_path_rate)
 
 
 register_model(

@@ -48,10 +48,12 @@ def flops(spec: TaskSpec, size: ImageSize, scored: Optional[float] = None) -> in
     "ffvit", ("image",), SIZES, default_size_for("b"), check_image_pair, relative_of="vit",
     description="ViT with attention replaced by a feed-forward layer over tokens",
     flops=flops,
+    stochastic_depth=True,
 )
-def build(spec, size: ImageSize, variant):
+def build(spec, size: ImageSize, variant, drop_path_rate: float = 0.0):
     _, h, w = spec.image_size
     p = patch_size_for(spec, size)
     tokens = (h // p) * (w // p) + 1  # the patches and the class token
     block = partial(FeedForwardBlock, seq_len=tokens)
-    return VisionTransformer(depth=size.depth, num_heads=size.heads, block_fn=block, **mixer_kwargs(spec, size))
+    return VisionTransformer(depth=size.depth, num_heads=size.heads, block_fn=block, drop_path_rate=drop_path_rate,
+                             **mixer_kwargs(spec, size))

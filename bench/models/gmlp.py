@@ -21,7 +21,9 @@ from timm.models.mlp_mixer import MlpMixer, SpatialGatingBlock
 
 from bench.config import SGU_INITS, VariantConfig
 from bench.models import register_model
-from bench.models.image import ImageSize, check_image_pair, default_size_for, mixer_image_flops, mixer_kwargs
+from bench.models.image import (
+    ImageSize, check_image_pair, default_size_for, linear_drop_path, mixer_image_flops, mixer_kwargs,
+)
 from bench.models.parts import GatingUnit, TinyAttention, replacing, tiny_attention_flops
 from bench.models.text import (
     TEXT_MODALITIES, TextSize, build, cached, causal_mask, check_lengths, default_size, mix_step, mix_tokens,
@@ -56,9 +58,11 @@ class GatingBlock(SpatialGatingBlock):
         return x + mlp.fc2(h)  # (B, N, C)
 
 
-def build_gating_mixer(spec, size: ImageSize, variant: VariantConfig, attention: bool = False):
+def build_gating_mixer(spec, size: ImageSize, variant: VariantConfig, attention: bool = False,
+                       drop_path_rate: float = 0.0):
     """gMLP, or aMLP with attention, on images."""
     block = partial(GatingBlock, paper_init=(variant.sgu_init or "paper") == "paper", attention=attention)
+    block = linear_drop_path(block, drop_path_rate, size.depth)
     return MlpMixer(num_blocks=size.depth, block_layer=block, mlp_layer=GatedMlp, **mixer_kwargs(spec, size))
 
 
@@ -78,6 +82,7 @@ register_model(
     description="gMLP: gated MLP with a spatial gating unit",
     variants={"sgu_init": SGU_INITS},
     flops=mixer_image_flops(gating_block_flops),
+    stochastic_depth=True,
 )(build_gating_mixer)
 
 

@@ -60,6 +60,21 @@ def default_size_for(paper_default: str):
     return default
 
 
+def linear_drop_path(block_layer, drop_path_rate: float, depth: int):
+    """`block_layer` for timm's MlpMixer with stochastic depth rising linearly over the blocks, from 0 at
+    the first to drop_path_rate at the last, as timm's VisionTransformer spaces it
+    (timm.layers.calculate_drop_path_rates). Written here because MlpMixer gives every block the same
+    rate (a FIXME in timm's mlp_mixer.py); the blocks are made in order, so each takes the next rate."""
+    from timm.layers import calculate_drop_path_rates
+
+    rates = iter(calculate_drop_path_rates(drop_path_rate, depth))
+
+    def block(*args, drop_path: float = 0.0, **kwargs):
+        return block_layer(*args, drop_path=next(rates), **kwargs)
+
+    return block
+
+
 def mixer_kwargs(spec: TaskSpec, size: ImageSize) -> dict:
     """Arguments of timm's MlpMixer / VisionTransformer that come from the task and the size."""
     c, h, w = spec.image_size

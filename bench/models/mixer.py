@@ -16,7 +16,9 @@ import torch.nn as nn
 from timm.models.mlp_mixer import MixerBlock, MlpMixer
 
 from bench.models import register_model
-from bench.models.image import ImageSize, check_image_pair, default_size_for, mixer_image_flops, mixer_kwargs
+from bench.models.image import (
+    ImageSize, check_image_pair, default_size_for, linear_drop_path, mixer_image_flops, mixer_kwargs,
+)
 from bench.models.parts import linear_over_tokens, mlp_flops, replacing
 from bench.models.text import (
     TEXT_MODALITIES, TextSize, TokenMlp, build, check_lengths, default_size, text_flops, text_sizes,
@@ -54,9 +56,11 @@ class TokensFirstMixerBlock(MixerBlock):
     "mixer", ("image",), SIZES, default_size_for("s16"), check_image_pair,
     description="MLP-Mixer: token-mixing MLP + channel MLP",
     flops=mixer_image_flops(block_flops),
+    stochastic_depth=True,
 )
-def build_image(spec, size: ImageSize, variant):
-    return MlpMixer(num_blocks=size.depth, block_layer=TokensFirstMixerBlock, **mixer_kwargs(spec, size))
+def build_image(spec, size: ImageSize, variant, drop_path_rate: float = 0.0):
+    block = linear_drop_path(TokensFirstMixerBlock, drop_path_rate, size.depth)
+    return MlpMixer(num_blocks=size.depth, block_layer=block, **mixer_kwargs(spec, size))
 
 
 # ---------------------------------------------------------------------------------------------

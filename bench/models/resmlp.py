@@ -18,7 +18,9 @@ from timm.models.mlp_mixer import Affine, MlpMixer, ResBlock
 
 from bench.config import NORMS, TOKEN_MIXINGS, VariantConfig
 from bench.models import register_model
-from bench.models.image import ImageSize, check_image_pair, default_size_for, mixer_image_flops, mixer_kwargs
+from bench.models.image import (
+    ImageSize, check_image_pair, default_size_for, linear_drop_path, mixer_image_flops, mixer_kwargs,
+)
 from bench.models.parts import NORM_LAYERS, ConvTokens, image_token_mixer, mlp_flops, replacing
 from bench.models.text import (
     TEXT_MODALITIES, TextSize, TokenMlp, build, cached, causal_mask, check_lengths, default_size, mix_step, mix_tokens,
@@ -54,13 +56,15 @@ def block_flops(size: ImageSize | TextSize, tokens: int) -> int:
     description="ResMLP: linear token mixing + Affine + layer scale",
     variants={"norm": NORMS, "token_mixing": TOKEN_MIXINGS, "layer_scale_init": None},
     flops=mixer_image_flops(block_flops),
+    stochastic_depth=True,
 )
-def build_image(spec, size: ImageSize, variant: VariantConfig):
+def build_image(spec, size: ImageSize, variant: VariantConfig, drop_path_rate: float = 0.0):
     block = partial(
         MixingResBlock,
         token_mixing=variant.token_mixing or "linear",
         init_values=variant.layer_scale_init or size.init_values,
     )
+    block = linear_drop_path(block, drop_path_rate, size.depth)
     return MlpMixer(
         num_blocks=size.depth, block_layer=block, norm_layer=NORM_LAYERS[variant.norm or "affine"],
         **mixer_kwargs(spec, size),

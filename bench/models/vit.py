@@ -31,6 +31,8 @@ def flops(spec: TaskSpec, size: ImageSize, scored: Optional[float] = None) -> in
     "vit", ("image",), SIZES, default_size_for("s"), check_image_pair, baseline=True,
     description="DeiT-style Vision Transformer (the image baseline)",
     flops=flops,
+    stochastic_depth=True,
 )
-def build(spec, size: ImageSize, variant):
-    return VisionTransformer(depth=size.depth, num_heads=size.heads, **mixer_kwargs(spec, size))
+def build(spec, size: ImageSize, variant, drop_path_rate: float = 0.0):
+    return VisionTransformer(depth=size.depth, num_heads=size.heads, drop_path_rate=drop_path_rate,
+                             **mixer_kwargs(spec, size))

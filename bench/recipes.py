@@ -1,0 +1,431 @@
+"""Training recipes: the third registry axis beside models and tasks (`get_recipe`, `list_recipes`).
+
+A recipe is how a model is trained: optimizer, learning rate and its scaling with the global batch,
+schedule, regularisation and augmentation. Each registration is a function of (family, size) that
+returns every value with its source (`Cited`): the paper's section or table, or the suite's own
+choice, said so. `resolve` turns it into a frozen, validated `Recipe`.
+
+    suite   the small CPU tasks' budget recipe: the values every published page was trained with
+    plain   a ResNet-era recipe: random-resized crop and flip, nothing else
+    deit    DeiT's recipe (2012.12877), for every family
+    paper   each family's own paper's ImageNet-1k recipe (ViT sizes take DeiT's)
+
+This module imports no torch: the recipe page (leaderboard/recipes.py) reads it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable, Mapping, Optional
+
+from bench.config import OPTIMIZERS, Config, flag_name, require
+from bench.errors import UserError
+from bench.registry import Registry
+
+SCHEDULES = ("cosine",)
+LR_SCALINGS = ("none", "linear")
+
+
+@dataclass(frozen=True)
+class Cited:
+    value: object
+    source: str
+
+
+@dataclass(frozen=True)
+class Recipe(Config):
+    """Every value of a recipe, resolved for one (family, size). None: not used (no warm-up in epochs,
+    no clipping, no RandAugment, no EMA); label_smoothing None: the task's own."""
+
+    optimizer: str
+    lr: float  # the base learning rate, before scaling with the global batch
+    lr_scaling: str  # "none": lr as given; "linear": lr x global batch / lr_batch
+    lr_batch: Optional[int]
+    betas: Optional[tuple[float, float]]  # adamw, lamb
+    momentum: Optional[float]  # sgd
+    epochs: float
+    warmup_epochs: Optional[float]  # warm-up in epochs, or
+    warmup_fraction: Optional[float]  # as a fraction of the run's steps
+    schedule: str
+    weight_decay: float
+    grad_clip: Optional[float]
+    label_smoothing: Optional[float]
+    mixup: float  # alpha; 0 is off
+    cutmix: float
+    mix_prob: float
+    switch_prob: float
+    rand_augment: Optional[str]  # timm's auto_augment policy string
+    rand_augment_min_side: int  # RandAugment only on images of this side and more
+    color_jitter: Optional[float]  # timm's create_transform color jitter (not applied with RandAugment)
+    re_prob: float  # random erasing
+    drop_path: float  # stochastic depth rate of the last block, rising linearly from 0
+    repeated_aug: int  # repeats of each sample per epoch (RepeatAugSampler); 1 is off
+    ema_decay: Optional[float]
+    batch_size: Optional[int]  # the paper's global batch (for the page: what lr_batch scales from)
+
+    def validate(self):
+        require(self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}.")
+        require(self.lr > 0, f"--lr must be positive, got {self.lr}.")
+        require(self.lr_scaling in LR_SCALINGS, f"lr scaling must be one of {', '.join(LR_SCALINGS)}.")
+        require(self.epochs > 0, f"--epochs must be positive, got {self.epochs}.")
+        require((self.warmup_epochs is None) != (self.warmup_fraction is None),
+                "A recipe gives its warm-up in epochs or as a fraction of the steps, one of the two.")
+        require(self.warmup_epochs is None or 0 <= self.warmup_epochs < self.epochs,
+                f"--warmup-epochs must be from 0 to below --epochs ({self.epochs:g}), got {self.warmup_epochs}.")
+        require(self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}.")
+        require(self.grad_clip is None or self.grad_clip > 0, f"--grad-clip must be positive, got {self.grad_clip}.")
+        for name in ("mixup", "cutmix"):
+            require(getattr(self, name) >= 0, f"--{name} must be >= 0, got {getattr(self, name)}.")
+        for name in ("mix_prob", "switch_prob", "re_prob"):
+            value = getattr(self, name)
+            require(0 <= value <= 1, f"--{name.replace('_', '-')} must be in [0, 1], got {value}.")
+        require(0 <= self.drop_path < 1, f"--drop-path must be in [0, 1), got {self.drop_path}.")
+        require(self.repeated_aug >= 1, f"--repeated-aug must be at least 1, got {self.repeated_aug}.")
+        require(self.ema_decay is None or 0 < self.ema_decay < 1, f"--ema-decay must be in (0, 1), got {self.ema_decay}.")
+
+    def global_lr(self, global_batch: int) -> float:
+        """The learning rate a run of this global batch trains with."""
+        if self.lr_scaling == "linear":
+            return self.lr * global_batch / self.lr_batch
+        return self.lr
+
+    def warmup_share(self) -> float:
+        """The warm-up as a fraction of the run's steps."""
+        return self.warmup_fraction if self.warmup_fraction is not None else self.warmup_epochs / self.epochs
+
+
+# The values that mean something for every task; the rest are image-only (augmentation, mixing,
+# stochastic depth) and a text task is trained without them.
+COMMON_VALUES = ("optimizer", "lr", "lr_scaling", "lr_batch", "betas", "momentum", "epochs", "warmup_epochs",
+                 "warmup_fraction", "schedule", "weight_decay", "grad_clip", "label_smoothing", "batch_size")
+IMAGE_VALUES = tuple(f.name for f in dataclasses.fields(Recipe) if f.name not in COMMON_VALUES)
+# The off value of each image-only value: what a text task takes.
+IMAGE_OFF = {"mixup": 0.0, "cutmix": 0.0, "mix_prob": 1.0, "switch_prob": 0.5, "rand_augment": None,
+             "rand_augment_min_side": 0, "color_jitter": None, "re_prob": 0.0, "drop_path": 0.0, "repeated_aug": 1,
+             "ema_decay": None}
+
+
+@dataclass(frozen=True)
+class RecipeEntry:
+    name: str
+    description: str
+    values: Callable[[str, str], Mapping[str, Cited]]  # (family, size) -> every field of Recipe, cited
+    # (family, size) -> the ImageNet-1k top-1 its paper reports with this recipe, cited (the page's target)
+    top1: Callable[[str, str], Optional[Cited]] = lambda family, size: None
+
+
+RECIPES: Registry[RecipeEntry] = Registry("recipe")
+
+
+def register_recipe(name: str, description: str, top1: Optional[Callable] = None):
+    """Decorator for `(family, size) -> {field: Cited}` giving every field of Recipe."""
+
+    def wrap(values):
+        RECIPES.add(name, RecipeEntry(name, description, values, top1 or (lambda family, size: None)))
+        return values
+
+    return wrap
+
+
+def get_recipe(name: str) -> RecipeEntry:
+    return RECIPES.get(name)
+
+
+def list_recipes() -> list[str]:
+    return RECIPES.names()
+
+
+def cited_values(name: str, family: str, size: str) -> dict[str, Cited]:
+    values = dict(get_recipe(name).values(family, size))
+    missing = {f.name for f in dataclasses.fields(Recipe)} - set(values)
+    assert not missing, f"recipe {name!r} lacks {sorted(missing)}"
+    return values
+
+
+def resolve(name: str, family: str, size: str, overrides: Mapping[str, object] = {}) -> tuple[Recipe, dict[str, str]]:
+    """(the recipe for this family and size with `overrides` in place, {field: source}); an override's
+    source is "override". UserError with one sentence for a value out of range."""
+    cited = cited_values(name, family, size)
+    values = {key: c.value for key, c in cited.items()}
+    sources = {key: c.source for key, c in cited.items()}
+    for key, value in overrides.items():
+        values[key], sources[key] = value, "override"
+        if key == "warmup_epochs":
+            values["warmup_fraction"], sources["warmup_fraction"] = None, "override (--warmup-epochs)"
+        if key == "warmup_fraction":
+            values["warmup_epochs"], sources["warmup_epochs"] = None, "override (--warmup-fraction)"
+    return Recipe(**values), sources
+
+
+# ---------------------------------------------------------------------------------------------
+# suite: the small CPU tasks' recipe, as every run before recipes existed trained
+
+SUITE = "the suite's budget recipe for small CPU tasks (bench.config defaults before recipes)"
+
+
+@register_recipe("suite", "the small CPU tasks' budget recipe: AdamW, cosine, 5% warm-up, clipping at 1, "
+                          "RandAugment on images of 128 px and more, the task's label smoothing")
+def suite(family: str, size: str) -> dict[str, Cited]:
+    own = lambda value: Cited(value, SUITE)  # noqa: E731
+    return {
+        "optimizer": own("adamw"), "lr": own(1e-3), "lr_scaling": own("none"), "lr_batch": own(None),
+        "betas": own((0.9, 0.999)), "momentum": own(None), "epochs": own(10.0), "warmup_epochs": own(None),
+        "warmup_fraction": own(0.05), "schedule": own("cosine"), "weight_decay": own(0.05), "grad_clip": own(1.0),
+        "label_smoothing": Cited(None, "the task's: 0.1 for images (DeiT) and translation, 0 for masked LM (BERT)"),
+        "mixup": own(0.0), "cutmix": own(0.0), "mix_prob": own(1.0), "switch_prob": own(0.5),
+        "rand_augment": Cited("rand-m9-mstd0.5-inc1", "DeiT 2012.12877 Table 9"),
+        "rand_augment_min_side": own(128), "color_jitter": Cited(0.4, "timm's create_transform default"),
+        "re_prob": own(0.0), "drop_path": own(0.0), "repeated_aug": own(1), "ema_decay": own(None),
+        "batch_size": own(None),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# plain: a ResNet-era recipe (random-resized crop and flip only)
+
+RESNET = "He et al. 1512.03385 section 3.4 (ImageNet): SGD, momentum 0.9, weight decay 1e-4, batch 256"
+
+
+@register_recipe("plain", "a ResNet-era recipe: SGD with momentum, random-resized crop and flip, no mixing, no erasing, "
+                          "no stochastic depth, no label smoothing")
+def plain(family: str, size: str) -> dict[str, Cited]:
+    off = lambda value: Cited(value, "off: a ResNet-era recipe has none")  # noqa: E731
+    return {
+        "optimizer": Cited("sgd", RESNET), "lr": Cited(0.1, RESNET + ", lr 0.1 at batch 256"),
+        "lr_scaling": Cited("linear", "Goyal et al. 1706.02677 section 2.1 (linear scaling rule)"),
+        "lr_batch": Cited(256, RESNET), "betas": off(None), "momentum": Cited(0.9, RESNET),
+        "epochs": Cited(90.0, "Goyal et al. 1706.02677 section 5.1 (90 epochs)"),
+        "warmup_epochs": Cited(5.0, "Goyal et al. 1706.02677 section 2.2 (gradual warm-up, 5 epochs)"),
+        "warmup_fraction": off(None),
+        "schedule": Cited("cosine", "the suite's one schedule (ResNet divided the lr by 10 at set epochs)"),
+        "weight_decay": Cited(1e-4, RESNET), "grad_clip": off(None), "label_smoothing": off(0.0),
+        "mixup": off(0.0), "cutmix": off(0.0), "mix_prob": off(1.0), "switch_prob": off(0.5),
+        "rand_augment": off(None), "rand_augment_min_side": off(0), "color_jitter": off(None), "re_prob": off(0.0), "drop_path": off(0.0), "repeated_aug": off(1),
+        "ema_decay": off(None), "batch_size": Cited(256, RESNET),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# deit: DeiT's recipe, the same for every family
+
+DEIT = "DeiT 2012.12877 Table 9"
+DEIT_CODE = "DeiT's main.py defaults (github.com/facebookresearch/deit)"
+
+
+def deit_values() -> dict[str, Cited]:
+    deit = lambda value: Cited(value, DEIT)  # noqa: E731
+    return {
+        "optimizer": deit("adamw"), "lr": Cited(5e-4, DEIT + " (lr 5e-4 x batchsize / 512)"),
+        "lr_scaling": deit("linear"), "lr_batch": deit(512), "betas": Cited((0.9, 0.999), DEIT_CODE + " (timm AdamW)"),
+        "momentum": Cited(None, DEIT + " (AdamW: no momentum)"), "epochs": deit(300.0), "warmup_epochs": deit(5.0),
+        "warmup_fraction": Cited(None, DEIT + " (warm-up given in epochs)"), "schedule": deit("cosine"),
+        "weight_decay": deit(0.05), "grad_clip": Cited(None, DEIT + " (gradient clipping: no)"),
+        "label_smoothing": deit(0.1), "mixup": deit(0.8), "cutmix": deit(1.0),
+        "mix_prob": Cited(1.0, DEIT_CODE + " (--mixup-prob)"), "switch_prob": Cited(0.5, DEIT_CODE + " (--mixup-switch-prob)"),
+        "rand_augment": deit("rand-m9-mstd0.5-inc1"), "rand_augment_min_side": Cited(0, DEIT + " (RandAugment on every image)"),
+        "color_jitter": Cited(0.4, DEIT_CODE + " (--color-jitter; timm skips it under RandAugment)"), "re_prob": deit(0.25), "drop_path": deit(0.1),
+        "repeated_aug": Cited(3, DEIT + " (repeated augmentation: yes); 3 repeats: DeiT's samplers.py RASampler"),
+        "ema_decay": Cited(None, DEIT + " (EMA off in the final recipe)"), "batch_size": deit(1024),
+    }
+
+
+# DeiT 2012.12877 Table 1 (no distillation, 224 px)
+DEIT_TOP1 = {"ti": 72.2, "s": 79.8, "b": 81.8}
+
+
+def deit_top1(family: str, size: str) -> Optional[Cited]:
+    if family == "vit" and size in DEIT_TOP1:
+        return Cited(DEIT_TOP1[size], UNVERIFIED + "DeiT 2012.12877 Table 1 (DeiT-" + {"ti": "Ti", "s": "S", "b": "B"}[size] + ", no distillation)")
+    return None
+
+
+@register_recipe("deit", "DeiT's recipe (2012.12877 Table 9) for every family: AdamW at 5e-4 x batch / 512, 300 epochs, "
+                         "RandAugment, Mixup, CutMix, random erasing, stochastic depth 0.1, repeated augmentation",
+                 top1=deit_top1)
+def deit(family: str, size: str) -> dict[str, Cited]:
+    return deit_values()
+
+
+# ---------------------------------------------------------------------------------------------
+# paper: each family's own paper, per size. A value marked "UNVERIFIED" was not found in the
+# stored copies of the paper when it was written down; check it against the paper before trusting it.
+
+GMLP = "gMLP 2105.08050"
+RESMLP = "ResMLP 2105.03404"
+MIXER = "MLP-Mixer 2105.01601"
+UNVERIFIED = "UNVERIFIED, check: "
+
+
+def _unverified(value, where: str) -> Cited:
+    return Cited(value, UNVERIFIED + where)
+
+
+def gmlp_paper(size: str) -> dict[str, Cited]:
+    values = deit_values()  # gMLP's ImageNet recipe follows DeiT's, with the changes below
+    survival = {"ti": 1.0, "s": 0.95, "b": 0.8}[size]  # stochastic depth survival probability per size
+    values.update({
+        "drop_path": _unverified(round(1 - survival, 2), f"{GMLP} Table 7 (stochastic depth survival "
+                                                         f"probability {survival} for gMLP-{size.upper()})"),
+        "lr": _unverified(1e-3, f"{GMLP} Table 7 (peak learning rate 1e-3 at batch 4096)"),
+        "lr_scaling": _unverified("none", f"{GMLP} Table 7 (one peak learning rate at batch 4096)"),
+        "lr_batch": _unverified(None, f"{GMLP} Table 7"),
+        "batch_size": _unverified(4096, f"{GMLP} Table 7"),
+        "warmup_epochs": _unverified(10000 * 4096 / 1281167, f"{GMLP} Table 7 (10k warm-up steps at batch 4096)"),
+        "grad_clip": _unverified(1.0, f"{GMLP} Table 7 (gradient clipping 1.0)"),
+        "repeated_aug": _unverified(1, f"{GMLP} Table 7 (no repeated augmentation listed)"),
+        "re_prob": _unverified(0.0, f"{GMLP} Table 7 (no random erasing listed)"),
+    })
+    return values
+
+
+def resmlp_paper(size: str) -> dict[str, Cited]:
+    values = deit_values()  # ResMLP trains with DeiT's code, with the changes of its own table
+    values.update({
+        "optimizer": _unverified("lamb", f"{RESMLP} section 4 / Table (training: LAMB)"),
+        "lr": _unverified(5e-3, f"{RESMLP} (LAMB, lr 5e-3 at batch 1024)"),
+        "lr_scaling": _unverified("linear", f"{RESMLP} (DeiT's code scales lr x batch / 512)"),
+        "lr_batch": _unverified(1024, f"{RESMLP} (lr given at batch 1024)"),
+        "weight_decay": _unverified(0.2, f"{RESMLP} (weight decay 0.2)"),
+        "epochs": _unverified(400.0, f"{RESMLP} (400 epochs)"),
+        "re_prob": _unverified(0.0, f"{RESMLP} (no random erasing)"),
+        "drop_path": _unverified({"s12": 0.0, "s24": 0.1, "b24": 0.1}.get(size, 0.0),
+                                 f"{RESMLP} (stochastic depth per size)"),
+    })
+    return values
+
+
+def mixer_paper(size: str) -> dict[str, Cited]:
+    values = deit_values()
+    values.update({
+        "optimizer": _unverified("adamw", f"{MIXER} Appendix B (Adam, beta 0.9 / 0.999, decoupled weight decay)"),
+        "lr": _unverified(1e-3, f"{MIXER} Appendix B/E (ImageNet-1k from scratch)"),
+        "lr_scaling": _unverified("none", f"{MIXER} Appendix B (batch 4096)"),
+        "lr_batch": _unverified(None, f"{MIXER} Appendix B"),
+        "batch_size": _unverified(4096, f"{MIXER} Appendix B (batch 4096)"),
+        "warmup_epochs": _unverified(10000 * 4096 / 1281167, f"{MIXER} Appendix B (linear warm-up of 10k steps)"),
+        "weight_decay": _unverified(0.1, f"{MIXER} Appendix B"),
+        "grad_clip": _unverified(1.0, f"{MIXER} Appendix B (gradient clipping at global norm 1)"),
+        "mixup": _unverified(0.5, f"{MIXER} Appendix E (ImageNet-1k from scratch: mixup)"),
+        "cutmix": _unverified(0.0, f"{MIXER} Appendix E (no CutMix listed)"),
+        "rand_augment": _unverified("rand-m15-n2", f"{MIXER} Appendix E (RandAugment 2 layers, magnitude 15)"),
+        "re_prob": _unverified(0.0, f"{MIXER} (no random erasing listed)"),
+        "repeated_aug": _unverified(1, f"{MIXER} (no repeated augmentation listed)"),
+        "label_smoothing": _unverified(0.1, f"{MIXER} Appendix B"),
+        "drop_path": _unverified(0.1, f"{MIXER} Appendix E (stochastic depth 0.1)"),
+    })
+    return values
+
+
+PAPER_SIZES = {  # family -> {size: (the paper's name, where its own values come from)}
+    "gmlp": {"ti": gmlp_paper, "s": gmlp_paper, "b": gmlp_paper},
+    "amlp": {"ti": gmlp_paper, "s": gmlp_paper, "b": gmlp_paper},
+    "resmlp": {"s12": resmlp_paper, "s24": resmlp_paper, "b24": resmlp_paper},
+    "mixer": {"s16": mixer_paper, "b16": mixer_paper},
+}
+# The sizes of no paper (`mini`) take the family's smallest paper size's values.
+SMALLEST = {"gmlp": "ti", "amlp": "ti", "resmlp": "s12", "mixer": "s16"}
+
+PAPER_TOP1 = {  # (family, size) -> (top-1, where)
+    ("gmlp", "ti"): (72.3, f"{UNVERIFIED}{GMLP} Table 2"), ("gmlp", "s"): (79.6, f"{GMLP} Table 2"),
+    ("gmlp", "b"): (81.6, f"{GMLP} Table 2"),
+    ("resmlp", "s12"): (76.6, f"{UNVERIFIED}{RESMLP} Table (no distillation)"),
+    ("resmlp", "s24"): (79.4, f"{UNVERIFIED}{RESMLP} Table (no distillation)"),
+    ("resmlp", "b24"): (81.0, f"{UNVERIFIED}{RESMLP} Table (no distillation)"),
+    ("mixer", "b16"): (76.4, f"{UNVERIFIED}{MIXER} (Mixer-B/16 on ImageNet-1k from scratch)"),
+}
+
+
+def paper_top1(family: str, size: str) -> Optional[Cited]:
+    if (family, size) in PAPER_TOP1:
+        return Cited(*PAPER_TOP1[(family, size)])
+    return deit_top1(family, size)
+
+
+@register_recipe("paper", "for each family and size, the recipe its own paper trained with on ImageNet-1k (ViT and "
+                          "the families of no paper recipe take DeiT's)", top1=paper_top1)
+def paper(family: str, size: str) -> dict[str, Cited]:
+    sizes = PAPER_SIZES.get(family)
+    if sizes is None:  # vit (DeiT is its paper) and the relatives without an ImageNet recipe of their own
+        values = deit_values()
+        if family != "vit":
+            values = {k: Cited(c.value, f"{c.source}; {family} has no paper recipe in the suite: DeiT's")
+                      for k, c in values.items()}
+        return values
+    own = size if size in sizes else SMALLEST[family]
+    values = sizes[own](own)
+    if own != size:
+        values = {k: Cited(c.value, f"{c.source} ({family}-{own}'s: {size} is no paper size)") for k, c in values.items()}
+    return values
+
+
+def text_values(recipe: Recipe) -> Recipe:
+    """The recipe as a text task takes it: the image-only values off."""
+    return dataclasses.replace(recipe, **IMAGE_OFF)
+
+
+def as_record(recipe: Recipe, name: str, sources: Mapping[str, str], overrides: Mapping[str, object]) -> dict:
+    """What a result and a checkpoint record of the recipe: its name, every value, each value's source
+    and the overrides."""
+    values = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(recipe).items()}
+    return {"name": name, "values": values, "sources": dict(sources), "overrides": sorted(overrides)}
+
+
+def run_recipe(optim_cfg, recipe_cfg, task, modality: str, family: str, size: str, processes: int,
+               stochastic_depth: bool = True):
+    """What a run trains with: (the OptimConfig it records, with the recipe's values in place of those
+    left unset and the learning rate scaled; the Recipe; its record for the result and checkpoints).
+    `task` is a task made without settings (for its default recipe and label smoothing);
+    `stochastic_depth`: whether the model's blocks take it (a recipe's rate is then off, and a flag
+    asking for it refused). UserError with one sentence for an image-only value asked of a text task."""
+    name = recipe_cfg.recipe or task.default_recipe
+    get_recipe(name)  # an unknown name lists the recipes
+    overrides = {**optim_cfg.recipe_overrides(), **recipe_cfg.overrides()}
+    if modality != "image":
+        image_only = [key for key in overrides if key in IMAGE_VALUES]
+        if image_only:
+            raise UserError(f"{', '.join(flag_name(k) for k in image_only)} "
+                            f"{'is an image-only recipe value' if len(image_only) == 1 else 'are image-only recipe values'}"
+                            f"; --task {task.name} is a {modality} task, drop {'it' if len(image_only) == 1 else 'them'}.")
+    if overrides.get("drop_path") and not stochastic_depth:
+        raise UserError(f"--drop-path does not apply to model {family!r}: its blocks have no stochastic depth.")
+    recipe, sources = resolve(name, family, size, overrides)
+    if modality != "image":
+        recipe = text_values(recipe)
+        sources.update({key: f"off: an image-only value ({modality} task)" for key in IMAGE_VALUES})
+    elif not stochastic_depth and recipe.drop_path:
+        recipe = dataclasses.replace(recipe, drop_path=0.0)
+        sources["drop_path"] = f"off: {family}'s blocks have no stochastic depth"
+    if recipe.label_smoothing is None:
+        recipe = dataclasses.replace(recipe, label_smoothing=task.default_label_smoothing)
+    global_batch = processes * optim_cfg.batch_size * optim_cfg.grad_accum
+    resolved = dataclasses.replace(
+        optim_cfg, lr=recipe.global_lr(global_batch), weight_decay=recipe.weight_decay, epochs=recipe.epochs,
+        warmup_fraction=recipe.warmup_share(), label_smoothing=recipe.label_smoothing, grad_clip=recipe.grad_clip,
+    )
+    record = as_record(recipe, name, sources, overrides)
+    record["global_batch"], record["lr"] = global_batch, resolved.lr
+    return resolved, recipe, record
+
+
+def describe_start(record: dict, processes: int, batch_size: int, grad_accum: int) -> str:
+    """The line a run prints as it starts: the recipe, the global batch and the learning rate."""
+    values = record["values"]
+    if values["lr_scaling"] == "linear":
+        rule = f" = {values['lr']:g} x {record['global_batch']} / {values['lr_batch']}"
+    else:
+        rule = " (not scaled with the batch)"
+    return (f"Recipe {record['name']}: global batch {record['global_batch']} ({processes} process"
+            f"{'es' if processes != 1 else ''} x {batch_size} x {grad_accum} accumulation), "
+            f"learning rate {record['lr']:.4g}{rule}, {values['optimizer']}, {values['epochs']:g} epochs.")
+
+
+def suite_optim(optim_cfg, task):
+    """The OptimConfig a run of `task` with these flags trains with under the suite recipe, for the
+    tools that time one training step as runs take it (the harness check, the regression worker, the
+    cost pass); they make the task without the recipe's augmentation, which the suite recipe's
+    small tasks do not use."""
+    from bench.config import RecipeConfig
+
+    resolved, _, _ = run_recipe(optim_cfg, RecipeConfig(recipe="suite"), task, "image", "any", "any", 1)
+    return resolved

@@ -1,0 +1,258 @@
+"""Training recipes (bench/recipes.py): the cited values, stochastic depth in every image family,
+Mixup / CutMix with soft targets, the training and evaluation transforms, EMA, resume, the learning
+rate's scaling with the global batch, and two steps of every image family under every recipe."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bench import run as runner
+from bench.config import DataConfig, OptimConfig, RecipeConfig, VariantConfig
+from bench.models import list_models, model_entries, resolve
+from bench.recipes import cited_values, list_recipes, run_recipe
+from bench.results import load_result
+from bench.spec import TaskSpec
+from tasks import create_task
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGE_224 = TaskSpec("imagenet", "image", "top1", image_size=(3, 224, 224), num_classes=10)
+IMAGE_FAMILIES = [f for f in list_models() if any("image" in e.modalities for e in model_entries(f))]
+PAPER_SIZE = {"gmlp": "s", "amlp": "s", "resmlp": "s24", "mixer": "b16", "vit": "s", "ffvit": "b", "convmixer": "768-32"}
+
+# The values of deit and paper, each with the source it must cite (DeiT 2012.12877 Table 9 for deit).
+CITED = [
+    ("deit", "gmlp", "s", "optimizer", "adamw", "DeiT 2012.12877 Table 9"),
+    ("deit", "gmlp", "s", "lr", 5e-4, "DeiT 2012.12877 Table 9"),
+    ("deit", "gmlp", "s", "lr_batch", 512, "DeiT 2012.12877 Table 9"),
+    ("deit", "gmlp", "s", "weight_decay", 0.05, "DeiT 2012.12877 Table 9"),
+    ("deit", "gmlp", "s", "epochs", 300.0, "DeiT 2012.12877 Table 9"),
+    ("deit", "gmlp", "s", "warmup_epochs", 5.0, "DeiT 2012.12877 Table 9"),
+    ("deit", "gmlp", "s", "label_smoothing", 0.1, "DeiT 2012.12877 Table 9"),
+    ("deit", "gmlp", "s", "drop_path", 0.1, "DeiT 2012.12877 Table 9"),
+    ("deit", "gmlp", "s", "repeated_aug", 3, "DeiT 2012.12877 Table 9"),
+    ("deit", "gmlp", "s", "rand_augment", "rand-m9-mstd0.5-inc1", "DeiT 2012.12877 Table 9"),
+    ("deit", "gmlp", "s", "mixup", 0.8, "DeiT 2012.12877 Table 9"),
+    ("deit", "gmlp", "s", "cutmix", 1.0, "DeiT 2012.12877 Table 9"),
+    ("deit", "gmlp", "s", "re_prob", 0.25, "DeiT 2012.12877 Table 9"),
+    ("deit", "gmlp", "s", "ema_decay", None, "DeiT 2012.12877 Table 9"),
+    ("deit", "gmlp", "s", "grad_clip", None, "DeiT 2012.12877 Table 9"),
+    ("deit", "gmlp", "s", "batch_size", 1024, "DeiT 2012.12877 Table 9"),
+    ("paper", "vit", "b", "lr", 5e-4, "DeiT 2012.12877 Table 9"),
+    ("paper", "vit", "ti", "drop_path", 0.1, "DeiT 2012.12877 Table 9"),
+    ("paper", "gmlp", "ti", "drop_path", 0.0, "gMLP 2105.08050"),
+    ("paper", "gmlp", "s", "drop_path", 0.05, "gMLP 2105.08050"),
+    ("paper", "gmlp", "b", "drop_path", 0.2, "gMLP 2105.08050"),
+    ("paper", "resmlp", "s12", "optimizer", "lamb", "ResMLP 2105.03404"),
+    ("paper", "resmlp", "s24", "weight_decay", 0.2, "ResMLP 2105.03404"),
+    ("paper", "mixer", "b16", "grad_clip", 1.0, "MLP-Mixer 2105.01601"),
+]
+
+
+@pytest.mark.parametrize("recipe,family,size,field,value,source", CITED)
+def test_deit_and_paper_values_are_the_cited_ones(recipe, family, size, field, value, source):
+    cited = cited_values(recipe, family, size)[field]
+    assert cited.value == value
+    assert source in cited.source
+
+
+@pytest.mark.parametrize("recipe", ["deit", "paper"])
+def test_every_value_of_deit_and_paper_names_its_source(recipe):
+    for family in IMAGE_FAMILIES:
+        for size in [PAPER_SIZE[family], "mini"]:
+            for field, cited in cited_values(recipe, family, size).items():
+                assert any(ref in cited.source for ref in ("2012.12877", "2105.", "deit", "DeiT")), (family, field)
+
+
+@pytest.mark.parametrize("recipe", ["paper", "deit", "plain"])
+@pytest.mark.parametrize("family", IMAGE_FAMILIES)
+def test_stochastic_depth_rises_linearly_over_the_blocks(family, recipe):
+    from timm.layers import DropPath, calculate_drop_path_rates
+
+    entry, size = resolve(family, PAPER_SIZE[family], IMAGE_224)
+    task = create_task("imagenet")
+    _, resolved, record = run_recipe(OptimConfig(), RecipeConfig(recipe=recipe), task, "image", family, size, 1,
+                                     entry.stochastic_depth)
+    with torch.device("meta"):
+        model = entry.build(IMAGE_224, entry.sizes[size], VariantConfig(),
+                            **({"drop_path_rate": resolved.drop_path} if entry.stochastic_depth else {}))
+    drops = [m for m in model.modules() if isinstance(m, DropPath)]
+    if recipe == "plain" or not entry.stochastic_depth or resolved.drop_path == 0:
+        assert drops == []
+        if not entry.stochastic_depth and recipe != "plain":
+            assert record["values"]["drop_path"] == 0.0 and "no stochastic depth" in record["sources"]["drop_path"]
+        return
+    expected = calculate_drop_path_rates(resolved.drop_path, entry.sizes[size].depth)
+    rates = []
+    for block in model.blocks:
+        path = getattr(block, "drop_path", None) or getattr(block, "drop_path1")
+        rates.append(path.drop_prob if isinstance(path, DropPath) else 0.0)
+    assert rates == pytest.approx(expected)
+    assert rates[-1] == pytest.approx(resolved.drop_path) and rates[0] == 0.0
+
+
+def _image_task(**overrides):
+    task = create_task("imagenet")
+    _, recipe, _ = run_recipe(OptimConfig(), RecipeConfig(**overrides), task, "image", "vit", "mini", 1)
+    return create_task("imagenet", label_smoothing=recipe.label_smoothing, recipe=recipe), recipe
+
+
+def test_mixup_gives_soft_targets_and_the_loss_smooths_once():
+    from timm.data import Mixup
+    from timm.loss import SoftTargetCrossEntropy
+
+    task, recipe = _image_task(recipe="deit")
+    assert recipe.label_smoothing == 0.1
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 10))
+    model.get_classifier = lambda: model[1]
+    images, labels = torch.randn(8, 3, 8, 8), torch.arange(8) % 10
+    np.random.seed(0)
+    torch.manual_seed(0)
+    loss = task.loss(model, (images.clone(), labels))  # timm mixes the batch in place
+
+    np.random.seed(0)
+    torch.manual_seed(0)
+    mix = Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, prob=1.0, switch_prob=0.5, label_smoothing=0.1, num_classes=10)
+    mixed, targets = mix(images.clone(), labels)
+    assert targets.shape == (8, 10)
+    assert torch.allclose(targets.sum(dim=1), torch.ones(8))
+    assert targets.min().item() == pytest.approx(0.1 / 10)  # smoothed once, in the targets
+    assert loss.item() == pytest.approx(SoftTargetCrossEntropy()(model(mixed), targets).item())
+
+    model.eval()  # evaluation scores the true labels, unmixed
+    plain = torch.nn.functional.cross_entropy(model(images), labels, label_smoothing=0.1)
+    assert task.loss(model, (images, labels)).item() == pytest.approx(plain.item())
+
+
+def test_augmentation_is_in_the_training_transform_only():
+    from timm.data.auto_augment import RandAugment
+    from timm.data.random_erasing import RandomErasing
+
+    from tasks.image import image_transform
+
+    spec = TaskSpec("imagenet", "image", "top1", image_size=(3, 224, 224), num_classes=10)
+    evaluation = repr(image_transform(spec, False))
+    for name in list_recipes():
+        _, recipe = _image_task(recipe=name)
+        train = image_transform(spec, True, recipe).transforms
+        kinds = {type(t) for t in train}
+        assert (RandAugment in kinds) == (recipe.rand_augment is not None), name
+        assert (RandomErasing in kinds) == (recipe.re_prob > 0), name
+        assert repr(image_transform(spec, False, recipe)) == evaluation
+        assert all(type(t) not in (RandAugment, RandomErasing) for t in image_transform(spec, False).transforms)
+
+
+DIGITS = ["--task", "digits", "--model", "vit", "--batch-size", "16", "--max-train-samples", "64",
+          "--max-eval-samples", "32", "--no-measure", "--mixup", "0.8", "--cutmix", "1.0", "--repeated-aug", "3",
+          "--ema-decay", "0.9"]
+NAME = "digits__vit-mini__fp32__seed0"
+
+
+def test_ema_weights_are_evaluated_saved_and_checkpointed(tmp_path, one_thread):
+    assert runner.main([*DIGITS, "--max-steps", "4", "--save-model", "--output-dir", str(tmp_path)]) == 0
+    result = load_result(tmp_path / f"{NAME}.json")
+    assert result["recipe"]["values"]["ema_decay"] == 0.9 and "ema_decay" in result["recipe"]["overrides"]
+    final = tmp_path / "checkpoints" / NAME / "step-00000004"
+    trained = load_file(final / "model.safetensors")
+    ema = torch.load(final / "custom_checkpoint_0.pkl", weights_only=True)  # the registered ModelEmaV3
+    saved = load_file(tmp_path / f"{NAME}.safetensors")
+    for key, value in saved.items():
+        assert torch.equal(value, ema[f"module.{key}"]), key
+    assert any(not torch.equal(trained[k], saved[k]) for k in saved), "the EMA weights differ from the trained ones"
+
+    from bench.models import load_saved
+
+    model = load_saved(tmp_path / f"{NAME}.model.json")  # the evaluated weights: scoring them again agrees
+    task = create_task("digits")
+    data = task.load(DataConfig(max_eval_samples=32), 0)
+    images, labels = next(iter(torch.utils.data.DataLoader(data.eval, batch_size=32)))
+    with torch.inference_mode():
+        top1 = (model(images).argmax(-1) == labels).float().mean().item()
+    assert top1 == pytest.approx(result["metrics"]["top1"])
+
+
+def test_resume_with_mixup_repeated_augmentation_and_ema_matches_a_whole_run(tmp_path, one_thread):
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    run = [*DIGITS, "--max-steps", "7", "--checkpoint-every", "3"]
+    assert runner.main([*run, "--output-dir", str(whole)]) == 0
+    # step 6 is mid-epoch (4 batches an epoch): resume from a copy of it
+    shutil.copytree(whole / "checkpoints" / NAME / "step-00000006", resumed / "checkpoints" / NAME / "step-00000006")
+    assert runner.main([*run, "--output-dir", str(resumed), "--resume"]) == 0
+    a, b = load_result(whole / f"{NAME}.json"), load_result(resumed / f"{NAME}.json")
+    assert b["train"]["resumed_from_step"] == 6
+    assert a["metrics"] == b["metrics"] and a["train"]["final_loss"] == b["train"]["final_loss"]
+    for kind in ("model.safetensors",):
+        x, y = (load_file(d / "checkpoints" / NAME / "step-00000007" / kind) for d in (whole, resumed))
+        assert all(torch.equal(x[k], y[k]) for k in x)
+    x, y = (torch.load(d / "checkpoints" / NAME / "step-00000007" / "custom_checkpoint_0.pkl", weights_only=True)
+            for d in (whole, resumed))
+    assert all(torch.equal(x[k], y[k]) for k in x), "the EMA weights too"
+
+
+def test_image_values_are_refused_on_text_and_augmentation_on_tensor_images(capsys):
+    assert runner.main(["--task", "wordnet", "--model", "gmlp", "--mixup", "0.8", "--output-dir", "/nonexistent"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --mixup is an image-only recipe value; --task wordnet is a mlm task, drop it.")
+    assert runner.main(["--task", "digits", "--model", "gmlp", "--recipe", "deit", "--output-dir", "/nonexistent"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --task digits holds its images as tensors, which RandAugment and random erasing cannot transform; "
+        "pass --rand-augment off --re-prob 0, or use a folder task (imagefolder).")
+    assert runner.main(["--task", "digits", "--model", "gmlp", "--recipe", "nope"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: Unknown recipe 'nope'; valid recipes are: deit, paper, plain, suite.")
+
+
+def jpeg_folder(root: Path, per_class: int = 4) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for label in ("a", "b"):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                pixels = rng.integers(0, 255, (224, 224, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.jpg")
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["suite", "plain", "deit", "paper"])
+def test_two_steps_of_every_image_family_at_224_px(tmp_path, recipe, one_thread, capsys):
+    data = jpeg_folder(tmp_path / "data")
+    for family in IMAGE_FAMILIES:
+        out = tmp_path / family
+        args = ["--task", "imagenet", "--model", family, "--size", "mini", "--data-dir", str(data),
+                "--recipe", recipe, "--batch-size", "4", "--max-steps", "2", "--no-measure", "--output-dir", str(out)]
+        if recipe in ("deit", "paper"):
+            args += ["--repeated-aug", "1"]  # DeiT's 3 repeats of 8 images leave an epoch of one batch
+        assert runner.main(args) == 0, family
+        result = load_result(next(out.glob("imagenet__*.json")))
+        assert result["status"] == "ok" and result["train"]["steps"] == 2
+        assert result["recipe"]["name"] == recipe == result["config"]["recipe"]["recipe"]
+        assert f"Recipe {recipe}: global batch 4 (1 process x 4 x 1 accumulation)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_learning_rate_scales_with_two_processes(tmp_path):
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+         "bench/run.py", "--task", "digits", "--model", "gmlp", "--recipe", "deit", "--rand-augment", "off",
+         "--re-prob", "0", "--batch-size", "8", "--grad-accum", "2", "--max-steps", "1", "--no-measure",
+         "--output-dir", str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert ("Recipe deit: global batch 32 (2 processes x 8 x 2 accumulation), learning rate 3.125e-05 "
+            "= 0.0005 x 32 / 512, adamw, 300 epochs.") in out.stdout
+    result = load_result(tmp_path / "digits__gmlp-mini__fp32__seed0.json")
+    assert result["environment"]["num_processes"] == 2
+    assert result["recipe"]["global_batch"] == 32 and result["config"]["optim"]["lr"] == pytest.approx(3.125e-05)
