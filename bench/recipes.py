@@ -210,33 +210,46 @@ def plain(family: str, size: str) -> dict[str, Cited]:
 # deit: DeiT's recipe, the same for every family
 
 DEIT = "DeiT 2012.12877 Table 9"
-DEIT_CODE = "DeiT's main.py defaults (github.com/facebookresearch/deit)"
+# The code the paper was trained with: its defaults at the release (the first commit; --color-jitter
+# became 0.3 in 4da6691 for DeiT III).
+DEIT_CODE = "DeiT's main.py as released (facebookresearch/deit, first commit 1d38fa4)"
+IMAGENET_TRAIN = 1281167  # ImageNet-1k training images: DeiT 2012.12877 Table 6
 
 
 def deit_values() -> dict[str, Cited]:
-    deit = lambda value: Cited(value, DEIT)  # noqa: E731
+    deit = lambda value, note="": Cited(value, DEIT + (f" ({note})" if note else ""))  # noqa: E731
     return {
-        "optimizer": deit("adamw"), "lr": Cited(5e-4, DEIT + " (lr 5e-4 x batchsize / 512)"),
-        "lr_scaling": deit("linear"), "lr_batch": deit(512), "betas": Cited((0.9, 0.999), DEIT_CODE + " (timm AdamW)"),
-        "momentum": Cited(None, DEIT + " (AdamW: no momentum)"), "epochs": deit(300.0), "warmup_epochs": deit(5.0),
-        "warmup_fraction": Cited(None, DEIT + " (warm-up given in epochs)"), "schedule": deit("cosine"),
-        "weight_decay": deit(0.05), "grad_clip": Cited(None, DEIT + " (gradient clipping: no)"),
-        "label_smoothing": deit(0.1), "mixup": deit(0.8), "cutmix": deit(1.0),
+        "optimizer": deit("adamw"),
+        "lr": deit(5e-4, "0.0005 x batchsize / 512; section 6: lr_scaled = lr / 512 x batchsize"),
+        "lr_scaling": deit("linear", "section 6: lr_scaled = lr / 512 x batchsize"),
+        "lr_batch": deit(512, "section 6: 512 as the base value"),
+        "betas": Cited((0.9, 0.999), DEIT_CODE + " (--opt-betas None: torch.optim.AdamW's default betas)"),
+        "momentum": deit(None, "AdamW: no momentum"), "epochs": deit(300.0), "warmup_epochs": deit(5.0),
+        "warmup_fraction": deit(None, "warm-up given in epochs"), "schedule": deit("cosine", "learning rate decay"),
+        "weight_decay": deit(0.05), "grad_clip": deit(None, "gradient clipping: no"),
+        "label_smoothing": deit(0.1, "label smoothing epsilon; section 4: 0.1"),
+        "mixup": deit(0.8, "Mixup 0.8; the alpha of " + DEIT_CODE + " --mixup"),
+        "cutmix": deit(1.0, "Cutmix 1.0; the alpha of " + DEIT_CODE + " --cutmix"),
         "mix_prob": Cited(1.0, DEIT_CODE + " (--mixup-prob)"), "switch_prob": Cited(0.5, DEIT_CODE + " (--mixup-switch-prob)"),
-        "rand_augment": deit("rand-m9-mstd0.5-inc1"), "rand_augment_min_side": Cited(0, DEIT + " (RandAugment on every image)"),
-        "color_jitter": Cited(0.4, DEIT_CODE + " (--color-jitter; timm skips it under RandAugment)"), "re_prob": deit(0.25), "drop_path": deit(0.1),
-        "repeated_aug": Cited(3, DEIT + " (repeated augmentation: yes); 3 repeats: DeiT's samplers.py RASampler"),
-        "ema_decay": Cited(None, DEIT + " (EMA off in the final recipe)"), "batch_size": deit(1024),
+        "rand_augment": deit("rand-m9-mstd0.5-inc1", "Rand Augment 9/0.5; the string: " + DEIT_CODE + " --aa"),
+        "rand_augment_min_side": deit(0, "RandAugment on every image"),
+        "color_jitter": Cited(0.4, DEIT_CODE + " (--color-jitter 0.4; timm skips it under RandAugment)"),
+        "re_prob": deit(0.25, "erasing prob."), "drop_path": deit(0.1, "stoch. depth"),
+        "repeated_aug": deit(3, "repeated aug: yes; section 6, training time: 3 repetitions"),
+        "ema_decay": Cited(None, "DeiT 2012.12877 Table 8 (the default configuration, row 'none', has no EMA; "
+                                 "section 6: EMA gains vanish after fine-tuning)"),
+        "batch_size": deit(1024),
     }
 
 
-# DeiT 2012.12877 Table 1 (no distillation, 224 px)
+# DeiT 2012.12877 Table 5 (and Table 3, "DeiT - no distillation"): 224 px, 300 epochs, no distillation
 DEIT_TOP1 = {"ti": 72.2, "s": 79.8, "b": 81.8}
 
 
 def deit_top1(family: str, size: str) -> Optional[Cited]:
     if family == "vit" and size in DEIT_TOP1:
-        return Cited(DEIT_TOP1[size], UNVERIFIED + "DeiT 2012.12877 Table 1 (DeiT-" + {"ti": "Ti", "s": "S", "b": "B"}[size] + ", no distillation)")
+        name = {"ti": "Ti", "s": "S", "b": "B"}[size]
+        return Cited(DEIT_TOP1[size], f"DeiT 2012.12877 Table 5 (DeiT-{name}, 224 px, no distillation; also Table 3)")
     return None
 
 
@@ -248,13 +261,20 @@ def deit(family: str, size: str) -> dict[str, Cited]:
 
 
 # ---------------------------------------------------------------------------------------------
-# paper: each family's own paper, per size. A value marked "UNVERIFIED" was not found in the
-# stored copies of the paper when it was written down; check it against the paper before trusting it.
+# paper: each family's own paper, per size. A value marked "UNVERIFIED" was not found in the stored
+# copies of the paper and its code; its source says what was looked at. Check it before trusting it.
 
 GMLP = "gMLP 2105.08050"
 RESMLP = "ResMLP 2105.03404"
 MIXER = "MLP-Mixer 2105.01601"
 UNVERIFIED = "UNVERIFIED, check: "
+# What was tried for gMLP: its paper's text (arXiv, ar5iv, the stored pages hold its first page only)
+# and any copy of its tables or appendix in the stored repositories; it has no official code.
+GMLP_NOT_FOUND = "the paper's tables and appendix were not in the stored copies"
+# ResMLP's first author on its ImageNet hyperparameters (the paper gives lr, weight decay and epochs).
+RESMLP_AUTHOR = "facebookresearch/deit issue #106 (ResMLP's first author)"
+# The DeiT code ResMLP trained with (May 2021): it scales --lr by the global batch / 512, always.
+DEIT_CODE_2021 = "DeiT's main.py at 2f76ec6 (May 2021): lr x global batch / 512"
 
 
 def _unverified(value, where: str) -> Cited:
@@ -262,57 +282,78 @@ def _unverified(value, where: str) -> Cited:
 
 
 def gmlp_paper(size: str) -> dict[str, Cited]:
-    values = deit_values()  # gMLP's ImageNet recipe follows DeiT's, with the changes below
+    # gMLP's ImageNet recipe is said to follow DeiT's with the changes below; none of it was found.
+    values = {k: _unverified(c.value, f"{GMLP} follows DeiT here ({GMLP_NOT_FOUND}); DeiT's: {c.source}")
+              for k, c in deit_values().items()}
     survival = {"ti": 1.0, "s": 0.95, "b": 0.8}[size]  # stochastic depth survival probability per size
     values.update({
-        "drop_path": _unverified(round(1 - survival, 2), f"{GMLP} Table 7 (stochastic depth survival "
-                                                         f"probability {survival} for gMLP-{size.upper()})"),
-        "lr": _unverified(1e-3, f"{GMLP} Table 7 (peak learning rate 1e-3 at batch 4096)"),
-        "lr_scaling": _unverified("none", f"{GMLP} Table 7 (one peak learning rate at batch 4096)"),
-        "lr_batch": _unverified(None, f"{GMLP} Table 7"),
-        "batch_size": _unverified(4096, f"{GMLP} Table 7"),
-        "warmup_epochs": _unverified(10000 * 4096 / 1281167, f"{GMLP} Table 7 (10k warm-up steps at batch 4096)"),
-        "grad_clip": _unverified(1.0, f"{GMLP} Table 7 (gradient clipping 1.0)"),
-        "repeated_aug": _unverified(1, f"{GMLP} Table 7 (no repeated augmentation listed)"),
-        "re_prob": _unverified(0.0, f"{GMLP} Table 7 (no random erasing listed)"),
+        "drop_path": _unverified(round(1 - survival, 2), f"{GMLP} Table 1 (stochastic depth survival probability "
+                                                         f"{survival} for gMLP-{size.upper()}; {GMLP_NOT_FOUND})"),
+        "lr": _unverified(1e-3, f"{GMLP} appendix (peak learning rate 1e-3 at batch 4096; {GMLP_NOT_FOUND})"),
+        "lr_scaling": _unverified("none", f"{GMLP} appendix (one peak learning rate at batch 4096; {GMLP_NOT_FOUND})"),
+        "lr_batch": _unverified(None, f"{GMLP} appendix ({GMLP_NOT_FOUND})"),
+        "batch_size": _unverified(4096, f"{GMLP} appendix ({GMLP_NOT_FOUND})"),
+        "warmup_epochs": _unverified(10000 * 4096 / IMAGENET_TRAIN,
+                                     f"{GMLP} appendix (10k warm-up steps at batch 4096; {GMLP_NOT_FOUND})"),
+        "grad_clip": _unverified(1.0, f"{GMLP} appendix (gradient clipping 1.0; {GMLP_NOT_FOUND})"),
+        "repeated_aug": _unverified(1, f"{GMLP} appendix (no repeated augmentation listed; {GMLP_NOT_FOUND})"),
+        "re_prob": _unverified(0.0, f"{GMLP} appendix (no random erasing listed; {GMLP_NOT_FOUND})"),
     })
     return values
 
 
 def resmlp_paper(size: str) -> dict[str, Cited]:
-    values = deit_values()  # ResMLP trains with DeiT's code, with the changes of its own table
+    # "The rest of the hyper-parameters follow the default setting used in DeiT" (section 3.1)
+    rest = f"{RESMLP} section 3.1 (the rest follows DeiT's defaults)"
+    listed = ("warmup_epochs", "schedule", "label_smoothing", "rand_augment", "mixup", "cutmix", "repeated_aug")
+    values = {k: Cited(c.value, f"{rest}{f'; {RESMLP_AUTHOR} lists it' if k in listed else ''}; DeiT's: {c.source}")
+              for k, c in deit_values().items()}
     values.update({
-        "optimizer": _unverified("lamb", f"{RESMLP} section 4 / Table (training: LAMB)"),
-        "lr": _unverified(5e-3, f"{RESMLP} (LAMB, lr 5e-3 at batch 1024)"),
-        "lr_scaling": _unverified("linear", f"{RESMLP} (DeiT's code scales lr x batch / 512)"),
-        "lr_batch": _unverified(1024, f"{RESMLP} (lr given at batch 1024)"),
-        "weight_decay": _unverified(0.2, f"{RESMLP} (weight decay 0.2)"),
-        "epochs": _unverified(400.0, f"{RESMLP} (400 epochs)"),
-        "re_prob": _unverified(0.0, f"{RESMLP} (no random erasing)"),
-        "drop_path": _unverified({"s12": 0.0, "s24": 0.1, "b24": 0.1}.get(size, 0.0),
-                                 f"{RESMLP} (stochastic depth per size)"),
+        "optimizer": Cited("lamb", f"{RESMLP} section 3.1 (Lamb optimizer)"),
+        "lr": Cited(5e-3, f"{RESMLP} section 3.1 (learning rate 5e-3; {RESMLP_AUTHOR}: lr 5e-3)"),
+        "lr_scaling": Cited("linear", f"{RESMLP} section 3.1 (the rest follows DeiT); {DEIT_CODE_2021}"),
+        "lr_batch": Cited(512, f"{RESMLP} section 3.1 (the rest follows DeiT); {DEIT_CODE_2021}"),
+        "betas": Cited((0.9, 0.999), f"{rest}; DeiT's main.py passes no betas: timm's Lamb default (0.9, 0.999)"),
+        "weight_decay": Cited(0.2, f"{RESMLP} section 3.1 (weight decay 0.2)"),
+        "epochs": Cited(400.0, f"{RESMLP} Table 3 (by default we train during 400 epochs)"),
+        "re_prob": Cited(0.25, f"{RESMLP} Table D.1 (random erasing is part of its DeiT-style training); "
+                               f"{RESMLP_AUTHOR}: erasing 0.25"),
+        "drop_path": (Cited(0.05, f"{RESMLP_AUTHOR}: stochastic depth 0.05 for ResMLP-S12 (the paper gives no rate; "
+                                  "resmlp_models.py gives every block this rate, the suite rises linearly to it)")
+                      if size == "s12" else
+                      _unverified(0.1, f"{RESMLP} gives no rate per size, nor does {RESMLP_AUTHOR} beyond S12; "
+                                       "facebookresearch/deit issue #117 gives 0.1 for 24 layers on CIFAR")),
+        "batch_size": Cited(2048, f"{RESMLP_AUTHOR}: batch size 2048 (the paper gives none)"),
     })
     return values
 
 
 def mixer_paper(size: str) -> dict[str, Cited]:
-    values = deit_values()
+    pre = f"{MIXER} section 3 (Pre-training)"
+    table = f"{MIXER} Appendix B Table 4 (Mixer-B on ImageNet{'' if size == 'b16' else '; Mixer-S has no ImageNet row'})"
+    listed = f"{pre} lists RandAugment, mixup, dropout and stochastic depth for ImageNet"
+    values = {k: Cited(c.value, f"{c.source}; {MIXER} gives none: DeiT's") for k, c in deit_values().items()}
     values.update({
-        "optimizer": _unverified("adamw", f"{MIXER} Appendix B (Adam, beta 0.9 / 0.999, decoupled weight decay)"),
-        "lr": _unverified(1e-3, f"{MIXER} Appendix B/E (ImageNet-1k from scratch)"),
-        "lr_scaling": _unverified("none", f"{MIXER} Appendix B (batch 4096)"),
-        "lr_batch": _unverified(None, f"{MIXER} Appendix B"),
-        "batch_size": _unverified(4096, f"{MIXER} Appendix B (batch 4096)"),
-        "warmup_epochs": _unverified(10000 * 4096 / 1281167, f"{MIXER} Appendix B (linear warm-up of 10k steps)"),
-        "weight_decay": _unverified(0.1, f"{MIXER} Appendix B"),
-        "grad_clip": _unverified(1.0, f"{MIXER} Appendix B (gradient clipping at global norm 1)"),
-        "mixup": _unverified(0.5, f"{MIXER} Appendix E (ImageNet-1k from scratch: mixup)"),
-        "cutmix": _unverified(0.0, f"{MIXER} Appendix E (no CutMix listed)"),
-        "rand_augment": _unverified("rand-m15-n2", f"{MIXER} Appendix E (RandAugment 2 layers, magnitude 15)"),
-        "re_prob": _unverified(0.0, f"{MIXER} (no random erasing listed)"),
-        "repeated_aug": _unverified(1, f"{MIXER} (no repeated augmentation listed)"),
-        "label_smoothing": _unverified(0.1, f"{MIXER} Appendix B"),
-        "drop_path": _unverified(0.1, f"{MIXER} Appendix E (stochastic depth 0.1)"),
+        "optimizer": _unverified("adamw", f"{pre}: Adam with weight decay; that the decay is decoupled (AdamW) is not said"),
+        "betas": Cited((0.9, 0.999), f"{pre}: Adam beta1 0.9, beta2 0.999"),
+        "lr": Cited(1e-3, f"{table}: lr 0.001"),
+        "lr_scaling": Cited("none", f"{pre}: one learning rate at batch 4096, no scaling rule"),
+        "lr_batch": Cited(None, f"{pre}: batch 4096, no scaling rule"),
+        "batch_size": Cited(4096, f"{pre}: batch size 4096"),
+        "epochs": Cited(300.0, f"{table}: 300 epochs"),
+        "warmup_epochs": Cited(10000 * 4096 / IMAGENET_TRAIN,
+                               f"{pre}: linear warm-up of 10k steps at batch 4096, over DeiT Table 6's 1,281,167 images"),
+        "schedule": Cited("cosine", f"the suite's one schedule: {pre} decays the learning rate linearly"),
+        "weight_decay": Cited(0.1, f"{table}: wd 0.1"),
+        "grad_clip": Cited(1.0, f"{pre}: gradient clipping at global norm 1"),
+        "mixup": Cited(0.5, f"{table}: mixup 0.5"),
+        "cutmix": Cited(0.0, f"{listed}: no CutMix"),
+        "rand_augment": Cited("rand-m15-n2-mmax15", f"{table} and Appendix B: two layers, magnitude 15; mmax15: timm's "
+                                                    "auto_augment.py clips magnitudes to 10 unless raised"),
+        "re_prob": Cited(0.0, f"{listed}: no random erasing"),
+        "repeated_aug": Cited(1, f"{listed}: no repeated augmentation"),
+        "label_smoothing": Cited(0.0, f"{listed}, Table 4 has no label smoothing: none"),
+        "drop_path": Cited(0.1, f"{table}: stoch. depth 0.1, rising linearly from 0 (Appendix B)"),
     })
     return values
 
@@ -326,13 +367,15 @@ PAPER_SIZES = {  # family -> {size: (the paper's name, where its own values come
 # The sizes of no paper (`mini`) take the family's smallest paper size's values.
 SMALLEST = {"gmlp": "ti", "amlp": "ti", "resmlp": "s12", "mixer": "s16"}
 
+RESMLP_TOP1 = f"{RESMLP} Table 1 and Table 3 (baseline models, 224 px, 16 x 16 patches, no distillation)"
 PAPER_TOP1 = {  # (family, size) -> (top-1, where)
-    ("gmlp", "ti"): (72.3, f"{UNVERIFIED}{GMLP} Table 2"), ("gmlp", "s"): (79.6, f"{GMLP} Table 2"),
-    ("gmlp", "b"): (81.6, f"{GMLP} Table 2"),
-    ("resmlp", "s12"): (76.6, f"{UNVERIFIED}{RESMLP} Table (no distillation)"),
-    ("resmlp", "s24"): (79.4, f"{UNVERIFIED}{RESMLP} Table (no distillation)"),
-    ("resmlp", "b24"): (81.0, f"{UNVERIFIED}{RESMLP} Table (no distillation)"),
-    ("mixer", "b16"): (76.4, f"{UNVERIFIED}{MIXER} (Mixer-B/16 on ImageNet-1k from scratch)"),
+    ("gmlp", "ti"): (72.3, f"{UNVERIFIED}{GMLP} Table 2 ({GMLP_NOT_FOUND})"),
+    ("gmlp", "s"): (79.6, f"{UNVERIFIED}{GMLP} Table 2 ({GMLP_NOT_FOUND})"),
+    ("gmlp", "b"): (81.6, f"{UNVERIFIED}{GMLP} Table 2 ({GMLP_NOT_FOUND})"),
+    ("resmlp", "s12"): (76.6, RESMLP_TOP1), ("resmlp", "s24"): (79.4, RESMLP_TOP1),
+    ("resmlp", "b24"): (81.0, RESMLP_TOP1),
+    ("mixer", "b16"): (76.4, f"{MIXER} section 3.1 and Table 3 (Mixer-B/16 on ImageNet with extra regularization, "
+                             "224 px: 76.44)"),
 }
 
 
