@@ -22,6 +22,14 @@ settings once, when it is loaded. `python -m bench.defaults_check` measures what
   threads. With the models' LayerNorm and convolutions (bench/models/thread_invariant.py) a run
   then gives the same bits on one thread or several.
 
+- Reproducible mode (MLPBENCH_REPRODUCIBLE=1): the same bits on any x86-64 CPU with AVX2. MKL, oneDNN
+  and PyTorch's own vector kernels (softmax, LayerNorm, GELU) each pick their code for the CPU they
+  find, so an AVX-512 CPU and an AVX2 one give different last bits, which over a run can move a
+  metric (ViT-mini on digits: 0.9304 top-1 on an AVX2 AMD EPYC, 0.9136 on an AVX-512 Intel Xeon).
+  The mode pins all three to AVX2 (MKL_CBWR=AVX2,STRICT, ONEDNN_MAX_CPU_ISA=AVX2,
+  ATEN_CPU_CAPABILITY=avx2); results record it (environment.reproducible). Its speed cost is in
+  docs/measurement.md.
+
 A user setting always wins: OMP_NUM_THREADS, OMP_WAIT_POLICY or GOMP_SPINCOUNT, MKL_CBWR, and for
 malloc any MALLOC_* variable, a glibc.malloc tunable in GLIBC_TUNABLES, or another allocator in
 LD_PRELOAD. MLPBENCH_RUNTIME_DEFAULTS=1 turns all of this off, the LayerNorm included: the
@@ -36,11 +44,14 @@ import os
 import sys
 
 RUNTIME_DEFAULTS = "MLPBENCH_RUNTIME_DEFAULTS"
+REPRODUCIBLE = "MLPBENCH_REPRODUCIBLE"
+# The instruction set every x86-64 CPU of the last decade runs, for each library that dispatches on it
+PINNED_ISA = {"MKL_CBWR": "AVX2,STRICT", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 SPIN_COUNT = 3000  # libgomp's rounds of spinning before a waiting thread sleeps
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h>
 # The variables through which a user (or a measurement of the runtimes' defaults) chooses for themselves
 USER_SETTINGS = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_CBWR", "GLIBC_TUNABLES", "LD_PRELOAD",
-                 RUNTIME_DEFAULTS)
+                 RUNTIME_DEFAULTS, REPRODUCIBLE, "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
 TRIM_THRESHOLD = 1 << 30
 MMAP_THRESHOLD = 32 << 20  # glibc's largest (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit)
 
@@ -48,6 +59,17 @@ MMAP_THRESHOLD = 32 << 20  # glibc's largest (DEFAULT_MMAP_THRESHOLD_MAX on 64-b
 def runtime_defaults() -> bool:
     """True when the user asked for the runtimes' own defaults (MLPBENCH_RUNTIME_DEFAULTS=1)."""
     return os.environ.get(RUNTIME_DEFAULTS, "") not in ("", "0")
+
+
+def reproducible(env=os.environ) -> bool:
+    """True when the user asked for the same bits on any x86-64 CPU (MLPBENCH_REPRODUCIBLE=1)."""
+    return env.get(REPRODUCIBLE, "") not in ("", "0")
+
+
+def pinned_isa(env=os.environ) -> dict[str, str] | None:
+    """What a result records of reproducible mode: the pinned variables as this process has them, or
+    None outside the mode."""
+    return {name: env.get(name, "") for name in PINNED_ISA} if reproducible(env) else None
 
 
 def user_chose_openmp(env) -> bool:
@@ -71,7 +93,9 @@ def thread_defaults(env) -> dict[str, str]:
         added["OMP_NUM_THREADS"] = str(usable)
     if not user_chose_openmp(env):
         added["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
-    if "MKL_CBWR" not in env:
+    if reproducible(env):
+        added.update({name: value for name, value in PINNED_ISA.items() if name not in env})
+    elif "MKL_CBWR" not in env:
         added["MKL_CBWR"] = "AUTO,STRICT"
     return added
 

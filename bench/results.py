@@ -81,6 +81,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from bench.errors import DiskFullError, UserError
+from bench.process import pinned_isa
 
 SCHEMA_VERSION = 1
 
@@ -333,6 +334,8 @@ def capture_environment(accelerator=None, precision: str = "fp32") -> dict[str, 
         "cpu_threads": torch.get_num_threads(),
         "precision": precision,
         "platform": platform.platform(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else None,
+        "reproducible": pinned_isa(),  # None, or the pinned instruction sets (bench/process.py)
         **git_state(),
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -11,7 +11,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("bench", "tasks", "leaderboard")
 
-SHARED = {"bench", "bench.process", "bench.spec", "bench.errors", "bench.registry", "bench.config", "bench.results"}
+SHARED = {
+    "bench", "bench.process", "bench.spec", "bench.errors", "bench.registry", "bench.config", "bench.results",
+    "bench.recipes",  # the recipe registry: values and their sources, no torch
+}
 LOOP = {"bench.loop", "bench.measure", "bench.checkpoint", "bench.history", "bench.progress", "bench.machine"}
 ENTRY_POINTS = {
     "bench.run", "bench.sweep", "bench.cost", "bench.scaling", "bench.regress", "bench.regress_worker",

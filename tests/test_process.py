@@ -75,3 +75,16 @@ def test_freed_memory_stays_with_the_process():
     # glibc as shipped (a malloc tunable set to its default, so the suite leaves malloc alone): a
     # block of this size is mapped for itself and handed back to the OS on free()
     assert child(BLOCK, GLIBC_TUNABLES="glibc.malloc.tcache_count=7") == "False False"
+
+
+def test_reproducible_mode_pins_every_library_to_avx2():
+    """MLPBENCH_REPRODUCIBLE=1: MKL, oneDNN and PyTorch's own kernels all run their AVX2 code, whatever
+    the CPU, a user's own choice of one of them still wins, and results record the mode."""
+    pinned = {"MKL_CBWR": "AVX2,STRICT", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+    assert process.thread_defaults({process.REPRODUCIBLE: "1"}) == {"GOMP_SPINCOUNT": "3000", **pinned}
+    assert "MKL_CBWR" not in process.thread_defaults({process.REPRODUCIBLE: "1", "MKL_CBWR": "COMPATIBLE"})
+    assert process.thread_defaults({process.REPRODUCIBLE: "0"}) == SUITE
+    code = ("import bench, torch; from bench.results import capture_environment; e = capture_environment(); "
+            "print(torch.backends.cpu.get_cpu_capability(), e['reproducible'] == dict(" +
+            ", ".join(f"{k}={v!r}" for k, v in pinned.items()) + "))")
+    assert child(code, **{process.REPRODUCIBLE: "1"}) == "AVX2 True"
