@@ -12,7 +12,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("bench", "tasks", "leaderboard")
 
 SHARED = {"bench", "bench.process", "bench.spec", "bench.errors", "bench.registry", "bench.config", "bench.results"}
-LOOP = {"bench.loop", "bench.measure", "bench.checkpoint", "bench.history", "bench.progress", "bench.machine"}
+LOOP = {
+    "bench.loop", "bench.measure", "bench.checkpoint", "bench.history", "bench.progress", "bench.machine", "bench.launch",
+}
 ENTRY_POINTS = {
     "bench.run", "bench.sweep", "bench.cost", "bench.scaling", "bench.regress", "bench.regress_worker",
     "bench.regress_calibration", "bench.harness_check", "bench.timm_compare", "bench.defaults_check", "bench.install_data",
