@@ -206,7 +206,7 @@ def test_a_preempted_job_is_requeued_and_resumes_its_run(tmp_path):
     assert "Interrupted by SIGTERM" in log or "interrupted" in log.lower(), log
     resumed = [line for line in log.splitlines() if line.startswith("Resuming from ")]
     assert len(resumed) == 1 and int(resumed[0].rsplit(" ", 1)[1].rstrip(".")) >= 5, log
-    job_logs = "".join(p.read_text() for p in (out / "submitit").glob("*_log.err"))
+    job_logs = "".join(p.read_text() for p in (out / "submitit").glob("*_log.*"))  # submitit logs info to .out
     assert "this job is preempted" in job_logs and "Requeued job" in job_logs, job_logs
 
 
@@ -233,7 +233,7 @@ def test_a_job_that_dies_without_an_exit_code_is_reported_with_its_job_log(tmp_p
     executor = launch.JobExecutor("local", folder, SlurmConfig(), 0)
     job = executor.submit(launch.Job([sys.executable, "-c", "import time; time.sleep(20)"], {}, tmp_path / "x.log"))
     deadline = time.monotonic() + 120
-    while "Starting with" not in "".join(p.read_text() for p in folder.glob("*_log.err")):
+    while "Starting with" not in "".join(p.read_text() for p in folder.glob("*_log.*")):
         assert time.monotonic() < deadline, "the job did not start within 120 s"
         time.sleep(0.1)
     os.kill(submitit_task(folder), signal.SIGKILL)  # the job process itself dies, as on a node that fails
