@@ -62,20 +62,23 @@ def visible_gpus() -> list[str]:
     return listed[:count] if "CUDA_VISIBLE_DEVICES" in os.environ else [str(i) for i in range(count)]
 
 
-def device_groups(gpus: list[str], gpus_per_run: int, jobs: int, where: str) -> list[Optional[str]]:
-    """One CUDA_VISIBLE_DEVICES value per job the sweep runs at once: disjoint groups of
-    `gpus_per_run` of `gpus`; None (nothing set) for CPU runs. `where` names the sweep file."""
+def device_groups(gpus: list[str], gpus_per_run: int, jobs: int, where: str, runs_per_gpu: int = 1) -> list[Optional[str]]:
+    """One CUDA_VISIBLE_DEVICES value per job the sweep runs at once: disjoint groups of `gpus_per_run`
+    of `gpus`, each given to at most `runs_per_gpu` jobs at a time, spread over the groups first;
+    None (nothing set) for CPU runs. `where` names the sweep file."""
     if gpus_per_run == 0:
         return [None] * jobs
     have = f"{len(gpus)} GPU{'s' if len(gpus) != 1 else ''}" if gpus else "no GPU (torch finds no CUDA device)"
     if gpus_per_run > len(gpus):
         raise UserError(f"gpus_per_run = {gpus_per_run} in {where} asks for {gpus_per_run} GPUs per run, but this "
                         f"machine has {have}; lower it, or set gpus_per_run = 0 for CPU runs.")
-    fit = len(gpus) // gpus_per_run
-    if jobs > fit:
+    groups = len(gpus) // gpus_per_run
+    if jobs > groups * runs_per_gpu:
+        shared = f" (runs_per_gpu = {runs_per_gpu})" if runs_per_gpu > 1 else ""
         raise UserError(f"--jobs {jobs} asks for {jobs} runs at a time of {gpus_per_run} GPU"
-                        f"{'s' if gpus_per_run > 1 else ''} each, but this machine has {have}: at most --jobs {fit}.")
-    return [",".join(gpus[i * gpus_per_run:(i + 1) * gpus_per_run]) for i in range(jobs)]
+                        f"{'s' if gpus_per_run > 1 else ''} each, but this machine has {have}{shared}: at most "
+                        f"--jobs {groups * runs_per_gpu}.")
+    return [",".join(gpus[(i % groups) * gpus_per_run:(i % groups + 1) * gpus_per_run]) for i in range(jobs)]
 
 
 class DeviceSlots:

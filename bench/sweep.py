@@ -26,6 +26,8 @@ reads included; a grid of which no pair can run is refused):
     launcher = ["accelerate", "launch"]   # optional: how to start bench/run.py (default: this python)
     gpus_per_run = 1               # optional: GPUs each run uses (default: 1 where CUDA is, else 0: CPU runs);
                                    # with several, each run is started by accelerate launch --num_processes N
+    runs_per_gpu = 1               # optional: runs that may share a GPU (or group) at a time; they then take turns
+                                   # measuring (default 1: each concurrent run has its own)
     [args]                         # flags for every run (--name value; true for switches)
     epochs = 10
     [task_args.wordnet]            # flags for one task's runs, over [args]
@@ -85,7 +87,7 @@ SLURM_JOBS = 256  # --executor slurm's default --jobs: runs queued at a time (ea
 INTERRUPTED_EXIT_CODES = (130, 143, -2, -15)
 KNOWN_KEYS = {
     "output_dir", "tasks", "models", "sizes", "seeds", "launcher", "args", "task_args", "args_from", "variants",
-    "tune", "cost", "gpus_per_run", "slurm",
+    "tune", "cost", "gpus_per_run", "runs_per_gpu", "slurm",
 }
 SLURM_KEYS = field_kinds(SlurmConfig)
 TUNE_KEYS = {"lr", "seed"}
@@ -161,6 +163,7 @@ def check_schema(grid: dict, path: Path) -> None:
     need("tune", lambda v: isinstance(v, dict), "a table ([tune])")
     need("gpus_per_run", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
          "an integer >= 0 (0: CPU runs)")
+    need("runs_per_gpu", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1")
     need("slurm", lambda v: isinstance(v, dict), "a table ([slurm])")
     if "args" in grid:
         check_flags(grid["args"], "args", path)
@@ -539,8 +542,9 @@ class Launcher:
         gpus = [] if slurm else visible_gpus()
         self.gpus_per_run = grid.get("gpus_per_run", 1 if slurm or gpus else 0)
         self.command = run_launcher(grid.get("launcher"), self.gpus_per_run)
+        shared = grid.get("runs_per_gpu", 1)
         self.slots = DeviceSlots([None] * args.jobs if slurm else
-                                 device_groups(gpus, self.gpus_per_run, args.jobs, str(args.grid)))
+                                 device_groups(gpus, self.gpus_per_run, args.jobs, str(args.grid), shared))
         self.env: dict[str, str] = {}
         if slurm:
             self.env["OMP_NUM_THREADS"] = str(args.slurm.cpus_per_run)
@@ -548,8 +552,9 @@ class Launcher:
             # Parallel runs each get their share of the cores; oversubscribed OpenMP threads would
             # spin against each other and make every run (and its throughput figures) far slower.
             self.env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.jobs))
-            if not self.gpus_per_run:
-                # CPU measurements take turns and the other runs pause meanwhile (bench.machine).
+            if not self.gpus_per_run or shared > 1:
+                # Measurements on a shared device (the CPU, or a GPU of runs_per_gpu > 1) take turns and
+                # the other runs pause meanwhile (bench.machine).
                 self.env[MEASURE_LOCK_ENV] = str(Path(grid["output_dir"]).resolve() / ".measure.lock")
         self.jobs = None
         if args.executor != "processes" and not args.dry_run:

@@ -31,14 +31,16 @@ def four_gpus(monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
 
 
-@pytest.mark.parametrize("gpus, per_run, jobs, groups", [
-    (["0", "1", "2", "3"], 1, 4, ["0", "1", "2", "3"]),
-    (["0", "1", "2", "3"], 2, 2, ["0,1", "2,3"]),
-    (["0", "1", "2", "3"], 0, 3, [None, None, None]),  # CPU runs: nothing set
-    (["4", "6"], 1, 2, ["4", "6"]),  # a sweep confined by CUDA_VISIBLE_DEVICES hands out those
+@pytest.mark.parametrize("gpus, per_run, jobs, shared, groups", [
+    (["0", "1", "2", "3"], 1, 4, 1, ["0", "1", "2", "3"]),
+    (["0", "1", "2", "3"], 2, 2, 1, ["0,1", "2,3"]),
+    (["0", "1", "2", "3"], 0, 3, 1, [None, None, None]),  # CPU runs: nothing set
+    (["4", "6"], 1, 2, 1, ["4", "6"]),  # a sweep confined by CUDA_VISIBLE_DEVICES hands out those
+    (["0"], 1, 4, 4, ["0", "0", "0", "0"]),  # runs_per_gpu = 4: four runs share the one GPU
+    (["0", "1", "2"], 1, 4, 2, ["0", "1", "2", "0"]),  # spread over the GPUs before any is shared
 ])
-def test_each_job_gets_its_own_device_group(gpus, per_run, jobs, groups):
-    assert launch.device_groups(gpus, per_run, jobs, "s.toml") == groups
+def test_each_job_gets_its_own_device_group(gpus, per_run, jobs, shared, groups):
+    assert launch.device_groups(gpus, per_run, jobs, "s.toml", shared) == groups
 
 
 def test_the_gpus_handed_out_are_those_visible(four_gpus, monkeypatch):
@@ -56,6 +58,8 @@ def test_the_gpus_handed_out_are_those_visible(four_gpus, monkeypatch):
     ("1", 'gpus_per_run = 2\nlauncher = ["python"]\n',
      "error: The sweep file {grid} sets both launcher and gpus_per_run = 2; the sweep launches a run of several GPUs "
      "through accelerate launch itself: remove launcher.\n"),
+    ("9", "runs_per_gpu = 2\n", "error: --jobs 9 asks for 9 runs at a time of 1 GPU each, but this machine has 4 GPUs "
+                                 "(runs_per_gpu = 2): at most --jobs 8.\n"),
     ("1", "gpus_per_run = -1\n", "error: gpus_per_run in the sweep file {grid} must be an integer >= 0 (0: CPU runs), "
                                  "got -1.\n"),
 ])
