@@ -52,6 +52,13 @@ With [cost], once a task's runs are done the sweep runs its cost pass (python -m
 model of the task at every seed, timed side by side in one process, alone on the machine) into
 OUTPUT_DIR/cost/TASK.json, unless that file exists; the leaderboard takes the task's speed figures
 from it.
+
+Where the runs go (docs/scale-out.md): with CUDA, each run the sweep has going at once gets its own
+GPU, or its own gpus_per_run of them (bench.launch), and the result records which. With --executor
+slurm each run is a Slurm job, submitted through submitit and waited for; the phases, the choice on
+validation, resuming and the results are the same. A preempted or timed-out job is requeued and
+resumes its run from its checkpoint. --executor local runs the same jobs through submitit's local
+executor, on this machine.
 """
 
 from __future__ import annotations
