@@ -323,6 +323,26 @@ class VariantConfig(Config):
         return cls(**values)
 
 
+@dataclass(frozen=True)
+class SlurmConfig(Config):
+    """Slurm jobs of a sweep (python -m bench.sweep --executor slurm); the sweep file's [slurm] table sets them too."""
+
+    partition: Optional[str] = flag(None, "Slurm partition of the jobs (default: the cluster's)")
+    time_min: int = flag(60, "time limit of a job, in minutes; a run still going then is requeued and resumes")
+    cpus_per_run: int = flag(8, "CPUs per job (its runs' OpenMP threads and data workers share them)")
+    mem_gb: Optional[int] = flag(None, "memory per job in GB (default: the partition's)")
+    account: Optional[str] = flag(None, "Slurm account the jobs are charged to (default: yours)")
+
+    def validate(self):
+        require(self.time_min >= 1, f"--time-min must be at least 1, got {self.time_min}.")
+        require(self.cpus_per_run >= 1, f"--cpus-per-run must be at least 1, got {self.cpus_per_run}.")
+        require(self.mem_gb is None or self.mem_gb >= 1, f"--mem-gb must be at least 1, got {self.mem_gb}.")
+        for name in ("partition", "account"):
+            value = getattr(self, name)
+            require(value is None or (value.strip() != "" and not any(c.isspace() for c in value)),
+                    f"{flag_name(name)} must be a name without spaces, got {value!r}.")
+
+
 LAUNCHER_PRECISIONS = {"no": "fp32", "bf16": "bf16", "fp16": "fp16"}  # accelerate's names -> ours
 
 
@@ -366,15 +386,17 @@ def field_kinds(cls) -> dict[str, tuple[type, bool]]:
     return {f.name: (_strip_optional(hints[f.name]), hints[f.name] != _strip_optional(hints[f.name])) for f in fields(cls)}
 
 
-def add_flags(parser: argparse.ArgumentParser, cls) -> None:
-    """One flag per field of `cls`, named --field-name."""
+def add_flags(parser: argparse.ArgumentParser, cls, unset_absent: bool = False) -> None:
+    """One flag per field of `cls`, named --field-name. `unset_absent`: a flag not given leaves its
+    field out of the parsed arguments (for values that may also come from elsewhere, such as a file)."""
     kinds = field_kinds(cls)
     group = parser.add_argument_group(cls.__doc__.strip().splitlines()[0] if cls.__doc__ else cls.__name__)
     for f in fields(cls):
         name = flag_name(f.name)
         kind, optional = kinds[f.name]
         # argparse formats help with %: a literal one ("10%") must be doubled
-        kwargs: dict[str, Any] = {"dest": f.name, "default": f.default, "help": f.metadata["help"].replace("%", "%%")}
+        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS if unset_absent else f.default,
+                                  "help": f.metadata["help"].replace("%", "%%")}
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif f.metadata.get("choices"):  # unset means default; "none" may be a choice (--norm none)

@@ -21,7 +21,9 @@ Keys of a result (schema_version 1):
                     {"name": str, "values": {every bench.recipes.Recipe field}, "sources": {field: str},
                      "overrides": [the fields given as flags], "global_batch": int, "lr": float}
     environment     capture_environment(): versions, device_type, device_name, device_count,
-                    num_processes, precision, started_at, ...; provenance: git_commit (the suite
+                    num_processes, precision, started_at, ...; where it ran: host, cuda_visible_devices
+                    (the GPUs a sweep gave the run, None when unset) and slurm_job_id (None outside
+                    Slurm), absent in files written before them; provenance: git_commit (the suite
                     checkout's commit, str | None outside git) and git_dirty (bool | None: tracked
                     files differed from it). Files written before git_dirty existed mark a dirty
                     tree with a "-dirty" suffix on git_commit; git_provenance reads both forms.
@@ -336,6 +338,10 @@ def capture_environment(accelerator=None, precision: str = "fp32") -> dict[str, 
         "platform": platform.platform(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else None,
         "reproducible": pinned_isa(),  # None, or the pinned instruction sets (bench/process.py)
+        # Where it ran: the machine, the GPUs a sweep gave it and the Slurm job it was (None: not set).
+        "host": platform.node(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         **git_state(),
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -24,6 +24,10 @@ reads included; a grid of which no pair can run is refused):
     args_from = "leaderboard.toml" # optional: take [args] and [task_args] from another sweep file
                                    # (relative to this one); this file's tables override them key by key
     launcher = ["accelerate", "launch"]   # optional: how to start bench/run.py (default: this python)
+    gpus_per_run = 1               # optional: GPUs each run uses (default: 1 where CUDA is, else 0: CPU runs);
+                                   # with several, each run is started by accelerate launch --num_processes N
+    runs_per_gpu = 1               # optional: runs that may share a GPU (or group) at a time; they then take turns
+                                   # measuring (default 1: each concurrent run has its own)
     [args]                         # flags for every run (--name value; true for switches)
     epochs = 10
     [task_args.wordnet]            # flags for one task's runs, over [args]
@@ -35,6 +39,8 @@ reads included; a grid of which no pair can run is refused):
     seed = 0                       # optional: the tuning seed (default: the first of seeds)
     [cost]                         # optional: after a task's runs, time its models side by side
     rounds = 15                    # (bench/cost.py; these keys are its flags)
+    [slurm]                        # optional: the jobs of --executor slurm (its flags of the same names win)
+    partition = "gpu"              # also time-min, cpus-per-run, mem-gb, account
 
 With [tune], each task runs in two phases. Tuning: every (model, lr) of the grid at the tuning
 seed, scored on the validation split (--eval-split validation: carved from the training data),
@@ -46,6 +52,13 @@ With [cost], once a task's runs are done the sweep runs its cost pass (python -m
 model of the task at every seed, timed side by side in one process, alone on the machine) into
 OUTPUT_DIR/cost/TASK.json, unless that file exists; the leaderboard takes the task's speed figures
 from it.
+
+Where the runs go (docs/scale-out.md): with CUDA, each run the sweep has going at once gets its own
+GPU, or its own gpus_per_run of them (bench.launch), and the result records which. With --executor
+slurm each run is a Slurm job, submitted through submitit and waited for; the phases, the choice on
+validation, resuming and the results are the same. A preempted or timed-out job is requeued and
+resumes its run from its checkpoint. --executor local runs the same jobs through submitit's local
+executor, on this machine.
 """
 
 from __future__ import annotations
@@ -67,24 +80,27 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
-from bench.config import CONCERNS, MAX_SEED, VariantConfig, command_parser, field_kinds
+from bench.config import CONCERNS, MAX_SEED, SlurmConfig, VariantConfig, add_flags, command_parser, field_kinds
 from bench.cost import cost_pass_done, cost_path
 from bench.errors import PairError, UserError, run_command
+from bench.launch import (RUN_SCRIPT, DeviceSlots, Job, JobExecutor, device_groups, resumed_argv, run_launcher,
+                          start_process, visible_gpus)
 from bench.machine import MEASURE_LOCK_ENV
 from bench.progress import PROGRESS_ENV, describe, read_progress
 from bench.results import (
     ProcessLock, ResultError, check_output_folder, checkpoint_folder, load_result, result_filename, setting_differences,
 )
 
-RUN_SCRIPT = Path(__file__).resolve().parent / "run.py"
 SWEEP_LOCK = ".sweep.lock"  # in output_dir, held by the sweep running on it
-SUITE_ROOT = RUN_SCRIPT.parent.parent
+EXECUTORS = ("processes", "local", "slurm")
+SLURM_JOBS = 256  # --executor slurm's default --jobs: runs queued at a time (each a waiting thread here)
 # bench/run.py stopped by SIGINT / SIGTERM (negative: killed by it before its handlers were installed)
 INTERRUPTED_EXIT_CODES = (130, 143, -2, -15)
 KNOWN_KEYS = {
     "output_dir", "tasks", "models", "sizes", "seeds", "launcher", "args", "task_args", "args_from", "variants",
-    "tune", "cost",
+    "tune", "cost", "gpus_per_run", "runs_per_gpu", "slurm",
 }
+SLURM_KEYS = field_kinds(SlurmConfig)
 TUNE_KEYS = {"lr", "seed"}
 COST_KEYS = {"rounds", "steps", "warmup"}
 # Flags the sweep gives each run itself, which [args] / [task_args] must not set: what to use instead.
@@ -156,6 +172,10 @@ def check_schema(grid: dict, path: Path) -> None:
         'a table of lists of variant names (resmlp = ["", "norm=none"])')
     need("task_args", lambda v: isinstance(v, dict), "a table of flag tables, one per task ([task_args.digits])")
     need("tune", lambda v: isinstance(v, dict), "a table ([tune])")
+    need("gpus_per_run", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+         "an integer >= 0 (0: CPU runs)")
+    need("runs_per_gpu", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1")
+    need("slurm", lambda v: isinstance(v, dict), "a table ([slurm])")
     if "args" in grid:
         check_flags(grid["args"], "args", path)
     for task_name, table in grid.get("task_args", {}).items():
@@ -199,6 +219,17 @@ def load_grid(path: Path) -> dict:
                 VariantConfig.parse(name)
             except UserError as e:
                 raise UserError(f"variants.{family} in the sweep file {path} is refused: {e}") from None
+    if "launcher" in grid and grid.get("gpus_per_run", 1) > 1:
+        raise UserError(f"The sweep file {path} sets both launcher and gpus_per_run = {grid['gpus_per_run']}; the sweep "
+                        f"launches a run of several GPUs through accelerate launch itself: remove launcher.")
+    for name, value in grid.get("slurm", {}).items():
+        field = name.replace("-", "_")
+        if field not in SLURM_KEYS:
+            raise UserError(f"slurm.{name} in the sweep file {path} is no Slurm setting; the [slurm] table takes "
+                            f"{', '.join(key.replace('_', '-') for key in SLURM_KEYS)}.")
+        if not _of_kind(value, SLURM_KEYS[field][0], False):
+            raise UserError(f"slurm.{name} in the sweep file {path} must be {WRITTEN_AS[SLURM_KEYS[field][0]]}, "
+                            f"got {_shown(value)}.")
     if "launcher" in grid and shutil.which(grid["launcher"][0]) is None:
         raise UserError(f"launcher in the sweep file {path} starts {grid['launcher'][0]!r}, which is not a command here.")
     try:
@@ -336,12 +367,9 @@ def planned_run(args: dict, output_dir: Path, seed: int, task_name: str, family:
     precision = args.get("precision", "fp32")
     path = output_dir / result_filename(task_name, family, size, seed, precision, variant.name())
     variant_args = {key.replace("_", "-"): value for key, value in variant.given().items()}
-    argv = ["--task", task_name, "--model", family, "--size", size, "--seed", str(seed),
-            "--output-dir", str(output_dir), *flags(args), *flags(variant_args)]
-    if checkpoint_folder(path).is_dir():
-        argv.append("--resume")  # an interrupted run continues from its last checkpoint
-    elif path.exists():
-        argv.append("--overwrite")  # an interrupted run that saved no checkpoint starts again
+    # An interrupted run continues from its last checkpoint, or starts again when it saved none.
+    argv = resumed_argv(["--task", task_name, "--model", family, "--size", size, "--seed", str(seed),
+                         "--output-dir", str(output_dir), *flags(args), *flags(variant_args)], path)
     return {"name": path.stem, "path": path, "argv": argv, "task": task_name,
             "key": (task_name, family, size, variant.name()), "lr": args.get("lr")}
 
@@ -397,25 +425,27 @@ class RunProcesses:
     each run exactly once, from the sweep: SIGINT or SIGTERM to the sweep (alone, or to its whole
     group as Ctrl-C does) is passed to every running run's group (the run finishes its step, saves a
     checkpoint and stops), no run starts afterwards, and the sweep waits for them before it exits. A
-    second signal is passed on too: runs then stop at once."""
+    second signal is passed on too: runs then stop at once. Runs submitted as jobs are stopped
+    through their executor (JobExecutor.stop), once."""
 
     def __init__(self):
         self.lock = threading.Lock()
         self.running: dict[int, subprocess.Popen] = {}
+        self.jobs: dict[str, tuple[JobExecutor, object]] = {}
         self.stopping: Optional[int] = None
 
-    def start(self, argv: list[str], **kwargs) -> Optional[subprocess.Popen]:
+    def start(self, command: list[str], env: dict, log=None) -> Optional[subprocess.Popen]:
         """The started run, or None once the sweep is stopping."""
         with self.lock:
             if self.stopping is not None:
                 return None
-            proc = subprocess.Popen(argv, process_group=0, stdin=subprocess.DEVNULL, **kwargs)
+            proc = start_process(command, env, log)
             self.running[proc.pid] = proc
             return proc
 
-    def call(self, argv: list[str], **kwargs) -> Optional[int]:
+    def call(self, command: list[str], env: dict, log=None) -> Optional[int]:
         """Start a process as a run and wait for it: its exit code, or None once the sweep is stopping."""
-        proc = self.start(argv, **kwargs)
+        proc = self.start(command, env, log)
         if proc is None:
             return None
         try:
@@ -427,6 +457,19 @@ class RunProcesses:
         with self.lock:
             self.running.pop(proc.pid, None)
 
+    def submit(self, executor: JobExecutor, job: Job, alone: bool = False):
+        """The submitted job, or None once the sweep is stopping."""
+        with self.lock:
+            if self.stopping is not None:
+                return None
+            submitted = executor.submit(job, alone)
+            self.jobs[submitted.job_id] = (executor, submitted)
+            return submitted
+
+    def job_ended(self, job) -> None:
+        with self.lock:
+            self.jobs.pop(job.job_id, None)
+
     def forward(self, signum: int) -> bool:
         """Pass `signum` to every running run; True for the sweep's first stop signal."""
         with self.lock:
@@ -434,6 +477,9 @@ class RunProcesses:
             if first:
                 self.stopping = signum
             procs = list(self.running.values())
+            jobs = list(self.jobs.values()) if first else []
+        for executor, job in jobs:
+            executor.stop(job)
         for proc in procs:
             try:
                 os.killpg(proc.pid, signum)
@@ -495,23 +541,69 @@ class ProgressMonitor:
                 print(f"{prefix}: {describe(read_progress(path), time.perf_counter() - started)}", flush=True)
 
 
-def run_one(run: dict, launcher: list[str], log_path: Path, env: dict,
-            processes: Optional[RunProcesses] = None) -> Optional[int]:
-    """The run's exit code, or None when the sweep was stopped before it started."""
-    processes = processes or RunProcesses()
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    # This checkout first on the run's path: bench/run.py, started as a script, then imports the
-    # sweep's own code, not that of another checkout that happens to be installed.
-    env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, (str(SUITE_ROOT), env.get("PYTHONPATH"))))}
-    with open(log_path, "w") as log:
-        proc = processes.start([*launcher, str(RUN_SCRIPT), *run["argv"]], stdout=log, stderr=subprocess.STDOUT,
-                               env=env)
-        if proc is None:
-            return None
-        try:
-            return proc.wait()
-        finally:
-            processes.ended(proc)
+class Launcher:
+    """How the sweep starts a command (a run of bench/run.py, a cost pass) and waits for it: as a process
+    of its own (--executor processes), or as a submitit job (slurm; local: submitit's local executor,
+    the same code without sbatch). On this machine each job takes a device group while it runs
+    (bench.launch.device_groups: its own GPUs, or nothing on CPU); Slurm gives each job its own."""
+
+    def __init__(self, args, grid: dict, processes: RunProcesses):
+        self.processes = processes
+        self.executor = args.executor
+        self.slurm = args.slurm
+        slurm = args.executor == "slurm"
+        gpus = [] if slurm else visible_gpus()
+        self.gpus_per_run = grid.get("gpus_per_run", 1 if slurm or gpus else 0)
+        self.command = run_launcher(grid.get("launcher"), self.gpus_per_run)
+        shared = grid.get("runs_per_gpu", 1)
+        self.slots = DeviceSlots([None] * args.jobs if slurm else
+                                 device_groups(gpus, self.gpus_per_run, args.jobs, str(args.grid), shared))
+        self.env: dict[str, str] = {}
+        if slurm:
+            self.env["OMP_NUM_THREADS"] = str(args.slurm.cpus_per_run)
+        elif args.jobs > 1:
+            # Parallel runs each get their share of the cores; oversubscribed OpenMP threads would
+            # spin against each other and make every run (and its throughput figures) far slower.
+            self.env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.jobs))
+            if not self.gpus_per_run or shared > 1:
+                # Measurements on a shared device (the CPU, or a GPU of runs_per_gpu > 1) take turns and
+                # the other runs pause meanwhile (bench.machine).
+                self.env[MEASURE_LOCK_ENV] = str(Path(grid["output_dir"]).resolve() / ".measure.lock")
+        self.jobs = None
+        if args.executor != "processes" and not args.dry_run:
+            self.jobs = JobExecutor(args.executor, Path(grid["output_dir"]) / "submitit", args.slurm, self.gpus_per_run)
+
+    def __call__(self, prefix: str, command: list[str], log: Optional[Path], env: dict,
+                 result_path: Optional[Path] = None, alone: bool = False) -> tuple[Optional[int], Optional[str]]:
+        """(its exit code, None); (None, why it has none) when the job failed; (None, None) when the sweep
+        was stopped before it started. `log`: where its output goes (None: the sweep's own); `alone`:
+        for timing, nothing else on its machine."""
+        env = {**self.env, **env}
+        if alone:
+            env["OMP_NUM_THREADS"] = "1"
+            env.pop(MEASURE_LOCK_ENV, None)
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+        with self.slots.take() as devices:
+            if devices is not None:
+                env["CUDA_VISIBLE_DEVICES"] = devices
+            where = "" if devices is None else f" on GPU{'s' if ',' in devices else ''} {devices}"
+            if self.jobs is None:
+                print(f"{prefix}: running{where}...", flush=True)
+                if log is None:
+                    return self.processes.call(command, {**os.environ, **env}), None
+                with open(log, "w") as out:
+                    return self.processes.call(command, {**os.environ, **env}, out), None
+            if log is not None:
+                log.write_text("")  # the job appends: a requeued run's output follows its first part
+            job = self.processes.submit(self.jobs, Job(command, env, log or Path(os.devnull), result_path), alone)
+            if job is None:
+                return None, None
+            print(f"{prefix}: running{where} as job {job.job_id}...", flush=True)
+            try:
+                return self.jobs.outcome(job)
+            finally:
+                self.processes.job_ended(job)
 
 
 def planned_config(run: dict) -> dict:
@@ -575,10 +667,16 @@ def main(argv=None) -> int:
     parser = command_parser("python -m bench.sweep", __doc__.strip(), "  python -m bench.sweep sweeps/quickstart.toml")
     parser.add_argument("grid", type=Path, help="sweep TOML file (its keys are described above)")
     parser.add_argument("--dry-run", action="store_true", help="print the runs and exit")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="runs at a time; each then gets cores/jobs CPU threads (default 1: all threads)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="runs at a time (default 1; with --executor slurm, 256). On CPU each then gets cores/jobs "
+                             "threads; with CUDA each gets its own GPU, or gpus_per_run of them")
     parser.add_argument("--progress-every", type=float, default=30.0, metavar="SECONDS",
                         help="print each running run's phase, step and time left this often (0: never)")
+    parser.add_argument("--executor", choices=EXECUTORS, default="processes",
+                        help="processes: each run a process of this sweep, on this machine; slurm: each run a Slurm "
+                             "job, through submitit; local: submitit's local executor, the slurm path run on this "
+                             "machine without sbatch")
+    add_flags(parser, SlurmConfig, unset_absent=True)  # unset: the sweep file's [slurm] value, or the default
     args = parser.parse_args(argv)
     interrupted = ("Interrupted; rerun the same command to continue: finished runs are skipped, "
                    "interrupted ones resume from their checkpoints.")
@@ -598,21 +696,27 @@ def main(argv=None) -> int:
 
 def sweep(args, processes: Optional[RunProcesses] = None) -> int:
     processes = processes or RunProcesses()
+    if args.jobs is None:
+        args.jobs = SLURM_JOBS if args.executor == "slurm" else 1
     if args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}.")
     if not (math.isfinite(args.progress_every) and args.progress_every >= 0):
         raise UserError(f"--progress-every must be a finite number of seconds >= 0, got {args.progress_every}.")
     grid = load_grid(args.grid)
+    given = {name: getattr(args, name) for name in SLURM_KEYS if hasattr(args, name)}
+    args.slurm = SlurmConfig(**{**{k.replace("-", "_"): v for k, v in grid.get("slurm", {}).items()}, **given})
+    if args.executor == "slurm" and not args.dry_run and shutil.which("sbatch") is None:
+        raise UserError("--executor slurm submits jobs with Slurm's sbatch, which is not a command here; run the sweep "
+                        "on a machine of the cluster (a login node), or use --executor processes.")
     declared = plan(grid, report="tune" not in grid)  # the tuning phase reports the pairs it skips itself
     if not declared:
         raise UserError(f"The sweep file {args.grid} plans no run: none of its models and sizes can run its tasks "
                         f"(bench/run.py --list shows the pairs that run).")
-    launcher = grid.get("launcher") or [sys.executable]
     output_dir = Path(grid["output_dir"])
     made = not output_dir.exists()
     lock = None if args.dry_run else hold_output_dir(output_dir, args.grid)
     try:
-        return run_grid(args, grid, declared, launcher, processes)
+        return run_grid(args, grid, declared, processes)
     finally:
         if lock is not None:
             lock.release()
@@ -639,16 +743,9 @@ def hold_output_dir(output_dir: Path, grid_path: Path) -> ProcessLock:
     return lock
 
 
-def run_grid(args, grid: dict, declared: list[dict], launcher: list[str], processes: RunProcesses) -> int:
+def run_grid(args, grid: dict, declared: list[dict], processes: RunProcesses) -> int:
     """The sweep's runs (and tuning and cost passes) once its file is checked; 1 if any failed."""
-    threads = None if args.jobs == 1 else max(1, (os.cpu_count() or 1) // args.jobs)
-    env = dict(os.environ)
-    if threads is not None:
-        # Parallel runs each get their share of the cores; oversubscribed OpenMP threads would
-        # spin against each other and make every run (and its throughput figures) far slower.
-        env["OMP_NUM_THREADS"] = str(threads)
-        # Measurements take turns and the other runs pause meanwhile (bench.machine).
-        env[MEASURE_LOCK_ENV] = str(Path(grid["output_dir"]).resolve() / ".measure.lock")
+    launch = Launcher(args, grid, processes)
     pool = ThreadPoolExecutor(max_workers=args.jobs)
     monitor = ProgressMonitor(args.progress_every)
 
@@ -663,20 +760,23 @@ def run_grid(args, grid: dict, declared: list[dict], launcher: list[str], proces
                 print(f"{run['prefix']}: would run bench/run.py {' '.join(run['argv'])}")
             else:
                 todo.append(run)
-        return sum(not ok for ok in pool.map(lambda run: execute(run, launcher, env, processes, monitor), todo))
+        return sum(not ok for ok in pool.map(lambda run: execute(run, launch, monitor), todo))
 
     def cost_pass(task_name: str) -> int:
         """Time the task's models side by side once its runs are done; 1 if the pass failed."""
         if "cost" not in grid or args.dry_run or cost_pass_done(cost_path(grid["output_dir"], task_name)):
             return 0
-        print(f"{task_name}: cost pass (python -m bench.cost)...", flush=True)
-        argv = [sys.executable, "-m", "bench.cost", str(args.grid), "--task", task_name,
+        argv = [sys.executable, "-m", "bench.cost", str(args.grid.resolve()), "--task", task_name,
                 *flags({key: value for key, value in grid["cost"].items()})]
-        code = processes.call(argv, env={**env, "OMP_NUM_THREADS": "1"})
+        # As a job it runs on a node of its own, its output in a log; here, in the sweep's output.
+        log = None if launch.jobs is None else Path(grid["output_dir"]) / "logs" / f"cost__{task_name}.log"
+        code, problem = launch(f"{task_name}: cost pass (python -m bench.cost)", argv, log, {}, alone=True)
         if code is None:
+            if problem:
+                print(f"{task_name}: the cost pass failed: {problem}")
             return 1
         if code:
-            print(f"{task_name}: the cost pass failed with exit code {code}")
+            print(f"{task_name}: the cost pass failed with exit code {code}" + (f"; see {log}" if log else ""))
         return int(code != 0)
 
     monitor.__enter__()
@@ -726,24 +826,24 @@ def describe_choice(key: tuple, entry: dict) -> str:
     return f"{task_name} {family}-{size}{' [' + variant + ']' if variant else ''}: validation {scores}; chosen {chosen}"
 
 
-def execute(run: dict, launcher: list[str], env: dict, processes: Optional[RunProcesses] = None,
-            monitor: Optional[ProgressMonitor] = None) -> bool:
+def execute(run: dict, launch: Launcher, monitor: Optional[ProgressMonitor] = None) -> bool:
     start = time.perf_counter()
-    print(f"{run['prefix']}: running...", flush=True)
     log = run["path"].parent / "logs" / f"{run['name']}.log"
     progress_file = log.with_name(f"{run['name']}.progress.json")
     progress_file.unlink(missing_ok=True)  # a file left by a sweep that was killed
     if monitor is not None:
         monitor.add(run, progress_file, start)
     try:
-        code = run_one(run, launcher, log, {**env, PROGRESS_ENV: str(progress_file)}, processes)
+        code, problem = launch(run["prefix"], [*launch.command, str(RUN_SCRIPT), *run["argv"]], log,
+                               {PROGRESS_ENV: str(progress_file.resolve())}, run["path"])
     finally:
         if monitor is not None:
             monitor.remove(run)
         progress_file.unlink(missing_ok=True)
     seconds = time.perf_counter() - start
     if code is None:
-        print(f"{run['prefix']}: not started, the sweep was stopped")
+        print(f"{run['prefix']}: failed after {seconds:.0f}s: {problem}" if problem else
+              f"{run['prefix']}: not started, the sweep was stopped")
         return False
     if code == 0 and run["path"].exists():
         value = json.loads(run["path"].read_text())["primary_metric"]

@@ -15,7 +15,9 @@ SHARED = {
     "bench", "bench.process", "bench.spec", "bench.errors", "bench.registry", "bench.config", "bench.results",
     "bench.recipes",  # the recipe registry: values and their sources, no torch
 }
-LOOP = {"bench.loop", "bench.measure", "bench.checkpoint", "bench.history", "bench.progress", "bench.machine"}
+LOOP = {
+    "bench.loop", "bench.measure", "bench.checkpoint", "bench.history", "bench.progress", "bench.machine", "bench.launch",
+}
 ENTRY_POINTS = {
     "bench.run", "bench.sweep", "bench.cost", "bench.scaling", "bench.regress", "bench.regress_worker",
     "bench.regress_calibration", "bench.harness_check", "bench.timm_compare", "bench.defaults_check", "bench.install_data",
