@@ -72,6 +72,11 @@ def pinned_isa(env=os.environ) -> dict[str, str] | None:
     return {name: env.get(name, "") for name in PINNED_ISA} if reproducible(env) else None
 
 
+def reproducible_env() -> dict[str, str]:
+    """The variables that start a child process in reproducible mode, whatever this process has."""
+    return {REPRODUCIBLE: "1", **PINNED_ISA}
+
+
 def user_chose_openmp(env) -> bool:
     return any(name in env for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"))
 

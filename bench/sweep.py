@@ -28,6 +28,8 @@ reads included; a grid of which no pair can run is refused):
                                    # with several, each run is started by accelerate launch --num_processes N
     runs_per_gpu = 1               # optional: runs that may share a GPU (or group) at a time; they then take turns
                                    # measuring (default 1: each concurrent run has its own)
+    reproducible = true            # optional: runs in reproducible mode, the same bits on any x86-64 CPU
+                                   # (bench/process.py; default false)
     [args]                         # flags for every run (--name value; true for switches)
     epochs = 10
     [task_args.wordnet]            # flags for one task's runs, over [args]
@@ -86,6 +88,7 @@ from bench.errors import PairError, UserError, run_command
 from bench.launch import (RUN_SCRIPT, DeviceSlots, Job, JobExecutor, device_groups, resumed_argv, run_launcher,
                           start_process, visible_gpus)
 from bench.machine import MEASURE_LOCK_ENV
+from bench.process import reproducible_env
 from bench.progress import PROGRESS_ENV, describe, read_progress
 from bench.results import (
     ProcessLock, ResultError, check_output_folder, checkpoint_folder, load_result, result_filename, setting_differences,
@@ -98,7 +101,7 @@ SLURM_JOBS = 256  # --executor slurm's default --jobs: runs queued at a time (ea
 INTERRUPTED_EXIT_CODES = (130, 143, -2, -15)
 KNOWN_KEYS = {
     "output_dir", "tasks", "models", "sizes", "seeds", "launcher", "args", "task_args", "args_from", "variants",
-    "tune", "cost", "gpus_per_run", "runs_per_gpu", "slurm",
+    "tune", "cost", "gpus_per_run", "runs_per_gpu", "slurm", "reproducible",
 }
 SLURM_KEYS = field_kinds(SlurmConfig)
 TUNE_KEYS = {"lr", "seed"}
@@ -176,6 +179,7 @@ def check_schema(grid: dict, path: Path) -> None:
          "an integer >= 0 (0: CPU runs)")
     need("runs_per_gpu", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1")
     need("slurm", lambda v: isinstance(v, dict), "a table ([slurm])")
+    need("reproducible", lambda v: isinstance(v, bool), "true or false")
     if "args" in grid:
         check_flags(grid["args"], "args", path)
     for task_name, table in grid.get("task_args", {}).items():
@@ -558,7 +562,8 @@ class Launcher:
         shared = grid.get("runs_per_gpu", 1)
         self.slots = DeviceSlots([None] * args.jobs if slurm else
                                  device_groups(gpus, self.gpus_per_run, args.jobs, str(args.grid), shared))
-        self.env: dict[str, str] = {}
+        # the sweep file's reproducible mode wins over this process's own MKL setting, a default of its own
+        self.env: dict[str, str] = reproducible_env() if grid.get("reproducible") else {}
         if slurm:
             self.env["OMP_NUM_THREADS"] = str(args.slurm.cpus_per_run)
         elif args.jobs > 1:

@@ -1,6 +1,7 @@
 """The process defaults of bench/process.py: what they add, that a user's own setting wins, and what
 they change in a real process."""
 
+import json
 import os
 import subprocess
 import sys
@@ -88,3 +89,20 @@ def test_reproducible_mode_pins_every_library_to_avx2():
             "print(torch.backends.cpu.get_cpu_capability(), e['reproducible'] == dict(" +
             ", ".join(f"{k}={v!r}" for k, v in pinned.items()) + "))")
     assert child(code, **{process.REPRODUCIBLE: "1"}) == "AVX2 True"
+
+
+@pytest.mark.slow
+def test_a_sweep_file_can_run_its_runs_in_reproducible_mode(tmp_path):
+    """`reproducible = true` in a sweep file (the quickstart's): its runs pin every library to AVX2, even
+    though the sweep itself runs with the suite's default MKL setting, and their results say so."""
+    out = tmp_path / "out"
+    grid = tmp_path / "s.toml"
+    grid.write_text(f'output_dir = "{out}"\ntasks = ["digits"]\nmodels = ["gmlp"]\nseeds = [0]\nreproducible = true\n'
+                    '[args]\nmax-steps = 2\nbatch-size = 32\nno-measure = true\ncheckpoint-every = "none"\n')
+    clean = {k: v for k, v in os.environ.items() if k not in process.USER_SETTINGS}
+    subprocess.run([sys.executable, "-m", "bench.sweep", str(grid), "--progress-every", "0"], cwd=ROOT,
+                   env={**clean, "OMP_NUM_THREADS": "1"}, check=True, capture_output=True)
+    (result,) = out.glob("*.json")
+    environment = json.loads(result.read_text())["environment"]
+    assert environment["reproducible"] == process.PINNED_ISA
+    assert environment["cpu_capability"] == "AVX2"
