@@ -252,13 +252,14 @@ def resolve_setup(cfg: ScalingConfig) -> Setup:
 
 
 def families(modality: str) -> list[tuple[str, bool]]:
-    """(family, is the baseline) of every family the registry has for a modality."""
+    """(family, is the baseline) of every family the registry has for a modality, but reimplementations
+    (the same architecture again, from other code: ModelEntry.reimplements)."""
     from bench.models import list_models, model_entries
 
     found = []
     for family in list_models():
         for entry in model_entries(family):
-            if modality in entry.modalities:
+            if modality in entry.modalities and entry.reimplements is None:
                 found.append((family, entry.baseline))
     return found
 

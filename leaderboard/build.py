@@ -19,7 +19,8 @@ from leaderboard.tables import index_page, results_csv, summary_page, task_page
 
 
 def build(collection: Collection, out: str, command: str) -> None:
-    """Write every page to `out`; `command` is quoted on the index."""
+    """Write every page to `out`; `command` is quoted on the index, and the results folders' NOTES.md
+    stand on it under "Notes"."""
     runs = collection.runs or collection.failures or collection.tuning
     if not runs and not collection.scaling:
         raise UserError(

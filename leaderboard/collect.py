@@ -246,6 +246,16 @@ class Collection:
     tuning: list[Run | Failure] = field(default_factory=list)  # every run scored on validation, finished or not
     scaling: list[ScalingPoint] = field(default_factory=list)  # points of the cost-scaling study
     costs: list[CostPass] = field(default_factory=list)  # one cost pass per task at most
+    notes: tuple[str, ...] = ()  # each results folder's NOTES.md: what its publisher says of its results
+
+
+NOTES = "NOTES.md"
+
+
+def read_notes(folders: list[str]) -> tuple[str, ...]:
+    """The NOTES.md of each folder that has one, in the folders' order."""
+    paths = [Path(folder) / NOTES for folder in folders]
+    return tuple(text for path in paths if path.is_file() and (text := path.read_text().strip()))
 
 
 def result_files(folders: list[str]) -> list[Path]:
@@ -318,7 +328,7 @@ def collect(folders: list[str]) -> Collection:
             tuning.append(entry)
         else:
             (runs if isinstance(entry, Run) else failures).append(entry)
-    return Collection(runs, failures, skipped, len(files), tuning, scaling, costs)
+    return Collection(runs, failures, skipped, len(files), tuning, scaling, costs, read_notes(folders))
 
 
 def _identity(data: dict[str, Any], source: str) -> Identity:

@@ -509,7 +509,8 @@ def index_page(
     rows: Optional[list[Row]] = None, scaling: bool = False,
 ) -> str:
     """`tasks`: task -> (finished runs, failed runs, Pareto plot file or None); `ablations`: link ablations.md;
-    `rows`: the aggregated rows, for each task's test examples; `scaling`: link scaling.md."""
+    `rows`: the aggregated rows, for each task's test examples; `scaling`: link scaling.md. The collection's
+    notes (its folders' NOTES.md) stand under "Notes"."""
     c = collection
     lines = [
         "# mlpbench leaderboard", "",
@@ -517,6 +518,7 @@ def index_page(
         f"failed runs: {len(c.failures)}, {_tuning_count(c.tuning)}files skipped: {len(c.skipped)}).", "",
         provenance_line([r.provenance for r in [*c.runs, *c.failures, *c.tuning]],
                         {task: group for task, group in task_provenances(c).items() if task != "scaling"}), "",
+        *(["## Notes", "", *(f"{note}\n" for note in c.notes)] if c.notes else []),
         "## Tasks", "",
     ]
     for task, (finished, failed, plot) in sorted(tasks.items()):

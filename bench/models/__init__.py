@@ -51,6 +51,10 @@ class ModelEntry:
     # the builder takes drop_path_rate: stochastic depth over its blocks, rising linearly from 0 to the
     # rate at the last block (bench.recipes' drop_path)
     stochastic_depth: bool = False
+    # the family this one builds again from independent code, to check it (torch-transformer: the
+    # Transformer baseline from torch.nn alone); trained beside it by the sanity checks, never a
+    # contender of its own, so studies of the architectures (bench.scaling) leave it out
+    reimplements: Optional[str] = None
 
 
 def _one_entry_per_modality(family: str, registered: tuple[ModelEntry, ...], new: tuple[ModelEntry, ...]):
@@ -78,6 +82,7 @@ def register_model(
     variants: Optional[Mapping[str, Optional[tuple[str, ...]]]] = None,
     flops: Optional[Callable[[TaskSpec, Any, Optional[float]], float]] = None,
     stochastic_depth: bool = False,
+    reimplements: Optional[str] = None,
 ):
     """Decorator for a builder `(spec, size_cfg, variant) -> nn.Module`; `variants` names the
     VariantConfig fields the builder takes (resolve refuses every other one before it is called);
@@ -92,7 +97,7 @@ def register_model(
 
         entry = ModelEntry(
             family, modalities, dict(sizes), build_thread_invariant, default_size, check, baseline, relative_of,
-            description, dict(variants or {}), flops, stochastic_depth,
+            description, dict(variants or {}), flops, stochastic_depth, reimplements,
         )
         MODELS.add(family, (entry,))
         return build

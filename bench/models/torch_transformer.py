@@ -154,6 +154,7 @@ def flops(spec: TaskSpec, size: TextSize, scored: Optional[float] = None) -> flo
     default_size,
     check=check_lengths,
     relative_of="transformer",
+    reimplements="transformer",
     description="reference: the Transformer baseline's shape from torch.nn alone (sinusoidal positions, xavier)",
     flops=flops,
 )
