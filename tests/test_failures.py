@@ -36,7 +36,8 @@ def one_line_error(capsys) -> str:
 BAD_INPUT = {
     "unknown-size": (["--size", "xl"], "Unknown size 'xl' for model 'gmlp' on image tasks; valid sizes are: "),
     "empty-data-dir": (["--task", "imagefolder", "--data-dir", "{tmp}/empty"], "{tmp}/empty has no class sub-folders"),
-    "image-hub-offline": (["--task", "cifar10"], "The dataset 'uoft-cs/cifar10' could not be loaded from the datasets hub"),
+    "image-hub-offline": (["--task", "cifar10"], "The dataset 'uoft-cs/cifar10' could not be loaded (HF_HUB_OFFLINE or HF_DATASETS_OFFLINE is set "
+                          "and the datasets cache has no copy; "),
     "output-not-writable": (["--output-dir", "{tmp}/a-file/out"], "Cannot write results to {tmp}/a-file/out (Not a directory)"),
     "bad-checkpoint-every": (["--checkpoint-every", "-1"], "--checkpoint-every must be >= 0 or none, got -1."),
     "resume-and-overwrite": (["--resume", "--overwrite"], "--resume continues a run and --overwrite starts it over"),
