@@ -18,7 +18,7 @@ set -euo pipefail
 TASK=imagenet MODEL=gmlp SIZE=s SEED=0 PRECISION=bf16
 OUTPUT_DIR=runs/imagenet
 GPUS_PER_NODE=8
-BATCH_SIZE=64  # per process: the global batch is 64 x 16 processes = 1024; set --lr for it (see README)
+BATCH_SIZE=64  # per process: the global batch is 64 x 16 processes = 1024; set --lr for it (see docs/scale-out.md)
 
 export MAIN_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 export MAIN_PORT=29500

@@ -43,6 +43,7 @@ def test_install_data_says_what_is_missing_and_never_fails_without_apt(monkeypat
     assert "apt-get is not available" in err and "--data-dir / --data-files" in err
 
 
+@pytest.mark.slow
 def test_accelerates_mixed_precision_reaches_the_run_and_a_contradiction_is_refused(tmp_path, monkeypatch, capsys):
     """`accelerate launch --mixed_precision bf16` (or its config file) sets ACCELERATE_MIXED_PRECISION."""
     from bench import run as runner

@@ -39,6 +39,8 @@ from bench.models.image import ImageSize, check_image_pair, default_size_for, mi
 from bench.models.mixer import block_flops
 from timm.models.mlp_mixer import MixerBlock, MlpMixer
 
+pytestmark = pytest.mark.slow  # real trainings, sweeps or timing: the slow tier
+
 
 @register_model("tinyrel", ("image",), {"mini": ImageSize(depth=1, dim=32, mlp_ratio=(0.5, 2.0), patch_size=None)},
                 default_size_for("mini"), check_image_pair, relative_of="gmlp", description="a throwaway relative",

@@ -42,6 +42,7 @@ def test_every_rand_augment_op_at_full_magnitude_applies():
         assert op(image).size == image.size, op.name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", IMAGE_FAMILIES)
 def test_every_image_family_trains_at_224_px_through_the_training_transforms(family, tmp_path, one_thread):
     folder = make_folder(tmp_path / "images")

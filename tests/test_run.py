@@ -28,6 +28,7 @@ def cli(*argv, cwd=ROOT, **env_vars):
     return subprocess.run([sys.executable, "-m", "bench.run", *argv], cwd=cwd, capture_output=True, text=True, env=env)
 
 
+@pytest.mark.slow
 def test_digits_run_writes_one_complete_result(tmp_path):
     argv = ["--task", "digits", "--model", "mixer", "--output-dir", str(tmp_path), *TINY[:-1], *QUICK_MEASURE]
     assert runner.main(argv) == 0
@@ -57,6 +58,7 @@ def test_digits_run_writes_one_complete_result(tmp_path):
     assert not list(tmp_path.glob(".*.tmp")), "no temporary file is left behind"
 
 
+@pytest.mark.slow
 def test_existing_result_is_refused_without_overwrite(tmp_path, capsys):
     args = ["--task", "digits", "--model", "gmlp", "--output-dir", str(tmp_path), *TINY]
     assert runner.main(args) == 0
@@ -148,6 +150,7 @@ def test_imagefolder_without_class_folders(tmp_path):
     assert "has no class sub-folders" in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 def test_sweep_resumes_a_run_that_left_checkpoints(tmp_path):
     from bench.sweep import plan
 
@@ -157,6 +160,7 @@ def test_sweep_resumes_a_run_that_left_checkpoints(tmp_path):
     assert plan(grid)[0]["argv"][-1] == "--resume"
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_sweep_in_one_sentence_and_the_rerun_resumes(tmp_path):
     from bench.sweep import finished, plan
 
@@ -193,6 +197,7 @@ def test_ctrl_c_stops_a_sweep_in_one_sentence_and_the_rerun_resumes(tmp_path):
     assert plan(grid)[0]["argv"][-1] == "--resume"
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_without_checkpoints_starts_again(tmp_path):
     from bench.sweep import finished, plan
 
