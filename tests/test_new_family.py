@@ -17,6 +17,8 @@ from leaderboard.ablations import ablation_page
 from leaderboard.aggregate import aggregate, compare_to_baselines
 from leaderboard.collect import collect
 
+pytestmark = pytest.mark.slow  # real trainings, sweeps or timing: the slow tier
+
 ROOT = Path(__file__).resolve().parent.parent
 
 FAMILIES = {
@@ -38,8 +40,6 @@ from bench.models import register_model
 from bench.models.image import ImageSize, check_image_pair, default_size_for, mixer_image_flops, mixer_kwargs
 from bench.models.mixer import block_flops
 from timm.models.mlp_mixer import MixerBlock, MlpMixer
-
-pytestmark = pytest.mark.slow  # real trainings, sweeps or timing: the slow tier
 
 
 @register_model("tinyrel", ("image",), {"mini": ImageSize(depth=1, dim=32, mlp_ratio=(0.5, 2.0), patch_size=None)},

@@ -44,6 +44,7 @@ def test_fp16_on_cpu_is_refused_before_anything_is_created(tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_bf16_on_cpu_really_trains_in_bf16(tmp_path):
     """Accelerate autocasts bf16 on CPUs: the same run's losses differ from fp32's."""
     losses = {}

@@ -69,6 +69,7 @@ def test_existing_result_is_refused_without_overwrite(tmp_path, capsys):
     assert runner.main([*args, "--overwrite"]) == 0
 
 
+@pytest.mark.slow
 def test_list_prints_tasks_models_sizes_and_pairs():
     out = cli("--list")
     assert out.returncode == 0, out.stderr
@@ -81,6 +82,7 @@ def test_list_prints_tasks_models_sizes_and_pairs():
     assert "mixer-mini" in digits_pairs and "mixer-s16" not in digits_pairs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "argv,sentence",
     [
@@ -100,6 +102,7 @@ def test_bad_input_is_one_sentence_and_exit_2(tmp_path, argv, sentence):
     assert not list(tmp_path.iterdir()), "a failed run leaves no file"
 
 
+@pytest.mark.slow
 def test_process_clock_with_several_threads_is_refused_before_training(tmp_path):
     out = cli("--bench-clock", "process", *TINY[:-1], "--output-dir", str(tmp_path), OMP_NUM_THREADS="2")
     assert out.returncode == 2
@@ -133,6 +136,7 @@ def digit_folder(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_imagefolder_trains_and_skips_corrupt_images(digit_folder, tmp_path):
     out = cli("--task", "imagefolder", "--data-dir", str(digit_folder), "--image-size", "32", "--model", "resmlp",
               "--output-dir", str(tmp_path), *TINY)
@@ -142,6 +146,7 @@ def test_imagefolder_trains_and_skips_corrupt_images(digit_folder, tmp_path):
     assert result["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_imagefolder_without_class_folders(tmp_path):
     (tmp_path / "flat").mkdir()
     (tmp_path / "flat" / "a.png").write_bytes(b"")
