@@ -3,10 +3,13 @@ code (`run_command`); a user's error exits 2."""
 
 from __future__ import annotations
 
+import os
 import signal
+import stat
 import sys
 import traceback
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Optional
 
 DEBUG_HINT = "Rerun with --debug for the traceback."
@@ -73,6 +76,34 @@ def first_line(error: BaseException) -> str:
     return lines[0].rstrip(".") if lines else "no message"
 
 
+def launched_through_a_tee() -> bool:
+    """Whether this process runs under `accelerate launch`'s single-process launcher, which copies the
+    child's stderr through a pipe and, when the child fails, raises an exception holding that pipe's
+    last lines: a sentence written to stderr would be printed twice. Seen from here: stderr is a pipe,
+    the parent is `accelerate launch` (or `accelerate-launch`, `python -m accelerate.commands.launch`) and its own
+    stderr is another file."""
+    if not sys.platform.startswith("linux"):
+        return False
+    parent = os.getppid()
+    try:
+        if not stat.S_ISFIFO(os.fstat(2).st_mode):
+            return False
+        words = [Path(w).name for w in Path(f"/proc/{parent}/cmdline").read_bytes().decode(errors="replace").split("\0")]
+        theirs, mine = os.stat(f"/proc/{parent}/fd/2"), os.fstat(2)
+    except OSError:
+        return False
+    launcher = ("accelerate-launch" in words or "accelerate.commands.launch" in words  # python -m accelerate.commands.launch
+                or ("accelerate" in words and "launch" in words))
+    return launcher and (theirs.st_dev, theirs.st_ino) != (mine.st_dev, mine.st_ino)
+
+
+def report(sentence: str) -> None:
+    """Print a command's closing error sentence once: on stderr, or, under a launcher that repeats the
+    child's stderr in its own report of the failure (`launched_through_a_tee`), on stdout, which that
+    launcher passes through untouched (`accelerate launch -q` leaves out its own report)."""
+    print(sentence, file=sys.stdout if launched_through_a_tee() else sys.stderr, flush=True)
+
+
 def run_command(body: Callable[[], int], interrupted: str = "Interrupted.", unexpected_exit_code: int = 1,
                 debug: Optional[bool] = None) -> int:
     """A command's exit code: `body()`'s, or one sentence on stderr when it fails or Ctrl-C stops it.
@@ -88,14 +119,14 @@ def run_command(body: Callable[[], int], interrupted: str = "Interrupted.", unex
     except CommandError as e:
         if debug:
             traceback.print_exc()
-        print(f"error: {e}", file=sys.stderr)
+        report(f"error: {e}")
         return e.exit_code
     except KeyboardInterrupt as e:
-        print(f"error: {interrupted}", file=sys.stderr)
+        report(f"error: {interrupted}")
         return 128 + getattr(e, "signum", signal.SIGINT)
     except Exception as e:
         if debug:
             traceback.print_exc()
         hint = f" {DEBUG_HINT}" if debug is False else ""
-        print(f"error: Unexpected {type(e).__name__}: {first_line(e)}.{hint}", file=sys.stderr)
+        report(f"error: Unexpected {type(e).__name__}: {first_line(e)}.{hint}")
         return unexpected_exit_code

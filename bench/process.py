@@ -11,7 +11,7 @@ settings once, when it is loaded. `python -m bench.defaults_check` measures what
   that another job, or the sibling thread it waits for, needs, and with one core busy a mini
   model's run took 3-4x its idle time (up to 9x in longer runs). Sleeping at once
   (OMP_WAIT_POLICY=PASSIVE) degrades best under load but costs an idle run 30-50%: waking a
-  thread for every small parallel region is slow. The figures are in the README.
+  thread for every small parallel region is slow. The figures are in docs/measurement.md ("Process defaults").
 - glibc malloc: freed memory stays with the process (trim threshold 1 GiB) and blocks up to the
   largest mmap threshold glibc allows (32 MiB) come from the heap. With glibc's defaults a process
   hands activation-sized blocks back to the OS after every step and faults them in again, so the

@@ -8,7 +8,7 @@ all four in random order, then each side is judged against the base exactly as `
 judges the working tree against a ref. Fresh processes every few trials (--trials-per-start),
 so that a process that happens to run a little slower or faster than another (memory layout,
 thread placement) varies between trials as it does between real runs, without paying a
-start-up of four workers for every trial. The rates printed at the end are what the README reports.
+start-up of four workers for every trial. The rates printed at the end are what docs/regression-checks.md reports.
 
 Measurement flags are those of `bench.regress` (--case, --rounds, --repeats, --steps,
 --tolerance, --alpha, ...); --json stores every trial's verdicts.

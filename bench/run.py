@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 
 from bench.config import as_dict, build_parser, configs_from_args, flag_name, resolve_precision
-from bench.errors import DEBUG_HINT, DiskFullError, PairError, UserError, first_line, run_command
+from bench.errors import DEBUG_HINT, DiskFullError, PairError, UserError, first_line, report, run_command
 from bench.recipes import describe_start, get_recipe, list_recipes, run_recipe
 from bench.results import (
     build_result, check_output_folder, checkpoint_folder, model_paths, predictions_paths, result_filename,
@@ -486,7 +486,7 @@ def _main(args) -> int:
         print(f"result: {path}")
         if result["error"]:
             hint = f" {DEBUG_HINT}" if result["status"] == "error" and not args.debug else ""
-            print(f"error: {result['error']}{hint}", file=sys.stderr)
+            report(f"error: {result['error']}{hint}")
     return exit_code
 
 

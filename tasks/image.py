@@ -25,6 +25,7 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 from bench.errors import DataError, UserError
 from bench.spec import TaskSpec
 from tasks.base import VALIDATION_FRACTION, Task, TaskData, register_task
+from tasks.hub import load_hub_dataset
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 RAND_AUGMENT = "rand-m9-mstd0.5-inc1"  # DeiT's RandAugment, for images of 128 px and more
@@ -249,17 +250,9 @@ class FashionMNIST(ImageClassification):
 
 
 def load_hub_splits(hub_id: str, image_key: str, label_key: str, offline: str):
-    """(train, eval) splits of a hub dataset; offline or unknown ids become one DataError sentence,
-    which ends with `offline`: how to give the task a local copy."""
-    import datasets
-
-    try:
-        ds = datasets.load_dataset(hub_id)
-    except Exception as e:  # datasets raises many types for "unreachable": ConnectionError, OfflineModeIsEnabled, ...
-        raise DataError(
-            f"The dataset {hub_id!r} could not be loaded from the datasets hub ({type(e).__name__}); "
-            f"if this machine is offline, copy the data here and {offline}."
-        ) from None
+    """(train, eval) splits of a hub dataset; an unreachable hub or an unknown id is one DataError
+    sentence (tasks.hub), which ends with `offline`: how to give the task a local copy."""
+    ds = load_hub_dataset(hub_id, remedy=f"if this machine is offline, copy the data here and {offline}")
     eval_name = next((s for s in ("validation", "test") if s in ds), None)
     if "train" not in ds or eval_name is None:
         raise DataError(f"The dataset {hub_id!r} has splits {list(ds)}; it needs 'train' and 'validation' or 'test'.")

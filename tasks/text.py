@@ -36,6 +36,7 @@ from bench.errors import DataError, first_line
 from bench.results import atomic_path
 from bench.spec import TaskSpec
 from tasks.base import VALIDATION_FRACTION, Task, TaskData
+from tasks.hub import load_hub_dataset
 
 # Special tokens of a trained tokenizer, in id order: [PAD] = 0, ..., [BOS] = 5, [EOS] = 6.
 SPECIAL_TOKENS = {
@@ -259,13 +260,8 @@ def read_pair_files(paths: list[Path], source_field: str, target_field: str) -> 
 def load_hub(data_cfg, hub_id: str, config: str, split: str) -> datasets.Dataset:
     """One split of a hub dataset (or of its local clone given by --data-dir), through `datasets`."""
     source = data_cfg.data_dir or data_cfg.hub_id or hub_id
-    try:
-        return datasets.load_dataset(source, config, split=split)
-    except OSError as e:  # offline, unknown or uncached: datasets raises ConnectionError / FileNotFoundError
-        raise DataError(
-            f"The dataset {source!r} ({config}) cannot be reached or found; give a local copy with --data-files "
-            f"(text files) or --data-dir (a clone of the dataset repository)."
-        ) from e
+    return load_hub_dataset(source, config, split=split, remedy="give a local copy with --data-files (text files) "
+                            "or --data-dir (a clone of the dataset repository)")
 
 
 def is_held_out(key: str, val_fraction: float) -> bool:

@@ -43,6 +43,7 @@ def test_install_data_says_what_is_missing_and_never_fails_without_apt(monkeypat
     assert "apt-get is not available" in err and "--data-dir / --data-files" in err
 
 
+@pytest.mark.slow
 def test_accelerates_mixed_precision_reaches_the_run_and_a_contradiction_is_refused(tmp_path, monkeypatch, capsys):
     """`accelerate launch --mixed_precision bf16` (or its config file) sets ACCELERATE_MIXED_PRECISION."""
     from bench import run as runner
@@ -58,6 +59,7 @@ def test_accelerates_mixed_precision_reaches_the_run_and_a_contradiction_is_refu
     assert not (tmp_path / "b").exists()
 
 
+@pytest.mark.slow
 def test_run_as_a_script_lists_what_python_m_lists():
     """`accelerate launch bench/run.py ...` runs the file as a script, its folder first on sys.path:
     with the suite installed (here: this checkout on PYTHONPATH, conftest.py) it needs no path fix."""

@@ -13,6 +13,8 @@ from bench.results import ResultError, validate_cost_pass
 from leaderboard.build import build
 from leaderboard.collect import collect
 
+pytestmark = pytest.mark.slow  # real trainings, sweeps or timing: the slow tier
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -192,6 +192,7 @@ def test_samples_are_seeded_and_the_same_across_calls():
     assert set(validation.extra["words"]) <= set(g2p.package_splits()["validation"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["gmlp", "resmlp", "mixer", "transformer"])
 def test_a_tiny_run_of_every_family(model, tmp_path, one_thread):
     argv = ["--task", "cmudict", "--model", model, "--output-dir", str(tmp_path), "--max-steps", "2",

@@ -92,6 +92,7 @@ TINY = ["--device", "cpu", "--precision", "fp32", "--image-size", "32", "--batch
         "--peak-gemm-size", "64"]
 
 
+@pytest.mark.slow
 def test_timm_compare_runs_tiny_on_cpu_and_writes_ratios(tmp_path):
     out = tmp_path / "compare.json"
     # one of ours by our name, one by timm's

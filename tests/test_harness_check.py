@@ -9,6 +9,8 @@ import pytest
 from bench import harness_check
 from bench.models import compared_families
 
+pytestmark = pytest.mark.slow  # real trainings, sweeps or timing: the slow tier
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

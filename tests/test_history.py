@@ -13,6 +13,8 @@ from bench import run as runner
 from bench.models import load_saved
 from bench.results import load_result
 
+pytestmark = pytest.mark.slow  # real trainings, sweeps or timing: the slow tier
+
 STEPS = ["--max-steps", "12", "--batch-size", "16", "--max-eval-samples", "48", "--no-measure"]
 
 

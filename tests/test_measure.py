@@ -498,6 +498,7 @@ def _run_two_processes(tmp_path, mode: str) -> list[dict]:
     return results
 
 
+@pytest.mark.slow
 def test_two_processes_report_one_global_throughput(tmp_path):
     results = _run_two_processes(tmp_path, "plain")
     # Gathered and summed: both processes hold the same global figures.
@@ -505,6 +506,7 @@ def test_two_processes_report_one_global_throughput(tmp_path):
     assert results[0]["infer_samples_per_s"] == results[1]["infer_samples_per_s"] > 0
 
 
+@pytest.mark.slow
 def test_two_processes_measure_again_together_or_not_at_all(tmp_path):
     """A process that judged a measurement bad alone would time a repeat the other never joins, and
     the run would hang or crash in its collectives; the main process's verdict holds for both."""

@@ -5,11 +5,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from bench import run as runner
 from bench.results import load_result
+
+pytestmark = pytest.mark.slow  # real trainings, sweeps or timing: the slow tier
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "digits__gmlp-mini__fp32__seed0"

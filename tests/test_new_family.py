@@ -17,6 +17,8 @@ from leaderboard.ablations import ablation_page
 from leaderboard.aggregate import aggregate, compare_to_baselines
 from leaderboard.collect import collect
 
+pytestmark = pytest.mark.slow  # real trainings, sweeps or timing: the slow tier
+
 ROOT = Path(__file__).resolve().parent.parent
 
 FAMILIES = {

@@ -42,6 +42,7 @@ def test_every_rand_augment_op_at_full_magnitude_applies():
         assert op(image).size == image.size, op.name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", IMAGE_FAMILIES)
 def test_every_image_family_trains_at_224_px_through_the_training_transforms(family, tmp_path, one_thread):
     folder = make_folder(tmp_path / "images")
@@ -131,6 +132,7 @@ def test_small_training_sets_are_not_cut_to_whole_batches(tmp_path, one_thread):
     assert result["train"]["epochs"] == 3.0 and result["train"]["steps"] == 3 * 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["digits", "wordnet"])
 def test_max_eval_samples_is_a_seeded_sample_not_the_first_rows(task):
     if task == "wordnet":

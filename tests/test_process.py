@@ -69,6 +69,7 @@ def test_importing_the_suite_sets_the_defaults_for_its_child_processes():
     assert child(SHOW, **{process.RUNTIME_DEFAULTS: "1"}) == "None None None"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc")
 def test_freed_memory_stays_with_the_process():
     # the suite's thresholds: from the heap, and kept there after free() for the next step to reuse

@@ -80,6 +80,7 @@ def test_published_tasks_follow_the_protocol():
 SCALING_PAGE = PAGES / "scaling.md"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SCALING_PAGE.exists(), reason="no published scaling page in this checkout")
 def test_published_scaling_page_regenerates_byte_for_byte(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)

@@ -14,6 +14,8 @@ import torch
 
 from bench.regress import decide
 
+pytestmark = pytest.mark.slow  # real trainings, sweeps or timing: the slow tier
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--case", "gmlp-mini:digits:8:fp32:infer", "--rounds", "4", "--repeats", "2", "--steps", "2"]
 

@@ -44,6 +44,7 @@ def test_fp16_on_cpu_is_refused_before_anything_is_created(tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_bf16_on_cpu_really_trains_in_bf16(tmp_path):
     """Accelerate autocasts bf16 on CPUs: the same run's losses differ from fp32's."""
     losses = {}
@@ -116,6 +117,7 @@ def test_images_that_fail_to_decode_are_replaced_and_counted(tmp_path, monkeypat
     assert split.skipped() == 2, "each file counted once"
 
 
+@pytest.mark.slow
 def test_a_truncated_image_never_ends_a_run_and_is_reported(tmp_path):
     from bench.config import DataConfig
     from tasks import create_task
@@ -171,6 +173,7 @@ def write_grid(path: Path, out: Path, extra: str = "") -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_result_is_never_replaced_by_a_run_with_other_settings(tmp_path, capsys):
     out = tmp_path / "out"
     assert runner.main([*TINY, "--output-dir", str(out)]) == 0
@@ -192,6 +195,7 @@ def test_a_result_is_never_replaced_by_a_run_with_other_settings(tmp_path, capsy
     assert (out / f"{NAME}.json").read_text() == before
 
 
+@pytest.mark.slow
 def test_a_run_whose_result_is_locked_is_refused(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
@@ -205,6 +209,7 @@ def test_a_run_whose_result_is_locked_is_refused(tmp_path, capsys):
     assert not lock_path(out / f"{NAME}.json").exists()
 
 
+@pytest.mark.slow
 def test_two_simultaneous_runs_of_one_identity_never_both_write(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
     argv = [sys.executable, "-m", "bench.run", *TINY, "--output-dir", str(tmp_path)]
@@ -222,6 +227,7 @@ def test_two_simultaneous_runs_of_one_identity_never_both_write(tmp_path):
 # --------------------------------------------------------------------------- 4. signals reach a sweep's runs
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_sweep_and_every_run_it_started(tmp_path):
     psutil = pytest.importorskip("psutil")
     grid = write_grid(tmp_path / "grid.toml", tmp_path / "out").read_text()

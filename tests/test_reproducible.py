@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # real trainings, sweeps or timing: the slow tier
+
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ["--task", "digits", "--size", "mini", "--max-steps", "8", "--batch-size", "64", "--lr", "0.002",
        "--max-eval-samples", "96", "--no-measure"]

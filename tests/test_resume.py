@@ -17,6 +17,8 @@ from safetensors.torch import load_file
 from bench import run as runner
 from bench.results import load_result
 
+pytestmark = pytest.mark.slow  # real trainings, sweeps or timing: the slow tier
+
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "digits__gmlp-mini__fp32__seed0"
 # 30 batches an epoch: the resumed run starts mid-epoch and crosses an epoch's end. Validation is

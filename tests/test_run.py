@@ -28,6 +28,7 @@ def cli(*argv, cwd=ROOT, **env_vars):
     return subprocess.run([sys.executable, "-m", "bench.run", *argv], cwd=cwd, capture_output=True, text=True, env=env)
 
 
+@pytest.mark.slow
 def test_digits_run_writes_one_complete_result(tmp_path):
     argv = ["--task", "digits", "--model", "mixer", "--output-dir", str(tmp_path), *TINY[:-1], *QUICK_MEASURE]
     assert runner.main(argv) == 0
@@ -57,6 +58,7 @@ def test_digits_run_writes_one_complete_result(tmp_path):
     assert not list(tmp_path.glob(".*.tmp")), "no temporary file is left behind"
 
 
+@pytest.mark.slow
 def test_existing_result_is_refused_without_overwrite(tmp_path, capsys):
     args = ["--task", "digits", "--model", "gmlp", "--output-dir", str(tmp_path), *TINY]
     assert runner.main(args) == 0
@@ -67,6 +69,7 @@ def test_existing_result_is_refused_without_overwrite(tmp_path, capsys):
     assert runner.main([*args, "--overwrite"]) == 0
 
 
+@pytest.mark.slow
 def test_list_prints_tasks_models_sizes_and_pairs():
     out = cli("--list")
     assert out.returncode == 0, out.stderr
@@ -79,6 +82,7 @@ def test_list_prints_tasks_models_sizes_and_pairs():
     assert "mixer-mini" in digits_pairs and "mixer-s16" not in digits_pairs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "argv,sentence",
     [
@@ -98,6 +102,7 @@ def test_bad_input_is_one_sentence_and_exit_2(tmp_path, argv, sentence):
     assert not list(tmp_path.iterdir()), "a failed run leaves no file"
 
 
+@pytest.mark.slow
 def test_process_clock_with_several_threads_is_refused_before_training(tmp_path):
     out = cli("--bench-clock", "process", *TINY[:-1], "--output-dir", str(tmp_path), OMP_NUM_THREADS="2")
     assert out.returncode == 2
@@ -131,6 +136,7 @@ def digit_folder(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_imagefolder_trains_and_skips_corrupt_images(digit_folder, tmp_path):
     out = cli("--task", "imagefolder", "--data-dir", str(digit_folder), "--image-size", "32", "--model", "resmlp",
               "--output-dir", str(tmp_path), *TINY)
@@ -140,6 +146,7 @@ def test_imagefolder_trains_and_skips_corrupt_images(digit_folder, tmp_path):
     assert result["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_imagefolder_without_class_folders(tmp_path):
     (tmp_path / "flat").mkdir()
     (tmp_path / "flat" / "a.png").write_bytes(b"")
@@ -148,6 +155,7 @@ def test_imagefolder_without_class_folders(tmp_path):
     assert "has no class sub-folders" in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 def test_sweep_resumes_a_run_that_left_checkpoints(tmp_path):
     from bench.sweep import plan
 
@@ -157,6 +165,7 @@ def test_sweep_resumes_a_run_that_left_checkpoints(tmp_path):
     assert plan(grid)[0]["argv"][-1] == "--resume"
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_sweep_in_one_sentence_and_the_rerun_resumes(tmp_path):
     from bench.sweep import finished, plan
 
@@ -193,6 +202,7 @@ def test_ctrl_c_stops_a_sweep_in_one_sentence_and_the_rerun_resumes(tmp_path):
     assert plan(grid)[0]["argv"][-1] == "--resume"
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_without_checkpoints_starts_again(tmp_path):
     from bench.sweep import finished, plan
 

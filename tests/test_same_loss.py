@@ -15,6 +15,8 @@ from bench.config import DataConfig, OptimConfig
 from bench.models import create_model
 from bench.regress_worker import TimedCase
 
+pytestmark = pytest.mark.slow  # real trainings, sweeps or timing: the slow tier
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -133,6 +133,7 @@ def test_a_point_whose_process_is_killed_is_recorded_not_a_crash(tmp_path, one_t
     assert point(tmp_path, tokens=16)["error"] == "The point's process ended with exit code 3 and wrote no result."
 
 
+@pytest.mark.slow
 def test_rerunning_keeps_measured_points_and_refuses_other_settings(tmp_path, one_thread, capsys):
     assert study(tmp_path, tokens="4") == 0
     before = (tmp_path / point_filename("image-p16", "vit", "mini", 4, "cpu", "fp32")).read_bytes()

@@ -8,8 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from bench import progress as progress_module
 from bench.progress import PROGRESS_ENV, Progress, describe, duration, read_progress
+
+pytestmark = pytest.mark.slow  # real trainings, sweeps or timing: the slow tier
 
 ROOT = Path(__file__).resolve().parent.parent
 

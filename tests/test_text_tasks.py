@@ -266,7 +266,7 @@ def data_error(name: str, **cfg) -> str:
 @pytest.mark.parametrize("name", ["wikitext-2", "wikitext-103", "wmt14-de-en"])
 def test_hub_task_offline_is_a_data_error(name):
     message = data_error(name)
-    assert "cannot be reached" in message and "--data-files" in message
+    assert "could not be loaded (HF_HUB_OFFLINE or HF_DATASETS_OFFLINE is set" in message and "--data-files" in message
 
 
 def test_missing_and_unreadable_files(tmp_path):

@@ -16,6 +16,8 @@ from bench.config import DataConfig
 from bench.errors import UserError
 from tasks import create_task
 
+pytestmark = pytest.mark.slow  # real trainings, sweeps or timing: the slow tier
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

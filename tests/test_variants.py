@@ -147,6 +147,7 @@ def test_bad_variant_value_is_refused_by_argparse(capsys):
     assert "argument --token-mixing: invalid choice: 'conv5x5'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_sweep_runs_each_listed_variant_under_its_own_name(tmp_path, capsys):
     from bench.sweep import load_grid, plan
 
@@ -171,6 +172,7 @@ def test_sweep_runs_each_listed_variant_under_its_own_name(tmp_path, capsys):
     assert "skip: --norm batchnorm does not apply to model 'resmlp' on seq2seq tasks" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_variant_run_records_its_variant(tmp_path):
     from bench.results import load_result
 
