@@ -168,23 +168,28 @@ def tune_record(text: str | None) -> dict[str, Any] | None:
     "extend": int}; a value of another shape is a UserError."""
     if text is None:
         return None
-
-    def numbers(value, low) -> bool:
-        return isinstance(value, list) and bool(value) and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and low(v) for v in value)
-
     try:
         record = json.loads(text)
     except ValueError:
         record = None
-    if not (isinstance(record, dict) and set(record) == {"lr", "warmup", "extend"}
-            and numbers(record["lr"], lambda v: 0 < v < float("inf"))
-            and (record["warmup"] is None or numbers(record["warmup"], lambda v: 0 <= v < 1))
-            and isinstance(record["extend"], int) and not isinstance(record["extend"], bool) and record["extend"] >= 0):
+    if not valid_tune_record(record):
         raise UserError(f"{TUNE_ENV} must be the JSON of a sweep's tuning ({{\"lr\": [learning rates], \"warmup\": "
                         f"[fractions] or null, \"extend\": steps}}), as python -m bench.sweep sets it for its tuning "
                         f"runs; got {text[:60]!r}.")
     return record
+
+
+def valid_tune_record(record: Any) -> bool:
+    """Whether `record` has the shape of a result's "tune": {"lr": [positive numbers], "warmup": [numbers in
+    [0, 1)] | None, "extend": int >= 0}."""
+    def numbers(value, within) -> bool:
+        return isinstance(value, list) and bool(value) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and within(v) for v in value)
+
+    return (isinstance(record, dict) and set(record) == {"lr", "warmup", "extend"}
+            and numbers(record["lr"], lambda v: 0 < v < float("inf"))
+            and (record["warmup"] is None or numbers(record["warmup"], lambda v: 0 <= v < 1))
+            and isinstance(record["extend"], int) and not isinstance(record["extend"], bool) and record["extend"] >= 0)
 
 
 def result_filename(task: str, model: str, size: str, seed: int, precision: str, variant: str = "") -> str:

@@ -60,6 +60,7 @@ checkpoint-every = "none"
 no-measure = true
 [tune]
 lr = [0.0001, 0.003]
+extend = 0
 """)
     return path
 
