@@ -36,6 +36,10 @@ Keys of a result (schema_version 1):
                     evaluation (bench.history); the last is the run's own final evaluation, the others
                     (--eval-every) scored validation during training. None in bench mode; absent in
                     files written before it existed.
+    tune            optional, a tuning run of a sweep with [tune] (bench.sweep): the tuning it belongs to,
+                    {"lr": [the declared learning-rate grid], "warmup": [the warm-up grid] | None (none
+                    declared), "extend": int (steps the sweep may take beyond an end of the lr grid)};
+                    its lr outside "lr" is an extension. Absent in files written before it existed.
     saved_model     optional (--save-model): the name of the .model.json beside the result, from which
                     bench.models.load_saved rebuilds the trained model
     wall_time_s     float
@@ -111,11 +115,13 @@ def build_result(*, status: str, error: str | None, task: str, entry: Any, size:
                  spec: Any, config: dict[str, Any], environment: dict[str, Any], metrics: dict[str, Any],
                  params: int, train: Any, history: list | None, wall_time_s: float, measurements: dict[str, Any],
                  skipped_images: dict[str, int] | None = None, skipped_entries: dict[str, int] | None = None,
-                 saved_model: str | None = None, recipe: dict[str, Any] | None = None) -> dict[str, Any]:
+                 saved_model: str | None = None, recipe: dict[str, Any] | None = None,
+                 tune: dict[str, Any] | None = None) -> dict[str, Any]:
     """A run's result (the keys above), validated (ResultError if it is not of this schema). `entry`: the
     model's registration (bench.models.ModelEntry: its family and facts); `spec`: the task's
     bench.spec.TaskSpec; `train`: bench.loop.TrainStats, None without training; `measurements`:
-    bench.measure.measure_model's figures, {} when none were measured."""
+    bench.measure.measure_model's figures, {} when none were measured; `tune`: tune_record()'s, None outside
+    a sweep's tuning."""
     result = {
         "schema_version": SCHEMA_VERSION,
         "status": status,
@@ -130,6 +136,7 @@ def build_result(*, status: str, error: str | None, task: str, entry: Any, size:
         "relative_of": entry.relative_of,
         "config": config,
         **({"recipe": recipe} if recipe is not None else {}),
+        **({"tune": tune} if tune is not None else {}),
         "environment": environment,
         "metrics": metrics,
         "primary_metric": {"name": spec.metric, "value": metrics.get(spec.metric),
@@ -150,6 +157,39 @@ def build_result(*, status: str, error: str | None, task: str, entry: Any, size:
     if saved_model is not None:
         result["saved_model"] = saved_model
     return validate_result(result)
+
+
+# Set by bench.sweep for its tuning runs: the [tune] protocol they belong to, as JSON, recorded in the result.
+TUNE_ENV = "MLPBENCH_TUNE"
+
+
+def tune_record(text: str | None) -> dict[str, Any] | None:
+    """The tuning a run belongs to, from TUNE_ENV's value (None: unset): {"lr": [...], "warmup": [...] | None,
+    "extend": int}; a value of another shape is a UserError."""
+    if text is None:
+        return None
+    try:
+        record = json.loads(text)
+    except ValueError:
+        record = None
+    if not valid_tune_record(record):
+        raise UserError(f"{TUNE_ENV} must be the JSON of a sweep's tuning ({{\"lr\": [learning rates], \"warmup\": "
+                        f"[fractions] or null, \"extend\": steps}}), as python -m bench.sweep sets it for its tuning "
+                        f"runs; got {text[:60]!r}.")
+    return record
+
+
+def valid_tune_record(record: Any) -> bool:
+    """Whether `record` has the shape of a result's "tune": {"lr": [positive numbers], "warmup": [numbers in
+    [0, 1)] | None, "extend": int >= 0}."""
+    def numbers(value, within) -> bool:
+        return isinstance(value, list) and bool(value) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and within(v) for v in value)
+
+    return (isinstance(record, dict) and set(record) == {"lr", "warmup", "extend"}
+            and numbers(record["lr"], lambda v: 0 < v < float("inf"))
+            and (record["warmup"] is None or numbers(record["warmup"], lambda v: 0 <= v < 1))
+            and isinstance(record["extend"], int) and not isinstance(record["extend"], bool) and record["extend"] >= 0)
 
 
 def result_filename(task: str, model: str, size: str, seed: int, precision: str, variant: str = "") -> str:

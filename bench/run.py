@@ -19,8 +19,8 @@ from bench.config import as_dict, build_parser, configs_from_args, flag_name, re
 from bench.errors import DEBUG_HINT, DiskFullError, PairError, UserError, first_line, report, run_command
 from bench.recipes import describe_start, get_recipe, list_recipes, run_recipe
 from bench.results import (
-    build_result, check_output_folder, checkpoint_folder, model_paths, predictions_paths, result_filename,
-    write_json_atomic, write_text_atomic,
+    TUNE_ENV, build_result, check_output_folder, checkpoint_folder, model_paths, predictions_paths, result_filename,
+    tune_record, write_json_atomic, write_text_atomic,
 )
 
 MIXED_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
@@ -131,6 +131,7 @@ def run(configs) -> tuple[dict | None, Path | None, int]:
     configs = {**configs, "run": resolve_precision(configs["run"])}
     run_cfg, optim_cfg, data_cfg, measure_cfg = configs["run"], configs["optim"], configs["data"], configs["measure"]
     check_output_folder(run_cfg.output_dir, "--output-dir")
+    tune = tune_record(os.environ.get(TUNE_ENV))  # a sweep's tuning run: the tuning it belongs to
     variant = configs["variant"]
     task = create_task(run_cfg.task)  # its default recipe and label smoothing; remade with the recipe below
     get_recipe(configs["recipe"].recipe or task.default_recipe)  # an unknown name fails here, listing the recipes
@@ -301,7 +302,7 @@ def run(configs) -> tuple[dict | None, Path | None, int]:
             params=params, train=stats, history=None if history is None else history.entries,
             wall_time_s=wall_time_s, measurements=measurements, skipped_images=skipped,
             skipped_entries=(data.extra or {}).get("skipped_entries") if data is not None else None,
-            saved_model=saved_model, recipe=recipe_record,
+            saved_model=saved_model, recipe=recipe_record, tune=tune,
         )
         written = write_json_atomic(out_path, result)
     accelerator.wait_for_everyone()

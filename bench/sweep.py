@@ -38,6 +38,8 @@ reads included; a grid of which no pair can run is refused):
     resmlp = ["", "norm=none"]     # names; "" is the family's default); unlisted models run their default
     [tune]                         # optional: tune the learning rate on validation before the seeds
     lr = [1e-3, 2e-3, 4e-3]        # the grid, the same for every architecture
+    warmup = [0.05, 0.3]           # optional: warm-up fractions tuned with it (the grid is lr x warmup)
+    extend = 2                     # optional (default 2): learning rates the sweep may try beyond an end of lr
     seed = 0                       # optional: the tuning seed (default: the first of seeds)
     [cost]                         # optional: after a task's runs, time its models side by side
     rounds = 15                    # (bench/cost.py; these keys are its flags)
@@ -46,9 +48,15 @@ reads included; a grid of which no pair can run is refused):
 
 With [tune], each task runs in two phases. Tuning: every (model, lr) of the grid at the tuning
 seed, scored on the validation split (--eval-split validation: carved from the training data),
-into OUTPUT_DIR/tune/lr-<lr>/. Then, per model, the lr with the best validation metric is chosen
-(a failed run counts as worst) and every seed runs at that lr, scored once on the test split, into
-OUTPUT_DIR. Nothing in the tuning phase reads the test split.
+into OUTPUT_DIR/tune/lr-<lr>/; with a warmup list, every (model, lr, warm-up) into
+OUTPUT_DIR/tune/lr-<lr>-warmup-<w>/. Per model, the setting with the best validation metric is
+chosen (a failed run counts as worst; ties go to the first tried). Where its lr is the lowest or
+highest that model tried, the grid follows it: the next lr beyond that end (the grid's own factor
+there: the ratio of its two outermost values on that side) runs at the chosen warm-up, and the
+choice is made again, until the best lr is inside what was tried or `extend` steps were taken on
+that side. Then every seed runs at the chosen setting, scored once on the test split, into
+OUTPUT_DIR. Nothing in the tuning phase reads the test split. Each tuning run's result records the
+declared [tune] grid (its "tune" key), so a page tells the grid from its extensions.
 
 With [cost], once a task's runs are done the sweep runs its cost pass (python -m bench.cost: every
 model of the task at every seed, timed side by side in one process, alone on the machine) into
@@ -91,7 +99,8 @@ from bench.machine import MEASURE_LOCK_ENV
 from bench.process import reproducible_env
 from bench.progress import PROGRESS_ENV, describe, read_progress
 from bench.results import (
-    ProcessLock, ResultError, check_output_folder, checkpoint_folder, load_result, result_filename, setting_differences,
+    TUNE_ENV, ProcessLock, ResultError, check_output_folder, checkpoint_folder, load_result, result_filename,
+    setting_differences,
 )
 
 SWEEP_LOCK = ".sweep.lock"  # in output_dir, held by the sweep running on it
@@ -104,7 +113,8 @@ KNOWN_KEYS = {
     "tune", "cost", "gpus_per_run", "runs_per_gpu", "slurm", "reproducible",
 }
 SLURM_KEYS = field_kinds(SlurmConfig)
-TUNE_KEYS = {"lr", "seed"}
+TUNE_KEYS = {"lr", "seed", "warmup", "extend"}
+EXTEND = 2  # [tune] extend's default
 COST_KEYS = {"rounds", "steps", "warmup"}
 # Flags the sweep gives each run itself, which [args] / [task_args] must not set: what to use instead.
 SET_PER_RUN = {
@@ -246,14 +256,9 @@ def load_grid(path: Path) -> dict:
         raise UserError(f"The [cost] table of {path} takes the keys {sorted(COST_KEYS)}, each an integer.")
     tune = grid.get("tune")
     if tune is not None:
-        if not isinstance(tune, dict) or set(tune) - TUNE_KEYS:
-            raise UserError(f"The [tune] table of {path} takes the keys {sorted(TUNE_KEYS)}.")
-        lrs = tune.get("lr")
-        if not isinstance(lrs, list) or len(lrs) < 2 or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf") for v in lrs
-        ):
-            raise UserError(f"tune.lr in {path} must be a list of at least two positive learning rates, got {lrs!r}.")
-        for key in ("lr", "eval-split"):
+        check_tune(tune, path)
+        decided = ("lr", "eval-split") + (("warmup-fraction", "warmup-epochs") if "warmup" in tune else ())
+        for key in decided:
             if key in grid.get("args", {}) or any(key in a for a in grid.get("task_args", {}).values()):
                 raise UserError(f"{path} sets {key!r} in its args, which [tune] decides; remove it.")
     if "args_from" in grid:
@@ -268,6 +273,28 @@ def load_grid(path: Path) -> dict:
     for task_name in grid["tasks"]:
         check_run_flags(task_name, {**grid.get("args", {}), **grid.get("task_args", {}).get(task_name, {})}, path)
     return grid
+
+
+def check_tune(tune, path: Path) -> None:
+    """The [tune] table's keys and values; one sentence naming the file and the key."""
+    def finite(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if not isinstance(tune, dict) or set(tune) - TUNE_KEYS:
+        raise UserError(f"The [tune] table of {path} takes the keys {sorted(TUNE_KEYS)}.")
+    lrs = tune.get("lr")
+    if not isinstance(lrs, list) or len(lrs) < 2 or not all(finite(v) and v > 0 for v in lrs) or len(set(lrs)) < len(lrs):
+        raise UserError(f"tune.lr in {path} must be a list of at least two positive learning rates, none repeated, "
+                        f"got {lrs!r}.")
+    warmups = tune.get("warmup", [0.0])
+    if not isinstance(warmups, list) or not warmups or not all(finite(v) and 0 <= v < 1 for v in warmups) or len(
+            set(warmups)) < len(warmups):
+        raise UserError(f"tune.warmup in {path} must be a list of warm-up fractions, each in [0, 1), none repeated, "
+                        f"got {_shown(warmups)}.")
+    extend = tune.get("extend", EXTEND)
+    if not isinstance(extend, int) or isinstance(extend, bool) or extend < 0:
+        raise UserError(f"tune.extend in {path} must be an integer >= 0 (how many learning rates the sweep may try "
+                        f"beyond an end of tune.lr; 0: never), got {_shown(extend)}.")
 
 
 def check_run_flags(task_name: str, args: dict, path: Path) -> None:
@@ -316,8 +343,8 @@ def plan(grid: dict, task_names: list[str] | None = None, phase: str | None = No
     """Runs of the grid with their result paths; bad names fail here, before any run. A pair that
     cannot run is left out, and said so with `report`.
 
-    phase None: the grid as declared. "tune": every learning rate of [tune] at the tuning seed,
-    scored on validation. "test": every seed at the learning rate `chosen` for its
+    phase None: the grid as declared. "tune": every learning rate (x warm-up) of [tune] at the tuning
+    seed, scored on validation. "test": every seed at the setting (lr, warm-up or None) `chosen` for its
     (task, family, size, variant), scored on test; a pair with no choice is left out.
     """
     from bench.config import DataConfig
@@ -335,7 +362,7 @@ def plan(grid: dict, task_names: list[str] | None = None, phase: str | None = No
     seeds = [tune.get("seed", grid["seeds"][0])] if phase == "tune" else grid["seeds"]
     args, specs = {}, {}  # per task: its flags, and the spec they give
     for task_name in task_names:
-        args[task_name] = {**grid.get("args", {}), **grid.get("task_args", {}).get(task_name, {})}
+        args[task_name] = task_flags(grid, task_name)
         data_keys = {k.replace("-", "_"): v for k, v in args[task_name].items()}
         data_cfg = DataConfig(**{k: v for k, v in data_keys.items() if k in DataConfig.__dataclass_fields__})
         specs[task_name] = create_task(task_name).spec(data_cfg)
@@ -348,21 +375,66 @@ def plan(grid: dict, task_names: list[str] | None = None, phase: str | None = No
                 if report and seed == seeds[0]:  # say it once, not once per seed
                     print(f"skip: {e}")
                 continue
-            output_dir = Path(grid["output_dir"])
             if phase == "tune":
-                for lr in tune["lr"]:
-                    tuning = {**args[task_name], "lr": lr, "eval-split": "validation", "measure": False}
-                    runs.append(planned_run(tuning, output_dir / "tune" / f"lr-{lr:g}", seed, task_name, family,
-                                            resolved, variant))
+                for lr, warmup in itertools.product(tune["lr"], tune.get("warmup", [None])):
+                    runs.append(tuning_run(grid, seed, task_name, family, resolved, variant, lr, warmup))
                 continue
             run_args = args[task_name]
             if phase == "test":
-                lr = (chosen or {}).get((task_name, family, resolved, variant.name()))
-                if lr is None:
+                setting = (chosen or {}).get((task_name, family, resolved, variant.name()))
+                if setting is None:
                     continue
-                run_args = {**run_args, "lr": lr, "eval-split": "test"}
-            runs.append(planned_run(run_args, output_dir, seed, task_name, family, resolved, variant))
+                run_args = {**run_args, **setting_flags(*setting), "eval-split": "test"}
+            runs.append(planned_run(run_args, Path(grid["output_dir"]), seed, task_name, family, resolved, variant))
     return runs
+
+
+def task_flags(grid: dict, task_name: str) -> dict:
+    """The flags of a task's runs: [args], and [task_args.TASK] over them."""
+    return {**grid.get("args", {}), **grid.get("task_args", {}).get(task_name, {})}
+
+
+def setting_flags(lr: float, warmup: Optional[float]) -> dict:
+    """The flags of a tuned setting: its learning rate, and its warm-up fraction where [tune] tunes warm-up."""
+    return {"lr": lr, **({} if warmup is None else {"warmup-fraction": warmup})}
+
+
+def tuning_run(grid: dict, seed: int, task_name: str, family: str, size: str, variant: VariantConfig, lr: float,
+               warmup: Optional[float], extension: bool = False) -> dict:
+    """One tuning run: the setting (lr, warm-up or None) at the tuning seed, scored on validation, into
+    tune/lr-<lr>/ (tune/lr-<lr>-warmup-<w>/ where [tune] tunes warm-up). Its result records the declared
+    [tune] grid (bench.results.TUNE_ENV); `extension`: its lr lies beyond the grid."""
+    tune = grid["tune"]
+    folder = f"lr-{lr:g}" + ("" if warmup is None else f"-warmup-{warmup:g}")
+    run_args = {**task_flags(grid, task_name), **setting_flags(lr, warmup), "eval-split": "validation",
+                "measure": False}
+    run = planned_run(run_args, Path(grid["output_dir"]) / "tune" / folder, seed, task_name, family, size, variant)
+    record = {"lr": sorted(tune["lr"]), "warmup": tune.get("warmup"), "extend": tune.get("extend", EXTEND)}
+    return {**run, "warmup": warmup, "extension": extension, "env": {TUNE_ENV: json.dumps(record)}}
+
+
+def extensions(grid: dict, choices: dict[tuple, dict]) -> list[dict]:
+    """The grid following the optimum: per (task, family, size, variant) of `choices` (select's) whose chosen
+    lr is the lowest or highest it tried, a tuning run at the next lr beyond that end, at the grid's own
+    factor there (the ratio of its two outermost values on that side) and the chosen warm-up, while fewer
+    than [tune] extend were tried beyond the grid on that side."""
+    tune = grid["tune"]
+    declared, extend = sorted(tune["lr"]), tune.get("extend", EXTEND)
+    seed = tune.get("seed", grid["seeds"][0])
+    planned = []
+    for (task_name, family, size, variant), entry in choices.items():
+        if entry["chosen"] is None:
+            continue
+        lr, warmup = entry["chosen"]
+        tried = sorted({tried_lr for tried_lr, _ in entry["values"]})
+        sides = ((tried[0], [v for v in tried if v < declared[0]], declared[0] / declared[1]),
+                 (tried[-1], [v for v in tried if v > declared[-1]], declared[-1] / declared[-2]))
+        for end, beyond, factor in sides:
+            next_lr = float(f"{lr * factor:.6g}")  # as its folder names it
+            if lr == end and len(beyond) < extend and next_lr not in tried:
+                planned.append(tuning_run(grid, seed, task_name, family, size, VariantConfig.parse(variant),
+                                          next_lr, warmup, extension=True))
+    return planned
 
 
 def planned_run(args: dict, output_dir: Path, seed: int, task_name: str, family: str, size: str,
@@ -379,9 +451,10 @@ def planned_run(args: dict, output_dir: Path, seed: int, task_name: str, family:
 
 
 def select(tuning_runs: list[dict]) -> dict[tuple, dict]:
-    """Per (task, family, size, variant): the grid's validation scores and the chosen learning rate,
-    the best validation metric (a run that failed or has no metric counts as worst; ties go to the
-    first in the grid). Reads only the tuning runs' results, which scored the validation split."""
+    """Per (task, family, size, variant): "values", the validation score of each setting (lr, warm-up or
+    None) tried; "chosen", the setting of the best validation metric (a run that failed or has no metric
+    counts as worst; ties go to the first tried), None when every run failed; "extended", the lrs tried
+    beyond the grid. Reads only the tuning runs' results, which scored the validation split."""
     scores: dict[tuple, dict] = {}
     for run in tuning_runs:
         value, higher = None, True
@@ -397,11 +470,15 @@ def select(tuning_runs: list[dict]) -> dict[tuple, dict]:
                 higher = metric["higher_is_better"]
                 if result["status"] == "ok" and metric["value"] is not None and math.isfinite(metric["value"]):
                     value = metric["value"]
-        entry = scores.setdefault(run["key"], {"values": {}, "higher_is_better": higher})
-        entry["values"][run["lr"]] = value
+        entry = scores.setdefault(run["key"], {"values": {}, "higher_is_better": None, "extended": set()})
+        if entry["higher_is_better"] is None or value is not None:  # a failed first run may name no metric
+            entry["higher_is_better"] = higher
+        entry["values"][(run["lr"], run.get("warmup"))] = value
+        if run.get("extension"):
+            entry["extended"].add(run["lr"])
     for entry in scores.values():
         sign = 1 if entry["higher_is_better"] else -1
-        valid = [(lr, v) for lr, v in entry["values"].items() if v is not None]
+        valid = [(setting, v) for setting, v in entry["values"].items() if v is not None]
         entry["chosen"] = max(valid, key=lambda item: sign * item[1])[0] if valid else None
     return scores
 
@@ -794,11 +871,14 @@ def run_grid(args, grid: dict, declared: list[dict], processes: RunProcesses) ->
         else:
             runs, failed = [], 0
             for task_name in grid["tasks"]:  # task by task: a sweep stopped early has whole tasks done
-                tuning = number(plan(grid, [task_name], "tune"), f"{task_name} tune")
-                failed += execute_all(tuning)
+                choices, tuning_failed = tune(grid, task_name, execute_all)
+                failed += tuning_failed
                 if args.dry_run:
+                    extend = grid["tune"].get("extend", EXTEND)
+                    if extend:
+                        print(f"{task_name}: then, for a model whose best lr is an end of what it tried, up to "
+                              f"{extend} more beyond that end; then its seeds at its best setting, on test")
                     continue
-                choices = select(tuning)
                 for key, entry in choices.items():
                     print(describe_choice(key, entry))
                 chosen = {key: entry["chosen"] for key, entry in choices.items() if entry["chosen"] is not None}
@@ -817,17 +897,39 @@ def run_grid(args, grid: dict, declared: list[dict], processes: RunProcesses) ->
     return 1 if failed else 0
 
 
+def tune(grid: dict, task_name: str, execute_all) -> tuple[dict[tuple, dict], int]:
+    """A task's tuning phase: its grid, then the extensions its choices call for (extensions()), round by
+    round, each round's runs given to `execute_all` (which runs those not finished and returns how many
+    failed); select()'s final choices, and the failures."""
+    tuning = number(plan(grid, [task_name], "tune"), f"{task_name} tune")
+    failed = execute_all(tuning)
+    choices = select(tuning)
+    while beyond := number(extensions(grid, choices), f"{task_name} tune"):
+        failed += execute_all(beyond)
+        tuning += beyond
+        choices = select(tuning)
+    return choices, failed
+
+
 def number(runs: list[dict], label: str = "") -> list[dict]:
     for i, run in enumerate(runs, 1):
-        lr = f" lr {run['lr']:g}" if label.endswith("tune") else ""
-        run["prefix"] = f"[{label + ' ' if label else ''}{i}/{len(runs)}] {run['name']}{lr}"
+        setting = " " + describe_setting(run["lr"], run["warmup"], run["extension"]) if "extension" in run else ""
+        run["prefix"] = f"[{label + ' ' if label else ''}{i}/{len(runs)}] {run['name']}{setting}"
     return runs
+
+
+def describe_setting(lr: float, warmup: Optional[float], extension: bool) -> str:
+    return f"lr {lr:g}" + ("" if warmup is None else f" warm-up {warmup:g}") + (" (extended)" if extension else "")
 
 
 def describe_choice(key: tuple, entry: dict) -> str:
     task_name, family, size, variant = key
-    scores = ", ".join(f"lr {lr:g}: {'failed' if v is None else f'{v:.4f}'}" for lr, v in entry["values"].items())
-    chosen = "none (every tuning run failed)" if entry["chosen"] is None else f"lr {entry['chosen']:g}"
+
+    def setting(lr, warmup):
+        return describe_setting(lr, warmup, lr in entry["extended"])
+
+    scores = ", ".join(f"{setting(*tried)}: {'failed' if v is None else f'{v:.4f}'}" for tried, v in entry["values"].items())
+    chosen = "none (every tuning run failed)" if entry["chosen"] is None else setting(*entry["chosen"])
     return f"{task_name} {family}-{size}{' [' + variant + ']' if variant else ''}: validation {scores}; chosen {chosen}"
 
 
@@ -840,7 +942,7 @@ def execute(run: dict, launch: Launcher, monitor: Optional[ProgressMonitor] = No
         monitor.add(run, progress_file, start)
     try:
         code, problem = launch(run["prefix"], [*launch.command, str(RUN_SCRIPT), *run["argv"]], log,
-                               {PROGRESS_ENV: str(progress_file.resolve())}, run["path"])
+                               {PROGRESS_ENV: str(progress_file.resolve()), **run.get("env", {})}, run["path"])
     finally:
         if monitor is not None:
             monitor.remove(run)

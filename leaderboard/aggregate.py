@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from itertools import groupby
 from typing import Iterable, Optional
 
-from leaderboard.collect import CostPass, Failure, Run, model_label
+from leaderboard.collect import CostPass, Failure, Run, TuneGrid, model_label
 
 
 @dataclass(frozen=True)
@@ -182,18 +182,22 @@ def _rank(group: list[Row]) -> list[Row]:
 
 @dataclass(frozen=True)
 class Score:
-    """The validation runs of one learning rate: the mean metric of those that finished, and the
-    statuses of those that failed."""
+    """The validation runs of one setting (learning rate, warm-up): the mean metric of those that finished,
+    and the statuses of those that failed."""
 
     lr: float
-    value: Optional[float]  # None when no run at this lr finished with a metric
+    value: Optional[float]  # None when no run at this setting finished with a metric
     failed: tuple[str, ...]  # status of each failed run ("diverged", ...)
+    warmup: Optional[float] = None  # config.optim.warmup_fraction; None where not recorded
+
+
+Setting = tuple[float, Optional[float]]  # (learning rate, warm-up fraction or None)
 
 
 @dataclass(frozen=True)
 class TuningRow:
-    """One (task, family, size, variant, device, precision): its validation score at each learning rate
-    of the grid, and the learning rate its test runs used."""
+    """One (task, family, size, variant, device, precision): its validation score at each setting tried,
+    and the settings its test runs used."""
 
     task: str
     family: str
@@ -204,25 +208,68 @@ class TuningRow:
     metric_name: Optional[str]  # None when every tuning run failed (a failed result names no metric here)
     higher_is_better: bool
     seeds: tuple[int, ...]  # the tuning seeds
-    scores: tuple[Score, ...]  # by learning rate, ascending
-    tested_lrs: tuple[float, ...]  # the distinct config.optim.lr of its test runs (finished or failed); () if none
+    scores: tuple[Score, ...]  # by learning rate, then warm-up, ascending
+    tested: tuple[Setting, ...]  # the distinct (lr, warm-up) of its test runs (finished or failed); () if none
+    tune: Optional[TuneGrid] = None  # the declared grid its tuning runs record; None where they record none
 
     @property
     def model(self) -> str:
         return model_label(self.family, self.variant)
 
     @property
-    def best_lrs(self) -> tuple[float, ...]:
-        """The learning rates with the best validation value (several when equal); () when none finished."""
+    def tested_lrs(self) -> tuple[float, ...]:
+        return tuple(sorted({lr for lr, _ in self.tested}))
+
+    @property
+    def lrs(self) -> tuple[float, ...]:
+        """The learning rates tried, ascending."""
+        return tuple(sorted({s.lr for s in self.scores}))
+
+    @property
+    def best(self) -> tuple[Score, ...]:
+        """The scores with the best validation value (several when equal); () when none finished."""
         scored = [s for s in self.scores if s.value is not None]
         if not scored:
             return ()
         pick = max if self.higher_is_better else min
         best = pick(s.value for s in scored)
-        return tuple(s.lr for s in scored if s.value == best)
+        return tuple(s for s in scored if s.value == best)
 
-    def score_at(self, lr: float) -> Optional[Score]:
-        return next((s for s in self.scores if same_lr(s.lr, lr)), None)
+    @property
+    def best_lrs(self) -> tuple[float, ...]:
+        """The learning rates with the best validation value (several when equal); () when none finished."""
+        return tuple(sorted({s.lr for s in self.best}))
+
+    def score_at(self, lr: float, warmup: Optional[float] = None) -> Optional[Score]:
+        """The score at `lr` (and `warmup`, where given)."""
+        return next((s for s in self.scores if same_lr(s.lr, lr) and (warmup is None or s.warmup == warmup)), None)
+
+    def extension(self, lr: float) -> bool:
+        """Whether `lr` lies outside the declared grid its tuning runs record (tried beyond an end of it)."""
+        return self.tune is not None and not any(same_lr(lr, g) for g in self.tune.lr)
+
+    def beyond(self, side: str) -> int:
+        """How many learning rates were tried beyond the declared grid's "lowest" or "highest" end."""
+        if self.tune is None:
+            return 0
+        end = self.tune.lr[0] if side == "lowest" else self.tune.lr[-1]
+        return sum((lr < end if side == "lowest" else lr > end) and self.extension(lr) for lr in self.lrs)
+
+    def edge(self, lr: float) -> Optional[str]:
+        """"lowest" or "highest" when `lr` is that end of the learning rates tried; None inside them."""
+        if len(self.lrs) > 1 and same_lr(lr, self.lrs[0]):
+            return "lowest"
+        if len(self.lrs) > 1 and same_lr(lr, self.lrs[-1]):
+            return "highest"
+        return None
+
+    def unextended_edge(self) -> Optional[str]:
+        """Where the test runs' single learning rate is an end of those tried and the recorded tuning could
+        still have tried further beyond it: that end ("lowest" / "highest"); else None."""
+        if self.tune is None or len(self.tested_lrs) != 1:
+            return None
+        side = self.edge(self.tested_lrs[0])
+        return side if side is not None and self.beyond(side) < self.tune.extend else None
 
 
 def same_lr(a: float, b: float) -> bool:
@@ -231,28 +278,28 @@ def same_lr(a: float, b: float) -> bool:
 
 def tuning_rows(tuning: Iterable[Run | Failure], tested: Iterable[Run | Failure]) -> list[TuningRow]:
     """The tuning runs (scored on validation) by (task, device, precision, family, size, variant), each
-    with the learning rates of the `tested` runs (scored on test) of the same model and setting."""
+    with the settings of the `tested` runs (scored on test) of the same model and setting."""
 
     def key(entry: Run | Failure):
         i = entry.id
         return (i.task, i.device, i.precision, i.family, i.size, i.variant)
 
-    test_lrs: dict[tuple, set[float]] = {}
+    test_settings: dict[tuple, set[Setting]] = {}
     for entry in tested:
         if entry.lr is not None:
-            test_lrs.setdefault(key(entry), set()).add(entry.lr)
+            test_settings.setdefault(key(entry), set()).add((entry.lr, entry.warmup))
     rows = []
     for k, same in groupby(sorted(tuning, key=key), key=key):
         same = list(same)
         finished = [e for e in same if isinstance(e, Run)]
-        by_lr: dict[float, list[Run | Failure]] = {}
+        by_setting: dict[Setting, list[Run | Failure]] = {}
         for entry in same:
             if entry.lr is not None:
-                by_lr.setdefault(entry.lr, []).append(entry)
+                by_setting.setdefault((entry.lr, entry.warmup), []).append(entry)
         scores = tuple(
             Score(lr, _mean(e.metric for e in entries if isinstance(e, Run)),
-                  tuple(e.status for e in entries if isinstance(e, Failure)))
-            for lr, entries in sorted(by_lr.items())
+                  tuple(e.status for e in entries if isinstance(e, Failure)), warmup)
+            for (lr, warmup), entries in sorted(by_setting.items(), key=lambda item: _setting_order(item[0]))
         )
         task, device, precision, family, size, variant = k
         rows.append(TuningRow(
@@ -260,9 +307,15 @@ def tuning_rows(tuning: Iterable[Run | Failure], tested: Iterable[Run | Failure]
             metric_name=finished[0].metric_name if finished else None,
             higher_is_better=finished[0].higher_is_better if finished else True,
             seeds=tuple(sorted({e.id.seed for e in same})), scores=scores,
-            tested_lrs=tuple(sorted(test_lrs.get(k, ()))),
+            tested=tuple(sorted(test_settings.get(k, ()), key=_setting_order)),
+            tune=next((e.tune for e in same if e.tune is not None), None),
         ))
     return rows
+
+
+def _setting_order(setting: Setting) -> tuple[float, float]:
+    lr, warmup = setting
+    return (lr, -1.0 if warmup is None else warmup)
 
 
 def with_cost_passes(rows: list[Row], costs: list[CostPass]) -> list[Row]:

@@ -24,8 +24,8 @@ from typing import Any, Optional
 
 from bench.errors import UserError
 from bench.results import (
-    ResultError, git_provenance, is_cost_pass, is_point, read_json, validate_cost_pass, validate_point,
-    validate_result,
+    ResultError, git_provenance, is_cost_pass, is_point, read_json, valid_tune_record, validate_cost_pass,
+    validate_point, validate_result,
 )
 
 # Names the pages show as they are: identifiers of the suite (task, model, size, precision, metric, ...;
@@ -102,6 +102,18 @@ class Protocol:
 
 
 @dataclass(frozen=True)
+class TuneGrid:
+    """The tuning a sweep's tuning run belongs to, as its result records it (its "tune" key): the declared
+    learning-rate grid (ascending), the declared warm-up grid (None: warm-up not tuned) and how many
+    learning rates the sweep could try beyond an end of the grid. A learning rate outside `lr` is an
+    extension."""
+
+    lr: tuple[float, ...]
+    warmup: Optional[tuple[float, ...]]
+    extend: int
+
+
+@dataclass(frozen=True)
 class Run:
     """A finished run (status "ok"): its primary metric and measurements; None where not measured."""
 
@@ -129,6 +141,12 @@ class Run:
     baseline: bool = False  # its family is its modality's Transformer baseline, as the family's registration says
     relative_of: Optional[str] = None  # the family its family changes one part of (its registration's)
     recipe: str = DEFAULT_RECIPE  # recipe.name: the training recipe (bench.recipes)
+    tune: Optional[TuneGrid] = None  # a sweep's tuning run: the grid it belongs to; None where not recorded
+
+    @property
+    def warmup(self) -> Optional[float]:
+        """config.optim.warmup_fraction."""
+        return None if self.protocol is None else self.protocol.warmup_fraction
 
 
 @dataclass(frozen=True)
@@ -142,6 +160,8 @@ class Failure:
     eval_split: str = TEST
     lr: Optional[float] = None
     recipe: str = DEFAULT_RECIPE
+    warmup: Optional[float] = None  # config.optim.warmup_fraction
+    tune: Optional[TuneGrid] = None
 
 
 @dataclass(frozen=True)
@@ -313,11 +333,11 @@ def collect(folders: list[str]) -> Collection:
                 scaling.append(point)
             continue
         # A seed counted twice would shrink the spread and weigh one run double; a tuning run is
-        # one learning rate of its grid.
+        # one setting (learning rate, warm-up) of its grid.
         tuned = entry.eval_split == VALIDATION
-        key = (entry.id, entry.eval_split, entry.lr if tuned else None)
+        key = (entry.id, entry.eval_split, (entry.lr, entry.warmup) if tuned else None)
         if key in first_file:
-            same = "validation split and learning rate" if tuned else "and precision"
+            same = "validation split, learning rate and warm-up" if tuned else "and precision"
             skipped.append(
                 f"{path} repeats the run in {first_file[key]} (same task, model, size, variant, seed, device"
                 f"{', precision, ' if tuned else ' '}{same}); only the first is used."
@@ -354,7 +374,21 @@ def _identity(data: dict[str, Any], source: str) -> Identity:
 
 def _failure(data: dict[str, Any], source: str) -> Failure:
     return Failure(_identity(data, source), data["status"], _get(data, "error", str, source, required=False),
-                   _provenance(data, source), _eval_split(data, source), _lr(data, source), _recipe(data, source))
+                   _provenance(data, source), _eval_split(data, source), _lr(data, source), _recipe(data, source),
+                   _get(data, "config.optim.warmup_fraction", (int, float), source, required=False),
+                   _tune(data, source))
+
+
+def _tune(data: dict[str, Any], source: str) -> Optional[TuneGrid]:
+    """The tuning a sweep's tuning run records (bench.results: "tune"); None where it records none."""
+    record = data.get("tune")
+    if record is None:
+        return None
+    if not valid_tune_record(record):
+        raise ResultError(f"{source} has tune = {_shown(record)}, which is not a valid value for that field.")
+    warmup = record["warmup"]
+    return TuneGrid(tuple(sorted(map(float, record["lr"]))), None if warmup is None else tuple(map(float, warmup)),
+                    record["extend"])
 
 
 def _recipe(data: dict[str, Any], source: str) -> str:
@@ -431,6 +465,7 @@ def _run(data: dict[str, Any], source: str) -> Run:
         baseline=_get(data, "baseline", bool, source, required=False) or False,
         relative_of=_get(data, "relative_of", _NAME, source, required=False),
         recipe=_recipe(data, source),
+        tune=_tune(data, source),
     )
 
 

@@ -289,18 +289,33 @@ TUNING_INTRO = (
 )
 
 
+TUNING_INTRO_GRID = (
+    "These runs choose the setting and are not ranked: each architecture ran every setting of the grid "
+    "(learning rate x warm-up fraction, the same grid for every architecture), scored on the validation split "
+    "(carved from the training data, which training never sees), then its seeds at the best one, scored on test "
+    "(the tables above). Where an architecture's best learning rate was an end of those it tried, the sweep "
+    "tried the next one beyond that end (the grid's own factor, at the best warm-up) and chose again, up to the "
+    "steps its grid allows; columns marked (extension) lie beyond the declared grid. Bold: the setting the test "
+    "runs used; ⚠ where that is not the best validation value, or an end that could have been extended."
+)
+
+
 def tuning_section(rows: list[TuningRow], runs: list[Run], tuning_runs: list[Run]) -> list[str]:
-    """Per device and precision: a row per model, a column per learning rate of the grid."""
-    lines = ["## Tuning (validation split, not ranked)", "", TUNING_INTRO, ""]
+    """Per device and precision: a row per model (per model and warm-up where the runs tried several), a
+    column per learning rate tried; the learning rates beyond the declared grid marked where the runs record it."""
+    recorded = any(r.tune is not None for r in rows)
+    lines = ["## Tuning (validation split, not ranked)", "", TUNING_INTRO_GRID if recorded else TUNING_INTRO, ""]
     for (device, precision), group in groupby(rows, key=lambda r: (r.device, r.precision)):
         group = list(group)
         metric = next((r for r in group if r.metric_name), None)
         lrs = sorted({s.lr for r in group for s in r.scores})
+        warmups = sorted({s.warmup for r in group for s in r.scores if s.warmup is not None})
+        by_warmup = len(warmups) > 1
         seeds = sorted({seed for r in group for seed in r.seeds})
         name = "the metric" if metric is None else metric_header(metric.metric_name, metric.higher_is_better)
         lines += [f"### {device}, {precision}: validation {name}", ""]
-        lines += [f"Seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}; the grid: "
-                  f"{', '.join(_g(lr) for lr in lrs)}.", ""]
+        lines += [f"Seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}; " + _grid_sentence(group, lrs)
+                  + (f" Warm-up fractions: {', '.join(map(_g, warmups))}." if by_warmup else ""), ""]
         tuned = protocol_lines([r for r in tuning_runs if (r.id.device, r.id.precision) == (device, precision)])
         tested = [r for r in runs if (r.id.device, r.id.precision) == (device, precision)]
         if not tested:
@@ -308,47 +323,86 @@ def tuning_section(rows: list[TuningRow], runs: list[Run], tuning_runs: list[Run
         elif tuned[0] != protocol_lines(tested)[0]:  # the tuning trained on another budget than the test runs
             budget = tuned[0].removeprefix("Budget: ")
             lines += [f"**The tuning runs' budget differs from the test runs':** {budget}", ""]
+        extended = {lr for r in group for lr in lrs if r.extension(lr)}
+        header = [f"lr {_g(lr)}" + (" (extension)" if lr in extended else "") for lr in lrs]
         body = []
         for r in sorted(group, key=lambda r: (r.family, r.size, r.variant)):
-            cells = [_score_text(r, lr) for lr in lrs]
-            body.append([r.model, r.size, *cells, _distinct(r.tested_lrs, _g) if r.tested_lrs else MISSING,
-                         _tuning_note(r, lrs)])
-        lines += _table(["model", "size", *(f"lr {_g(lr)}" for lr in lrs), "test runs' lr", "note"], body,
-                        right=set(range(2, 3 + len(lrs))))
+            tested_lr = _distinct(r.tested_lrs, _g) if r.tested_lrs else MISSING
+            if not by_warmup:
+                body.append([r.model, r.size, *(_score_text(r, lr) for lr in lrs), tested_lr, _tuning_note(r, lrs)])
+                continue
+            tested_warmup = _distinct([w for _, w in r.tested], _g) if r.tested else MISSING
+            for i, warmup in enumerate(warmups):
+                last = [tested_lr, tested_warmup, _tuning_note(r, lrs)] if i == 0 else ["", "", ""]
+                body.append([r.model, r.size, _g(warmup), *(_score_text(r, lr, warmup) for lr in lrs), *last])
+        if by_warmup:
+            lines += _table(["model", "size", "warm-up", *header, "test runs' lr", "test runs' warm-up", "note"], body,
+                            right=set(range(2, 5 + len(lrs))))
+        else:
+            lines += _table(["model", "size", *header, "test runs' lr", "note"], body, right=set(range(2, 3 + len(lrs))))
         lines.append("")
     return lines
 
 
-def _score_text(row: TuningRow, lr: float) -> str:
-    score = row.score_at(lr)
+def _grid_sentence(group: list[TuningRow], lrs: list[float]) -> str:
+    """The learning rates tried; where the runs record their declared grid, that grid and the extensions."""
+    declared = next((r.tune for r in group if r.tune is not None), None)
+    if declared is None:
+        return f"the grid: {', '.join(_g(lr) for lr in lrs)}."
+    beyond = [lr for lr in lrs if any(r.extension(lr) for r in group)]
+    steps = f"up to {declared.extend} step{'s' if declared.extend != 1 else ''} beyond each end"
+    tried = (f"; tried beyond it: {', '.join(map(_g, beyond))}" if beyond else "; nothing tried beyond it")
+    return f"the declared grid: {', '.join(map(_g, declared.lr))} ({steps}){tried}."
+
+
+def _score_text(row: TuningRow, lr: float, warmup: Optional[float] = None) -> str:
+    score = row.score_at(lr, warmup)
     if score is None:
         return MISSING
     if score.value is None:
         text = f"failed: {', '.join(sorted(set(score.failed)))}" if score.failed else "no metric"
     else:
         text = f"{score.value:.4f}" + (f" ({len(score.failed)} failed)" if score.failed else "")
-    chosen = len(row.tested_lrs) == 1 and same_lr(row.tested_lrs[0], lr)
+    chosen = len(row.tested) == 1 and same_lr(row.tested[0][0], lr) and warmup in (None, row.tested[0][1])
     return f"**{text}**" if chosen else text
 
 
 def _tuning_note(row: TuningRow, grid: list[float]) -> str:
-    """"best" when the test runs used the best validation learning rate, saying so when that is an end of
-    the (ascending) `grid`; else what is amiss, marked ⚠."""
-    best = ", ".join(_g(lr) for lr in row.best_lrs) or "none (every tuning run failed)"
-    if not row.tested_lrs:
+    """"best" when the test runs used the best validation setting, saying so when its learning rate is an end
+    of the (ascending) `grid`, or of what the row tried where its runs record their tuning; else what is
+    amiss, marked ⚠."""
+    several = len({s.warmup for s in row.scores}) > 1
+    best = ", ".join(_setting_text(s.lr, s.warmup, several) for s in row.best) if several else (
+        ", ".join(_g(lr) for lr in row.best_lrs))
+    best = best or "none (every tuning run failed)"
+    if not row.tested:
         return "no test runs"
-    if len(row.tested_lrs) > 1:
-        return f"⚠ test runs at different learning rates; best validation: {best}"
-    lr = row.tested_lrs[0]
-    if row.score_at(lr) is None:
-        return f"⚠ test lr not in the grid; best validation: {best}"
-    if not any(same_lr(lr, b) for b in row.best_lrs):
-        return f"⚠ not the best validation lr ({best})"
-    if len(grid) > 1 and same_lr(lr, grid[0]):
-        return "best, the grid's lowest"
-    if len(grid) > 1 and same_lr(lr, grid[-1]):
-        return "best, the grid's highest"
-    return "best"
+    if len(row.tested) > 1:
+        return f"⚠ test runs at different {'settings' if several else 'learning rates'}; best validation: {best}"
+    lr, warmup = row.tested[0]
+    if row.score_at(lr, warmup if several else None) is None:
+        return f"⚠ test {'setting' if several else 'lr'} not in the grid; best validation: {best}"
+    if not any(same_lr(lr, s.lr) and (not several or s.warmup == warmup) for s in row.best):
+        return f"⚠ not the best validation {'setting' if several else 'lr'} ({best})"
+    if row.tune is None:
+        if len(grid) > 1 and same_lr(lr, grid[0]):
+            return "best, the grid's lowest"
+        if len(grid) > 1 and same_lr(lr, grid[-1]):
+            return "best, the grid's highest"
+        return "best"
+    side, extension = row.edge(lr), " (an extension)" if row.extension(lr) else ""
+    if side is None:
+        return f"best{extension}"
+    if row.unextended_edge():
+        return f"⚠ best, the {side} tried, which the grid could have extended beyond"
+    if row.tune.extend == 0:
+        return f"best, the grid's {side} (extension off)"
+    steps = row.tune.extend
+    return f"best{extension}, the {side} tried: the grid extended as far as allowed ({steps} step{'s' if steps > 1 else ''})"
+
+
+def _setting_text(lr: float, warmup: Optional[float], with_warmup: bool) -> str:
+    return f"lr {_g(lr)}" + (f" warm-up {_g(warmup)}" if with_warmup and warmup is not None else "")
 
 
 def _group_table(group: list[Row], speed: bool = True) -> list[str]:

@@ -245,10 +245,82 @@ def test_a_repeated_tuning_run_is_skipped_and_an_unknown_split_is_refused(tmp_pa
     assert len(collection.tuning) == 1 and collection.runs == []
     assert collection.skipped == [
         f"{tmp_path / 'b.json'} repeats the run in {tmp_path / 'a.json'} (same task, model, size, variant, seed, "
-        "device, precision, validation split and learning rate); only the first is used.",
+        "device, precision, validation split, learning rate and warm-up); only the first is used.",
         f"{tmp_path / 'c.json'} has config.data.eval_split = 'dev'; expected test or validation.",
     ]
     assert isinstance(collection.tuning[0], Run) and not isinstance(collection.tuning[0], Failure)
+
+
+def warmup_grid(tmp_path: Path, warmup: list | None, extend: int, extension: bool) -> Path:
+    """The digits fixtures as made under [tune] lr 0.001, 0.002, 0.004 (x warm-up `warmup`) with `extend`:
+    with a warm-up grid each tuning run is there again at warm-up 0.3, where gmlp scores 0.92, 0.93, 0.95
+    (best at the top) and vit 0.01 below its 0.05 scores; with `extension`, gmlp went beyond the top to lr
+    0.008 (0.96, at warm-up 0.3 where tuned), and its test runs use that setting; else they use 0.004."""
+    record = {"lr": [0.001, 0.002, 0.004], "warmup": warmup, "extend": extend}
+    gmlp = {0.001: 0.92, 0.002: 0.93, 0.004: 0.95, 0.008: 0.96}
+    best = (0.008, 0.3 if warmup else 0.05) if extension else (0.004, 0.3 if warmup else 0.05)
+
+    def change(path, data):
+        if data["task"] != "digits":
+            return data
+        if path.parts[0] == "tune":
+            data["tune"] = record
+            if data["model"] == "gmlp" and not warmup:
+                data["metrics"]["top1"] = data["primary_metric"]["value"] = gmlp[data["config"]["optim"]["lr"]]
+        elif data["model"] == "gmlp":
+            data["config"]["optim"].update(lr=best[0], warmup_fraction=best[1])
+        return data
+
+    folder = crafted(tmp_path, change)
+    tuned = sorted((folder / "tune").glob("lr-*/*.json"))
+    for path in tuned:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        lr = data["config"]["optim"]["lr"]
+        again = [(0.3, lr)] if warmup else []
+        if extension and data["model"] == "gmlp" and lr == 0.004:
+            again.append((0.3 if warmup else 0.05, 0.008))
+        for w, at in again:
+            data["config"]["optim"].update(lr=at, warmup_fraction=w)
+            if data["model"] == "gmlp":
+                data["metrics"]["top1"] = data["primary_metric"]["value"] = gmlp[at]
+            elif data["primary_metric"]["value"] is not None:
+                data["metrics"]["top1"] = data["primary_metric"]["value"] = round(data["primary_metric"]["value"] - 0.01, 4)
+            target = folder / "tune" / f"lr-{at:g}-warmup-{w:g}" / path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps(data), encoding="utf-8")
+    return folder
+
+
+def test_a_warmup_grid_and_its_extension_show_on_the_tuning_table(tmp_path):
+    folder = warmup_grid(tmp_path, [0.05, 0.3], extend=1, extension=True)
+    assert main([str(folder), "--out", str(tmp_path / "board")]) == 0
+    tuning = section(page(tmp_path / "board", "digits.md"), "## Tuning (validation split, not ranked)")
+    assert ("Seed 0; the declared grid: 0.001, 0.002, 0.004 (up to 1 step beyond each end); tried beyond it: "
+            "0.008. Warm-up fractions: 0.05, 0.3.") in tuning
+    assert "columns marked (extension) lie beyond the declared grid" in tuning
+    assert table_rows(tuning) == [
+        ["model", "size", "warm-up", "lr 0.001", "lr 0.002", "lr 0.004", "lr 0.008 (extension)", "test runs' lr",
+         "test runs' warm-up", "note"],
+        ["gmlp", "ti", "0.05", "0.9100", "0.9400", "0.9200", "—", "0.008", "0.3",
+         "best (an extension), the highest tried: the grid extended as far as allowed (1 step)"],
+        ["gmlp", "ti", "0.3", "0.9200", "0.9300", "0.9500", "**0.9600**", "", "", ""],
+        ["vit", "ti", "0.05", "**0.9000**", "0.9300", "failed: diverged", "—", "0.001", "0.05",
+         "⚠ not the best validation setting (lr 0.002 warm-up 0.05)"],
+        ["vit", "ti", "0.3", "0.8900", "0.9200", "failed: diverged", "—", "", "", ""],
+    ]
+
+
+def test_a_best_lr_at_an_end_the_grid_did_not_extend_is_flagged(tmp_path):
+    """Under extend 2 with one warm-up: gmlp's best, the grid's top, was never extended beyond."""
+    folder = warmup_grid(tmp_path, None, extend=2, extension=False)
+    assert main([str(folder), "--out", str(tmp_path / "board")]) == 0
+    tuning = section(page(tmp_path / "board", "digits.md"), "## Tuning (validation split, not ranked)")
+    assert ("Seed 0; the declared grid: 0.001, 0.002, 0.004 (up to 2 steps beyond each end); nothing tried "
+            "beyond it.") in tuning
+    assert table_rows(tuning)[:2] == [
+        ["model", "size", "lr 0.001", "lr 0.002", "lr 0.004", "test runs' lr", "note"],
+        ["gmlp", "ti", "0.9200", "0.9300", "**0.9500**", "0.004",
+         "⚠ best, the highest tried, which the grid could have extended beyond"]]
 
 
 @pytest.mark.parametrize("similarity,reading", [

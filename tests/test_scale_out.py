@@ -162,7 +162,7 @@ def test_a_sweep_through_submitits_local_executor_equals_the_local_sweep(tmp_pat
     for executor in ("processes", "local"):
         out = tmp_path / executor
         grid = grid_file(tmp_path / f"{executor}.toml", out, models=("gmlp", "mixer"), seeds=(0, 1), args=args)
-        grid.write_text(grid.read_text() + "[tune]\nlr = [0.0005, 0.004]\n")
+        grid.write_text(grid.read_text() + "[tune]\nlr = [0.0005, 0.004]\nextend = 0\n")  # no lr beyond the grid
         assert sweep.main([str(grid), "--executor", executor, "--jobs", "2", "--progress-every", "0"]) == 0
         outputs[executor] = capsys.readouterr().out
     local, jobs = results(tmp_path / "processes"), results(tmp_path / "local")

@@ -62,6 +62,7 @@ checkpoint-every = "none"
 no-measure = true
 [tune]
 lr = [0.0001, 0.003]
+extend = 0
 """)
     return path
 
@@ -106,10 +107,11 @@ def test_select_prefers_the_best_validation_score_and_treats_failures_as_worst(t
         }))
         return {"path": path, "key": ("t", "m", "s", ""), "lr": lr}
 
-    runs = [tuned(0.001, 30.0, higher=False), tuned(0.002, 20.0, higher=False),
-            tuned(0.004, None, status="diverged", higher=False)]
+    runs = [tuned(0.004, None, status="diverged", higher=False), tuned(0.001, 30.0, higher=False),
+            tuned(0.002, 20.0, higher=False)]
     entry = sweep.select(runs)[("t", "m", "s", "")]
-    assert entry["chosen"] == 0.002 and entry["values"][0.004] is None
+    # the failed first run names the metric's direction too: lower is better here
+    assert entry["chosen"] == (0.002, None) and entry["values"][(0.004, None)] is None
     with pytest.raises(UserError, match="not scored on the validation split"):
         sweep.select([tuned(0.001, 0.5, split="test")])
 
@@ -149,13 +151,130 @@ def test_max_eval_samples_larger_than_the_split_scores_the_whole_split():
     ('lr = "0.001"', "must be a list of at least two positive learning rates"),
     ("lr = [0.001]", "must be a list of at least two positive learning rates"),
     ("lr = [0.001, -1]", "must be a list of at least two positive learning rates"),
+    ("lr = [0.001, 0.001]", "must be a list of at least two positive learning rates, none repeated"),
     ("lrs = [0.001, 0.002]", "takes the keys"),
+    ("lr = [0.001, 0.002]\nwarmup = 0.3", "tune.warmup in {grid} must be a list of warm-up fractions, each in [0, 1)"),
+    ("lr = [0.001, 0.002]\nwarmup = [0.05, 1.0]", "must be a list of warm-up fractions, each in [0, 1), none repeated"),
+    ("lr = [0.001, 0.002]\nwarmup = []", "must be a list of warm-up fractions"),
+    ("lr = [0.001, 0.002]\nextend = -1", "tune.extend in {grid} must be an integer >= 0 (how many learning rates"),
+    ("lr = [0.001, 0.002]\nextend = true", "tune.extend in {grid} must be an integer >= 0"),
+    ("lr = [0.001, 0.002]\nwarmup = [0.05, 0.3]\n[args]\nwarmup-fraction = 0.1",
+     "{grid} sets 'warmup-fraction' in its args, which [tune] decides; remove it."),
+    ("lr = [0.001, 0.002]\nwarmup = [0.05, 0.3]\n[task_args.digits]\nwarmup-epochs = 1",
+     "{grid} sets 'warmup-epochs' in its args, which [tune] decides; remove it."),
 ])
 def test_bad_tune_tables_are_one_sentence(tmp_path, tune, sentence, capsys):
     path = tmp_path / "grid.toml"
     path.write_text(f'output_dir = "{tmp_path}"\ntasks = ["digits"]\nmodels = ["gmlp"]\nseeds = [0]\n[tune]\n{tune}\n')
     assert sweep.main([str(path), "--dry-run"]) == 2
-    assert sentence in capsys.readouterr().err
+    assert sentence.format(grid=path) in capsys.readouterr().err
+
+
+def test_warmup_without_a_warmup_grid_stays_a_flag_of_the_runs(tmp_path, capsys):
+    path = tmp_path / "grid.toml"
+    path.write_text(f'output_dir = "{tmp_path / "out"}"\ntasks = ["digits"]\nmodels = ["gmlp"]\nseeds = [0]\n'
+                    f'[args]\nwarmup-fraction = 0.1\n[tune]\nlr = [0.001, 0.002]\n')
+    assert sweep.main([str(path), "--dry-run"]) == 0
+    assert "--warmup-fraction 0.1 --lr 0.001 --eval-split validation" in capsys.readouterr().out
+
+
+def tune_grid(tmp_path, **tune) -> dict:
+    return {"output_dir": str(tmp_path), "tasks": ["digits"], "models": ["gmlp", "vit"], "sizes": ["mini"],
+            "seeds": [0, 1, 2], "args": {"max-steps": 3}, "tune": {"lr": [0.0005, 0.002, 0.008], **tune}}
+
+
+def test_tuning_plans_the_lr_by_warmup_grid_and_records_it(tmp_path):
+    grid = tune_grid(tmp_path, warmup=[0.05, 0.3])
+    runs = sweep.plan(grid, phase="tune")
+    assert [(r["key"][1], r["path"].parent.name) for r in runs] == [
+        (family, f"lr-{lr}-warmup-{w}") for family in ("gmlp", "vit") for lr in ("0.0005", "0.002", "0.008")
+        for w in ("0.05", "0.3")]
+    first = runs[1]
+    assert first["argv"][first["argv"].index("--lr"):] == [
+        "--lr", "0.0005", "--warmup-fraction", "0.3", "--eval-split", "validation", "--no-measure"]
+    assert json.loads(first["env"]["MLPBENCH_TUNE"]) == {"lr": [0.0005, 0.002, 0.008], "warmup": [0.05, 0.3],
+                                                         "extend": 2}
+    # without a warm-up grid the results keep their folders, lr-<lr>, and the runs their recipe's warm-up
+    plain = sweep.plan(tune_grid(tmp_path, extend=0), phase="tune")
+    assert [r["path"].parent.name for r in plain[:3]] == ["lr-0.0005", "lr-0.002", "lr-0.008"]
+    assert "--warmup-fraction" not in plain[0]["argv"]
+    assert json.loads(plain[0]["env"]["MLPBENCH_TUNE"]) == {"lr": [0.0005, 0.002, 0.008], "warmup": None, "extend": 0}
+
+
+def test_test_runs_carry_the_chosen_lr_and_warmup(tmp_path):
+    grid = tune_grid(tmp_path, warmup=[0.05, 0.3])
+    runs = sweep.plan(grid, phase="test", chosen={("digits", "gmlp", "mini", ""): (0.032, 0.3)})
+    assert [(r["key"][1], r["path"].parent, r["argv"][r["argv"].index("--lr"):]) for r in runs] == [
+        ("gmlp", tmp_path, ["--lr", "0.032", "--warmup-fraction", "0.3", "--eval-split", "test"])] * 3
+
+
+def scored(path: Path, value, higher=True) -> None:
+    """A tuning run's result, as select reads it; a run of no value diverged."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "schema_version": 1, "status": "diverged" if value is None else "ok", "task": "digits", "model": "m", "size": "mini", "seed": 0,
+        "config": {"data": {"eval_split": "validation"}}, "environment": {}, "metrics": {},
+        "primary_metric": {"name": "top1", "value": value, "higher_is_better": higher},
+        "params": 1, "wall_time_s": 1.0,
+    }))
+
+
+def run_tuning(grid: dict, score) -> tuple[dict, list[list[str]]]:
+    """sweep.tune with every run "executed" by writing score(family, lr, warmup) as its result; the
+    choices, and the settings run in each round."""
+    rounds = []
+
+    def execute_all(runs):
+        rounds.append([run["prefix"].split("] ", 1)[1].split(" ", 1)[1] for run in runs])
+        for run in runs:
+            if not run["path"].exists():
+                scored(run["path"], score(run["key"][1], run["lr"], run["warmup"]))
+        return 0
+
+    choices, failed = sweep.tune(grid, "digits", execute_all)
+    assert failed == 0
+    return choices, rounds
+
+
+def test_a_best_lr_at_the_top_extends_the_grid_until_extend_steps(tmp_path, capsys):
+    """gmlp keeps improving with the lr: two steps beyond the top (x4 each, at its best warm-up 0.3), then
+    the sweep stops; vit's best is inside the grid: nothing beyond it."""
+    def score(family, lr, warmup):
+        return lr + warmup if family == "gmlp" else -abs(lr - 0.002) - warmup
+
+    choices, rounds = run_tuning(tune_grid(tmp_path, warmup=[0.05, 0.3]), score)
+    assert rounds[1:] == [["lr 0.032 warm-up 0.3 (extended)"], ["lr 0.128 warm-up 0.3 (extended)"]]
+    gmlp, vit = choices[("digits", "gmlp", "mini", "")], choices[("digits", "vit", "mini", "")]
+    assert gmlp["chosen"] == (0.128, 0.3) and gmlp["extended"] == {0.032, 0.128}
+    assert vit["chosen"] == (0.002, 0.05) and not vit["extended"]
+    assert sweep.describe_choice(("digits", "gmlp", "mini", ""), gmlp) == (
+        "digits gmlp-mini: validation lr 0.0005 warm-up 0.05: 0.0505, lr 0.0005 warm-up 0.3: 0.3005, "
+        "lr 0.002 warm-up 0.05: 0.0520, lr 0.002 warm-up 0.3: 0.3020, lr 0.008 warm-up 0.05: 0.0580, "
+        "lr 0.008 warm-up 0.3: 0.3080, lr 0.032 warm-up 0.3 (extended): 0.3320, "
+        "lr 0.128 warm-up 0.3 (extended): 0.4280; chosen lr 0.128 warm-up 0.3 (extended)")
+    # a rerun finds every result, extensions included, and plans nothing more
+    assert run_tuning(tune_grid(tmp_path, warmup=[0.05, 0.3]), score)[0] == choices
+
+
+@pytest.mark.parametrize("extend, tried", [(0, []), (1, [0.000125]), (2, [0.000125, 3.125e-05])])
+def test_a_best_lr_at_the_bottom_extends_downwards_at_the_grid_factor(tmp_path, extend, tried):
+    choices, rounds = run_tuning(tune_grid(tmp_path, extend=extend), lambda family, lr, warmup: -lr)
+    assert sorted(choices[("digits", "gmlp", "mini", "")]["extended"]) == sorted(tried)
+    assert len(rounds) == 1 + extend and all(len(r) == 2 for r in rounds[1:])  # both families, side by side
+    assert choices[("digits", "vit", "mini", "")]["chosen"] == (tried[-1] if tried else 0.0005, None)
+
+
+def test_an_extension_that_scores_worse_or_fails_ends_the_extension(tmp_path):
+    def score(family, lr, warmup):
+        if lr > 0.008:
+            return None if family == "gmlp" else 0.0
+        return lr
+
+    choices, rounds = run_tuning(tune_grid(tmp_path), score)
+    assert rounds[1:] == [["lr 0.032 (extended)", "lr 0.032 (extended)"]]
+    for family in ("gmlp", "vit"):
+        entry = choices[("digits", family, "mini", "")]
+        assert entry["chosen"] == (0.008, None) and entry["extended"] == {0.032}
 
 
 def test_seq2seq_validation_is_carved_from_training_where_the_source_has_none():
@@ -187,3 +306,53 @@ def test_seq2seq_runs_write_their_hypotheses_and_sacrebleu_reproduces_the_bleu(t
     cli = subprocess.run([sys.executable, "-m", "sacrebleu", str(ref), "-i", str(hyp), "-b", "-w", "6"],
                          capture_output=True, text=True, check=True)
     assert float(cli.stdout) == pytest.approx(recorded, abs=1e-6)
+
+
+def test_a_run_refuses_a_tuning_record_of_another_shape(tmp_path, monkeypatch, capsys):
+    from bench import run as runner
+
+    monkeypatch.setenv("MLPBENCH_TUNE", '{"lr": [0.001], "warmup": [2], "extend": 1}')
+    assert runner.main(["--task", "digits", "--model", "gmlp", "--output-dir", str(tmp_path)]) == 2
+    assert ("MLPBENCH_TUNE must be the JSON of a sweep's tuning ({\"lr\": [learning rates], \"warmup\": [fractions] "
+            "or null, \"extend\": steps}), as python -m bench.sweep sets it for its tuning runs; got "
+            "'{\"lr\": [0.001], \"warmup\": [2], \"extend\": 1}'.") in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_a_real_sweep_tunes_lr_and_warmup_extends_and_tests_at_the_choice(tmp_path, one_thread, capsys):
+    """A two-value lr grid always chooses an end: with extend = 1 one lr beyond it runs, then the seed runs
+    on test at the chosen lr and warm-up; every tuning result records the declared grid."""
+    out = tmp_path / "out"
+    path = tmp_path / "grid.toml"
+    path.write_text(f"""
+output_dir = "{out}"
+tasks = ["digits"]
+models = ["gmlp"]
+seeds = [0]
+[args]
+max-steps = 3
+batch-size = 32
+checkpoint-every = "none"
+no-measure = true
+[tune]
+lr = [0.001, 0.002]
+warmup = [0.0, 0.3]
+extend = 1
+""")
+    assert sweep.main([str(path)]) == 0
+    printed = capsys.readouterr().out
+    folders = sorted(p.parent.name for p in (out / "tune").glob("*/*.json"))
+    grid_folders = ["lr-0.001-warmup-0", "lr-0.001-warmup-0.3", "lr-0.002-warmup-0", "lr-0.002-warmup-0.3"]
+    extension = sorted(set(folders) - set(grid_folders))
+    assert set(grid_folders) <= set(folders) and len(extension) == 1
+    assert extension[0].startswith(("lr-0.0005-", "lr-0.004-"))
+    for result in (json.loads(p.read_text()) for p in (out / "tune").glob("*/*.json")):
+        assert result["tune"] == {"lr": [0.001, 0.002], "warmup": [0.0, 0.3], "extend": 1}
+    line = next(line for line in printed.splitlines() if line.startswith("digits gmlp-mini: validation "))
+    assert line.count("(extended)") >= 1
+    chosen = line.split("; chosen lr ")[1]
+    lr, _, warmup = chosen.removesuffix(" (extended)").partition(" warm-up ")
+    final = json.loads(next(out.glob("*.json")).read_text())
+    assert "tune" not in final and final["config"]["data"]["eval_split"] == "test"
+    assert (final["config"]["optim"]["lr"], final["config"]["optim"]["warmup_fraction"]) == (float(lr), float(warmup))
