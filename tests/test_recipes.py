@@ -148,6 +148,44 @@ def test_augmentation_is_in_the_training_transform_only():
         assert all(type(t) not in (RandAugment, RandomErasing) for t in image_transform(spec, False).transforms)
 
 
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="needs Debian's dataset-fashion-mnist")
+@pytest.mark.parametrize("name", list_recipes())
+def test_fashion_mnist_augments_its_training_images_under_every_recipe_but_suite(name):
+    from timm.data.auto_augment import RandAugment
+    from timm.data.random_erasing import RandomErasing
+    from timm.data.transforms import RandomResizedCropAndInterpolation
+    from torch.utils.data import TensorDataset
+
+    from tasks.image import GrayImages
+
+    plain = create_task("fashion-mnist")
+    _, recipe, _ = run_recipe(OptimConfig(), RecipeConfig(recipe=name), plain, "image", "vit", "mini", 1)
+    task = create_task("fashion-mnist", label_smoothing=recipe.label_smoothing, recipe=recipe, recipe_name=name)
+    data_cfg = DataConfig(eval_split="validation", max_train_samples=16)
+    data = task.load(data_cfg, seed=0)
+    tensors = plain.load(data_cfg, seed=0)
+    train, base = data.train.dataset.dataset, tensors.train.dataset.dataset  # Subset(Subset(images))
+    assert data.train.indices == tensors.train.indices and data.train.dataset.indices == tensors.train.dataset.indices
+    assert all(torch.equal(a, b) for a, b in zip(data.eval[0], tensors.eval[0])), "evaluation: the same tensors"
+    if name == "suite":
+        assert isinstance(train, TensorDataset) and all(torch.equal(a, b) for a, b in zip(train[3], base[3]))
+        return
+    assert isinstance(train, GrayImages) and task.check_recipe(OptimConfig()) is None
+    kinds = {type(t) for t in train.transform.transforms}
+    assert RandomResizedCropAndInterpolation in kinds
+    assert (RandAugment in kinds) == (recipe.rand_augment is not None)
+    assert (RandomErasing in kinds) == (recipe.re_prob > 0)
+    image, label = data.train[0]
+    assert image.shape == (1, 28, 28) and image.dtype == torch.float32 and label == tensors.train[0][1]
+    # the bytes it augments are the image the tensors hold, normalised the same way
+    normalise = train.transform.transforms[-2 if recipe.re_prob else -1]
+    held = torch.from_numpy(train.images[5]).float().div(255)[None]
+    assert torch.allclose(normalise(held), base[5][0], atol=1e-6)
+
+
 DIGITS = ["--task", "digits", "--model", "vit", "--batch-size", "16", "--max-train-samples", "64",
           "--max-eval-samples", "32", "--no-measure", "--mixup", "0.8", "--cutmix", "1.0", "--repeated-aug", "3",
           "--ema-decay", "0.9"]
