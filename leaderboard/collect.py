@@ -129,6 +129,7 @@ class Run:
     baseline: bool = False  # its family is its modality's Transformer baseline, as the family's registration says
     relative_of: Optional[str] = None  # the family its family changes one part of (its registration's)
     recipe: str = DEFAULT_RECIPE  # recipe.name: the training recipe (bench.recipes)
+    reference: bool = False  # its family is a reference of another kind (the ConvNet), as its registration says
 
 
 @dataclass(frozen=True)
@@ -421,6 +422,7 @@ def _run(data: dict[str, Any], source: str) -> Run:
         baseline=_get(data, "baseline", bool, source, required=False) or False,
         relative_of=_get(data, "relative_of", _NAME, source, required=False),
         recipe=_recipe(data, source),
+        reference=_get(data, "reference", bool, source, required=False) or False,
     )
 
 

@@ -24,7 +24,8 @@ from tasks import create_task
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE_224 = TaskSpec("imagenet", "image", "top1", image_size=(3, 224, 224), num_classes=10)
 IMAGE_FAMILIES = [f for f in list_models() if any("image" in e.modalities for e in model_entries(f))]
-PAPER_SIZE = {"gmlp": "s", "amlp": "s", "resmlp": "s24", "mixer": "b16", "vit": "s", "ffvit": "b", "convmixer": "768-32"}
+PAPER_SIZE = {"gmlp": "s", "amlp": "s", "resmlp": "s24", "mixer": "b16", "vit": "s", "ffvit": "b", "convmixer": "768-32",
+              "resnet": "s"}
 
 # The values of deit and paper, each with the source it must cite (DeiT 2012.12877 Table 9 for deit).
 CITED = [
@@ -88,10 +89,12 @@ def test_stochastic_depth_rises_linearly_over_the_blocks(family, recipe):
         if not entry.stochastic_depth and recipe != "plain":
             assert record["values"]["drop_path"] == 0.0 and "no stochastic depth" in record["sources"]["drop_path"]
         return
-    expected = calculate_drop_path_rates(resolved.drop_path, entry.sizes[size].depth)
+    blocks = [m for m in model.modules() if hasattr(m, "drop_path") or hasattr(m, "drop_path1")]
+    assert len(blocks) == getattr(entry.sizes[size], "blocks", entry.sizes[size].depth)  # a ResNet's: over its stages
+    expected = calculate_drop_path_rates(resolved.drop_path, len(blocks))
     rates = []
-    for block in model.blocks:
-        path = getattr(block, "drop_path", None) or getattr(block, "drop_path1")
+    for block in blocks:
+        path = block.drop_path if hasattr(block, "drop_path") else block.drop_path1  # None in a ResNet: no rate
         rates.append(path.drop_prob if isinstance(path, DropPath) else 0.0)
     assert rates == pytest.approx(expected)
     assert rates[-1] == pytest.approx(resolved.drop_path) and rates[0] == 0.0
