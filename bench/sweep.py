@@ -35,6 +35,8 @@ reads included; a grid of which no pair can run is refused):
     seed = 0                       # optional: the tuning seed (default: the first of seeds)
     [cost]                         # optional: after a task's runs, time its models side by side
     rounds = 15                    # (bench/cost.py; these keys are its flags)
+    recipes = ["plain", "deit"]    # optional: the whole grid once per training recipe (--recipe), each
+                                   # into OUTPUT_DIR/<recipe>/, so that no page ranks two recipes together
 
 With [tune], each task runs in two phases. Tuning: every (model, lr) of the grid at the tuning
 seed, scored on the validation split (--eval-split validation: carved from the training data),
@@ -83,7 +85,7 @@ SUITE_ROOT = RUN_SCRIPT.parent.parent
 INTERRUPTED_EXIT_CODES = (130, 143, -2, -15)
 KNOWN_KEYS = {
     "output_dir", "tasks", "models", "sizes", "seeds", "launcher", "args", "task_args", "args_from", "variants",
-    "tune", "cost",
+    "tune", "cost", "recipes",
 }
 TUNE_KEYS = {"lr", "seed"}
 COST_KEYS = {"rounds", "steps", "warmup"}
@@ -156,6 +158,7 @@ def check_schema(grid: dict, path: Path) -> None:
         'a table of lists of variant names (resmlp = ["", "norm=none"])')
     need("task_args", lambda v: isinstance(v, dict), "a table of flag tables, one per task ([task_args.digits])")
     need("tune", lambda v: isinstance(v, dict), "a table ([tune])")
+    need("recipes", lambda v: _names(v) and len(set(v)) == len(v), "a non-empty list of distinct recipe names")
     if "args" in grid:
         check_flags(grid["args"], "args", path)
     for task_name, table in grid.get("task_args", {}).items():
@@ -230,9 +233,32 @@ def load_grid(path: Path) -> dict:
         grid["task_args"] = {
             t: {**base.get("task_args", {}).get(t, {}), **grid.get("task_args", {}).get(t, {})} for t in tasks
         }
-    for task_name in grid["tasks"]:
-        check_run_flags(task_name, {**grid.get("args", {}), **grid.get("task_args", {}).get(task_name, {})}, path)
+    if "recipes" in grid:
+        from bench.recipes import get_recipe
+
+        for name in grid["recipes"]:
+            try:
+                get_recipe(name)
+            except UserError as e:
+                raise UserError(f"recipes in the sweep file {path} is refused: {e}") from None
+        if "recipe" in grid.get("args", {}) or any("recipe" in a for a in grid.get("task_args", {}).values()):
+            raise UserError(f"{path} sets 'recipe' in its args, which its recipes list decides; remove it.")
+        if "cost" in grid:
+            raise UserError(f"The sweep file {path} has recipes and a [cost] table; a cost pass times models "
+                            f"whatever their recipe: run it from a sweep file without recipes.")
+    for one in per_recipe(grid):
+        for task_name in one["tasks"]:
+            check_run_flags(task_name, {**one.get("args", {}), **one.get("task_args", {}).get(task_name, {})}, path)
     return grid
+
+
+def per_recipe(grid: dict) -> list[dict]:
+    """The grid as sweeps of one recipe each: with `recipes`, one per recipe, its runs given --recipe and
+    its output in OUTPUT_DIR/<recipe>/ (the same result file names never meet); without, the grid."""
+    if "recipes" not in grid:
+        return [grid]
+    return [{**{k: v for k, v in grid.items() if k != "recipes"}, "output_dir": str(Path(grid["output_dir"]) / name),
+             "args": {**grid.get("args", {}), "recipe": name}} for name in grid["recipes"]]
 
 
 def check_run_flags(task_name: str, args: dict, path: Path) -> None:
@@ -603,6 +629,16 @@ def sweep(args, processes: Optional[RunProcesses] = None) -> int:
     if not (math.isfinite(args.progress_every) and args.progress_every >= 0):
         raise UserError(f"--progress-every must be a finite number of seconds >= 0, got {args.progress_every}.")
     grid = load_grid(args.grid)
+    failed = 0
+    for one in per_recipe(grid):
+        if "recipes" in grid:
+            print(f"recipe {one['args']['recipe']}: into {one['output_dir']}", flush=True)
+        failed |= sweep_one(args, one, processes)
+    return failed
+
+
+def sweep_one(args, grid: dict, processes: RunProcesses) -> int:
+    """The runs of a grid of one recipe (or of the recipes its runs' flags choose); 1 if any failed."""
     declared = plan(grid, report="tune" not in grid)  # the tuning phase reports the pairs it skips itself
     if not declared:
         raise UserError(f"The sweep file {args.grid} plans no run: none of its models and sizes can run its tasks "
