@@ -14,6 +14,8 @@ Keys of a result (schema_version 1):
     baseline        bool: the model is its modality's Transformer baseline (its registration's)
     relative_of     str | None: the family the model changes one part of (its registration's, e.g.
                     "gmlp" for aMLP); absent in files written before it existed
+    reference       bool: the model is a reference of another kind (the ConvNet), shown apart from the
+                    compared families (its registration's); absent in files written before it existed
     config          {"run": {...}, "optim": {...}, "recipe": {...}, "data": {...}, "measure": {...}}: every
                     resolved flag (optim holds the values the recipe resolved to: lr scaled with the global
                     batch, weight decay, epochs, warm-up fraction, label smoothing, clipping)
@@ -134,6 +136,7 @@ def build_result(*, status: str, error: str | None, task: str, entry: Any, size:
         "modality": spec.modality,
         "baseline": entry.baseline,
         "relative_of": entry.relative_of,
+        "reference": entry.reference,
         "config": config,
         **({"recipe": recipe} if recipe is not None else {}),
         **({"tune": tune} if tune is not None else {}),

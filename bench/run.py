@@ -178,7 +178,8 @@ def run(configs) -> tuple[dict | None, Path | None, int]:
     # the result and checkpoints record the values used
     optim_cfg, recipe, recipe_record = run_recipe(optim_cfg, configs["recipe"], task, spec.modality, entry.family, size,
                                                   accelerator.num_processes, entry.stochastic_depth)
-    task = create_task(run_cfg.task, label_smoothing=recipe.label_smoothing, recipe=recipe)
+    task = create_task(run_cfg.task, label_smoothing=recipe.label_smoothing, recipe=recipe,
+                       recipe_name=recipe_record["name"])
     task.check_recipe(optim_cfg)
     configs = {**configs, "optim": optim_cfg, "recipe": dataclasses.replace(configs["recipe"], recipe=recipe_record["name"])}
     drop_path = {"drop_path_rate": recipe.drop_path} if entry.stochastic_depth else {}

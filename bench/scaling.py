@@ -252,14 +252,14 @@ def resolve_setup(cfg: ScalingConfig) -> Setup:
 
 
 def families(modality: str) -> list[tuple[str, bool]]:
-    """(family, is the baseline) of every family the registry has for a modality, but reimplementations
-    (the same architecture again, from other code: ModelEntry.reimplements)."""
+    """(family, is the baseline) of every family the registry has for a modality, but references
+    (ModelEntry.reference: not among the architectures compared)."""
     from bench.models import list_models, model_entries
 
     found = []
     for family in list_models():
         for entry in model_entries(family):
-            if modality in entry.modalities and entry.reimplements is None:
+            if modality in entry.modalities and not entry.reference:
                 found.append((family, entry.baseline))
     return found
 

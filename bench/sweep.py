@@ -45,6 +45,8 @@ reads included; a grid of which no pair can run is refused):
     rounds = 15                    # (bench/cost.py; these keys are its flags)
     [slurm]                        # optional: the jobs of --executor slurm (its flags of the same names win)
     partition = "gpu"              # also time-min, cpus-per-run, mem-gb, account
+    recipes = ["plain", "deit"]    # optional: the whole grid once per training recipe (--recipe), each
+                                   # into OUTPUT_DIR/<recipe>/, so that no page ranks two recipes together
 
 With [tune], each task runs in two phases. Tuning: every (model, lr) of the grid at the tuning
 seed, scored on the validation split (--eval-split validation: carved from the training data),
@@ -110,7 +112,7 @@ SLURM_JOBS = 256  # --executor slurm's default --jobs: runs queued at a time (ea
 INTERRUPTED_EXIT_CODES = (130, 143, -2, -15)
 KNOWN_KEYS = {
     "output_dir", "tasks", "models", "sizes", "seeds", "launcher", "args", "task_args", "args_from", "variants",
-    "tune", "cost", "gpus_per_run", "runs_per_gpu", "slurm", "reproducible",
+    "tune", "cost", "gpus_per_run", "runs_per_gpu", "slurm", "reproducible", "recipes",
 }
 SLURM_KEYS = field_kinds(SlurmConfig)
 TUNE_KEYS = {"lr", "seed", "warmup", "extend"}
@@ -190,6 +192,7 @@ def check_schema(grid: dict, path: Path) -> None:
     need("runs_per_gpu", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1")
     need("slurm", lambda v: isinstance(v, dict), "a table ([slurm])")
     need("reproducible", lambda v: isinstance(v, bool), "true or false")
+    need("recipes", lambda v: _names(v) and len(set(v)) == len(v), "a non-empty list of distinct recipe names")
     if "args" in grid:
         check_flags(grid["args"], "args", path)
     for task_name, table in grid.get("task_args", {}).items():
@@ -270,8 +273,22 @@ def load_grid(path: Path) -> dict:
         grid["task_args"] = {
             t: {**base.get("task_args", {}).get(t, {}), **grid.get("task_args", {}).get(t, {})} for t in tasks
         }
-    for task_name in grid["tasks"]:
-        check_run_flags(task_name, {**grid.get("args", {}), **grid.get("task_args", {}).get(task_name, {})}, path)
+    if "recipes" in grid:
+        from bench.recipes import get_recipe
+
+        for name in grid["recipes"]:
+            try:
+                get_recipe(name)
+            except UserError as e:
+                raise UserError(f"recipes in the sweep file {path} is refused: {e}") from None
+        if "recipe" in grid.get("args", {}) or any("recipe" in a for a in grid.get("task_args", {}).values()):
+            raise UserError(f"{path} sets 'recipe' in its args, which its recipes list decides; remove it.")
+        if "cost" in grid:
+            raise UserError(f"The sweep file {path} has recipes and a [cost] table; a cost pass times models "
+                            f"whatever their recipe: run it from a sweep file without recipes.")
+    for one in per_recipe(grid):
+        for task_name in one["tasks"]:
+            check_run_flags(task_name, {**one.get("args", {}), **one.get("task_args", {}).get(task_name, {})}, path)
     return grid
 
 
@@ -295,6 +312,15 @@ def check_tune(tune, path: Path) -> None:
     if not isinstance(extend, int) or isinstance(extend, bool) or extend < 0:
         raise UserError(f"tune.extend in {path} must be an integer >= 0 (how many learning rates the sweep may try "
                         f"beyond an end of tune.lr; 0: never), got {_shown(extend)}.")
+
+
+def per_recipe(grid: dict) -> list[dict]:
+    """The grid as sweeps of one recipe each: with `recipes`, one per recipe, its runs given --recipe and
+    its output in OUTPUT_DIR/<recipe>/ (the same result file names never meet); without, the grid."""
+    if "recipes" not in grid:
+        return [grid]
+    return [{**{k: v for k, v in grid.items() if k != "recipes"}, "output_dir": str(Path(grid["output_dir"]) / name),
+             "args": {**grid.get("args", {}), "recipe": name}} for name in grid["recipes"]]
 
 
 def check_run_flags(task_name: str, args: dict, path: Path) -> None:
@@ -790,6 +816,16 @@ def sweep(args, processes: Optional[RunProcesses] = None) -> int:
     if args.executor == "slurm" and not args.dry_run and shutil.which("sbatch") is None:
         raise UserError("--executor slurm submits jobs with Slurm's sbatch, which is not a command here; run the sweep "
                         "on a machine of the cluster (a login node), or use --executor processes.")
+    failed = 0
+    for one in per_recipe(grid):
+        if "recipes" in grid:
+            print(f"recipe {one['args']['recipe']}: into {one['output_dir']}", flush=True)
+        failed |= sweep_one(args, one, processes)
+    return failed
+
+
+def sweep_one(args, grid: dict, processes: RunProcesses) -> int:
+    """The runs of a grid of one recipe (or of the recipes its runs' flags choose); 1 if any failed."""
     declared = plan(grid, report="tune" not in grid)  # the tuning phase reports the pairs it skips itself
     if not declared:
         raise UserError(f"The sweep file {args.grid} plans no run: none of its models and sizes can run its tasks "

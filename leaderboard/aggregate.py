@@ -1,7 +1,8 @@
 """Runs -> rows (seeds aggregated), ranks within a device and precision, and baseline comparisons.
 
 Runs on different devices or precisions are never ranked against each other: a table is one
-(task, device, precision, primary metric) group. Within a group a row's rank is 1 + the number of
+(task, device, precision, primary metric) group. A reference family's rows (the ConvNet: what its
+runs record) are not ranked: they follow the ranked rows, in rows of their own. Within a group a row's rank is 1 + the number of
 rows whose 95% confidence interval of the mean lies entirely on the better side of its own, so
 rows whose intervals overlap do not outrank each other (a row of one run has no spread: its
 interval is its value). Rows sharing a rank are `tied`.
@@ -56,6 +57,7 @@ class Row:
     baseline: bool = False  # its family is the Transformer baseline (what its runs record)
     relative_of: Optional[str] = None  # the family its family changes one part of (what its runs record)
     speed_from_cost_pass: bool = False  # the speed figures are its task's cost pass's, not its runs' own
+    reference: bool = False  # its family is a reference of another kind (what its runs record): not ranked
 
     @property
     def metric_interval(self) -> Optional[tuple[float, float]]:
@@ -146,6 +148,7 @@ def _row(runs: list[Run]) -> Row:
         rank=None,
         baseline=any(r.baseline for r in runs),
         relative_of=next((r.relative_of for r in runs if r.relative_of), None),
+        reference=any(r.reference for r in runs),
     )
 
 
@@ -163,7 +166,8 @@ def _mean(values: Iterable[Optional[float]]) -> Optional[float]:
 
 def _rank(group: list[Row]) -> list[Row]:
     """Rank = 1 + the rows whose interval lies entirely on the better side of this row's (1, 1, 3, ...);
-    rows without a metric come last, unranked. Best mean first within a rank."""
+    rows without a metric and then the reference rows (unranked, best mean first) come last. Best mean
+    first within a rank."""
     sign = -1 if group[0].higher_is_better else 1  # sign * value: lower is better
 
     def bounds(row: Row) -> list[float]:
@@ -172,12 +176,16 @@ def _rank(group: list[Row]) -> list[Row]:
     def better(other: Row, row: Row) -> bool:
         return bounds(other)[1] < bounds(row)[0]
 
+    references = [r for r in group if r.reference]
+    group = [r for r in group if not r.reference]
     scored = [r for r in group if r.metric_mean is not None]
     ranked = [replace(row, rank=1 + sum(better(other, row) for other in scored)) for row in scored]
     ranks = [r.rank for r in ranked]
     ranked = [replace(r, tied=ranks.count(r.rank) > 1) for r in ranked]
     ranked.sort(key=lambda r: (r.rank, sign * r.metric_mean, r.family, r.size, r.variant))
-    return ranked + sorted((r for r in group if r.metric_mean is None), key=lambda r: (r.family, r.size, r.variant))
+    by_name = lambda r: (r.family, r.size, r.variant)  # noqa: E731
+    references.sort(key=lambda r: (r.metric_mean is None, sign * (r.metric_mean or 0.0), *by_name(r)))
+    return ranked + sorted((r for r in group if r.metric_mean is None), key=by_name) + references
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,7 @@ class Run:
     def warmup(self) -> Optional[float]:
         """config.optim.warmup_fraction."""
         return None if self.protocol is None else self.protocol.warmup_fraction
+    reference: bool = False  # its family is a reference of another kind (the ConvNet), as its registration says
 
 
 @dataclass(frozen=True)
@@ -466,6 +467,7 @@ def _run(data: dict[str, Any], source: str) -> Run:
         relative_of=_get(data, "relative_of", _NAME, source, required=False),
         recipe=_recipe(data, source),
         tune=_tune(data, source),
+        reference=_get(data, "reference", bool, source, required=False) or False,
     )
 
 

@@ -67,7 +67,12 @@ def interval_text(row: Row) -> str:
     return f"[{low:.4f}, {high:.4f}]"
 
 
+REFERENCE = "reference"  # the rank cell of a reference family's row (the ConvNet), which is not ranked
+
+
 def rank_text(row: Row) -> str:
+    if row.reference:
+        return REFERENCE
     if row.rank is None:
         return MISSING
     return f"{row.rank}=" if row.tied else str(row.rank)
@@ -483,6 +488,10 @@ def cost_section(cost: CostPass) -> list[str]:
 def _footnotes(group: list[Row]) -> list[str]:
     """Under a table: which rows share a rank, and which runs' throughput was left out."""
     lines = []
+    references = ", ".join(f"{r.model}-{r.size}" for r in group if r.reference)
+    if references:
+        lines += [f"{REFERENCE}: {references}, a family of another kind that its registration names a reference, "
+                  "shown beside the compared families and not ranked with them.", ""]
     tied = [r for r in group if r.tied]
     if tied:
         by_rank = "; ".join(

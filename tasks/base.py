@@ -52,11 +52,13 @@ class Task(ABC):
     default_recipe: str = "suite"  # the training recipe (bench.recipes) of a run that names none
     data_flags: tuple[str, ...] = ()  # the DataConfig fields it can read besides COMMON_DATA_FLAGS
 
-    def __init__(self, label_smoothing: Optional[float] = None, recipe=None):
+    def __init__(self, label_smoothing: Optional[float] = None, recipe=None, recipe_name: Optional[str] = None):
         """label_smoothing: of the training loss; None, the task's default. `recipe`: the run's
-        bench.recipes.Recipe, whose augmentation and mixing an image task applies; None trains without."""
+        bench.recipes.Recipe, whose augmentation and mixing an image task applies; None trains without.
+        `recipe_name`: its name (None: the task's default recipe)."""
         self.label_smoothing = self.default_label_smoothing if label_smoothing is None else label_smoothing
         self.recipe = recipe
+        self.recipe_name = recipe_name or self.default_recipe
 
     def check_data_flags(self, data_cfg) -> None:
         """Refuse a data flag given (other than its default) that this task never reads: ignored,

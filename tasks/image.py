@@ -2,7 +2,8 @@
 
 Small datasets that fit in memory (digits, Fashion-MNIST) are decoded once into normalised
 tensors, so the loader is never the bottleneck; folder and hub datasets decode per sample
-with timm's transforms.
+with timm's transforms. Fashion-MNIST's training images go through timm's training transform
+too under every recipe but its default (`suite`, which every published page trained with).
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ class ImageClassification(Task):
     default_label_smoothing = 0.1  # DeiT's
     in_memory = False  # images held as normalised tensors: no per-sample transform to augment them with
 
-    def __init__(self, label_smoothing=None, recipe=None):
-        super().__init__(label_smoothing, recipe)
+    def __init__(self, label_smoothing=None, recipe=None, recipe_name=None):
+        super().__init__(label_smoothing, recipe, recipe_name)
         self.mixup = None
         if recipe is not None and (recipe.mixup > 0 or recipe.cutmix > 0):
             from timm.data import Mixup
@@ -206,12 +207,25 @@ def _find_idx(folder: Path, stem: str) -> Optional[Path]:
 
 @register_task
 class FashionMNIST(ImageClassification):
+    """Under its default recipe (suite) every image is a normalised tensor, as every published page
+    trained; under any other recipe the training images are decoded per sample from their bytes
+    through timm's training transform (random-resized crop, flip and the recipe's RandAugment, colour
+    jitter and random erasing), at 28x28 and one channel, and the evaluation images stay tensors."""
+
     name = "fashion-mnist"
     description = "Zalando's 28x28 Fashion-MNIST (70,000 images): idx files from --data-dir or Debian's dataset-fashion-mnist, else the hub"
     offline = True  # when Debian's package or a local copy is installed
-    in_memory = True  # from idx files; the hub copy is decoded per sample, without augmentation as before
     hub_id = "zalando-datasets/fashion_mnist"
     data_flags = ("data_dir", "hub_id")
+
+    @property
+    def augments(self) -> bool:
+        """Its training images go through the recipe's training transform."""
+        return self.recipe is not None and self.recipe_name != self.default_recipe
+
+    @property
+    def in_memory(self) -> bool:
+        return not self.augments
 
     def spec(self, data_cfg):
         return TaskSpec(self.name, "image", self.metric, image_size=(1, 28, 28), num_classes=10)
@@ -240,13 +254,36 @@ class FashionMNIST(ImageClassification):
             splits[split] = (images, labels)
         mean, std = splits["train"][0].mean(), splits["train"][0].std()
         normalised = {split: TensorDataset((x - mean) / std, y) for split, (x, y) in splits.items()}
-        return _finish(self.spec(data_cfg), normalised["train"], normalised.get("test"), data_cfg)
+        spec = self.spec(data_cfg)
+        if not self.augments:
+            return _finish(spec, normalised["train"], normalised.get("test"), data_cfg)
+        images, labels = splits["train"]
+        transform = image_transform(spec, True, self.recipe, mean=(mean.item(),), std=(std.item(),))
+        augmented = GrayImages(images[:, 0].mul(255).round().to(torch.uint8).numpy(), labels, transform)
+        return _finish(spec, augmented, normalised.get("test"), data_cfg, train_for_eval=normalised["train"])
 
     def _from_hub(self, data_cfg):
         spec = self.spec(data_cfg)
         train, test = load_hub_splits(data_cfg.hub_id or self.hub_id, "image", "label",
                                       "pass --data-dir, a folder of its idx files")
-        return _finish(spec, HubImages(train, spec, "image", "label", False), HubImages(test, spec, "image", "label", False), data_cfg)
+        return _finish(spec, HubImages(train, spec, "image", "label", self.augments, self.recipe),
+                       HubImages(test, spec, "image", "label", False), data_cfg,
+                       train_for_eval=HubImages(train, spec, "image", "label", False))
+
+
+class GrayImages(Dataset):
+    """One-channel images held as bytes (N, H, W), each made a PIL image and transformed as it is read."""
+
+    def __init__(self, images: np.ndarray, labels: torch.Tensor, transform):
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[i])), self.labels[i]  # (H, W) bytes: mode L
 
 
 def load_hub_splits(hub_id: str, image_key: str, label_key: str, offline: str):
@@ -262,15 +299,17 @@ def load_hub_splits(hub_id: str, image_key: str, label_key: str, offline: str):
     return ds["train"], ds[eval_name]
 
 
-def image_transform(spec: TaskSpec, is_training: bool, recipe=None):
+def image_transform(spec: TaskSpec, is_training: bool, recipe=None, mean=None, std=None):
     """timm's ImageNet-style transform, sized to the task's images: for training, random-resized crop
     and flip with the recipe's RandAugment, colour jitter and random erasing (without a recipe, the
-    suite's: RandAugment on images of 128 px and more); for evaluation, resize and centre crop."""
+    suite's: RandAugment on images of 128 px and more); for evaluation, resize and centre crop.
+    `mean`, `std`: per channel, of the normalisation (None: timm's ImageNet values, three channels)."""
     from timm.data import create_transform
 
     c, h, _ = spec.image_size
+    stats = {} if mean is None else {"mean": tuple(mean), "std": tuple(std)}
     if not is_training:
-        return create_transform(h, is_training=False, interpolation="bicubic")
+        return create_transform(h, is_training=False, interpolation="bicubic", **stats)
     policy, min_side, jitter, erase = (
         (RAND_AUGMENT, 128, 0.4, 0.0) if recipe is None
         else (recipe.rand_augment, recipe.rand_augment_min_side, recipe.color_jitter, recipe.re_prob)
@@ -282,6 +321,7 @@ def image_transform(spec: TaskSpec, is_training: bool, recipe=None):
         color_jitter=jitter,
         re_prob=erase,
         interpolation="bicubic",
+        **stats,
     )
 
 
@@ -291,7 +331,12 @@ class HubImages(Dataset):
     def __init__(self, split, spec: TaskSpec, image_key: str, label_key: str, is_training: bool, recipe=None):
         self.split, self.image_key, self.label_key = split, image_key, label_key
         self.mode = "RGB" if spec.image_size[0] == 3 else "L"
-        self.transform = image_transform(spec, is_training, recipe) if self.mode == "RGB" else _gray_transform(spec)
+        if self.mode == "RGB":
+            self.transform = image_transform(spec, is_training, recipe)
+        elif is_training and recipe is not None:  # one channel, normalised as _gray_transform does
+            self.transform = image_transform(spec, True, recipe, mean=(0.5,), std=(0.5,))
+        else:
+            self.transform = _gray_transform(spec)
 
     def __len__(self):
         return len(self.split)

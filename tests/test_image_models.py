@@ -6,7 +6,7 @@ import torch
 
 from bench.config import DataConfig, VariantConfig
 from bench.errors import PairError, UnknownNameError
-from bench.models import create_model, list_models, model_entries, resolve
+from bench.models import compared_families, create_model, list_models, model_entries, resolve
 from bench.spec import TaskSpec
 from tasks import TASKS, create_task
 from tests.model_checks import assert_every_parameter_learns
@@ -76,9 +76,32 @@ def test_named_sizes_match_papers_and_timm(family, size):
 
 def test_every_paper_size_is_checked():
     paper_sizes = {
-        (f, s) for f in IMAGE_FAMILIES for e in model_entries(f) if "image" in e.modalities for s in e.sizes if s != "mini"
+        (f, s) for f in IMAGE_FAMILIES for e in model_entries(f) if "image" in e.modalities and not e.reference
+        for s in e.sizes if s != "mini"
     }
     assert paper_sizes == set(PAPER_PARAMS) | AMLP_SIZES
+
+
+REFERENCES = [f for f in IMAGE_FAMILIES if any(e.reference for e in model_entries(f))]
+COMPARED = compared_families("image")
+
+
+@pytest.mark.parametrize("family", REFERENCES)
+def test_a_reference_has_every_size_of_the_compared_families_within_10_percent_of_their_parameters(family):
+    """Every size name of a compared image family is a size of the reference, whose parameters are within
+    10% of each compared family's size of that name: at 224 px and 1000 classes, mini at Fashion-MNIST's shape."""
+    (entry,) = [e for e in model_entries(family) if "image" in e.modalities]
+    names = {s for f in COMPARED for e in model_entries(f) if "image" in e.modalities for s in e.sizes}
+    assert set(entry.sizes) == names
+    fashion = create_task("fashion-mnist").spec(DataConfig())
+    for size in sorted(names):
+        spec = fashion if size == "mini" else IMAGENET
+        with torch.device("meta"):
+            n = count(create_model(family, size, spec))
+            for other in COMPARED:
+                if size in resolve(other, None, spec)[0].sizes:
+                    m = count(create_model(other, size, spec))
+                    assert abs(n - m) <= 0.1 * m, (family, size, other, n, m)
 
 
 @pytest.mark.parametrize("size", ["ti", "s", "b", "mini"])

@@ -235,6 +235,26 @@ def test_task_without_baseline_is_named_in_the_summary(tmp_path):
     assert "No baseline run of wordnet on this device and precision, so gmlp-ti, mixer-s16, resmlp-s12" in summary
 
 
+def test_a_reference_family_has_a_row_of_its_own_and_changes_no_rank(tmp_path):
+    """A run recording `reference` (the ConvNet's) is shown after the ranked rows, marked reference, even
+    when it scores best; the other rows keep the ranks they had without it."""
+    for path in (RESULTS / "cpu").glob("digits__*.json"):
+        shutil.copy(path, tmp_path)
+    before = {(r.family, r.size): r.rank for r in aggregate(collect([str(tmp_path)]).runs)}
+    data = json.loads((tmp_path / "digits__gmlp-ti__fp32__seed0.json").read_text(encoding="utf-8"))
+    data.update(model="resnet", size="ti", reference=True)
+    data["primary_metric"]["value"] = data["metrics"]["top1"] = 1.0
+    (tmp_path / "digits__resnet-ti__fp32__seed0.json").write_text(json.dumps(data), encoding="utf-8")
+    rows = [r for r in aggregate(collect([str(tmp_path)]).runs) if r.task == "digits"]
+    assert {(r.family, r.size): r.rank for r in rows if not r.reference} == before
+    assert rows[-1].family == "resnet" and rows[-1].reference and rows[-1].rank is None
+    assert main([str(tmp_path), "--out", str(tmp_path / "board")]) == 0
+    page = (tmp_path / "board" / "digits.md").read_text(encoding="utf-8")
+    assert "| reference | resnet | ti | 1.0000 | 1 |" in page
+    assert ("reference: resnet-ti, a family of another kind that its registration names a reference, shown beside "
+            "the compared families and not ranked with them.") in page
+
+
 def test_repeated_run_wrong_field_type_and_page_name_as_task_are_skipped(tmp_path):
     source = RESULTS / "cpu" / "digits__gmlp-ti__fp32__seed0.json"
     shutil.copy(source, tmp_path / "a.json")

@@ -24,7 +24,8 @@ from tasks import create_task
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE_224 = TaskSpec("imagenet", "image", "top1", image_size=(3, 224, 224), num_classes=10)
 IMAGE_FAMILIES = [f for f in list_models() if any("image" in e.modalities for e in model_entries(f))]
-PAPER_SIZE = {"gmlp": "s", "amlp": "s", "resmlp": "s24", "mixer": "b16", "vit": "s", "ffvit": "b", "convmixer": "768-32"}
+PAPER_SIZE = {"gmlp": "s", "amlp": "s", "resmlp": "s24", "mixer": "b16", "vit": "s", "ffvit": "b", "convmixer": "768-32",
+              "resnet": "s"}
 
 # The values of deit and paper, each with the place it must cite: what was checked against the paper
 # (or its code, or its author) and found there, corrected where it said otherwise. UNVERIFIED: not found.
@@ -144,10 +145,12 @@ def test_stochastic_depth_rises_linearly_over_the_blocks(family, recipe):
         if not entry.stochastic_depth and recipe != "plain":
             assert record["values"]["drop_path"] == 0.0 and "no stochastic depth" in record["sources"]["drop_path"]
         return
-    expected = calculate_drop_path_rates(resolved.drop_path, entry.sizes[size].depth)
+    blocks = [m for m in model.modules() if hasattr(m, "drop_path") or hasattr(m, "drop_path1")]
+    assert len(blocks) == getattr(entry.sizes[size], "blocks", entry.sizes[size].depth)  # a ResNet's: over its stages
+    expected = calculate_drop_path_rates(resolved.drop_path, len(blocks))
     rates = []
-    for block in model.blocks:
-        path = getattr(block, "drop_path", None) or getattr(block, "drop_path1")
+    for block in blocks:
+        path = block.drop_path if hasattr(block, "drop_path") else block.drop_path1  # None in a ResNet: no rate
         rates.append(path.drop_prob if isinstance(path, DropPath) else 0.0)
     assert rates == pytest.approx(expected)
     assert rates[-1] == pytest.approx(resolved.drop_path) and rates[0] == 0.0
@@ -202,6 +205,44 @@ def test_augmentation_is_in_the_training_transform_only():
         assert (RandomErasing in kinds) == (recipe.re_prob > 0), name
         assert repr(image_transform(spec, False, recipe)) == evaluation
         assert all(type(t) not in (RandAugment, RandomErasing) for t in image_transform(spec, False).transforms)
+
+
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="needs Debian's dataset-fashion-mnist")
+@pytest.mark.parametrize("name", list_recipes())
+def test_fashion_mnist_augments_its_training_images_under_every_recipe_but_suite(name):
+    from timm.data.auto_augment import RandAugment
+    from timm.data.random_erasing import RandomErasing
+    from timm.data.transforms import RandomResizedCropAndInterpolation
+    from torch.utils.data import TensorDataset
+
+    from tasks.image import GrayImages
+
+    plain = create_task("fashion-mnist")
+    _, recipe, _ = run_recipe(OptimConfig(), RecipeConfig(recipe=name), plain, "image", "vit", "mini", 1)
+    task = create_task("fashion-mnist", label_smoothing=recipe.label_smoothing, recipe=recipe, recipe_name=name)
+    data_cfg = DataConfig(eval_split="validation", max_train_samples=16)
+    data = task.load(data_cfg, seed=0)
+    tensors = plain.load(data_cfg, seed=0)
+    train, base = data.train.dataset.dataset, tensors.train.dataset.dataset  # Subset(Subset(images))
+    assert data.train.indices == tensors.train.indices and data.train.dataset.indices == tensors.train.dataset.indices
+    assert all(torch.equal(a, b) for a, b in zip(data.eval[0], tensors.eval[0])), "evaluation: the same tensors"
+    if name == "suite":
+        assert isinstance(train, TensorDataset) and all(torch.equal(a, b) for a, b in zip(train[3], base[3]))
+        return
+    assert isinstance(train, GrayImages) and task.check_recipe(OptimConfig()) is None
+    kinds = {type(t) for t in train.transform.transforms}
+    assert RandomResizedCropAndInterpolation in kinds
+    assert (RandAugment in kinds) == (recipe.rand_augment is not None)
+    assert (RandomErasing in kinds) == (recipe.re_prob > 0)
+    image, label = data.train[0]
+    assert image.shape == (1, 28, 28) and image.dtype == torch.float32 and label == tensors.train[0][1]
+    # the bytes it augments are the image the tensors hold, normalised the same way
+    normalise = train.transform.transforms[-2 if recipe.re_prob else -1]
+    held = torch.from_numpy(train.images[5]).float().div(255)[None]
+    assert torch.allclose(normalise(held), base[5][0], atol=1e-6)
 
 
 DIGITS = ["--task", "digits", "--model", "vit", "--batch-size", "16", "--max-train-samples", "64",

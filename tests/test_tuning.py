@@ -356,3 +356,69 @@ extend = 1
     final = json.loads(next(out.glob("*.json")).read_text())
     assert "tune" not in final and final["config"]["data"]["eval_split"] == "test"
     assert (final["config"]["optim"]["lr"], final["config"]["optim"]["warmup_fraction"]) == (float(lr), float(warmup))
+
+
+def recipes_file(tmp_path: Path, out: Path, recipes: str = '["plain", "deit"]', extra: str = "") -> Path:
+    path = tmp_path / "recipes.toml"
+    path.write_text(f"""
+output_dir = "{out}"
+tasks = ["fashion-mnist"]
+models = ["resnet"]
+sizes = ["mini"]
+seeds = [0]
+recipes = {recipes}
+[args]
+data-dir = "{tmp_path / 'data'}"
+max-steps = 2
+batch-size = 16
+repeated-aug = 1
+checkpoint-every = "none"
+no-measure = true
+{extra}
+[tune]
+lr = [0.001, 0.01]
+""")
+    return path
+
+
+def test_a_recipes_list_runs_the_grid_once_per_recipe_each_into_its_own_folder(tmp_path, capsys):
+    fashion_folder(tmp_path / "data", False)
+    out = tmp_path / "out"
+    assert sweep.main([str(recipes_file(tmp_path, out)), "--dry-run"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "would run" in line]
+    assert len(lines) == 4  # 2 recipes x 2 learning rates (the test phase follows the choice)
+    for recipe in ("plain", "deit"):
+        for lr in ("0.001", "0.01"):
+            assert sum(f"--recipe {recipe}" in line and f"--output-dir {out / recipe / 'tune' / ('lr-' + lr)} " in line
+                       and f"--lr {lr} " in line for line in lines) == 1
+
+
+@pytest.mark.slow
+def test_a_recipes_sweep_tunes_and_tests_each_recipe_apart(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    fashion_folder(tmp_path / "data", False)
+    out = tmp_path / "out"
+    assert sweep.main([str(recipes_file(tmp_path, out))]) == 0
+    printed = capsys.readouterr().out
+    for recipe in ("plain", "deit"):
+        assert f"recipe {recipe}: into {out / recipe}" in printed
+        tuned = sorted((out / recipe / "tune").glob("lr-*/*.json"))
+        final = json.loads((out / recipe / "fashion-mnist__resnet-mini__fp32__seed0.json").read_text())
+        assert len(tuned) == 2 and final["recipe"]["name"] == recipe and final["config"]["data"]["eval_split"] == "test"
+        assert all(json.loads(p.read_text())["recipe"]["name"] == recipe for p in tuned)
+
+
+@pytest.mark.parametrize("recipes, extra, sentence", [
+    ('["plain", "nope"]', "", "recipes in the sweep file {path} is refused: Unknown recipe 'nope'; valid recipes are: "
+                              "deit, paper, plain, suite."),
+    ('["plain", "plain"]', "", "recipes in the sweep file {path} must be a non-empty list of distinct recipe names, "
+                               "got ['plain', 'plain']."),
+    ('["plain"]', 'recipe = "deit"', "{path} sets 'recipe' in its args, which its recipes list decides; remove it."),
+    ('["plain"]', "[cost]\nrounds = 3",
+     "The sweep file {path} has recipes and a [cost] table; a cost pass times models whatever their recipe: run it "
+     "from a sweep file without recipes."),
+])
+def test_bad_recipes_lists_are_one_sentence(tmp_path, recipes, extra, sentence, capsys):
+    path = recipes_file(tmp_path, tmp_path / "out", recipes, extra)  # extra: in [args], or a table of its own
+    assert sweep.main([str(path), "--dry-run"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {sentence.format(path=path)}"

@@ -4,8 +4,9 @@ Every module of this package is imported when the registry is first read (`disco
 is its file: one module holding its blocks, sizes and registrations for every modality it supports
 ("image", "mlm", "seq2seq"). Each registration gives a builder with its named sizes, the variant
 flags it takes (bench.config.VariantConfig), its forward FLOPs as a formula of the input's shape
-(`flops`) and the family's facts: whether it is its modality's Transformer baseline (`baseline`) and
-which family it changes one part of (`relative_of`). Runs record those facts in their results, and
+(`flops`) and the family's facts: whether it is its modality's Transformer baseline (`baseline`),
+which family it changes one part of (`relative_of`) and whether it is a reference of another kind
+that pages show apart from the compared families (`reference`: the ConvNet). Runs record those facts in their results, and
 the leaderboard, the ablation page and the checks read them from there or from here, never from a
 table of their own. A (family, modality, size, variant) that cannot run raises PairError naming the
 pair before any data is loaded.
@@ -51,10 +52,10 @@ class ModelEntry:
     # the builder takes drop_path_rate: stochastic depth over its blocks, rising linearly from 0 to the
     # rate at the last block (bench.recipes' drop_path)
     stochastic_depth: bool = False
-    # the family this one builds again from independent code, to check it (torch-transformer: the
-    # Transformer baseline from torch.nn alone); trained beside it by the sanity checks, never a
-    # contender of its own, so studies of the architectures (bench.scaling) leave it out
-    reimplements: Optional[str] = None
+    # a reference, neither the baseline nor a relative: an architecture of another kind (the ConvNet) or
+    # the baseline built again from independent code (torch-transformer); pages show it in a row of its
+    # own, apart from the families they compare and rank, and studies of the architectures leave it out
+    reference: bool = False
 
 
 def _one_entry_per_modality(family: str, registered: tuple[ModelEntry, ...], new: tuple[ModelEntry, ...]):
@@ -82,12 +83,13 @@ def register_model(
     variants: Optional[Mapping[str, Optional[tuple[str, ...]]]] = None,
     flops: Optional[Callable[[TaskSpec, Any, Optional[float]], float]] = None,
     stochastic_depth: bool = False,
-    reimplements: Optional[str] = None,
+    reference: bool = False,
 ):
     """Decorator for a builder `(spec, size_cfg, variant) -> nn.Module`; `variants` names the
     VariantConfig fields the builder takes (resolve refuses every other one before it is called);
     `flops(spec, size_cfg, scored)` gives its forward FLOPs per sample (ModelEntry.flops);
-    `stochastic_depth`: the builder takes a keyword drop_path_rate (ModelEntry.stochastic_depth)."""
+    `stochastic_depth`: the builder takes a keyword drop_path_rate (ModelEntry.stochastic_depth);
+    `reference`: ModelEntry.reference."""
 
     def wrap(build):
         @functools.wraps(build)
@@ -97,7 +99,7 @@ def register_model(
 
         entry = ModelEntry(
             family, modalities, dict(sizes), build_thread_invariant, default_size, check, baseline, relative_of,
-            description, dict(variants or {}), flops, stochastic_depth, reimplements,
+            description, dict(variants or {}), flops, stochastic_depth, reference,
         )
         MODELS.add(family, (entry,))
         return build
@@ -124,8 +126,9 @@ def model_entries(family: str) -> list[ModelEntry]:
 
 def compared_families(modality: str) -> list[str]:
     """The families of a modality that the suite compares with each other: each one registered for it
-    that is no relative of another (a relative changes one part of a compared family)."""
-    return [f for f in list_models() for e in model_entries(f) if modality in e.modalities and e.relative_of is None]
+    that is no relative of another (a relative changes one part of a compared family) and no reference."""
+    return [f for f in list_models() for e in model_entries(f)
+            if modality in e.modalities and e.relative_of is None and not e.reference]
 
 
 def _entry(family: str, modality: str) -> Optional[ModelEntry]:

@@ -12,8 +12,9 @@ shows up as a gap between the two trained by the same loop:
 - token embeddings ~ N(0, 1/d) multiplied by sqrt(d), tied to the output head (fairseq);
 - every weight matrix xavier-uniform (`nn.Transformer._reset_parameters`), biases zero.
 
-It is a relative of the Transformer baseline, never a baseline itself: pages list it beside it.
-docs/sanity.md compares the two.
+It is registered as a reference, never a contender: pages show it apart from the families they
+rank, and studies of the architectures (bench.scaling) leave it out. docs/baselines.md compares it
+with the baseline.
 """
 
 from __future__ import annotations
@@ -153,8 +154,7 @@ def flops(spec: TaskSpec, size: TextSize, scored: Optional[float] = None) -> flo
     SIZES,
     default_size,
     check=check_lengths,
-    relative_of="transformer",
-    reimplements="transformer",
+    reference=True,
     description="reference: the Transformer baseline's shape from torch.nn alone (sinusoidal positions, xavier)",
     flops=flops,
 )
