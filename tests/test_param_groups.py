@@ -80,8 +80,9 @@ def test_one_rule_for_every_family(family, modality, variant):
         elif isinstance(module, nn.Embedding) and not POSITION_OR_CLASS_TOKEN.search(module_name):
             assert id(module.weight) in decay, f"{module_name}.weight (a token embedding) is not decayed"
     # Every family has some position information or none at all by design: the MLP image models
-    # learn positions in their token mixing; every other model has a position embedding.
-    assert positions > 0 or (modality == "image" and family not in ("vit", "ffvit"))
+    # learn positions in their token mixing; every other model has a position embedding, learned or fixed.
+    fixed = any(name.endswith("positions") for name, _ in model.named_buffers())  # sinusoids: nothing to decay
+    assert positions > 0 or fixed or (modality == "image" and family not in ("vit", "ffvit"))
 
 
 def test_vit_pos_embed_cls_token_and_resmlp_affine_are_not_decayed():
