@@ -78,3 +78,14 @@ def generate_pages(results, work, ignore=()):
     finally:
         os.chdir(cwd)
     return code, stderr.getvalue()
+
+
+def pytest_collection_modifyitems(config, items):
+    """The sanity tier (every family through every sanity check, about an hour on one core) runs only
+    when asked for by name (`-m sanity`); any other selection skips it, saying how to run it."""
+    if "sanity" in (config.option.markexpr or ""):
+        return
+    skip = pytest.mark.skip(reason="the sanity tier: python -m pytest -m sanity (about an hour on one core)")
+    for item in items:
+        if "sanity" in item.keywords:
+            item.add_marker(skip)
