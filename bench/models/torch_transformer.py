@@ -27,11 +27,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bench.models import register_model
-from bench.models.parts import mlp_flops
 from bench.models.text import (
-    TEXT_MODALITIES, MaskedLM, Seq2SeqModel, TextSize, attention_flops, check_lengths, default_size, tied_embedding,
+    TEXT_MODALITIES, MaskedLM, Seq2SeqModel, TextSize, check_lengths, default_size, tied_embedding,
 )
-from bench.models.transformer import SIZES
+from bench.models.transformer import SIZES, layer_flops
 from bench.spec import TaskSpec
 
 
@@ -137,15 +136,14 @@ class TorchSeq2Seq(Seq2SeqModel):
 
 
 def flops(spec: TaskSpec, size: TextSize, scored: Optional[float] = None) -> float:
-    """The baseline's layers (bench.models.transformer.flops); the head is the tied projection alone."""
-    D, V, F = size.dim, spec.vocab_size, int(size.mlp_ratio * size.dim)
-    if spec.modality == "mlm":
-        T = spec.seq_len
-        return size.layers * (attention_flops(D, T, T) + mlp_flops(T, D, F)) + 2 * (T if scored is None else scored) * D * V
-    S, T = spec.seq_len, spec.target_len
-    encoder = size.encoder_layers * (attention_flops(D, S, S) + mlp_flops(S, D, F))
-    decoder = size.decoder_layers * (attention_flops(D, T, T) + attention_flops(D, T, S) + mlp_flops(T, D, F))
-    return encoder + decoder + 2 * T * D * V
+    """The baseline's layers (bench.models.transformer.layer_flops), then the tied projection alone, on the
+    scored positions for masked LM. torch's FLOP counter does not count this family's attention as it
+    counts the baseline's, so a run's counted FLOPs differ from this formula; the scaling study, which
+    relies on the two agreeing, leaves references out."""
+    positions = spec.seq_len if spec.modality == "mlm" else spec.target_len
+    if spec.modality == "mlm" and scored is not None:
+        positions = scored
+    return layer_flops(spec, size) + 2 * positions * size.dim * spec.vocab_size
 
 
 @register_model(

@@ -154,19 +154,27 @@ class MBartSeq2Seq(Seq2SeqModel):
         return F.pad(out, (0, max_new_tokens - out.shape[1]), value=self.pad_token_id)  # a fixed width
 
 
-def flops(spec: TaskSpec, size: TextSize, scored: Optional[float] = None) -> float:
-    """Per layer self-attention (quadratic in the length) and the feed-forward MLP; a seq2seq decoder
-    layer adds cross-attention. The masked-LM head is RoBERTa's dense D x D and the decoder to the
-    vocabulary, on the scored positions; mBART's head maps every target position to the vocabulary."""
-    D, V, F = size.dim, spec.vocab_size, int(size.mlp_ratio * size.dim)
+def layer_flops(spec: TaskSpec, size: TextSize) -> float:
+    """The Transformer layers' forward FLOPs per sample (this baseline's and torch-transformer's): per
+    layer self-attention (quadratic in the length) and the feed-forward MLP; a seq2seq decoder layer
+    adds cross-attention."""
+    D, F = size.dim, int(size.mlp_ratio * size.dim)
     if spec.modality == "mlm":
         T = spec.seq_len
-        S = T if scored is None else scored
-        return size.layers * (attention_flops(D, T, T) + mlp_flops(T, D, F)) + 2 * S * D * (D + V)
+        return size.layers * (attention_flops(D, T, T) + mlp_flops(T, D, F))
     S, T = spec.seq_len, spec.target_len
     encoder = size.encoder_layers * (attention_flops(D, S, S) + mlp_flops(S, D, F))
     decoder = size.decoder_layers * (attention_flops(D, T, T) + attention_flops(D, T, S) + mlp_flops(T, D, F))
-    return encoder + decoder + 2 * T * D * V
+    return encoder + decoder
+
+
+def flops(spec: TaskSpec, size: TextSize, scored: Optional[float] = None) -> float:
+    """The layers, then the head: RoBERTa's masked-LM head is a dense D x D and the decoder to the
+    vocabulary, on the scored positions; mBART's maps every target position to the vocabulary."""
+    D, V = size.dim, spec.vocab_size
+    if spec.modality == "mlm":
+        return layer_flops(spec, size) + 2 * (spec.seq_len if scored is None else scored) * D * (D + V)
+    return layer_flops(spec, size) + 2 * spec.target_len * D * V
 
 
 @register_model(
