@@ -21,6 +21,7 @@ LOOP = {
 ENTRY_POINTS = {
     "bench.run", "bench.sweep", "bench.cost", "bench.scaling", "bench.regress", "bench.regress_worker",
     "bench.regress_calibration", "bench.harness_check", "bench.timm_compare", "bench.defaults_check", "bench.install_data",
+    "bench.sanity",
 }
 # layer -> the layers its modules may import
 MAY_IMPORT = {

@@ -30,7 +30,7 @@ from bench.models import register_model
 from bench.models.text import (
     TEXT_MODALITIES, MaskedLM, Seq2SeqModel, TextSize, check_lengths, default_size, tied_embedding,
 )
-from bench.models.transformer import SIZES, layer_flops
+from bench.models.transformer import SIZES, flops
 from bench.spec import TaskSpec
 
 
@@ -135,17 +135,6 @@ class TorchSeq2Seq(Seq2SeqModel):
         return self.head(x)  # (B, T, V)
 
 
-def flops(spec: TaskSpec, size: TextSize, scored: Optional[float] = None) -> float:
-    """The baseline's layers (bench.models.transformer.layer_flops), then the tied projection alone, on the
-    scored positions for masked LM. torch's FLOP counter does not count this family's attention as it
-    counts the baseline's, so a run's counted FLOPs differ from this formula; the scaling study, which
-    relies on the two agreeing, leaves references out."""
-    positions = spec.seq_len if spec.modality == "mlm" else spec.target_len
-    if spec.modality == "mlm" and scored is not None:
-        positions = scored
-    return layer_flops(spec, size) + 2 * positions * size.dim * spec.vocab_size
-
-
 @register_model(
     "torch-transformer",
     TEXT_MODALITIES,
@@ -154,7 +143,8 @@ def flops(spec: TaskSpec, size: TextSize, scored: Optional[float] = None) -> flo
     check=check_lengths,
     reference=True,
     description="reference: the Transformer baseline's shape from torch.nn alone (sinusoidal positions, xavier)",
-    flops=flops,
+    flops=flops,  # the baseline's formula: the same layers and head (torch's FLOP counter sees this family's
+                  # attention otherwise, so a run's counted FLOPs differ from it; the scaling study leaves references out)
 )
 def build(spec: TaskSpec, size: TextSize, variant) -> nn.Module:
     if spec.modality == "mlm":
