@@ -13,7 +13,6 @@ and in docs/sanity.md.
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,17 +149,23 @@ def table(outcomes: list[Outcome]) -> str:
 
 def sanity(families: list[str], task_names: list[str], output_dir: Path, processes=None) -> list[Outcome]:
     """Run every pair (bench.sweep's way: one process each, with its log) and judge it."""
-    from bench.sweep import RunProcesses, execute, number, planned_run
+    from types import SimpleNamespace
+
+    from bench.config import SlurmConfig
+    from bench.sweep import Launcher, RunProcesses, execute, number, planned_run
 
     checks = [CHECKS.get(name) for name in task_names or CHECKS.names()]  # an unknown name fails here
     check_output_folder(output_dir, "--output-dir")
     found = pairs(families, checks)
     runs = number([planned_run(check.flags(), output_dir, 0, check.task, family, SIZE, VariantConfig())
                    for family, check in found])
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the budgets are stated for one thread
+    # the sweep's launcher, one run at a time on the CPU, as local processes
+    launch = Launcher(SimpleNamespace(executor="processes", slurm=SlurmConfig(), jobs=1, grid=Path("sanity"), dry_run=False),
+                      {"output_dir": str(output_dir), "gpus_per_run": 0}, processes or RunProcesses())
+    launch.env["OMP_NUM_THREADS"] = "1"  # the budgets are stated for one thread
     outcomes = []
     for run, (family, check) in zip(runs, found):
-        execute(run, [sys.executable], env, processes or RunProcesses())
+        execute(run, launch)
         try:
             result = load_result(run["path"]) if run["path"].exists() else None
         except ResultError:

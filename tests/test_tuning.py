@@ -377,6 +377,7 @@ no-measure = true
 {extra}
 [tune]
 lr = [0.001, 0.01]
+extend = 0
 """)
     return path
 
