@@ -41,6 +41,8 @@ reads included; a grid of which no pair can run is refused):
     warmup = [0.05, 0.3]           # optional: warm-up fractions tuned with it (the grid is lr x warmup)
     extend = 2                     # optional (default 2): learning rates the sweep may try beyond an end of lr
     seed = 0                       # optional: the tuning seed (default: the first of seeds)
+    budgets = [1, 4]               # optional, with [tune]: each model's tuned setting also trained at these
+                                   # multiples of its task's budget (max-steps or epochs), into OUTPUT_DIR/budget-4x/
     [cost]                         # optional: after a task's runs, time its models side by side
     rounds = 15                    # (bench/cost.py; these keys are its flags)
     [slurm]                        # optional: the jobs of --executor slurm (its flags of the same names win)
@@ -57,7 +59,9 @@ highest that model tried, the grid follows it: the next lr beyond that end (the 
 there: the ratio of its two outermost values on that side) runs at the chosen warm-up, and the
 choice is made again, until the best lr is inside what was tried or `extend` steps were taken on
 that side. Then every seed runs at the chosen setting, scored once on the test split, into
-OUTPUT_DIR. Nothing in the tuning phase reads the test split. Each tuning run's result records the
+OUTPUT_DIR; with budgets, then again at each longer budget (the task's max-steps, or its epochs,
+times the multiple; the warm-up, a fraction, grows with it), into OUTPUT_DIR/budget-<k>x/, so that a
+page shows whether a ranking at the tuned budget holds when every model trains longer. Nothing in the tuning phase reads the test split. Each tuning run's result records the
 declared [tune] grid (its "tune" key), so a page tells the grid from its extensions.
 
 With [cost], once a task's runs are done the sweep runs its cost pass (python -m bench.cost: every
@@ -112,7 +116,7 @@ SLURM_JOBS = 256  # --executor slurm's default --jobs: runs queued at a time (ea
 INTERRUPTED_EXIT_CODES = (130, 143, -2, -15)
 KNOWN_KEYS = {
     "output_dir", "tasks", "models", "sizes", "seeds", "launcher", "args", "task_args", "args_from", "variants",
-    "tune", "cost", "gpus_per_run", "runs_per_gpu", "slurm", "reproducible", "recipes",
+    "tune", "cost", "gpus_per_run", "runs_per_gpu", "slurm", "reproducible", "recipes", "budgets",
 }
 SLURM_KEYS = field_kinds(SlurmConfig)
 TUNE_KEYS = {"lr", "seed", "warmup", "extend"}
@@ -193,6 +197,9 @@ def check_schema(grid: dict, path: Path) -> None:
     need("slurm", lambda v: isinstance(v, dict), "a table ([slurm])")
     need("reproducible", lambda v: isinstance(v, bool), "true or false")
     need("recipes", lambda v: _names(v) and len(set(v)) == len(v), "a non-empty list of distinct recipe names")
+    need("budgets", lambda v: isinstance(v, list) and 1 in v and len(set(v)) == len(v) and all(
+        isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in v),
+        "a list of distinct integer multiples of the tasks' budgets that includes 1 ([1, 4])")
     if "args" in grid:
         check_flags(grid["args"], "args", path)
     for task_name, table in grid.get("task_args", {}).items():
@@ -273,6 +280,15 @@ def load_grid(path: Path) -> dict:
         grid["task_args"] = {
             t: {**base.get("task_args", {}).get(t, {}), **grid.get("task_args", {}).get(t, {})} for t in tasks
         }
+    if "budgets" in grid:
+        if "tune" not in grid:
+            raise UserError(f"The sweep file {path} has budgets but no [tune] table; the longer budgets train each "
+                            f"model at its tuned setting: add [tune].")
+        for task_name in grid["tasks"]:
+            if not {"max-steps", "epochs"} & set(task_flags(grid, task_name)):
+                raise UserError(f"The sweep file {path} has budgets, but the runs of {task_name} set neither "
+                                f"max-steps nor epochs for them to multiply: set one in [args] or "
+                                f"[task_args.{task_name}].")
     if "recipes" in grid:
         from bench.recipes import get_recipe
 
@@ -365,13 +381,14 @@ def flags(args: dict) -> list[str]:
 
 
 def plan(grid: dict, task_names: list[str] | None = None, phase: str | None = None,
-         chosen: dict | None = None, report: bool = True) -> list[dict]:
+         chosen: dict | None = None, report: bool = True, budget: int = 1) -> list[dict]:
     """Runs of the grid with their result paths; bad names fail here, before any run. A pair that
     cannot run is left out, and said so with `report`.
 
     phase None: the grid as declared. "tune": every learning rate (x warm-up) of [tune] at the tuning
     seed, scored on validation. "test": every seed at the setting (lr, warm-up or None) `chosen` for its
-    (task, family, size, variant), scored on test; a pair with no choice is left out.
+    (task, family, size, variant), scored on test; a pair with no choice is left out; with `budget` k > 1,
+    trained k times as long (longer_budget()), into OUTPUT_DIR/budget-<k>x/.
     """
     from bench.config import DataConfig
     from bench.models import resolve
@@ -410,14 +427,29 @@ def plan(grid: dict, task_names: list[str] | None = None, phase: str | None = No
                 setting = (chosen or {}).get((task_name, family, resolved, variant.name()))
                 if setting is None:
                     continue
-                run_args = {**run_args, **setting_flags(*setting), "eval-split": "test"}
-            runs.append(planned_run(run_args, Path(grid["output_dir"]), seed, task_name, family, resolved, variant))
+                run_args = {**longer_budget(run_args, budget), **setting_flags(*setting), "eval-split": "test"}
+            runs.append(planned_run(run_args, budget_folder(grid, budget), seed, task_name, family, resolved, variant))
     return runs
 
 
 def task_flags(grid: dict, task_name: str) -> dict:
     """The flags of a task's runs: [args], and [task_args.TASK] over them."""
     return {**grid.get("args", {}), **grid.get("task_args", {}).get(task_name, {})}
+
+
+def longer_budget(args: dict, budget: int) -> dict:
+    """A task's flags with its training budget multiplied by `budget`: max-steps where it sets it (which
+    overrides epochs), else epochs. A warm-up fraction is left as it is: it grows with the run."""
+    if budget == 1:
+        return args
+    key = "max-steps" if "max-steps" in args else "epochs"
+    return {**args, key: args[key] * budget}
+
+
+def budget_folder(grid: dict, budget: int) -> Path:
+    """Where the test runs of a budget go: output_dir at the tuned budget, output_dir/budget-<k>x/ at k times it."""
+    output_dir = Path(grid["output_dir"])
+    return output_dir if budget == 1 else output_dir / f"budget-{budget}x"
 
 
 def setting_flags(lr: float, warmup: Optional[float]) -> dict:
@@ -909,11 +941,17 @@ def run_grid(args, grid: dict, declared: list[dict], processes: RunProcesses) ->
             for task_name in grid["tasks"]:  # task by task: a sweep stopped early has whole tasks done
                 choices, tuning_failed = tune(grid, task_name, execute_all)
                 failed += tuning_failed
+                longer = sorted(set(grid.get("budgets", [1])) - {1})
                 if args.dry_run:
                     extend = grid["tune"].get("extend", EXTEND)
                     if extend:
                         print(f"{task_name}: then, for a model whose best lr is an end of what it tried, up to "
                               f"{extend} more beyond that end; then its seeds at its best setting, on test")
+                    for budget in longer:
+                        scaled = longer_budget(task_flags(grid, task_name), budget)
+                        key = "max-steps" if "max-steps" in scaled else "epochs"
+                        print(f"{task_name}: then its seeds at its best setting at {budget}x the budget "
+                              f"({key} {scaled[key]:g}), on test, into {budget_folder(grid, budget)}")
                     continue
                 for key, entry in choices.items():
                     print(describe_choice(key, entry))
@@ -922,6 +960,11 @@ def run_grid(args, grid: dict, declared: list[dict], processes: RunProcesses) ->
                 failed += execute_all(testing)
                 failed += cost_pass(task_name)
                 runs += testing
+                for budget in longer:  # after the cost pass: the tuned budget's page is whole before these start
+                    trained_longer = number(plan(grid, [task_name], "test", chosen, budget=budget),
+                                            f"{task_name} test {budget}x")
+                    failed += execute_all(trained_longer)
+                    runs += trained_longer
     finally:
         # On SIGINT / SIGTERM, which RunProcesses passed to the running runs so that they save a
         # checkpoint and stop: wait for them, start no more.

@@ -208,6 +208,49 @@ def test_test_runs_carry_the_chosen_lr_and_warmup(tmp_path):
         ("gmlp", tmp_path, ["--lr", "0.032", "--warmup-fraction", "0.3", "--eval-split", "test"])] * 3
 
 
+def test_longer_budgets_run_the_chosen_setting_k_times_as_long_into_their_own_folder(tmp_path, capsys):
+    grid = tune_grid(tmp_path, warmup=[0.05, 0.3])
+    chosen = {("digits", "gmlp", "mini", ""): (0.032, 0.3)}
+    runs = sweep.plan({**grid, "budgets": [1, 4]}, phase="test", chosen=chosen, budget=4)
+    assert [(r["path"].parent, r["argv"][r["argv"].index("--max-steps"):]) for r in runs] == [
+        (tmp_path / "budget-4x", ["--max-steps", "12", "--lr", "0.032", "--warmup-fraction", "0.3", "--eval-split",
+                                  "test"])] * 3
+    # a task that sets its budget in epochs gets k times the epochs
+    assert sweep.longer_budget({"epochs": 1, "batch-size": 64}, 4) == {"epochs": 4, "batch-size": 64}
+    path = tmp_path / "grid.toml"
+    path.write_text(f'output_dir = "{tmp_path / "out"}"\ntasks = ["digits"]\nmodels = ["gmlp"]\nseeds = [0]\n'
+                    f'budgets = [1, 4]\n[args]\nmax-steps = 5\n[tune]\nlr = [0.001, 0.002]\n')
+    assert sweep.main([str(path), "--dry-run"]) == 0
+    assert (f"digits: then its seeds at its best setting at 4x the budget (max-steps 20), on test, into "
+            f"{tmp_path / 'out' / 'budget-4x'}") in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("budgets, rest, sentence", [
+    ("[4]", "[tune]\nlr = [0.001, 0.002]", "budgets in the sweep file {grid} must be a list of distinct integer "
+     "multiples of the tasks' budgets that includes 1 ([1, 4]), got [4]."),
+    ("[1, 1.5]", "[tune]\nlr = [0.001, 0.002]", "must be a list of distinct integer multiples"),
+    ("[1, 4]", "", "The sweep file {grid} has budgets but no [tune] table; the longer budgets train each model at "
+     "its tuned setting: add [tune]."),
+])
+def test_bad_budgets_are_one_sentence(tmp_path, budgets, rest, sentence, capsys):
+    path = tmp_path / "grid.toml"
+    path.write_text(f'output_dir = "{tmp_path}"\ntasks = ["digits"]\nmodels = ["gmlp"]\nseeds = [0]\n'
+                    f'budgets = {budgets}\n[args]\nmax-steps = 5\n{rest}\n')
+    assert sweep.main([str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and sentence.format(grid=path) in err and err.count("\n") == 1, err
+
+
+def test_budgets_need_a_budget_to_multiply(tmp_path, capsys):
+    path = tmp_path / "grid.toml"
+    path.write_text(f'output_dir = "{tmp_path}"\ntasks = ["digits"]\nmodels = ["gmlp"]\nseeds = [0]\n'
+                    f'budgets = [1, 4]\n[tune]\nlr = [0.001, 0.002]\n')
+    assert sweep.main([str(path), "--dry-run"]) == 2
+    assert capsys.readouterr().err == (f"error: The sweep file {path} has budgets, but the runs of digits set neither "
+                                       f"max-steps nor epochs for them to multiply: set one in [args] or "
+                                       f"[task_args.digits].\n")
+
+
 def scored(path: Path, value, higher=True) -> None:
     """A tuning run's result, as select reads it; a run of no value diverged."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -339,7 +382,7 @@ no-measure = true
 lr = [0.001, 0.002]
 warmup = [0.0, 0.3]
 extend = 1
-""")
+""".replace("seeds = [0]", "seeds = [0]\nbudgets = [1, 2]"))
     assert sweep.main([str(path)]) == 0
     printed = capsys.readouterr().out
     folders = sorted(p.parent.name for p in (out / "tune").glob("*/*.json"))
@@ -356,6 +399,10 @@ extend = 1
     final = json.loads(next(out.glob("*.json")).read_text())
     assert "tune" not in final and final["config"]["data"]["eval_split"] == "test"
     assert (final["config"]["optim"]["lr"], final["config"]["optim"]["warmup_fraction"]) == (float(lr), float(warmup))
+    # budgets = [1, 2]: the same setting again, trained twice as long, into budget-2x/
+    longer = json.loads((out / "budget-2x" / next(out.glob("*.json")).name).read_text())
+    assert longer["config"]["optim"] == {**final["config"]["optim"], "max_steps": 6}
+    assert longer["config"]["data"]["eval_split"] == "test" and longer["seed"] == final["seed"]
 
 
 def recipes_file(tmp_path: Path, out: Path, recipes: str = '["plain", "deit"]', extra: str = "") -> Path:
