@@ -24,6 +24,7 @@ NORMS = ("affine", "layernorm", "batchnorm", "none")
 TOKEN_MIXINGS = ("linear", "mlp", "conv3x3", "dwconv")
 SGU_INITS = ("paper", "default")
 MAX_SEED = 2**32 - 1  # numpy's limit; accelerate's set_seed seeds numpy with it
+MIN_VOCAB = 300  # a trained tokenizer is byte-level BPE (tasks/text.py): 256 bytes and up to 7 special tokens
 
 
 def flag(default: Any, help: str, choices: tuple | None = None) -> Any:
@@ -234,7 +235,8 @@ class DataConfig(Config):
             value = getattr(self, name)
             require(value is None or value >= 1, f"--{name.replace('_', '-')} must be at least 1, got {value}.")
         require(self.num_workers >= 0, f"--num-workers must be >= 0, got {self.num_workers}.")
-        require(self.vocab_size >= 100, f"--vocab-size must be at least 100, got {self.vocab_size}.")
+        require(self.vocab_size >= MIN_VOCAB, f"--vocab-size must be at least {MIN_VOCAB} (a byte-level BPE vocabulary "
+                                              f"holds the 256 bytes and the special tokens), got {self.vocab_size}.")
         require(self.image_size is None or self.image_size >= 8, f"--image-size must be at least 8, got {self.image_size}.")
         require(self.seq_len >= 8, f"--seq-len must be at least 8, got {self.seq_len}.")
 

@@ -29,7 +29,7 @@ import sacrebleu
 import torch
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerFast
 
 from bench.errors import DataError, first_line
@@ -50,8 +50,8 @@ SPECIAL_TOKENS = {
 }
 PAD_ID, BOS_ID, EOS_ID = 0, 5, 6
 MLM_ROLES = ("pad_token", "unk_token", "cls_token", "sep_token", "mask_token")
-ROLES = {"wordpiece": MLM_ROLES, "bpe": MLM_ROLES + ("bos_token", "eos_token")}  # by tokenizer kind
-TOKENIZER_RECIPE = 1  # part of the cache key: bump when train_tokenizer changes
+ROLES = {"mlm": MLM_ROLES, "seq2seq": MLM_ROLES + ("bos_token", "eos_token")}  # by modality
+TOKENIZER_RECIPE = 2  # part of the cache key: bump when train_tokenizer changes (2: byte-level BPE for MLM too)
 
 IGNORE = -100  # label of positions that are not scored (cross_entropy's ignore_index)
 MASK_PROBABILITY = 0.15  # BERT: 15% of tokens, of which 80% [MASK], 10% random, 10% unchanged
@@ -76,7 +76,8 @@ def text_batches(ds: datasets.Dataset, columns: tuple[str, ...], size: int = 10_
 def get_tokenizer(data_cfg, corpus: Callable[[], Iterator[list[str]]], kind: str) -> PreTrainedTokenizerFast:
     """The tokenizer of a run: the local one given by --tokenizer, or one trained on `corpus` (cached).
 
-    `kind` is "wordpiece" (MLM) or "bpe" (seq2seq: one vocabulary shared by source and target).
+    `kind` is the modality, "mlm" or "seq2seq" (one vocabulary shared by source and target), which
+    decides the special tokens.
     """
     if data_cfg.tokenizer:
         return load_local_tokenizer(data_cfg.tokenizer, ROLES[kind])
@@ -102,25 +103,24 @@ def cached_tokenizer(corpus: Callable[[], Iterator[list[str]]], kind: str, vocab
 
 
 def train_tokenizer(corpus: Iterator[list[str]], kind: str, vocab_size: int) -> Tokenizer:
+    """Byte-level BPE (GPT-2's and RoBERTa's) for every text task. It decodes back to exactly the text it
+    read, so BLEU and exact match compare the model's words with the reference and not tokenization
+    artefacts; and it trains to the same file in every process. BERT's WordPiece, which the masked-LM
+    tasks used before, does not: tokenizers' WordPiece trainer numbers the continuing-subword pieces
+    ("##x") in a hash map's order, which varies from process to process, so merges of equal count were
+    broken differently and the vocabulary and its ids changed with the process that trained it, and with
+    them the masked-LM accuracy of the same command and seed on another machine or an emptied cache.
+    Digits are split one by one so a number's tokens do not depend on which digit pairs happened to be
+    frequent."""
     specials = [SPECIAL_TOKENS[role] for role in ROLES[kind]]
-    if kind == "wordpiece":  # BERT's cased recipe
-        tokenizer = Tokenizer(models.WordPiece(unk_token=SPECIAL_TOKENS["unk_token"]))
-        tokenizer.normalizer = normalizers.BertNormalizer(lowercase=False)
-        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        tokenizer.decoder = decoders.WordPiece()
-        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials)
-    else:
-        # Byte-level BPE decodes back to exactly the text it read, so BLEU and exact match compare
-        # the model's words with the reference and not tokenization artefacts. Digits are split one
-        # by one so a number's tokens do not depend on which digit pairs happened to be frequent.
-        tokenizer = Tokenizer(models.BPE())
-        tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-            [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
-        )
-        tokenizer.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-        )
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tokenizer.train_from_iterator(corpus, trainer=trainer)
     return tokenizer
 
@@ -396,7 +396,7 @@ class MlmTask(Task):
 
     def load(self, data_cfg, seed: int) -> TaskData:
         train_text, eval_text = self.texts(data_cfg)
-        tokenizer = get_tokenizer(data_cfg, lambda: text_batches(train_text, ("text",)), "wordpiece")
+        tokenizer = get_tokenizer(data_cfg, lambda: text_batches(train_text, ("text",)), "mlm")
         train = first(self.blocks(train_text, tokenizer, data_cfg.seq_len, "training"), data_cfg.max_train_samples)
         eval_blocks = self.blocks(eval_text, tokenizer, data_cfg.seq_len, "evaluation")
         eval_blocks = sample(eval_blocks, data_cfg.max_eval_samples)
@@ -576,7 +576,7 @@ class Seq2SeqTask(Task):
 
     def load(self, data_cfg, seed: int) -> TaskData:
         train_pairs, eval_pairs = self.pairs(data_cfg)
-        tokenizer = get_tokenizer(data_cfg, lambda: text_batches(train_pairs, ("source", "target")), "bpe")
+        tokenizer = get_tokenizer(data_cfg, lambda: text_batches(train_pairs, ("source", "target")), "seq2seq")
         spec = replace(
             self.spec(data_cfg), vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
             bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,

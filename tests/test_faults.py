@@ -69,12 +69,12 @@ def test_a_tokenizer_cache_written_to_a_full_disk_is_one_sentence(small_disk, mo
     monkeypatch.setenv("MLPBENCH_CACHE", str(small_disk / "cache"))
     corpus = lambda: iter([[f"the number {i} and {i * 7} in words" for i in range(3000)]])  # noqa: E731
     filler = fill(small_disk, leave=4096)
-    with pytest.raises(DiskFullError, match=r"^The disk is full: .*/cache/tokenizers/bpe-1000-\w+\.json could not be "
+    with pytest.raises(DiskFullError, match=r"^The disk is full: .*/cache/tokenizers/seq2seq-1000-\w+\.json could not be "
                                             r"written \(it needs more than "):
-        cached_tokenizer(corpus, "bpe", 1000)
+        cached_tokenizer(corpus, "seq2seq", 1000)
     assert leftovers(small_disk) == [] and list((small_disk / "cache" / "tokenizers").iterdir()) == []
     filler.unlink()
-    cached_tokenizer(corpus, "bpe", 1000)
+    cached_tokenizer(corpus, "seq2seq", 1000)
     assert [p.suffix for p in (small_disk / "cache" / "tokenizers").iterdir()] == [".json"]
 
 
@@ -325,14 +325,14 @@ def test_a_corrupt_tokenizer_cache_is_said_and_trained_again(tmp_path, monkeypat
 
     monkeypatch.setenv("MLPBENCH_CACHE", str(tmp_path))
     corpus = lambda: iter([[f"the number {i} and {i * 7} in words" for i in range(2000)]])  # noqa: E731
-    vocabulary = cached_tokenizer(corpus, "bpe", 300).get_vocab()
+    vocabulary = cached_tokenizer(corpus, "seq2seq", 300).get_vocab()
     (path,) = cache_dir().iterdir()
     cut(path)
-    assert cached_tokenizer(corpus, "bpe", 300).get_vocab() == vocabulary
+    assert cached_tokenizer(corpus, "seq2seq", 300).get_vocab() == vocabulary
     out = capsys.readouterr().out
     assert out.startswith(f"The cached tokenizer {path} is corrupt (") and out.endswith("); training it again.\n")
     assert out.count("\n") == 1
-    cached_tokenizer(corpus, "bpe", 300)  # the cache was rebuilt: read without a word
+    cached_tokenizer(corpus, "seq2seq", 300)  # the cache was rebuilt: read without a word
     assert capsys.readouterr().out == ""
 
 

@@ -28,7 +28,7 @@ def corpus(folder: Path) -> str:
 
 def task_args(name: str, folder: Path) -> list[str]:
     if name == "text":
-        return ["--task", "text", "--data-files", corpus(folder), "--vocab-size", "200", "--seq-len", "32"]
+        return ["--task", "text", "--data-files", corpus(folder), "--vocab-size", "300", "--seq-len", "32"]
     return ["--task", name]
 
 
