@@ -41,6 +41,8 @@ reads included; a grid of which no pair can run is refused):
     warmup = [0.05, 0.3]           # optional: warm-up fractions tuned with it (the grid is lr x warmup)
     extend = 2                     # optional (default 2): learning rates the sweep may try beyond an end of lr
     seed = 0                       # optional: the tuning seed (default: the first of seeds)
+    eval_every = {digits = 50}     # optional: per task, its tuning runs also score validation every N steps
+                                   # (--eval-every): each setting's learning curve, in its result's history
     budgets = [1, 4]               # optional, with [tune]: each model's tuned setting also trained at these
                                    # multiples of its task's budget (max-steps or epochs), into OUTPUT_DIR/budget-4x/
     [cost]                         # optional: after a task's runs, time its models side by side
@@ -119,7 +121,7 @@ KNOWN_KEYS = {
     "tune", "cost", "gpus_per_run", "runs_per_gpu", "slurm", "reproducible", "recipes", "budgets",
 }
 SLURM_KEYS = field_kinds(SlurmConfig)
-TUNE_KEYS = {"lr", "seed", "warmup", "extend"}
+TUNE_KEYS = {"lr", "seed", "warmup", "extend", "eval_every"}
 EXTEND = 2  # [tune] extend's default
 COST_KEYS = {"rounds", "steps", "warmup"}
 # Flags the sweep gives each run itself, which [args] / [task_args] must not set: what to use instead.
@@ -267,6 +269,9 @@ def load_grid(path: Path) -> dict:
     tune = grid.get("tune")
     if tune is not None:
         check_tune(tune, path)
+        for task_name in set(tune.get("eval_every", {})) - set(grid["tasks"]):
+            raise UserError(f"tune.eval_every in the sweep file {path} names {task_name!r}, which is not in its tasks "
+                            f"({', '.join(grid['tasks'])}).")
         decided = ("lr", "eval-split") + (("warmup-fraction", "warmup-epochs") if "warmup" in tune else ())
         for key in decided:
             if key in grid.get("args", {}) or any(key in a for a in grid.get("task_args", {}).values()):
@@ -324,6 +329,11 @@ def check_tune(tune, path: Path) -> None:
             set(warmups)) < len(warmups):
         raise UserError(f"tune.warmup in {path} must be a list of warm-up fractions, each in [0, 1), none repeated, "
                         f"got {_shown(warmups)}.")
+    eval_every = tune.get("eval_every", {})
+    if not isinstance(eval_every, dict) or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in eval_every.values()):
+        raise UserError(f"tune.eval_every in {path} must be a table of tasks and step counts, each an integer >= 1 "
+                        f"({{wordnet = 50}}), got {_shown(eval_every)}.")
     extend = tune.get("extend", EXTEND)
     if not isinstance(extend, int) or isinstance(extend, bool) or extend < 0:
         raise UserError(f"tune.extend in {path} must be an integer >= 0 (how many learning rates the sweep may try "
@@ -464,8 +474,9 @@ def tuning_run(grid: dict, seed: int, task_name: str, family: str, size: str, va
     [tune] grid (bench.results.TUNE_ENV); `extension`: its lr lies beyond the grid."""
     tune = grid["tune"]
     folder = f"lr-{lr:g}" + ("" if warmup is None else f"-warmup-{warmup:g}")
+    curve = {"eval-every": tune["eval_every"][task_name]} if task_name in tune.get("eval_every", {}) else {}
     run_args = {**task_flags(grid, task_name), **setting_flags(lr, warmup), "eval-split": "validation",
-                "measure": False}
+                "measure": False, **curve}
     run = planned_run(run_args, Path(grid["output_dir"]) / "tune" / folder, seed, task_name, family, size, variant)
     record = {"lr": sorted(tune["lr"]), "warmup": tune.get("warmup"), "extend": tune.get("extend", EXTEND)}
     return {**run, "warmup": warmup, "extension": extension, "env": {TUNE_ENV: json.dumps(record)}}

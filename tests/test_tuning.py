@@ -158,6 +158,10 @@ def test_max_eval_samples_larger_than_the_split_scores_the_whole_split():
     ("lr = [0.001, 0.002]\nwarmup = []", "must be a list of warm-up fractions"),
     ("lr = [0.001, 0.002]\nextend = -1", "tune.extend in {grid} must be an integer >= 0 (how many learning rates"),
     ("lr = [0.001, 0.002]\nextend = true", "tune.extend in {grid} must be an integer >= 0"),
+    ("lr = [0.001, 0.002]\neval_every = 5", "tune.eval_every in {grid} must be a table of tasks and step counts"),
+    ("lr = [0.001, 0.002]\neval_every = {digits = 0}", "tune.eval_every in {grid} must be a table of tasks"),
+    ("lr = [0.001, 0.002]\neval_every = {wordnet = 5}",
+     "tune.eval_every in the sweep file {grid} names 'wordnet', which is not in its tasks (digits)."),
     ("lr = [0.001, 0.002]\nwarmup = [0.05, 0.3]\n[args]\nwarmup-fraction = 0.1",
      "{grid} sets 'warmup-fraction' in its args, which [tune] decides; remove it."),
     ("lr = [0.001, 0.002]\nwarmup = [0.05, 0.3]\n[task_args.digits]\nwarmup-epochs = 1",
@@ -194,6 +198,12 @@ def test_tuning_plans_the_lr_by_warmup_grid_and_records_it(tmp_path):
         "--lr", "0.0005", "--warmup-fraction", "0.3", "--eval-split", "validation", "--no-measure"]
     assert json.loads(first["env"]["MLPBENCH_TUNE"]) == {"lr": [0.0005, 0.002, 0.008], "warmup": [0.05, 0.3],
                                                          "extend": 2}
+    # eval_every: that task's tuning runs record their learning curve; the test runs do not
+    curves = sweep.plan(tune_grid(tmp_path, eval_every={"digits": 2}), phase="tune")
+    assert curves[0]["argv"][-2:] == ["--eval-every", "2"]
+    tested = sweep.plan(tune_grid(tmp_path, eval_every={"digits": 2}), phase="test",
+                        chosen={("digits", "gmlp", "mini", ""): (0.002, None)})
+    assert "--eval-every" not in tested[0]["argv"]
     # without a warm-up grid the results keep their folders, lr-<lr>, and the runs their recipe's warm-up
     plain = sweep.plan(tune_grid(tmp_path, extend=0), phase="tune")
     assert [r["path"].parent.name for r in plain[:3]] == ["lr-0.0005", "lr-0.002", "lr-0.008"]
