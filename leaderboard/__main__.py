@@ -37,11 +37,11 @@ def publish(args, argv: list[str]) -> int:
         build(collection, args.out, "python -m leaderboard " + shlex.join(argv))
     except OSError as e:
         raise UserError(f"could not read the results or write {args.out!r} ({e}).") from None
-    if collection.runs or collection.failures or collection.tuning:
+    if collection.runs or collection.failures or collection.tuning or collection.longer:
         print(
             f"Wrote {args.out}/index.md (finished runs: {len(collection.runs)}, failed runs: "
-            f"{len(collection.failures)}, tuning runs: {len(collection.tuning)}, files skipped: "
-            f"{len(collection.skipped)})."
+            f"{len(collection.failures)}, tuning runs: {len(collection.tuning)}, longer-budget runs: "
+            f"{len(collection.longer)}, files skipped: {len(collection.skipped)})."
         )
     if collection.scaling:
         print(f"Wrote {args.out}/scaling.md (scaling points: {len(collection.scaling)}, files skipped: "

@@ -169,23 +169,61 @@ def _rank(group: list[Row]) -> list[Row]:
     rows without a metric and then the reference rows (unranked, best mean first) come last. Best mean
     first within a rank."""
     sign = -1 if group[0].higher_is_better else 1  # sign * value: lower is better
-
-    def bounds(row: Row) -> list[float]:
-        return sorted(sign * v for v in row.metric_interval)
-
-    def better(other: Row, row: Row) -> bool:
-        return bounds(other)[1] < bounds(row)[0]
-
     references = [r for r in group if r.reference]
     group = [r for r in group if not r.reference]
     scored = [r for r in group if r.metric_mean is not None]
-    ranked = [replace(row, rank=1 + sum(better(other, row) for other in scored)) for row in scored]
+    ranked = [replace(row, rank=1 + sum(ahead(other, row) for other in scored)) for row in scored]
     ranks = [r.rank for r in ranked]
     ranked = [replace(r, tied=ranks.count(r.rank) > 1) for r in ranked]
     ranked.sort(key=lambda r: (r.rank, sign * r.metric_mean, r.family, r.size, r.variant))
     by_name = lambda r: (r.family, r.size, r.variant)  # noqa: E731
     references.sort(key=lambda r: (r.metric_mean is None, sign * (r.metric_mean or 0.0), *by_name(r)))
     return ranked + sorted((r for r in group if r.metric_mean is None), key=by_name) + references
+
+
+def ahead(row: Row, other: Row) -> bool:
+    """Whether `row`'s 95% interval lies entirely on the better side of `other`'s: the ranking's rule
+    (rows of one metric, each with a mean)."""
+    sign = -1 if row.higher_is_better else 1  # sign * value: lower is better
+
+    def bounds(r: Row) -> list[float]:
+        return sorted(sign * v for v in r.metric_interval)
+
+    return bounds(row)[1] < bounds(other)[0]
+
+
+def standing(row: Row, other: Row) -> str:
+    """How `row` compares with `other` under the ranking's rule: "ahead", "behind" or "tied"."""
+    if ahead(row, other):
+        return "ahead"
+    return "behind" if ahead(other, row) else "tied"
+
+
+@dataclass(frozen=True)
+class OrderChange:
+    """Two models ranked at both budgets that compare differently at the longer one."""
+
+    first: Row  # at the tuned budget; the one ahead there, or the first of the table where tied
+    second: Row
+    tuned: str  # how `first` compares with `second` at the tuned budget: standing()
+    longer: str  # and at the longer budget
+
+
+def order_changes(tuned: list[Row], longer: list[Row]) -> tuple[list[OrderChange], int]:
+    """The pairs of models, ranked in both lists (one group each, the tuned budget's in its table's
+    order), whose standing differs between the two budgets; and how many models both rank."""
+    at_longer = {(r.family, r.size, r.variant): r for r in _ranked(longer)}
+    both = [(r, at_longer[key]) for r in _ranked(tuned) if (key := (r.family, r.size, r.variant)) in at_longer]
+    changes = [
+        OrderChange(a, b, standing(a, b), standing(a_longer, b_longer))
+        for i, (a, a_longer) in enumerate(both) for b, b_longer in both[i + 1:]
+        if standing(a, b) != standing(a_longer, b_longer)
+    ]
+    return changes, len(both)
+
+
+def _ranked(rows: list[Row]) -> list[Row]:
+    return [r for r in rows if r.rank is not None]
 
 
 @dataclass(frozen=True)

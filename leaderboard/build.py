@@ -1,7 +1,8 @@
 """Result folders -> the leaderboard folder: task pages, summary, index, CSV and Pareto plots, and the
 ablation page when some run is a variant or a relative. Tuning runs (scored on validation) appear
-only in their task page's tuning table. A task's cost pass gives its page, plot and summary ratios
-their speed figures; the CSV keeps the runs' own. Points of the cost-scaling study make scaling.md and its
+only in their task page's tuning table, test runs at a longer budget only in its budget-sensitivity
+section. A task's cost pass gives its page, plot and summary ratios their speed figures; the CSV
+keeps the runs' own. Points of the cost-scaling study make scaling.md and its
 plots; from points alone, only those are written."""
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from leaderboard.tables import index_page, results_csv, summary_page, task_page
 def build(collection: Collection, out: str, command: str) -> None:
     """Write every page to `out`; `command` is quoted on the index, and the results folders' NOTES.md
     stand on it under "Notes"."""
-    runs = collection.runs or collection.failures or collection.tuning
+    runs = collection.runs or collection.failures or collection.tuning or collection.longer
     if not runs and not collection.scaling:
         raise UserError(
             f"No valid result files found (JSON files read: {collection.files_read}, "
@@ -36,7 +37,8 @@ def build(collection: Collection, out: str, command: str) -> None:
         write_text_atomic(out_dir / "scaling.md", scaling_page(collection.scaling, pngs))
     if not runs:
         return
-    recipes = sorted({e.recipe for e in [*collection.runs, *collection.failures, *collection.tuning]})
+    recipes = sorted({e.recipe for e in [*collection.runs, *collection.failures, *collection.tuning,
+                                         *collection.longer]})
     if len(recipes) > 1:
         raise UserError(
             f"The results come from the recipes {' and '.join(recipes)}; a page never ranks runs of two recipes "
@@ -49,7 +51,7 @@ def build(collection: Collection, out: str, command: str) -> None:
     tested = [*collection.runs, *collection.failures]
     tuning = tuning_rows(collection.tuning, tested)
     tasks = {}
-    for task in sorted({e.id.task for e in [*tested, *collection.tuning]}):
+    for task in sorted({e.id.task for e in [*tested, *collection.tuning, *collection.longer]}):
         task_rows = [r for r in rows if r.task == task]
         failures = sorted(
             (f for f in collection.failures if f.id.task == task),
@@ -59,12 +61,12 @@ def build(collection: Collection, out: str, command: str) -> None:
         plot = f"{task}_pareto.png" if png else None
         if png:
             write_png(out_dir / plot, png)
-        provenances = [e.provenance for e in [*tested, *collection.tuning] if e.id.task == task]
+        provenances = [e.provenance for e in [*tested, *collection.tuning, *collection.longer] if e.id.task == task]
         runs = [r for r in collection.runs if r.id.task == task]
         tuned = [r for r in collection.tuning if r.id.task == task and isinstance(r, Run)]
         write_text_atomic(out_dir / f"{task}.md", task_page(
             task, task_rows, failures, plot, provenances, runs, [t for t in tuning if t.task == task], tuned,
-            costs.get(task),
+            costs.get(task), [e for e in collection.longer if e.id.task == task],
         ))
         tasks[task] = (len(runs), len(failures), plot)
 

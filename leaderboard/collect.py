@@ -10,6 +10,11 @@ sweep's [tune] protocol) is kept apart, in Collection.tuning: it is never ranked
 plotted or written to the CSV, only shown in its task page's tuning table. A result without
 eval_split (written before the split could be chosen) was scored on test.
 
+A test run trained k times its task's tuned budget (a sweep's `budgets`: the tuned setting trained
+longer, bench.sweep.longer_budget) is kept apart too, in Collection.longer: never ranked, summarised,
+plotted or written to the CSV, only shown in its task page's budget-sensitivity section. What tells
+it apart is the budget its result records (Budget), never the folder it lies in.
+
 A point of the cost-scaling study (bench/scaling.py, kind "mlpbench-scaling-point") is kept in
 Collection.scaling, for the scaling page only; a cost pass (bench/cost.py, kind "mlpbench-cost-pass")
 in Collection.costs, for its task's speed figures.
@@ -17,8 +22,9 @@ in Collection.costs, for its task's speed figures.
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -102,6 +108,28 @@ class Protocol:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """The training budget a run asked for (config.optim), in the terms a sweep multiplies it
+    (bench.sweep.longer_budget): optimizer steps where it set max_steps, which overrides epochs, else
+    epochs; at its batch size per process. A failed run records it too, where it records no train.*;
+    and k times the steps is k times train.steps exactly, where train.samples falls short whenever a
+    longer run crosses an epoch's partial last batch."""
+
+    unit: str  # "steps" | "epochs"
+    amount: float
+    batch_size: Optional[int]
+
+    def multiple_of(self, tuned: Budget) -> int:
+        """k where this budget is k times `tuned` (the same unit and batch size, k an integer of at least
+        2); else 1: the run counts with the tuned budget's, whose page shows a budget that varies in bold."""
+        if (self.unit, self.batch_size) != (tuned.unit, tuned.batch_size) or tuned.amount <= 0:
+            return 1
+        ratio = self.amount / tuned.amount
+        k = round(ratio) if math.isfinite(ratio) else 0
+        return k if k >= 2 and math.isclose(ratio, k, rel_tol=1e-9) else 1
+
+
+@dataclass(frozen=True)
 class TuneGrid:
     """The tuning a sweep's tuning run belongs to, as its result records it (its "tune" key): the declared
     learning-rate grid (ascending), the declared warm-up grid (None: warm-up not tuned) and how many
@@ -148,6 +176,7 @@ class Run:
         """config.optim.warmup_fraction."""
         return None if self.protocol is None else self.protocol.warmup_fraction
     reference: bool = False  # its family is a reference of another kind (the ConvNet), as its registration says
+    budget_multiple: int = 1  # a test run: k where it trained k times its task's tuned budget (Collection.longer)
 
 
 @dataclass(frozen=True)
@@ -163,6 +192,7 @@ class Failure:
     recipe: str = DEFAULT_RECIPE
     warmup: Optional[float] = None  # config.optim.warmup_fraction
     tune: Optional[TuneGrid] = None
+    budget_multiple: int = 1  # as Run's
 
 
 @dataclass(frozen=True)
@@ -268,6 +298,7 @@ class Collection:
     scaling: list[ScalingPoint] = field(default_factory=list)  # points of the cost-scaling study
     costs: list[CostPass] = field(default_factory=list)  # one cost pass per task at most
     notes: tuple[str, ...] = ()  # each results folder's NOTES.md: what its publisher says of its results
+    longer: list[Run | Failure] = field(default_factory=list)  # test runs at k times the tuned budget (k >= 2)
 
 
 NOTES = "NOTES.md"
@@ -298,58 +329,98 @@ def result_files(folders: list[str]) -> list[Path]:
 
 def collect(folders: list[str]) -> Collection:
     files = result_files(folders)
+    read = [(path, *_read(path)) for path in files]
+    tuned = tuned_budgets([(entry, budget) for _, entry, budget in read if budget is not None])
     runs: list[Run] = []
     failures: list[Failure] = []
     tuning: list[Run | Failure] = []
+    longer: list[Run | Failure] = []
     scaling: list[ScalingPoint] = []
     costs: list[CostPass] = []
     skipped: list[str] = []
     first_file: dict[tuple, Path] = {}
-    for path in files:
-        try:
-            data = read_json(path)
-            if is_cost_pass(data):
-                cost = _cost_pass(validate_cost_pass(data, str(path)), str(path))
-                if ("cost", cost.task) in first_file:
-                    skipped.append(f"{path} repeats the cost pass of {cost.task} in {first_file[('cost', cost.task)]}; "
-                                   f"only the first is used.")
-                else:
-                    first_file[("cost", cost.task)] = path
-                    costs.append(cost)
-                continue
-            if is_point(data):
-                point = _scaling_point(validate_point(data, str(path)), str(path))
-            else:
-                data = validate_result(data, str(path))
-                entry = _failure(data, str(path)) if data["status"] != "ok" else _run(data, str(path))
-        except ResultError as e:
-            skipped.append(str(e))
+    for path, entry, budget in read:  # in the files' order, so that the first of two repeats is kept
+        if isinstance(entry, str):
+            skipped.append(entry)
             continue
-        if is_point(data):
-            if ("point",) + point.key in first_file:
-                skipped.append(f"{path} repeats the scaling point in {first_file[('point',) + point.key]} (same "
+        if isinstance(entry, CostPass):
+            if ("cost", entry.task) in first_file:
+                skipped.append(f"{path} repeats the cost pass of {entry.task} in {first_file[('cost', entry.task)]}; "
+                               f"only the first is used.")
+            else:
+                first_file[("cost", entry.task)] = path
+                costs.append(entry)
+            continue
+        if isinstance(entry, ScalingPoint):
+            if ("point",) + entry.key in first_file:
+                skipped.append(f"{path} repeats the scaling point in {first_file[('point',) + entry.key]} (same "
                                f"series, model, size, tokens, device and precision); only the first is used.")
             else:
-                first_file[("point",) + point.key] = path
-                scaling.append(point)
+                first_file[("point",) + entry.key] = path
+                scaling.append(entry)
             continue
         # A seed counted twice would shrink the spread and weigh one run double; a tuning run is
-        # one setting (learning rate, warm-up) of its grid.
-        tuned = entry.eval_split == VALIDATION
-        key = (entry.id, entry.eval_split, (entry.lr, entry.warmup) if tuned else None)
+        # one setting (learning rate, warm-up) of its grid, a test run one budget of its setting.
+        in_tuning = entry.eval_split == VALIDATION
+        if not in_tuning and budget is not None:
+            entry = replace(entry, budget_multiple=budget.multiple_of(tuned[entry.id.task]))
+        key = (entry.id, entry.eval_split, (entry.lr, entry.warmup) if in_tuning else entry.budget_multiple)
         if key in first_file:
-            same = "validation split, learning rate and warm-up" if tuned else "and precision"
-            skipped.append(
-                f"{path} repeats the run in {first_file[key]} (same task, model, size, variant, seed, device"
-                f"{', precision, ' if tuned else ' '}{same}); only the first is used."
-            )
+            skipped.append(f"{path} repeats the run in {first_file[key]} (same task, model, size, variant, seed, "
+                           f"device{_repeat_tail(entry)}); only the first is used.")
             continue
         first_file[key] = path
-        if tuned:
+        if in_tuning:
             tuning.append(entry)
+        elif entry.budget_multiple > 1:
+            longer.append(entry)
         else:
             (runs if isinstance(entry, Run) else failures).append(entry)
-    return Collection(runs, failures, skipped, len(files), tuning, scaling, costs, read_notes(folders))
+    return Collection(runs, failures, skipped, len(files), tuning, scaling, costs, read_notes(folders), longer)
+
+
+def _read(path: Path) -> tuple[CostPass | ScalingPoint | Run | Failure | str, Optional[Budget]]:
+    """What the file holds, or the sentence why it is skipped; and the budget a run asked for."""
+    try:
+        data = read_json(path)
+        if is_cost_pass(data):
+            return _cost_pass(validate_cost_pass(data, str(path)), str(path)), None
+        if is_point(data):
+            return _scaling_point(validate_point(data, str(path)), str(path)), None
+        data = validate_result(data, str(path))
+        entry = _failure(data, str(path)) if data["status"] != "ok" else _run(data, str(path))
+        return entry, _budget(data, str(path))
+    except ResultError as e:
+        return str(e), None
+
+
+def tuned_budgets(entries: list[tuple[Run | Failure, Budget]]) -> dict[str, Budget]:
+    """Per task, the budget its settings were tuned at: its tuning runs' (the smallest, should they
+    differ), or without tuning runs its test runs' smallest."""
+    tuning: dict[str, list[Budget]] = {}
+    tested: dict[str, list[Budget]] = {}
+    for entry, budget in entries:
+        (tuning if entry.eval_split == VALIDATION else tested).setdefault(entry.id.task, []).append(budget)
+    return {task: min(budgets, key=lambda b: b.amount) for task, budgets in {**tested, **tuning}.items()}
+
+
+def _repeat_tail(entry: Run | Failure) -> str:
+    """The end of a repeat's sentence: what else its run and the first one share."""
+    if entry.eval_split == VALIDATION:
+        return ", precision, validation split, learning rate and warm-up"
+    if entry.budget_multiple > 1:
+        return f", precision and budget ({entry.budget_multiple}x the tuned one)"
+    return " and precision"
+
+
+def _budget(data: dict[str, Any], source: str) -> Optional[Budget]:
+    """The budget a run asked for; None where its config records neither max_steps nor epochs."""
+    batch_size = _get(data, "config.optim.batch_size", int, source, required=False)
+    steps = _get(data, "config.optim.max_steps", int, source, required=False)
+    if steps is not None:
+        return Budget("steps", steps, batch_size)
+    epochs = _get(data, "config.optim.epochs", (int, float), source, required=False)
+    return None if epochs is None else Budget("epochs", float(epochs), batch_size)
 
 
 def _identity(data: dict[str, Any], source: str) -> Identity:
@@ -581,7 +652,7 @@ def _get(data: dict[str, Any], dotted: str, kind, source: str, required: bool = 
 def task_provenances(collection: Collection) -> dict[str, list[Provenance]]:
     """The provenance of every result, by task (the cost-scaling study's points under "scaling")."""
     tasks: dict[str, list[Provenance]] = {}
-    for entry in [*collection.runs, *collection.failures, *collection.tuning]:
+    for entry in [*collection.runs, *collection.failures, *collection.tuning, *collection.longer]:
         tasks.setdefault(entry.id.task, []).append(entry.provenance)
     for point in collection.scaling:
         tasks.setdefault("scaling", []).append(point.provenance)
@@ -594,11 +665,12 @@ def _shown(value: Any) -> str:
 
 
 def provenance_warnings(collection: Collection) -> list[str]:
-    """One sentence per provenance problem of the results used (finished, failed and tuning runs), naming
-    the files: results from a tree with uncommitted changes, from more than one commit, or with
-    no recorded commit."""
+    """One sentence per provenance problem of the results used (finished, failed, tuning and longer-budget
+    runs), naming the files: results from a tree with uncommitted changes, from more than one commit, or
+    with no recorded commit."""
     entries = sorted((e.provenance for e in [*collection.runs, *collection.failures, *collection.tuning,
-                                             *collection.scaling, *collection.costs]), key=lambda p: p.source)
+                                             *collection.longer, *collection.scaling, *collection.costs]),
+                     key=lambda p: p.source)
     tasks = task_provenances(collection)
     warnings = []
     dirty = [p.source for p in entries if p.dirty]

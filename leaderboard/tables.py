@@ -8,8 +8,8 @@ import math
 from itertools import groupby
 from typing import Optional
 
-from leaderboard.aggregate import Comparison, Row, TuningRow, same_lr
-from leaderboard.collect import Collection, CostPass, Failure, Provenance, Run, task_provenances
+from leaderboard.aggregate import Comparison, OrderChange, Row, TuningRow, aggregate, order_changes, same_lr
+from leaderboard.collect import Collection, CostPass, Failure, Provenance, Run, model_label, task_provenances
 
 MISSING = "—"
 
@@ -242,10 +242,11 @@ def floor_line(runs: list[Run]) -> Optional[str]:
 def task_page(task: str, rows: list[Row], failures: list[Failure], plot: Optional[str],
               provenances: Optional[list[Provenance]] = None, runs: Optional[list[Run]] = None,
               tuning: Optional[list[TuningRow]] = None, tuning_runs: Optional[list[Run]] = None,
-              cost: Optional[CostPass] = None) -> str:
+              cost: Optional[CostPass] = None, longer: Optional[list[Run | Failure]] = None) -> str:
     """`runs`: the task's finished test runs, for each table's budget and floor; `tuning`: its tuning rows
     (validation), and `tuning_runs` their finished runs, for the budget of the tuning; `cost`: its cost
-    pass, which then gives the page's speed figures in place of the runs' own timings."""
+    pass, which then gives the page's speed figures in place of the runs' own timings; `longer`: its test
+    runs at k times the tuned budget, finished or not, for the budget-sensitivity section."""
     runs = runs or []
     lines = [f"# {task}", ""]
     if plot:
@@ -271,6 +272,8 @@ def task_page(task: str, rows: list[Row], failures: list[Failure], plot: Optiona
         lines += _footnotes(group)
     if cost:
         lines += cost_section(cost)
+    if longer:
+        lines += budget_section(rows, [*runs, *failures], longer)
     if tuning:
         lines += tuning_section(tuning, runs, tuning_runs or [])
     if failures:
@@ -283,6 +286,128 @@ def task_page(task: str, rows: list[Row], failures: list[Failure], plot: Optiona
         )
         lines.append("")
     return "\n".join(lines)
+
+
+BUDGET_INTRO = (
+    "Each architecture's tuned setting (its learning rate and warm-up fraction, chosen at the tuned budget, 1x: "
+    "the tables above) trained again at k times that budget (k times the optimizer steps or epochs, at the same "
+    "batch size; the warm-up, a fraction, grows with the run), at the same seeds, scored once on test. These runs "
+    "are ranked here only, by the rule of the tables above, among the models with runs at that budget. Two models "
+    "stand in the same order at both budgets when one is ahead of the other (its 95% interval wholly on the better "
+    "side) at both, or tied at both; the order changed where that differs."
+)
+
+
+def budget_section(rows: list[Row], tested: list[Run | Failure], longer: list[Run | Failure]) -> list[str]:
+    """Per device, precision and metric, a row per model: its metric and rank at the tuned budget (`rows`, the
+    tables above) and at each longer one, and whether the order changed. Above them: any longer run whose
+    setting is not its model's at the tuned budget (`tested`: the test runs there, finished or not), in bold;
+    the models whose longer runs are still to come; the longer runs that failed."""
+    multiples = sorted({e.budget_multiple for e in longer})
+    ranked = {k: aggregate([e for e in longer if isinstance(e, Run) and e.budget_multiple == k]) for k in multiples}
+    lines = ["## Budget sensitivity (the tuned settings trained longer)", "", BUDGET_INTRO, ""]
+    lines += [_setting_check(tested, longer), ""]
+    for k in multiples:
+        missing = still_to_come(tested, longer, k)
+        if missing:
+            lines += [f"Still to come at {k}x: {', '.join(missing)}.", ""]
+        failed = [e for e in longer if isinstance(e, Failure) and e.budget_multiple == k]
+        if failed:
+            lines += [f"Failed at {k}x (not in the tables below): "
+                      + "; ".join(f"{_label(f)} seed {f.id.seed}: {f.status}" for f in failed) + ".", ""]
+    for group in sorted({r.group for r in rows} | {r.group for k in multiples for r in ranked[k]}):
+        _, device, precision, metric, higher = group
+        lines += [f"### {device}, {precision}: {metric}, {'higher' if higher else 'lower'} is better", ""]
+        tuned = [r for r in rows if r.group == group]
+        at = {k: [r for r in ranked[k] if r.group == group] for k in multiples}
+        for k in multiples:
+            here = [e for e in longer if isinstance(e, Run) and e.budget_multiple == k
+                    and (e.id.device, e.id.precision, e.metric_name) == (device, precision, metric)]
+            if here:
+                lines += [protocol_lines(here)[0].replace("Budget:", f"Budget at {k}x:", 1), ""]
+        lines += _budget_table(tuned, at, metric_header(metric, higher)) + [""]
+        for k in multiples:
+            lines += [_order_sentence(*order_changes(tuned, at[k]), k), ""]
+    return lines
+
+
+def _budget_table(tuned: list[Row], at: dict[int, list[Row]], name: str) -> list[str]:
+    """A row per model of the group, in the tuned budget's order, then those with runs at a longer budget
+    only; `name`: the metric's column heading."""
+    def key(row: Row) -> tuple[str, str, str]:
+        return (row.family, row.size, row.variant)
+
+    by_budget = {1: {key(r): r for r in tuned}, **{k: {key(r): r for r in rows} for k, rows in at.items()}}
+    models = list(dict.fromkeys(key(r) for r in [*tuned, *(r for rows in at.values() for r in rows)]))
+    header = ["model", "size"]
+    body = [[model_label(family, variant), size] for family, size, variant in models]
+    for k, rows in by_budget.items():
+        header += [f"{name} at {k}x", f"95% CI at {k}x", f"rank at {k}x"] + ([f"seeds at {k}x"] if k > 1 else [])
+        for line, model in zip(body, models):
+            row = rows.get(model)
+            line += [MISSING, MISSING, MISSING] if row is None else [
+                metric_text(row.metric_mean, row.metric_std), interval_text(row), rank_text(row)]
+            if k > 1:
+                line.append(MISSING if row is None else ", ".join(map(str, row.seeds)))
+    return _table(header, body, right=set(range(2, len(header))))
+
+
+def _order_sentence(changes: list[OrderChange], ranked: int, k: int) -> str:
+    if ranked < 2:
+        return f"Fewer than two models are ranked at both 1x and {k}x: no order to compare yet."
+    if not changes:
+        return f"The order did not change between 1x and {k}x (the {ranked} models ranked at both)."
+
+    def pair(change: OrderChange) -> str:
+        a, b = (f"{r.model}-{r.size}" for r in (change.first, change.second))
+        said = {"ahead": f"{a} ahead", "behind": f"{b} ahead", "tied": "tied"}
+        return f"{a} and {b}: {said[change.tuned]} at 1x, {said[change.longer]} at {k}x"
+
+    return (f"The order changed between 1x and {k}x (the {ranked} models ranked at both): "
+            f"{'; '.join(map(pair, changes))}.")
+
+
+def _model_key(entry: Run | Failure) -> tuple[str, str, str, str, str]:
+    i = entry.id
+    return (i.family, i.size, i.variant, i.device, i.precision)
+
+
+def _label(entry: Run | Failure) -> str:
+    return f"{entry.id.model}-{entry.id.size}"
+
+
+def still_to_come(tested: list[Run | Failure], longer: list[Run | Failure], k: int) -> list[str]:
+    """The models with test runs at the tuned budget and none at k times it."""
+    there = {_model_key(e) for e in longer if e.budget_multiple == k}
+    return list(dict.fromkeys(_label(e) for e in tested if _model_key(e) not in there))
+
+
+def _setting_check(tested: list[Run | Failure], longer: list[Run | Failure]) -> str:
+    """That every longer run used its model's setting at the tuned budget; else, in bold, each that did not."""
+    settings: dict[tuple, list[tuple]] = {}
+    for entry in tested:
+        settings.setdefault(_model_key(entry), []).append((entry.lr, entry.warmup))
+    flagged = []
+    for e in sorted(longer, key=lambda e: (_model_key(e), e.budget_multiple, e.id.seed)):
+        used = list(dict.fromkeys(settings.get(_model_key(e), [])))
+        if not any(_same_setting((e.lr, e.warmup), setting) for setting in used):
+            against = (f"not its 1x test runs' {' or '.join(_setting_said(*s) for s in used)}" if used
+                       else "and no 1x test runs to compare it with")
+            flagged.append(f"**{_label(e)} seed {e.id.seed} at {e.budget_multiple}x: "
+                           f"{_setting_said(e.lr, e.warmup)}, {against}.**")
+    if not flagged:
+        return "Every longer run has its model's learning rate and warm-up fraction at 1x."
+    return " ".join(flagged)
+
+
+def _same_setting(a: tuple, b: tuple) -> bool:
+    (lr_a, warmup_a), (lr_b, warmup_b) = a, b
+    same_rate = lr_a == lr_b or (lr_a is not None and lr_b is not None and same_lr(lr_a, lr_b))
+    return same_rate and warmup_a == warmup_b
+
+
+def _setting_said(lr: Optional[float], warmup: Optional[float]) -> str:
+    return f"lr {MISSING if lr is None else _g(lr)} warm-up {MISSING if warmup is None else _g(warmup)}"
 
 
 TUNING_INTRO = (
@@ -573,13 +698,15 @@ def index_page(
 ) -> str:
     """`tasks`: task -> (finished runs, failed runs, Pareto plot file or None); `ablations`: link ablations.md;
     `rows`: the aggregated rows, for each task's test examples; `scaling`: link scaling.md. The collection's
-    notes (its folders' NOTES.md) stand under "Notes"."""
+    notes (its folders' NOTES.md) stand under "Notes". Where some task has runs at a longer budget, each
+    task's line says how many it has at each, or that they are still to come."""
     c = collection
+    longer = (f"longer-budget runs (test, not ranked): {len(c.longer)}, " if c.longer else "")
     lines = [
         "# mlpbench leaderboard", "",
         f"Generated by `{command}` from {c.files_read} JSON files (finished runs: {len(c.runs)}, "
-        f"failed runs: {len(c.failures)}, {_tuning_count(c.tuning)}files skipped: {len(c.skipped)}).", "",
-        provenance_line([r.provenance for r in [*c.runs, *c.failures, *c.tuning]],
+        f"failed runs: {len(c.failures)}, {_tuning_count(c.tuning)}{longer}files skipped: {len(c.skipped)}).", "",
+        provenance_line([r.provenance for r in [*c.runs, *c.failures, *c.tuning, *c.longer]],
                         {task: group for task, group in task_provenances(c).items() if task != "scaling"}), "",
         *(["## Notes", "", *(f"{note}\n" for note in c.notes)] if c.notes else []),
         "## Tasks", "",
@@ -588,7 +715,7 @@ def index_page(
         sizes = tuple(sorted({n for r in rows or [] if r.task == task for n in r.eval_samples}))
         tuned = [t for t in c.tuning if t.id.task == task]
         line = (f"- [{task}]({task}.md): {finished} finished runs, {failed} failed; {_tuning_count(tuned, '; ')}"
-                f"test examples: {samples_text(sizes, 'not recorded')}")
+                f"test examples: {samples_text(sizes, 'not recorded')}{_longer_counts(c, task)}")
         lines.append(line + (f"; [Pareto plot]({plot})" if plot else ""))
     lines += ["", "## Across tasks", "",
               "- [MLPs against the Transformer baseline](summary.md)",
@@ -598,6 +725,20 @@ def index_page(
     if c.skipped:
         lines += ["## Skipped files", ""] + [f"- {_cell(reason)}" for reason in c.skipped] + [""]
     return "\n".join(lines)
+
+
+def _longer_counts(collection: Collection, task: str) -> str:
+    """For each longer budget of the collection, the task's runs at it and the models still to come; nothing
+    where the collection has no longer runs."""
+    tested = [e for e in [*collection.runs, *collection.failures] if e.id.task == task]
+    longer = [e for e in collection.longer if e.id.task == task]
+    counts = []
+    for k in sorted({e.budget_multiple for e in collection.longer}):
+        n = sum(e.budget_multiple == k for e in longer)
+        missing = still_to_come(tested, longer, k)
+        counts.append(f"; runs at {k}x the budget: " + (
+            "still to come" if not n else f"{n}" + (f" (still to come: {', '.join(missing)})" if missing else "")))
+    return "".join(counts)
 
 
 def _tuning_count(tuning: list, end: str = ", ") -> str:

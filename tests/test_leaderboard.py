@@ -462,10 +462,11 @@ NUMBERS = ["seed", "params", "environment.num_processes", "environment.cpu_threa
            "flops.forward_per_sample", "throughput.train_samples_per_s", "throughput.infer_samples_per_s",
            "throughput.train_tokens_per_s", "throughput.infer_tokens_per_s", "memory.train_peak_mb",
            "config.optim.lr", "config.optim.batch_size", "config.optim.weight_decay", "config.optim.warmup_fraction",
-           "config.optim.label_smoothing", "train.steps", "train.epochs", "train.samples"]
+           "config.optim.label_smoothing", "config.optim.max_steps", "config.optim.epochs", "train.steps",
+           "train.epochs", "train.samples"]
 SIGNED = ["primary_metric.value", "metrics.majority_baseline_accuracy"]
 COUNTS = {"seed", "params", "environment.num_processes", "environment.cpu_threads", "config.optim.batch_size",
-          "train.steps", "train.samples", "metrics.eval_samples"}
+          "train.steps", "train.samples", "metrics.eval_samples", "config.optim.max_steps"}
 NAMES = ["task", "model", "size", "variant", "environment.device_name", "environment.device_type",
          "environment.precision", "primary_metric.name", "memory.kind", "modality", "config.measure.bench_clock",
          "config.data.eval_split", "environment.git_commit"]

@@ -5,6 +5,7 @@ seed 0 on the validation split (tune/lr-*/), then seeds 0-2 on test. gmlp's test
 validation lr (0.002); vit's used 0.001 though 0.002 scored best, and its lr 0.004 diverged.
 cmudict (G2P, wer, lower is better): transformer-mini, gmlp-ti and mixer-s16, seeds 0-2 on test, no
 tuning; mixer's files predate eval_split and trained 500 steps where the others trained 400.
+The budget-sensitivity tests add digits' test runs again at 4x the budget (longer_budget()).
 
 Golden files in tests/golden/protocol pin the pages byte for byte. After an intended change of the
 output, regenerate them and review the diff:
@@ -18,6 +19,7 @@ import csv
 import json
 import os
 import shutil
+import statistics
 from pathlib import Path
 
 import pytest
@@ -83,6 +85,9 @@ def test_validation_runs_are_collected_apart():
     assert collection.skipped == []
     assert {r.eval_split for r in collection.runs} == {"test"}  # mixer's files, without eval_split, included
     assert len(collection.runs) == 15 and collection.failures == []
+    # mixer's 500 steps are no integer multiple of the others' 400: its runs stay with the tuned budget's,
+    # whose budget line says the budget varies
+    assert collection.longer == []
     assert sorted((e.id.family, e.lr, type(e).__name__) for e in collection.tuning) == [
         ("gmlp", 0.001, "Run"), ("gmlp", 0.002, "Run"), ("gmlp", 0.004, "Run"),
         ("vit", 0.001, "Run"), ("vit", 0.002, "Run"), ("vit", 0.004, "Failure"),
@@ -338,3 +343,98 @@ def test_a_copy_floor_says_whether_source_and_target_share_a_language(tmp_path, 
             "word); BLEU 12.5000, chrF 40.2500 (copying each source sentence as its own translation). Source and "
             f"target texts have letter-trigram similarity {similarity:.2f}: {reading}") in page(tmp_path / "board",
                                                                                              "cmudict.md")
+
+
+# --------------------------------------------------------------------------- budget sensitivity
+
+
+DIGITS_TABLE = "## Intel(R) Xeon(R) CPU @ 2.20GHz, fp32: top1, higher is better"
+BUDGET = "## Budget sensitivity (the tuned settings trained longer)"
+
+
+def longer_budget(tmp_path: Path, scores: dict[str, list[float]], change=None, folder: str = "budget-4x") -> Path:
+    """The fixtures with digits' test runs again at 4x their budget, as a sweep's budgets = [1, 4] writes them
+    into `folder`: max_steps, steps, epochs and samples times 4, top1 scores[model][seed]; each file's JSON
+    passed through change(data) last, where given (None: the file is left out)."""
+    results = crafted(tmp_path, lambda path, data: data)
+    (results / folder).mkdir()
+    for path in sorted(results.glob("digits__*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data["config"]["optim"]["max_steps"] *= 4
+        data["train"].update({key: data["train"][key] * 4 for key in ("steps", "epochs", "samples")})
+        data["metrics"]["top1"] = data["primary_metric"]["value"] = scores[data["model"]][data["seed"]]
+        data = change(data) if change else data
+        if data is not None:
+            (results / folder / path.name).write_text(json.dumps(data), encoding="utf-8")
+    return results
+
+
+CATCHES_UP = {"gmlp": [0.95, 0.96, 0.97], "vit": [0.97, 0.98, 0.99]}  # vit's interval now overlaps gmlp's
+STAYS_BEHIND = {"gmlp": [0.97, 0.98, 0.99], "vit": [0.91, 0.92, 0.93]}
+
+
+def test_longer_budget_runs_are_no_repeats_and_leave_the_tuned_budget_pages_as_they_were(board, tmp_path):
+    # the 4x runs lie in a folder of another name: what tells them apart is the budget their results record
+    folder = longer_budget(tmp_path, CATCHES_UP, folder="again")
+    collection = collect([str(folder)])
+    assert collection.skipped == []
+    assert len(collection.runs) == 15 and len(collection.longer) == 6
+    assert {(e.id.task, e.budget_multiple, type(e).__name__) for e in collection.longer} == {("digits", 4, "Run")}
+    assert all(r.budget_multiple == 1 for r in collection.runs)
+    assert main([str(folder), "--out", str(tmp_path / "board")]) == 0
+    for name in ("results.csv", "summary.md", "cmudict.md"):  # the pages of the fixtures without the 4x runs
+        assert page(tmp_path / "board", name) == page(board, name), name
+    assert section(page(tmp_path / "board", "digits.md"), DIGITS_TABLE) == section(page(board, "digits.md"),
+                                                                                   DIGITS_TABLE)
+    # a 4x run twice is a repeat of the first 4x run, said as such
+    shutil.copy(folder / "again" / "digits__vit-ti__fp32__seed0.json", folder / "zz.json")
+    assert collect([str(folder)]).skipped == [
+        f"{folder / 'zz.json'} repeats the run in {folder / 'again' / 'digits__vit-ti__fp32__seed0.json'} (same task, "
+        "model, size, variant, seed, device, precision and budget (4x the tuned one)); only the first is used."]
+
+
+@pytest.mark.parametrize("scores, order", [
+    (CATCHES_UP, "The order changed between 1x and 4x (the 2 models ranked at both): gmlp-ti and vit-ti: gmlp-ti "
+                 "ahead at 1x, tied at 4x."),
+    (STAYS_BEHIND, "The order did not change between 1x and 4x (the 2 models ranked at both)."),
+])
+def test_the_budget_section_ranks_both_budgets_and_says_whether_the_order_changed(tmp_path, scores, order):
+    assert main([str(longer_budget(tmp_path, scores)), "--out", str(tmp_path / "board")]) == 0
+    budget = section(page(tmp_path / "board", "digits.md"), BUDGET)
+    assert "Every longer run has its model's learning rate and warm-up fraction at 1x." in budget
+    assert "Budget at 4x: optimizer steps 920, batch size 64, epochs 40, training samples seen 58,880." in budget
+    gmlp, vit = (f"{statistics.mean(scores[m]):.4f} ± 0.0100" for m in ("gmlp", "vit"))
+    rank = {"gmlp": "1", "vit": "2"} if scores is STAYS_BEHIND else {"gmlp": "1=", "vit": "1="}
+    assert [r[:3] + r[4:6] + r[7:] for r in table_rows(budget)] == [
+        ["model", "size", "top1 ↑ at 1x", "rank at 1x", "top1 ↑ at 4x", "rank at 4x", "seeds at 4x"],
+        ["gmlp", "ti", "0.9600 ± 0.0100", "1", gmlp, rank["gmlp"], "0, 1, 2"],
+        ["vit", "ti", "0.9100 ± 0.0100", "2", vit, rank["vit"], "0, 1, 2"],
+    ]
+    assert order in budget
+    assert "Still to come" not in budget and "Failed at" not in budget
+    index = page(tmp_path / "board", "index.md")
+    assert "longer-budget runs (test, not ranked): 6, files skipped: 0)" in index
+    assert "test examples: 360; runs at 4x the budget: 6; [Pareto plot]" in index
+    assert "test examples: 1,000; runs at 4x the budget: still to come; [Pareto plot]" in index  # cmudict
+
+
+def test_a_longer_run_at_another_setting_is_flagged_and_missing_and_failed_ones_are_said(tmp_path):
+    def change(data):
+        if data["model"] == "vit":
+            return None  # still to come
+        if data["seed"] == 1:
+            data["config"]["optim"].update(lr=0.004, warmup_fraction=0.3)
+        if data["seed"] == 2:
+            data.update(status="diverged", error="The training loss became NaN.", train=None)
+        return data
+
+    assert main([str(longer_budget(tmp_path, CATCHES_UP, change)), "--out", str(tmp_path / "board")]) == 0
+    budget = section(page(tmp_path / "board", "digits.md"), BUDGET)
+    assert "**gmlp-ti seed 1 at 4x: lr 0.004 warm-up 0.3, not its 1x test runs' lr 0.002 warm-up 0.05.**" in budget
+    assert "Still to come at 4x: vit-ti." in budget
+    assert "Failed at 4x (not in the tables below): gmlp-ti seed 2: diverged." in budget
+    assert [r[5:] for r in table_rows(budget)[1:]] == [["0.9550 ± 0.0071", "[0.8915, 1.0185]", "1", "0, 1"],
+                                                       ["—", "—", "—", "—"]]
+    assert "Fewer than two models are ranked at both 1x and 4x: no order to compare yet." in budget
+    assert "Failed runs" not in page(tmp_path / "board", "digits.md")  # the 1x runs' table: none failed there
+    assert "runs at 4x the budget: 3 (still to come: vit-ti)" in page(tmp_path / "board", "index.md")

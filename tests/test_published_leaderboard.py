@@ -6,7 +6,7 @@ import pytest
 
 from leaderboard.aggregate import same_lr, tuning_rows
 from leaderboard.build import build
-from leaderboard.collect import collect
+from leaderboard.collect import Run, collect
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results" / "leaderboard"
@@ -103,6 +103,32 @@ def test_published_choices_are_inside_what_was_tried_and_the_test_runs_use_them(
         assert any(same_lr(s.lr, lr) and s.warmup == warmup for s in row.best), (row.task, row.model, row.tested)
         if row.tune is not None:
             assert row.unextended_edge() is None, (row.task, row.model, row.unextended_edge())
+
+
+@pytest.mark.skipif(not PAGES.is_dir(), reason="no published pages in this checkout")
+def test_published_longer_budgets_train_each_model_at_its_tuned_setting():
+    """Per published task with runs at k times its tuned budget (a sweep's budgets, in budget-<k>x/): every
+    model of its tuned-budget test runs is there, at the same seeds, with the learning rate and warm-up of
+    those runs, and nothing failed."""
+    collection = collect([str(RESULTS)])
+    if not collection.longer:
+        pytest.skip("no published task has runs at a longer budget yet")
+    assert all(isinstance(r, Run) for r in collection.longer), "a longer-budget run failed"
+    for task, k in {(r.id.task, r.budget_multiple) for r in collection.longer}:
+        tuned = _by_model(r for r in collection.runs if r.id.task == task)
+        longer = _by_model(r for r in collection.longer if (r.id.task, r.budget_multiple) == (task, k))
+        assert longer.keys() == tuned.keys(), (task, k)
+        for model, runs in longer.items():
+            assert sorted(r.id.seed for r in runs) == sorted(r.id.seed for r in tuned[model]), (task, k, model)
+            (lr, warmup), = {(r.lr, r.warmup) for r in tuned[model]}
+            assert all(same_lr(r.lr, lr) and r.warmup == warmup for r in runs), (task, k, model)
+
+
+def _by_model(runs) -> dict[tuple[str, str, str], list]:
+    models: dict[tuple[str, str, str], list] = {}
+    for r in runs:
+        models.setdefault((r.id.family, r.id.size, r.id.variant), []).append(r)
+    return models
 
 
 SCALING_PAGE = PAGES / "scaling.md"
