@@ -149,7 +149,9 @@ class Motif(MlmTask):
         lines = []
         for _ in range(MOTIF_LINES):
             motif = rng.sample(words, rng.randint(*MOTIF_PERIODS))
-            lines.append(" ".join(motif[i % len(motif)] for i in range(data_cfg.seq_len)))
+            # a leading space: byte-level BPE marks a word's preceding space, so without it a line's first
+            # word would be another token than the same word later in the line
+            lines.append("".join(" " + motif[i % len(motif)] for i in range(data_cfg.seq_len)))
         return lines, None
 
     @staticmethod
