@@ -1,5 +1,5 @@
 """mlpbench: train, measure and compare MLP-style architectures against a Transformer baseline."""
 
-from bench import process
+from bench.core import process
 
-process.configure()  # before PyTorch loads OpenMP: see bench/process.py
+process.configure()  # before PyTorch loads OpenMP: see bench/core/process.py

@@ -12,7 +12,7 @@ timed in rounds: each round times every case once, in an order drawn per round (
 the model, `--warmup` untimed steps, then `--steps` inference steps and `--steps` training steps:
 forward, backward and the runs' AdamW step). One thread, and this process's CPU time, which the
 time slices of other jobs do not advance; the pass holds the sweep's measurement lock
-(bench.machine) throughout, so no run of a sweep trains beside it.
+(bench.core.machine) throughout, so no run of a sweep trains beside it.
 
 What one round measures shares the machine's speed of that moment. The round's speed is the
 geometric mean of its rates over the cases; each rate is divided by its round's speed relative to
@@ -21,51 +21,24 @@ median round). A case's figure is the median of its rounds; a model's is the med
 seeds' rounds, with a 95% bootstrap interval, and its seed spread is (max - min) / median of its
 seeds' figures. The file keeps every raw rate and round speed beside them.
 
-Writes OUTPUT_DIR/cost/TASK.json (bench.results.build_cost_pass), which the leaderboard reads for
+Writes OUTPUT_DIR/cost/TASK.json (bench.core.results.build_cost_pass), which the leaderboard reads for
 the speed columns of the task's page, its Pareto plot and the summary's speed ratios. A task whose
 file exists is skipped (`--overwrite` measures it again). `--rounds`, `--steps` and `--warmup`
 default to the sweep file's [cost] table, where it has one. Every model must be built on this
 machine: a pass needs the task's data, as its runs did.
 """
 
+
 from __future__ import annotations
 
-import copy
-import math
-import random
-import statistics
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from bench.config import command_parser
-from bench.errors import UserError, run_command
-
-DEFAULT_ROUNDS = 15
-DEFAULT_STEPS = 3
-DEFAULT_WARMUP = 1
-PHASES = ("train", "infer")
-
-
-@dataclass
-class Case:
-    """One model of the task at one seed, built once and timed every round."""
-
-    family: str
-    size: str
-    variant: str
-    seed: int
-    baseline: bool
-    relative_of: str | None
-    params: int
-    model: object  # torch.nn.Module
-    make_optimizer: object  # params -> the AdamW the runs use
-
-    @property
-    def label(self) -> str:
-        variant = f" [{self.variant}]" if self.variant else ""
-        return f"{self.family}-{self.size}{variant} seed {self.seed}"
+from bench.core.config import command_parser
+from bench.core.errors import UserError, run_command
+from bench.measure.cost import (DEFAULT_ROUNDS, DEFAULT_STEPS, DEFAULT_WARMUP, Case, cost_pass_done, cost_path,
+                                summarise, time_rounds)
 
 
 def planned_cases(grid: dict, task_name: str) -> list[dict]:
@@ -84,9 +57,9 @@ def build_cases(task_name: str, planned: list[dict]):
     import torch
     from accelerate.utils import set_seed
 
-    from bench.loop import make_loaders
+    from bench.training.loop import make_loaders
     from bench.models import resolve
-    from bench.recipes import suite_optim
+    from bench.core.recipes import suite_optim
     from tasks import create_task
 
     first = planned[0]
@@ -115,106 +88,14 @@ def build_cases(task_name: str, planned: list[dict]):
     return task, batch, cases
 
 
-def time_case(case: Case, task, batch, steps: int, warmup: int) -> dict[str, float]:
-    """Samples per CPU-second of `steps` inference steps and `steps` training steps, on a fresh copy."""
-    import torch
-
-    from bench.config import MeasureConfig
-    from bench.measure import CLOCKS, batch_size_of, phase_steps, timed_rates
-
-    cpu = torch.device("cpu")
-    cfg = MeasureConfig(bench_warmup_steps=warmup, bench_steps=steps, bench_repeats=1, bench_clock="process")
-    model = copy.deepcopy(case.model)
-    phase = phase_steps(model, batch, task.loss, task.loss, case.make_optimizer, cfg, "fp32", cpu)
-    n, rates = batch_size_of(batch), {}
-    for name, train in (("infer", False), ("train", True)):
-        model.train(train)
-        for _ in range(warmup):
-            phase[name]()
-        rates[name] = timed_rates(phase[name], n, cfg, cpu, clock=CLOCKS["process"])[0]
-    return rates
-
-
-def time_rounds(cases: list[Case], task, batch, rounds: int, steps: int, warmup: int, label: str,
-                order_seed: int = 0) -> dict[str, list[list[float]]]:
-    """Per phase, per case, the rate of every round; each round in its own order. One progress line per round."""
-    rates = {phase: [[] for _ in cases] for phase in PHASES}
-    order = list(range(len(cases)))
-    rng = random.Random(order_seed)
-    started = time.perf_counter()
-    for done in range(1, rounds + 1):
-        rng.shuffle(order)
-        for i in order:
-            for phase, rate in time_case(cases[i], task, batch, steps, warmup).items():
-                rates[phase][i].append(rate)
-        per_round = (time.perf_counter() - started) / done
-        print(f"{label}: round {done}/{rounds}, {per_round:.0f}s a round, "
-              f"about {math.ceil(per_round * (rounds - done) / 60)} min left", flush=True)
-    return rates
-
-
-def geometric_mean(values: list[float]) -> float:
-    return math.exp(statistics.fmean(math.log(v) for v in values))
-
-
-def normalised(rates: list[list[float]]) -> tuple[list[list[float]], list[float]]:
-    """(each case's rates over its round's speed relative to the median round, the round speeds)."""
-    speeds = [geometric_mean([case[r] for case in rates]) for r in range(len(rates[0]))]
-    median = statistics.median(speeds)
-    return [[rate * median / speeds[r] for r, rate in enumerate(case)] for case in rates], speeds
-
-
-def spread(values: list[float]) -> float:
-    """(max - min) / median."""
-    return (max(values) - min(values)) / statistics.median(values)
-
-
-def summarise(cases: list[Case], rates: dict[str, list[list[float]]], tokens_per_sample: float | None) -> dict:
-    """The figures the pages show: per model (its seeds together) and per case, from the raw rates."""
-    from bench.measure import median_with_interval
-
-    per_case, models = [], {}
-    scaled = {phase: normalised(rates[phase]) for phase in PHASES}
-    for i, case in enumerate(cases):
-        per_case.append({
-            "model": case.family, "size": case.size, "variant": case.variant, "seed": case.seed,
-            "params": case.params,
-            **{f"{phase}_raw": rates[phase][i] for phase in PHASES},
-            **{f"{phase}_samples_per_s": statistics.median(scaled[phase][0][i]) for phase in PHASES},
-        })
-        models.setdefault((case.family, case.size, case.variant), []).append(i)
-    summaries = []
-    for (family, size, variant), members in models.items():
-        first = cases[members[0]]
-        summary = {"model": family, "size": size, "variant": variant, "baseline": first.baseline,
-                   "relative_of": first.relative_of, "params": first.params,
-                   "seeds": [cases[i].seed for i in members]}
-        for phase in PHASES:
-            pooled = [rate for i in members for rate in scaled[phase][0][i]]
-            median, low, high = median_with_interval(pooled)
-            summary[phase] = {
-                "samples_per_s": median, "ci": [low, high],
-                "tokens_per_s": None if tokens_per_sample is None else median * tokens_per_sample,
-                "seed_spread": spread([per_case[i][f"{phase}_samples_per_s"] for i in members]),
-                "raw_samples_per_s": statistics.median(rate for i in members for rate in rates[phase][i]),
-            }
-        summaries.append(summary)
-    return {
-        "models": summaries,
-        "cases": per_case,
-        "round_speed": {phase: scaled[phase][1] for phase in PHASES},
-        "drift": {phase: spread(scaled[phase][1]) for phase in PHASES},
-    }
-
-
 def cost_pass(grid: dict, grid_path: Path, task_name: str, rounds: int, steps: int, warmup: int) -> dict:
     """Build and time one task's models; the cost-pass file's content."""
     import os
 
     import torch
 
-    from bench.machine import MEASURE_LOCK_ENV, measuring
-    from bench.results import build_cost_pass, capture_environment
+    from bench.core.machine import MEASURE_LOCK_ENV, measuring
+    from bench.core.results import build_cost_pass, capture_environment
 
     torch.set_num_threads(1)  # the process clock is step time only on one thread
     environment = capture_environment()  # the code as it is when the pass starts
@@ -240,25 +121,6 @@ def cost_pass(grid: dict, grid_path: Path, task_name: str, rounds: int, steps: i
     )
 
 
-def cost_path(output_dir: str | Path, task_name: str) -> Path:
-    return Path(output_dir) / "cost" / f"{task_name}.json"
-
-
-def cost_pass_done(path: Path) -> bool:
-    """Whether `path` holds a complete cost pass, which is kept; a file there that is none (cut short,
-    corrupt, another kind) is said so, in one line, and measured again."""
-    from bench.results import ResultError, read_json, validate_cost_pass
-
-    if not path.exists():
-        return False
-    try:
-        validate_cost_pass(read_json(path), str(path))
-        return True
-    except ResultError as e:
-        print(f"{e} It is measured again.", flush=True)
-        return False
-
-
 def main(argv=None) -> int:
     parser = command_parser("python -m bench.cost", __doc__.strip(),
                             "  python -m bench.cost sweeps/leaderboard.toml --task cmudict")
@@ -275,7 +137,7 @@ def main(argv=None) -> int:
 
 
 def _main(args) -> int:
-    from bench.results import write_json_atomic
+    from bench.core.results import write_json_atomic
     from bench.sweep import load_grid
 
     grid = load_grid(args.grid)

@@ -1,4 +1,4 @@
-"""Measure what the suite's process defaults (bench/process.py) change, against the runtimes' own.
+"""Measure what the suite's process defaults (bench/core/process.py) change, against the runtimes' own.
 
 Part "threads": each mini model trains on digits for `--max-steps` steps, with PyTorch's default
 threads, on an idle machine and beside a busy core (another process spinning on one CPU), under
@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.process import RUNTIME_DEFAULTS, USER_SETTINGS
+from bench.core.process import RUNTIME_DEFAULTS, USER_SETTINGS
 
 EXAMPLES = __doc__.rsplit("\n\n", 1)[1]
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,7 +125,7 @@ def allocator_part(models, max_steps: int, out: Path) -> list[str]:
 
 
 def main(argv=None) -> int:
-    from bench.config import command_parser
+    from bench.core.config import command_parser
     from bench.models import compared_families
 
     compared = compared_families("image")
@@ -150,6 +150,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from bench.errors import run_command
+    from bench.core.errors import run_command
 
     sys.exit(run_command(main))

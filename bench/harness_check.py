@@ -4,14 +4,14 @@ For each image family the registry compares (every one that is no relative of an
 ResMLP, Mixer and the ViT baseline), built at its mini size with the width and depth given, on
 CIFAR-sized synthetic images (the cifar10 task's shape, batch and loss, as a run in bench mode
 measures them), it times inference and training throughput as `measure_model`
-does (the steps of `bench.measure.phase_steps` in the loop of `bench.measure.timed_rates`) and with
+does (the steps of `bench.measure.timing.phase_steps` in the loop of `bench.measure.timing.timed_rates`) and with
 a bare `torch.utils.benchmark.Timer` loop on the same model and batch, in many short pairs, back to
 back, in random order; the median of the ratios harness / bare, with a bootstrap interval, should
 be within a few percent of 1. By default both sides run one thread and time this process's CPU
 time (`--bench-clock process`), which other jobs on the machine do not advance; `--clock wall`
 times wall clock instead.
 
-Then, on the embedded image default (digits), it compares the real training loop (`bench.loop.train`:
+Then, on the embedded image default (digits), it compares the real training loop (`bench.training.loop.train`:
 data loading, gradient clipping, scheduler and progress bar included) with a bare training step on
 a batch from the same loader, interleaved the same way, in wall time (loader workers are other
 processes, whose time the process clock would miss); the ratio shows whether data is a bottleneck.
@@ -36,9 +36,9 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.benchmark import Timer
 
-from bench.config import DataConfig, MeasureConfig, OptimConfig, VariantConfig, command_parser
-from bench.errors import run_command
-from bench.measure import CLOCKS, measure_model, median_with_interval, phase_steps, timed_rates
+from bench.core.config import DataConfig, MeasureConfig, OptimConfig, VariantConfig, command_parser
+from bench.core.errors import run_command
+from bench.measure.timing import CLOCKS, measure_model, median_with_interval, phase_steps, timed_rates
 from bench.models import compared_families, resized
 
 TASK = "cifar10"  # 3x32x32 images, 10 classes: the mini sizes' patch is 4, 64 tokens
@@ -51,7 +51,7 @@ MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::mk
 def make_task(name: str, optim_cfg: OptimConfig):
     """The task as a run with these flags makes it under the suite recipe, so its loss is the one runs
     train and measure."""
-    from bench.recipes import suite_optim
+    from bench.core.recipes import suite_optim
     from tasks import create_task
 
     return create_task(name, label_smoothing=suite_optim(optim_cfg, create_task(name)).label_smoothing)
@@ -87,8 +87,8 @@ def bare_steps(model, batch, loss_fn) -> dict:
 def compare(name, width, depth, batch_size, pairs, steps, clock) -> tuple[float, float]:
     """Median over pairs of harness / bare samples/s, for inference and training.
 
-    The harness side is what `measure_model` times: the steps of `bench.measure.phase_steps`
-    in the loop of `bench.measure.timed_rates`. The bare side is `bare_steps` in a
+    The harness side is what `measure_model` times: the steps of `bench.measure.timing.phase_steps`
+    in the loop of `bench.measure.timing.timed_rates`. The bare side is `bare_steps` in a
     `torch.utils.benchmark.Timer`. Each side has its own copy of the model and its own optimizer.
     """
     task = make_task(TASK, OptimConfig())
@@ -132,10 +132,10 @@ def loop_vs_bare(family: str, rounds: int, steps: int, batch_size: int) -> float
     """Median over rounds of the training loop's samples/s on digits / a bare training step's."""
     from accelerate import Accelerator
 
-    from bench import loop
+    from bench.training import loop
     from bench.models import create_model
 
-    from bench.recipes import suite_optim
+    from bench.core.recipes import suite_optim
 
     data_cfg, optim_cfg = DataConfig(), OptimConfig(batch_size=batch_size, max_steps=steps)
     task = make_task("digits", optim_cfg)

@@ -49,8 +49,8 @@ def install(names: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.config import command_parser
-    from bench.errors import run_command
+    from bench.core.config import command_parser
+    from bench.core.errors import run_command
 
     description, _, examples = __doc__.strip().partition("\n\n")
     parser = command_parser("python -m bench.install_data", description, examples.split("\n\n")[0])

@@ -11,7 +11,7 @@ each measures its own code with its own worker: a ref from before a change of th
 structure is timed as its own runner ran. A ref older than the check itself (no
 bench/regress_worker.py) is refused. Rounds alternate between the sides (which goes first is drawn per round),
 so a burst of load from other jobs hits both alike; each round times every case through
-`bench.measure` and yields one seconds-per-step sample per repeat.
+`bench.measure.timing` and yields one seconds-per-step sample per repeat.
 
 Decision per case, as asv decides: ratio = median(new) / median(base) of seconds per step; a
 regression iff the ratio exceeds 1 + tolerance AND a one-sided Mann-Whitney U test says the new
@@ -39,10 +39,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Iterator, Optional
 
-from bench.config import PRECISIONS, Config, add_flags, command_parser, flag, require
-from bench.errors import SignalCatcher, UserError, run_command
+from bench.core.config import PRECISIONS, Config, add_flags, command_parser, flag, require
+from bench.core.errors import SignalCatcher, UserError, run_command
 from bench.regress_worker import INJECT_SLOWDOWN_ENV  # imports nothing heavy
-from bench.results import check_output_file, write_json_atomic, write_text_atomic
+from bench.core.results import check_output_file, write_json_atomic, write_text_atomic
 
 SUITE_ROOT = Path(__file__).resolve().parent.parent
 WORKER = "bench/regress_worker.py"  # in every checkout the check can time, run as python -m bench.regress_worker
@@ -217,7 +217,7 @@ def temporary_worktree(commit: str) -> Iterator[Path]:
 
 
 class Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM reached the check; bench.errors.run_command exits with 128 + signum."""
+    """SIGINT or SIGTERM reached the check; bench.core.errors.run_command exits with 128 + signum."""
 
     def __init__(self, signum: int):
         super().__init__(signum)

@@ -20,12 +20,12 @@ import sys
 from dataclasses import asdict, fields
 from typing import Iterator
 
-from bench.errors import UserError, run_command
+from bench.core.errors import UserError, run_command
 from bench.regress import (
     EXAMPLE_CASE, SUITE_ROOT, RegressConfig, build_parser, check_writable, decide, measure_interleaved, parse_cases,
     workers,
 )
-from bench.results import write_json_atomic
+from bench.core.results import write_json_atomic
 
 # Injected slowdown of each compared side; the check should flag 15% and pass 0% and 3%.
 SIDES = {"A/A": 0.0, "+15%": 0.15, "+3%": 0.03}

@@ -2,7 +2,7 @@
 
 `bench/regress.py` starts one per side as `python -m bench.regress_worker CHECKOUT THREADS` in the
 checkout, which then comes first on sys.path: this module and everything it imports (models, tasks
-and `bench.measure` itself) is that checkout's code, the code whose speed is compared. So each side
+and `bench.measure.timing` itself) is that checkout's code, the code whose speed is compared. So each side
 builds its task and model as its own runner does, and a ref from before a change of the suite's
 structure is timed with its own worker (every ref since the check exists has one, with this
 protocol).
@@ -29,7 +29,7 @@ from pathlib import Path
 # to show that the check detects a slowdown. The driver passes it to the working tree's side only.
 INJECT_SLOWDOWN_ENV = "MLPBENCH_INJECT_SLOWDOWN"
 FINGERPRINT_KEYS = ("device_type", "device_name", "python", "torch", "timm", "transformers", "cpu_threads")
-# Not bench.measure.CLOCKS: the checkout a worker times may predate it.
+# Not bench.measure.timing.CLOCKS: the checkout a worker times may predate it.
 CLOCKS = {"process": time.process_time, "wall": time.perf_counter}
 
 
@@ -75,21 +75,21 @@ class TimedCase:
             raise RuntimeError(f"bench was imported from {bench.__file__}, not from {checkout}")
         from accelerate.utils import send_to_device
 
-        from bench import measure
-        from bench.config import DataConfig, MeasureConfig, OptimConfig
-        from bench.loop import make_loaders
+        from bench.measure import timing as measure
+        from bench.core.config import DataConfig, MeasureConfig, OptimConfig
+        from bench.training.loop import make_loaders
         from bench.models import create_model, resolve
         from tasks import create_task
 
         if not hasattr(measure, "timed_rates"):
-            raise RuntimeError(f"the checkout {checkout.name} predates bench.measure.timed_rates, which the check needs")
+            raise RuntimeError(f"the checkout {checkout.name} predates bench.measure.timing.timed_rates, which the check needs")
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.clock = CLOCKS[clock_name(self.device.type, threads)]
         self.cfg = MeasureConfig(
             bench_warmup_steps=request["warmup"], bench_steps=request["steps"], bench_repeats=request["repeats"]
         )
         self.batch_size, self.measure = spec["batch"], measure
-        from bench.recipes import suite_optim
+        from bench.core.recipes import suite_optim
 
         data_cfg = DataConfig()
         optim_cfg = suite_optim(OptimConfig(batch_size=spec["batch"]), create_task(spec["task"]))
@@ -153,7 +153,7 @@ def clock_name(device_type: str, threads: int) -> str:
 
 def environment_fingerprint(threads: int) -> dict:
     """What a stored baseline must share with a new measurement for the two to be comparable."""
-    from bench.results import capture_environment
+    from bench.core.results import capture_environment
 
     environment = capture_environment()
     fingerprint = {key: environment.get(key) for key in FINGERPRINT_KEYS}

@@ -15,16 +15,16 @@ import time
 import traceback
 from pathlib import Path
 
-from bench.config import as_dict, build_parser, configs_from_args, flag_name, resolve_precision
-from bench.errors import DEBUG_HINT, DiskFullError, PairError, UserError, first_line, report, run_command
-from bench.recipes import describe_start, get_recipe, list_recipes, run_recipe
-from bench.results import (
+from bench.core.config import as_dict, build_parser, configs_from_args, flag_name, resolve_precision
+from bench.core.errors import DEBUG_HINT, DiskFullError, PairError, UserError, first_line, report, run_command
+from bench.core.recipes import describe_start, get_recipe, list_recipes, run_recipe
+from bench.core.results import (
     TUNE_ENV, build_result, check_output_folder, checkpoint_folder, model_paths, predictions_paths, result_filename,
     tune_record, write_json_atomic, write_text_atomic,
 )
 
 MIXED_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
-_LOCKS: list = []  # the result lock this process holds (bench.results.RunLock), released as main() ends
+_LOCKS: list = []  # the result lock this process holds (bench.core.results.RunLock), released as main() ends
 _MADE: list[Path] = []  # output folders this process made, deepest first; removed as main() ends if still empty
 
 
@@ -39,7 +39,7 @@ def listing() -> str:
     """Tasks, models with sizes and parameter counts (on each modality's reference task), and runnable pairs."""
     import torch
 
-    from bench.config import DataConfig, VariantConfig
+    from bench.core.config import DataConfig, VariantConfig
     from bench.models import model_entries, list_models, resolve
     from tasks import create_task, list_tasks
 
@@ -101,12 +101,60 @@ def listing() -> str:
 
 def _reference_specs(specs):
     """One task per modality to count parameters on: ImageNet-sized images, the default text tasks."""
-    from bench.spec import TaskSpec
+    from bench.core.spec import TaskSpec
 
     ref = {"image": TaskSpec("imagenet", "image", "top1", image_size=(3, 224, 224), num_classes=1000)}
     for spec in specs.values():
         ref.setdefault(spec.modality, spec)
     return ref
+
+
+@dataclasses.dataclass
+class Run:
+    """What the phases of one run hand each other: set by configure() and filled in, phase by phase."""
+
+    configs: dict
+    run_cfg: object
+    optim_cfg: object
+    data_cfg: object
+    measure_cfg: object
+    tune: dict | None
+    variant: object
+    task: object
+    spec: object
+    entry: object
+    size: str
+    out_path: Path
+    checkpoint_root: Path
+    trackers: list
+    accelerator: object = None
+    recipe: object = None
+    recipe_record: dict | None = None
+    drop_path: dict = dataclasses.field(default_factory=dict)
+    started: float = 0.0
+    environment: dict | None = None
+    data: object = None
+    model: object = None
+    params: int = 0
+    bench_batch: object = None
+    train_loader: object = None
+    eval_loader: object = None
+    optimizer: object = None
+    scheduler: object = None
+    ema: object = None
+    scored: object = None
+    history: object = None
+    checkpoints: object = None
+    start: object = None
+    phase: str = "training"  # what the run is doing, named in an unexpected error
+    status: str = "ok"
+    error: str | None = None
+    exit_code: int = 0
+    metrics: dict = dataclasses.field(default_factory=dict)
+    stats: object = None
+    measurements: dict = dataclasses.field(default_factory=dict)
+    wall_time_s: float = 0.0
+    skipped: dict | None = None
 
 
 def run(configs) -> tuple[dict | None, Path | None, int]:
@@ -115,17 +163,29 @@ def run(configs) -> tuple[dict | None, Path | None, int]:
 
     Failures during training, evaluation and measurement still leave a result saying what happened.
     """
-    import torch
-    from accelerate import Accelerator, DataLoaderConfiguration
-    from accelerate.utils import send_to_device, set_seed
+    r = configure(configs)
+    make_accelerator(r)
+    apply_recipe(r)
+    start(r)
+    if synthetic_inputs(r.run_cfg, r.data_cfg):  # bench mode without data: random inputs of the task's shape
+        build_synthetic(r)
+    else:
+        load_and_build(r)
+        resume(r)
+    execute(r)
+    report_skipped(r)
+    result, written = write_result(r)
+    r.accelerator.wait_for_everyone()
+    if r.trackers:
+        r.accelerator.end_training()
+    return result, written, r.exit_code
 
-    from bench import loop, measure
-    from bench.checkpoint import Checkpoints, Position
-    from bench.history import History, check_trackers, tracker_config
-    from bench.machine import measuring
-    from bench.models import resolve, save_model
-    from bench.progress import progress
-    from bench.results import capture_environment
+
+def configure(configs) -> Run:
+    """Check the configs against the task and model before anything is created or loaded: the task, the
+    recipe's name, the data flags, the (model, size) pair, the output file, the precision and trackers."""
+    from bench.models import resolve
+    from bench.training.history import check_trackers
     from tasks import create_task
 
     configs = {**configs, "run": resolve_precision(configs["run"])}
@@ -149,14 +209,25 @@ def run(configs) -> tuple[dict | None, Path | None, int]:
             "--eval-every scores the validation split while training; it needs --mode train and "
             "--eval-split validation (the test split is scored once, at the end)."
         )
+    return Run(configs=configs, run_cfg=run_cfg, optim_cfg=optim_cfg, data_cfg=data_cfg, measure_cfg=measure_cfg,
+               tune=tune, variant=variant, task=task, spec=spec, entry=entry, size=size, out_path=out_path,
+               checkpoint_root=checkpoint_root, trackers=trackers)
 
+
+def make_accelerator(r: Run) -> None:
+    """The Accelerator for the run's precision, batch accumulation, trackers and seeded data order; a
+    precision this device cannot apply is refused."""
+    import torch
+    from accelerate import Accelerator, DataLoaderConfiguration
+
+    run_cfg = r.run_cfg
     try:
-        accelerator = Accelerator(
+        r.accelerator = Accelerator(
             mixed_precision=MIXED_PRECISION[run_cfg.precision],
-            gradient_accumulation_steps=optim_cfg.grad_accum,
+            gradient_accumulation_steps=r.optim_cfg.grad_accum,
             step_scheduler_with_optimizer=False,  # see loop.make_scheduler
-            log_with=trackers or None,
-            project_dir=str(Path(run_cfg.output_dir) / "logs") if trackers else None,
+            log_with=r.trackers or None,
+            project_dir=str(Path(run_cfg.output_dir) / "logs") if r.trackers else None,
             dataloader_config=DataLoaderConfiguration(
                 use_seedable_sampler=True,  # the data order is a function of (seed, epoch): the same after a resume
                 data_seed=run_cfg.seed,
@@ -169,147 +240,229 @@ def run(configs) -> tuple[dict | None, Path | None, int]:
         raise UserError(
             f"--precision {run_cfg.precision} cannot run here ({first_line(e)}); use --precision fp32."
         ) from None
+    accelerator = r.accelerator
     if accelerator.native_amp != (run_cfg.precision != "fp32"):  # what Accelerate really applies, whatever the device
         raise UserError(
             f"--precision {run_cfg.precision} would not be applied to training on {accelerator.device.type} "
             f"(Accelerate's autocast is {'on' if accelerator.native_amp else 'off'}); use --precision fp32."
         )
-    # the recipe's values for this family and size, the learning rate scaled with the global batch;
+
+
+def apply_recipe(r: Run) -> None:
+    """The recipe's values for this family and size (the learning rate scaled with the global batch), the
+    task remade with them, the output checked against them; the run announced and its trackers started."""
+    from bench.training.history import tracker_config
+    from bench.training.progress import progress
+    from tasks import create_task
+
+    accelerator, run_cfg, entry = r.accelerator, r.run_cfg, r.entry
     # the result and checkpoints record the values used
-    optim_cfg, recipe, recipe_record = run_recipe(optim_cfg, configs["recipe"], task, spec.modality, entry.family, size,
-                                                  accelerator.num_processes, entry.stochastic_depth)
-    task = create_task(run_cfg.task, label_smoothing=recipe.label_smoothing, recipe=recipe,
-                       recipe_name=recipe_record["name"])
-    task.check_recipe(optim_cfg)
-    configs = {**configs, "optim": optim_cfg, "recipe": dataclasses.replace(configs["recipe"], recipe=recipe_record["name"])}
-    drop_path = {"drop_path_rate": recipe.drop_path} if entry.stochastic_depth else {}
-    check_output(out_path, checkpoint_root, run_cfg, as_dict(configs), accelerator.is_main_process)
+    r.optim_cfg, r.recipe, r.recipe_record = run_recipe(r.optim_cfg, r.configs["recipe"], r.task, r.spec.modality,
+                                                        entry.family, r.size, accelerator.num_processes,
+                                                        entry.stochastic_depth)
+    r.task = create_task(run_cfg.task, label_smoothing=r.recipe.label_smoothing, recipe=r.recipe,
+                         recipe_name=r.recipe_record["name"])
+    r.task.check_recipe(r.optim_cfg)
+    r.configs = {**r.configs, "optim": r.optim_cfg,
+                 "recipe": dataclasses.replace(r.configs["recipe"], recipe=r.recipe_record["name"])}
+    r.drop_path = {"drop_path_rate": r.recipe.drop_path} if entry.stochastic_depth else {}
+    check_output(r.out_path, r.checkpoint_root, run_cfg, as_dict(r.configs), accelerator.is_main_process)
     if accelerator.is_main_process:
-        print(describe_start(recipe_record, accelerator.num_processes, optim_cfg.batch_size, optim_cfg.grad_accum))
+        print(describe_start(r.recipe_record, accelerator.num_processes, r.optim_cfg.batch_size, r.optim_cfg.grad_accum))
     progress.enabled = accelerator.is_main_process  # tells the sweep that started the run, if one did
-    if trackers:
-        accelerator.init_trackers(out_path.stem, config=tracker_config(as_dict(configs)))
+    if r.trackers:
+        accelerator.init_trackers(r.out_path.stem, config=tracker_config(as_dict(r.configs)))
+
+
+def start(r: Run) -> None:
+    """The loading phase begins: the measurement clock checked, the seed set, the clock started and the
+    environment recorded."""
+    import torch
+    from accelerate.utils import set_seed
+
+    from bench.core.results import capture_environment
+    from bench.measure import timing as measure
+    from bench.training.progress import progress
+
+    accelerator, run_cfg = r.accelerator, r.run_cfg
     progress.phase("loading")
-    if measure_cfg.measure or run_cfg.mode == "bench":
-        measure.check_clock(measure_cfg, accelerator.device)
-    if accelerator.device.type == "cuda" and spec.modality == "image":
+    if r.measure_cfg.measure or run_cfg.mode == "bench":
+        measure.check_clock(r.measure_cfg, accelerator.device)
+    if accelerator.device.type == "cuda" and r.spec.modality == "image":
         torch.backends.cudnn.benchmark = True  # image shapes never change: pick the fastest kernels once
     if run_cfg.size is None and accelerator.is_main_process:
-        print(f"Model: {entry.family}-{size}, the family's default for {spec.describe()} (--size chooses another).")
+        print(f"Model: {r.entry.family}-{r.size}, the family's default for {r.spec.describe()} (--size chooses another).")
     set_seed(run_cfg.seed)
-    started = time.perf_counter()
-    environment = capture_environment(accelerator, run_cfg.precision)
-    history = None
-    if synthetic_inputs(run_cfg, data_cfg):  # bench mode without data: random inputs of the task's shape
-        data = None
-        model = accelerator.prepare(entry.build(spec, entry.sizes[size], variant, **drop_path))
-        params = sum(p.numel() for p in model.parameters())
-        generator = torch.Generator().manual_seed(run_cfg.seed)
-        bench_batch = send_to_device(task.synthetic_batch(spec, optim_cfg.batch_size, generator), accelerator.device)
-    else:
-        with accelerator.main_process_first():  # one process fills the caches (tokenizer, datasets) the others read
-            data = task.load(data_cfg, run_cfg.seed)
-        model = entry.build(data.spec, entry.sizes[size], variant, **drop_path)
-        params = sum(p.numel() for p in model.parameters())
-        train_loader, eval_loader = loop.make_loaders(data, optim_cfg, data_cfg, recipe, run_cfg.seed,
-                                                      accelerator.num_processes, accelerator.process_index)
-        optimizer = loop.make_optimizer(model, recipe, optim_cfg)
-        model, optimizer, eval_loader = accelerator.prepare(model, optimizer, eval_loader)
-        train_loader = loop.prepare_train_loader(accelerator, train_loader)
-        scheduler = accelerator.prepare(loop.make_scheduler(optimizer, optim_cfg, len(train_loader)))
-        bench_batch = None  # the first training batch, taken when measuring
-        ema = None
-        if recipe.ema_decay is not None:  # evaluated in place of the trained weights, and checkpointed
-            from timm.utils import ModelEmaV3
+    r.started = time.perf_counter()
+    r.environment = capture_environment(accelerator, run_cfg.precision)
 
-            ema = ModelEmaV3(accelerator.unwrap_model(model), decay=recipe.ema_decay)
-            accelerator.register_for_checkpointing(ema)
-        scored = model if ema is None else ema.module
-        history = History(run_cfg.eval_every, lambda: loop.evaluate(accelerator, task, scored, eval_loader, data),
-                          data_cfg.eval_split, len(data.train))
-        if run_cfg.eval_every:  # its entries so far are part of a checkpoint
-            accelerator.register_for_checkpointing(history)
 
-        identity = {
-            "--task": task.name, "--model": entry.family, "--size": size, "--seed": run_cfg.seed,
-            "--precision": run_cfg.precision, "processes": accelerator.num_processes, "parameters": params,
-            "training samples": len(data.train),
-            **{flag_name(key): value for key, value in as_dict(configs)["optim"].items()},
-            # only the flags given, so checkpoints written before variants existed still match a default run
-            **{flag_name(key): value for key, value in variant.given().items()},
-            **({"--eval-every": run_cfg.eval_every} if run_cfg.eval_every else {}),
-            "--recipe": recipe_record["name"],
-            **{f"recipe {key}": value for key, value in recipe_record["values"].items()},
-        }
-        checkpoints = Checkpoints(checkpoint_root, identity, run_cfg.checkpoint_every)
-        start = None
-        if run_cfg.resume:
-            folder, start = checkpoints.load(accelerator)
-            if accelerator.is_main_process:
-                print(f"Resuming from {folder} at step {start.step}.")
-        elif run_cfg.overwrite:
-            checkpoints.clear(accelerator)
+def build_synthetic(r: Run) -> None:
+    """Bench mode without data: the model prepared, and one batch of random inputs of the task's shape."""
+    import torch
+    from accelerate.utils import send_to_device
 
-    status, error, exit_code, metrics, stats, measurements = "ok", None, 0, {}, None, {}
-    phase = "training"
+    accelerator = r.accelerator
+    r.model = accelerator.prepare(r.entry.build(r.spec, r.entry.sizes[r.size], r.variant, **r.drop_path))
+    r.params = sum(p.numel() for p in r.model.parameters())
+    generator = torch.Generator().manual_seed(r.run_cfg.seed)
+    r.bench_batch = send_to_device(r.task.synthetic_batch(r.spec, r.optim_cfg.batch_size, generator), accelerator.device)
+
+
+def load_and_build(r: Run) -> None:
+    """The task's data loaded, the model built, its loaders, optimizer and scheduler prepared by
+    Accelerate, the EMA of its weights (where the recipe keeps one) and the metric history."""
+    from bench.training import loop
+    from bench.training.history import History
+
+    accelerator, run_cfg, recipe, optim_cfg = r.accelerator, r.run_cfg, r.recipe, r.optim_cfg
+    with accelerator.main_process_first():  # one process fills the caches (tokenizer, datasets) the others read
+        r.data = data = r.task.load(r.data_cfg, run_cfg.seed)
+    model = r.entry.build(data.spec, r.entry.sizes[r.size], r.variant, **r.drop_path)
+    r.params = sum(p.numel() for p in model.parameters())
+    train_loader, eval_loader = loop.make_loaders(data, optim_cfg, r.data_cfg, recipe, run_cfg.seed,
+                                                  accelerator.num_processes, accelerator.process_index)
+    optimizer = loop.make_optimizer(model, recipe, optim_cfg)
+    r.model, r.optimizer, r.eval_loader = accelerator.prepare(model, optimizer, eval_loader)
+    r.train_loader = loop.prepare_train_loader(accelerator, train_loader)
+    r.scheduler = accelerator.prepare(loop.make_scheduler(r.optimizer, optim_cfg, len(r.train_loader)))
+    r.bench_batch = None  # the first training batch, taken when measuring
+    r.ema = None
+    if recipe.ema_decay is not None:  # evaluated in place of the trained weights, and checkpointed
+        from timm.utils import ModelEmaV3
+
+        r.ema = ModelEmaV3(accelerator.unwrap_model(r.model), decay=recipe.ema_decay)
+        accelerator.register_for_checkpointing(r.ema)
+    r.scored = scored = r.model if r.ema is None else r.ema.module
+    task, eval_loader = r.task, r.eval_loader
+    r.history = History(run_cfg.eval_every, lambda: loop.evaluate(accelerator, task, scored, eval_loader, data),
+                        r.data_cfg.eval_split, len(data.train))
+    if run_cfg.eval_every:  # its entries so far are part of a checkpoint
+        accelerator.register_for_checkpointing(r.history)
+
+
+def resume(r: Run) -> None:
+    """The run's checkpoints, named by what identifies the run: loaded with --resume, cleared with --overwrite."""
+    from bench.training.checkpoint import Checkpoints
+
+    accelerator, run_cfg, recipe_record = r.accelerator, r.run_cfg, r.recipe_record
+    identity = {
+        "--task": r.task.name, "--model": r.entry.family, "--size": r.size, "--seed": run_cfg.seed,
+        "--precision": run_cfg.precision, "processes": accelerator.num_processes, "parameters": r.params,
+        "training samples": len(r.data.train),
+        **{flag_name(key): value for key, value in as_dict(r.configs)["optim"].items()},
+        # only the flags given, so checkpoints written before variants existed still match a default run
+        **{flag_name(key): value for key, value in r.variant.given().items()},
+        **({"--eval-every": run_cfg.eval_every} if run_cfg.eval_every else {}),
+        "--recipe": recipe_record["name"],
+        **{f"recipe {key}": value for key, value in recipe_record["values"].items()},
+    }
+    r.checkpoints = Checkpoints(r.checkpoint_root, identity, run_cfg.checkpoint_every)
+    r.start = None
+    if run_cfg.resume:
+        folder, r.start = r.checkpoints.load(accelerator)
+        if accelerator.is_main_process:
+            print(f"Resuming from {folder} at step {r.start.step}.")
+    elif run_cfg.overwrite:
+        r.checkpoints.clear(accelerator)
+
+
+def execute(r: Run) -> None:
+    """Train and evaluate (--mode train), then measure (--measure or --mode bench); a stop or failure on
+    the way is recorded in the run's status, error and exit code, not raised (but a full disk)."""
+    from bench.training import loop
+
+    r.phase = "training"
     try:
-        if run_cfg.mode == "train":
-            stats = loop.train(accelerator, task, model, optimizer, scheduler, train_loader, optim_cfg, checkpoints, start,
-                               history, ema)
-            phase = "evaluation"
-            progress.phase(phase)
-            metrics = loop.evaluate(accelerator, task, scored, eval_loader, data)
-            metrics["eval_samples"] = len(data.eval)  # the scored split's size, printed beside the scores
-            history.record(accelerator, Position(step=stats.steps, samples=stats.samples), metrics)
-        if measure_cfg.measure or run_cfg.mode == "bench":
-            phase = "measurement"
-            progress.phase(phase)
-            if bench_batch is None:
-                bench_batch = next(iter(train_loader))
-            with measuring():  # one measurement at a time, nothing else of the sweep running beside it
-                measurements = measure_run(accelerator, task, model, bench_batch, optim_cfg, measure_cfg,
-                                           run_cfg.precision)
-            measurements["throughput"]["inputs"] = "dataset" if data is not None else "synthetic"
-            if stats is not None:
-                measurements["throughput"].update(stats.loop)
+        if r.run_cfg.mode == "train":
+            train_and_evaluate(r)
+        if r.measure_cfg.measure or r.run_cfg.mode == "bench":
+            measure(r)
     except loop.Stopped as e:
-        status, error, exit_code = e.status, str(e), e.exit_code
+        r.status, r.error, r.exit_code = e.status, str(e), e.exit_code
     except DiskFullError:
         raise  # no result, which would mark the run done: once space is freed it resumes from its checkpoints
     except Exception as e:  # a bug or an unforeseen failure: the result still says what happened
-        if run_cfg.debug:
+        if r.run_cfg.debug:
             traceback.print_exc()
-        status, error, exit_code = "error", f"Unexpected {type(e).__name__} during {phase}: {first_line(e)}.", 1
-    wall_time_s = time.perf_counter() - started
+        r.status, r.error, r.exit_code = "error", f"Unexpected {type(e).__name__} during {r.phase}: {first_line(e)}.", 1
+    r.wall_time_s = time.perf_counter() - r.started
+
+
+def train_and_evaluate(r: Run) -> None:
+    """The training loop, then the scored split evaluated (with the EMA's weights where there is one)."""
+    from bench.training import loop
+    from bench.training.checkpoint import Position
+    from bench.training.progress import progress
+
+    accelerator = r.accelerator
+    r.stats = loop.train(accelerator, r.task, r.model, r.optimizer, r.scheduler, r.train_loader, r.optim_cfg,
+                         r.checkpoints, r.start, r.history, r.ema)
+    r.phase = "evaluation"
+    progress.phase(r.phase)
+    r.metrics = loop.evaluate(accelerator, r.task, r.scored, r.eval_loader, r.data)
+    r.metrics["eval_samples"] = len(r.data.eval)  # the scored split's size, printed beside the scores
+    r.history.record(accelerator, Position(step=r.stats.steps, samples=r.stats.samples), r.metrics)
+
+
+def measure(r: Run) -> None:
+    """The model's cost measured on one batch (the first training batch, or the synthetic one), holding
+    the machine's measurement lock; the training loop's own throughput added where it trained."""
+    from bench.core.machine import measuring
+    from bench.training.progress import progress
+
+    r.phase = "measurement"
+    progress.phase(r.phase)
+    if r.bench_batch is None:
+        r.bench_batch = next(iter(r.train_loader))
+    with measuring():  # one measurement at a time, nothing else of the sweep running beside it
+        r.measurements = measure_run(r.accelerator, r.task, r.model, r.bench_batch, r.optim_cfg, r.measure_cfg,
+                                     r.run_cfg.precision)
+    r.measurements["throughput"]["inputs"] = "dataset" if r.data is not None else "synthetic"
+    if r.stats is not None:
+        r.measurements["throughput"].update(r.stats.loop)
+
+
+def report_skipped(r: Run) -> None:
+    """Image files the data left out (unreadable at load, or failed to decode in a batch), said and kept
+    for the result."""
+    data, accelerator = r.data, r.accelerator
     skipped = ((data.extra or {}) if data is not None else {}).get("skipped_images")
     if skipped is not None:  # image files left out (unreadable at load, or failed to decode in a batch)
         skipped = skipped() if callable(skipped) else skipped
         if any(skipped.values()) and accelerator.is_main_process:
             print(f"Skipped image files: {skipped.get('train', 0)} of the training split, {skipped.get('eval', 0)} of "
                   f"the scored split (unreadable or undecodable; recorded in the result's data.skipped_images).")
+    r.skipped = skipped
+
+
+def write_result(r: Run) -> tuple[dict | None, Path | None]:
+    """On the main process: the predictions, the trained weights (--save-model) and the result file
+    written; (the result, its path), both None on the other processes."""
+    from bench.models import save_model
+
+    accelerator, run_cfg, data = r.accelerator, r.run_cfg, r.data
     result, written = None, None
     if accelerator.is_main_process:
         if data is not None and "predictions" in (data.extra or {}):
-            for path, lines in zip(predictions_paths(out_path), data.extra["predictions"]):
+            for path, lines in zip(predictions_paths(r.out_path), data.extra["predictions"]):
                 write_text_atomic(path, "".join(line.replace("\n", " ") + "\n" for line in lines))
         saved_model = None
-        if run_cfg.save_model and status == "ok" and stats is not None:
-            weights, description = model_paths(out_path)
-            save_model(accelerator.unwrap_model(scored), entry.family, size, data.spec, variant, weights, description)
+        if run_cfg.save_model and r.status == "ok" and r.stats is not None:
+            weights, description = model_paths(r.out_path)
+            save_model(accelerator.unwrap_model(r.scored), r.entry.family, r.size, data.spec, r.variant, weights,
+                       description)
             saved_model = description.name
         result = build_result(
-            status=status, error=error, task=task.name, entry=entry, size=size, variant=variant.name(),
-            seed=run_cfg.seed, spec=spec, config=as_dict(configs), environment=environment, metrics=metrics,
-            params=params, train=stats, history=None if history is None else history.entries,
-            wall_time_s=wall_time_s, measurements=measurements, skipped_images=skipped,
+            status=r.status, error=r.error, task=r.task.name, entry=r.entry, size=r.size, variant=r.variant.name(),
+            seed=run_cfg.seed, spec=r.spec, config=as_dict(r.configs), environment=r.environment, metrics=r.metrics,
+            params=r.params, train=r.stats, history=None if r.history is None else r.history.entries,
+            wall_time_s=r.wall_time_s, measurements=r.measurements, skipped_images=r.skipped,
             skipped_entries=(data.extra or {}).get("skipped_entries") if data is not None else None,
-            saved_model=saved_model, recipe=recipe_record, tune=tune,
+            saved_model=saved_model, recipe=r.recipe_record, tune=r.tune,
         )
-        written = write_json_atomic(out_path, result)
-    accelerator.wait_for_everyone()
-    if trackers:
-        accelerator.end_training()
-    return result, written, exit_code
+        written = write_json_atomic(r.out_path, result)
+    return result, written
 
 
 def synthetic_inputs(run_cfg, data_cfg) -> bool:
@@ -326,8 +479,8 @@ def measure_run(accelerator, task, model, batch, optim_cfg, measure_cfg, precisi
     """
     import torch
 
-    from bench.loop import OutOfMemory
-    from bench.measure import head_flops_share, measure_model
+    from bench.training.loop import OutOfMemory
+    from bench.measure.timing import head_flops_share, measure_model
 
     tokens = task.tokens(batch)
     try:
@@ -375,11 +528,11 @@ def check_precision(precision: str) -> None:
 def check_output(path: Path, checkpoints: Path, run_cfg, config: dict | None = None, main_process: bool = True) -> None:
     """Refuse to clobber an earlier result or checkpoints, to resume without a checkpoint, and fail now
     (not after training) on an unwritable folder. The main process then holds the result's lock
-    (bench.results.RunLock) until main() ends, so a second run of the same identity started meanwhile
+    (bench.core.results.RunLock) until main() ends, so a second run of the same identity started meanwhile
     is refused instead of overwriting this one. `config` (as_dict of the run's configs) names the
     settings in which an existing result differs."""
-    from bench.checkpoint import complete
-    from bench.results import RunLock
+    from bench.training.checkpoint import complete
+    from bench.core.results import RunLock
 
     refuse_existing(path, run_cfg, config, announce=main_process)
     found = complete(checkpoints)
@@ -423,7 +576,7 @@ def check_output(path: Path, checkpoints: Path, run_cfg, config: dict | None = N
 def refuse_existing(path: Path, run_cfg, config: dict | None, announce: bool = True) -> None:
     """An existing result is replaced only with --overwrite or --resume; say which settings differ
     (and, with `announce`, that --overwrite replaces a result made with other settings)."""
-    from bench.results import ResultError, load_result, setting_differences
+    from bench.core.results import ResultError, load_result, setting_differences
 
     if not path.exists():
         return
@@ -476,7 +629,7 @@ def main(argv=None) -> int:
 
 
 def _main(args) -> int:
-    from bench.loop import signals
+    from bench.training.loop import signals
 
     with signals.installed():
         if args.list:

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from bench.config import DataConfig, VariantConfig, command_parser
-from bench.errors import PairError, UserError, run_command
-from bench.registry import Registry
-from bench.results import ResultError, check_output_folder, load_result
+from bench.core.config import DataConfig, VariantConfig, command_parser
+from bench.core.errors import PairError, UserError, run_command
+from bench.core.registry import Registry
+from bench.core.results import ResultError, check_output_folder, load_result
 
 SIZE = "mini"
 EXAMPLES = """  python -m bench.sanity                             # every family on every sanity task
@@ -151,7 +151,7 @@ def sanity(families: list[str], task_names: list[str], output_dir: Path, process
     """Run every pair (bench.sweep's way: one process each, with its log) and judge it."""
     from types import SimpleNamespace
 
-    from bench.config import SlurmConfig
+    from bench.core.config import SlurmConfig
     from bench.sweep import Launcher, RunProcesses, execute, number, planned_run
 
     checks = [CHECKS.get(name) for name in task_names or CHECKS.names()]  # an unknown name fails here

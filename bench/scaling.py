@@ -14,7 +14,7 @@ patch, a text size's longest input):
     seq2seq     sources and targets of 128 to 4,096 tokens each (an encoder and a causal decoder)
 
 Inputs are random, of the registered task's shape (classes, vocabulary): imagenet, wordnet and
-wmt14-de-en; nothing is downloaded. Each point is measured by bench.measure on one batch of
+wmt14-de-en; nothing is downloaded. Each point is measured by bench.measure.timing on one batch of
 --batch-size samples, the same at every point: FLOPs per sample (counted, and the family's
 registered formula beside them), inference and training samples/s and tokens/s, batch-1 latency,
 peak training and inference memory (on a CPU the model's own tensors, not the process), each
@@ -25,7 +25,7 @@ Each point runs in a child process of its own (--no-isolate: in this one) and en
 ok; oom, when it needs more than --memory-cap MB (on a CPU; a GPU's own memory on a GPU); timeout,
 when it takes more than --time-cap seconds on the measurement clock; error, with its sentence.
 Once a family is over a cap, its longer inputs of the series are recorded as skipped, not run.
-Every point is one JSON file in --output-dir (bench.results: the point schema), written
+Every point is one JSON file in --output-dir (bench.core.results: the point schema), written
 atomically, so a stopped study continues where it stopped when rerun: points already there are
 kept, except failures, which run again when the cap they hit was raised. Points made with other
 measurement settings are refused unless --overwrite. With MLPBENCH_MEASURE_LOCK set (a sweep's
@@ -48,10 +48,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from bench.config import CLOCKS, PRECISIONS, add_flags, command_parser, flag, require
-from bench.errors import UnknownNameError, UserError, run_command
-from bench.progress import duration
-from bench.results import (
+from bench.core.config import CLOCKS, PRECISIONS, add_flags, command_parser, flag, require
+from bench.core.errors import UnknownNameError, UserError, run_command
+from bench.training.progress import duration
+from bench.core.results import (
     POINT_KIND, POINT_SCHEMA_VERSION, ResultError, check_output_folder, load_point, point_filename, write_json_atomic,
 )
 
@@ -82,7 +82,7 @@ class Series:
 
     def data_config(self, tokens: int):
         """The task's DataConfig for this input size."""
-        from bench.config import DataConfig
+        from bench.core.config import DataConfig
 
         if self.patch is None:
             return DataConfig(seq_len=tokens)
@@ -411,8 +411,8 @@ def header(point: Point, cfg: ScalingConfig, setup: Setup) -> dict[str, Any]:
 def environment(setup: Setup) -> dict[str, Any]:
     """capture_environment(), and how busy the machine was: its load averages now, its cores, and
     whether the point measures holding a sweep's measurement lock (MLPBENCH_MEASURE_LOCK)."""
-    from bench.machine import MEASURE_LOCK_ENV
-    from bench.results import capture_environment
+    from bench.core.machine import MEASURE_LOCK_ENV
+    from bench.core.results import capture_environment
 
     env = capture_environment(None, setup.precision)
     env["load_average"] = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
@@ -424,7 +424,7 @@ def environment(setup: Setup) -> dict[str, Any]:
 def measure_point(point: Point, cfg: ScalingConfig, setup: Setup) -> dict[str, Any]:
     """The point file of one point: measured, or why not (oom, timeout, error); never raises but
     KeyboardInterrupt."""
-    from bench.machine import measuring
+    from bench.core.machine import measuring
 
     started, cpu_started = time.perf_counter(), time.process_time()
     result = header(point, cfg, setup)
@@ -461,7 +461,7 @@ def build_point(point: Point, batch_size: int, device: str = "cpu", **size_overr
     import torch
     from accelerate.utils import send_to_device
 
-    from bench.config import VariantConfig
+    from bench.core.config import VariantConfig
     from bench.models import resized
     from tasks import create_task
 
@@ -486,8 +486,8 @@ def analytic_flops(task, spec, entry, size_cfg, batch, batch_size: int) -> Optio
 def _measure(point: Point, cfg: ScalingConfig, setup: Setup) -> dict[str, Any]:
     import torch
 
-    from bench.config import MeasureConfig
-    from bench.measure import count_params, measure_model
+    from bench.core.config import MeasureConfig
+    from bench.measure.timing import count_params, measure_model
 
     task, spec, entry, size_cfg, model, batch = build_point(point, cfg.batch_size, setup.device)
     tokens = task.tokens(batch)

@@ -10,7 +10,7 @@ to OUTPUT_DIR/logs/. SIGINT (Ctrl-C) or SIGTERM reaches the running runs through
 started each in a process group of its own: they save a checkpoint and stop, no other run starts,
 and the sweep exits 130 / 143 once they have. Every --progress-every seconds (default 30) it prints
 each running run's phase, step and time left in training. A result already in output_dir that was
-made with other outcome-changing settings (bench.results.OUTCOME_SETTINGS) than the sweep's would be
+made with other outcome-changing settings (bench.core.results.OUTCOME_SETTINGS) than the sweep's would be
 skipped as done, or replaced: the sweep refuses to start. The file's keys, checked for type and shape
 before anything runs (flags the sweep sets per run, such as seed or output-dir, are refused in args;
 the flags each task's runs get are checked as bench/run.py checks them, the data flags the task
@@ -29,12 +29,12 @@ reads included; a grid of which no pair can run is refused):
     runs_per_gpu = 1               # optional: runs that may share a GPU (or group) at a time; they then take turns
                                    # measuring (default 1: each concurrent run has its own)
     reproducible = true            # optional: runs in reproducible mode, the same bits on any x86-64 CPU
-                                   # (bench/process.py; default false)
+                                   # (bench/core/process.py; default false)
     [args]                         # flags for every run (--name value; true for switches)
     epochs = 10
     [task_args.wordnet]            # flags for one task's runs, over [args]
     max-steps = 300
-    [variants]                     # optional: per model, the variants to run (bench.config.VariantConfig
+    [variants]                     # optional: per model, the variants to run (bench.core.config.VariantConfig
     resmlp = ["", "norm=none"]     # names; "" is the family's default); unlisted models run their default
     [tune]                         # optional: tune the learning rate on validation before the seeds
     lr = [1e-3, 2e-3, 4e-3]        # the grid, the same for every architecture
@@ -72,7 +72,7 @@ OUTPUT_DIR/cost/TASK.json, unless that file exists; the leaderboard takes the ta
 from it.
 
 Where the runs go (docs/scale-out.md): with CUDA, each run the sweep has going at once gets its own
-GPU, or its own gpus_per_run of them (bench.launch), and the result records which. With --executor
+GPU, or its own gpus_per_run of them (bench.scale_out.launch), and the result records which. With --executor
 slurm each run is a Slurm job, submitted through submitit and waited for; the phases, the choice on
 validation, resuming and the results are the same. A preempted or timed-out job is requeued and
 resumes its run from its checkpoint. --executor local runs the same jobs through submitit's local
@@ -98,15 +98,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
-from bench.config import CONCERNS, MAX_SEED, SlurmConfig, VariantConfig, add_flags, command_parser, field_kinds
-from bench.cost import cost_pass_done, cost_path
-from bench.errors import PairError, UserError, run_command
-from bench.launch import (RUN_SCRIPT, DeviceSlots, Job, JobExecutor, device_groups, resumed_argv, run_launcher,
+from bench.core.config import CONCERNS, MAX_SEED, SlurmConfig, VariantConfig, add_flags, command_parser, field_kinds
+from bench.measure.cost import cost_pass_done, cost_path
+from bench.core.errors import PairError, UserError, run_command
+from bench.scale_out.launch import (RUN_SCRIPT, DeviceSlots, Job, JobExecutor, device_groups, resumed_argv, run_launcher,
                           start_process, visible_gpus)
-from bench.machine import MEASURE_LOCK_ENV
-from bench.process import reproducible_env
-from bench.progress import PROGRESS_ENV, describe, read_progress
-from bench.results import (
+from bench.core.machine import MEASURE_LOCK_ENV
+from bench.core.process import reproducible_env
+from bench.training.progress import PROGRESS_ENV, describe, read_progress
+from bench.core.results import (
     TUNE_ENV, ProcessLock, ResultError, check_output_folder, checkpoint_folder, load_result, result_filename,
     setting_differences,
 )
@@ -295,7 +295,7 @@ def load_grid(path: Path) -> dict:
                                 f"max-steps nor epochs for them to multiply: set one in [args] or "
                                 f"[task_args.{task_name}].")
     if "recipes" in grid:
-        from bench.recipes import get_recipe
+        from bench.core.recipes import get_recipe
 
         for name in grid["recipes"]:
             try:
@@ -365,7 +365,7 @@ def check_run_flags(task_name: str, args: dict, path: Path) -> None:
 
 def run_configs(argv: list[str], refused: str) -> dict:
     """The validated configs bench/run.py makes of `argv`, or a UserError: `refused` and the reason."""
-    from bench.config import build_parser, configs_from_args
+    from bench.core.config import build_parser, configs_from_args
 
     def error(message):
         raise UserError(f"{message}.")
@@ -400,7 +400,7 @@ def plan(grid: dict, task_names: list[str] | None = None, phase: str | None = No
     (task, family, size, variant), scored on test; a pair with no choice is left out; with `budget` k > 1,
     trained k times as long (longer_budget()), into OUTPUT_DIR/budget-<k>x/.
     """
-    from bench.config import DataConfig
+    from bench.core.config import DataConfig
     from bench.models import resolve
     from tasks import create_task
 
@@ -471,7 +471,7 @@ def tuning_run(grid: dict, seed: int, task_name: str, family: str, size: str, va
                warmup: Optional[float], extension: bool = False) -> dict:
     """One tuning run: the setting (lr, warm-up or None) at the tuning seed, scored on validation, into
     tune/lr-<lr>/ (tune/lr-<lr>-warmup-<w>/ where [tune] tunes warm-up). Its result records the declared
-    [tune] grid (bench.results.TUNE_ENV); `extension`: its lr lies beyond the grid."""
+    [tune] grid (bench.core.results.TUNE_ENV); `extension`: its lr lies beyond the grid."""
     tune = grid["tune"]
     folder = f"lr-{lr:g}" + ("" if warmup is None else f"-warmup-{warmup:g}")
     curve = {"eval-every": tune["eval_every"][task_name]} if task_name in tune.get("eval_every", {}) else {}
@@ -654,7 +654,7 @@ class RunProcesses:
 
 class ProgressMonitor:
     """Every `interval` seconds, one line per running run: its phase, step / total steps and time left
-    in training, from the progress file it writes (bench.progress). Runs' own progress bars are off
+    in training, from the progress file it writes (bench.training.progress). Runs' own progress bars are off
     when the sweep's output is not a terminal, so without this a sweep says only "running..."."""
 
     def __init__(self, interval: float):
@@ -695,7 +695,7 @@ class Launcher:
     """How the sweep starts a command (a run of bench/run.py, a cost pass) and waits for it: as a process
     of its own (--executor processes), or as a submitit job (slurm; local: submitit's local executor,
     the same code without sbatch). On this machine each job takes a device group while it runs
-    (bench.launch.device_groups: its own GPUs, or nothing on CPU); Slurm gives each job its own."""
+    (bench.scale_out.launch.device_groups: its own GPUs, or nothing on CPU); Slurm gives each job its own."""
 
     def __init__(self, args, grid: dict, processes: RunProcesses):
         self.processes = processes
@@ -718,7 +718,7 @@ class Launcher:
             self.env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.jobs))
             if not self.gpus_per_run or shared > 1:
                 # Measurements on a shared device (the CPU, or a GPU of runs_per_gpu > 1) take turns and
-                # the other runs pause meanwhile (bench.machine).
+                # the other runs pause meanwhile (bench.core.machine).
                 self.env[MEASURE_LOCK_ENV] = str(Path(grid["output_dir"]).resolve() / ".measure.lock")
         self.jobs = None
         if args.executor != "processes" and not args.dry_run:
@@ -759,8 +759,8 @@ class Launcher:
 
 def planned_config(run: dict) -> dict:
     """The config bench/run.py will record for `run` ({concern: {field: value}}), from its flags."""
-    from bench.config import as_dict
-    from bench.recipes import run_recipe
+    from bench.core.config import as_dict
+    from bench.core.recipes import run_recipe
     from tasks import create_task
 
     configs = run_configs(run["argv"], f"bench/run.py would refuse the flags of {run['name']}:")
@@ -776,7 +776,7 @@ def planned_config(run: dict) -> dict:
 
 
 def refuse_other_settings(runs: list[dict]) -> None:
-    """An existing result made with other outcome-changing settings (bench.results.setting_differences)
+    """An existing result made with other outcome-changing settings (bench.core.results.setting_differences)
     than the sweep's for it would be skipped as done, or replaced: refuse, before any run starts."""
     conflicts = []
     for run in runs:
@@ -891,7 +891,7 @@ def sweep_one(args, grid: dict, processes: RunProcesses) -> int:
 def hold_output_dir(output_dir: Path, grid_path: Path) -> ProcessLock:
     """The sweep's lock on its output folder (SWEEP_LOCK in it), held while it runs: a second sweep on the
     same folder would run the same runs at once, one refused by the other's result locks. A sweep that
-    died, however, holds nothing (bench.results.ProcessLock)."""
+    died, however, holds nothing (bench.core.results.ProcessLock)."""
     lock = ProcessLock(output_dir / SWEEP_LOCK)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@
     python -m bench.timm_compare --device cpu --precision fp32 --image-size 32 --batch-size 2 --models mixer-s16 \\
         --rounds 2 --warmup 0 --steps 1 --repeats 1 --latency-samples 1 --peak-gemm-size 64   # a smoke test
 
-For each model, "ours" is bench.measure.measure_model, as `bench/run.py --mode bench` calls it, on
+For each model, "ours" is bench.measure.timing.measure_model, as `bench/run.py --mode bench` calls it, on
 our model (bench.models.create_model on an ImageNet-shaped task, synthetic inputs, the task's loss,
 AdamW); "timm" is timm's registered model of the same shape (timm.create_model, pretrained=False),
 timed as timm's benchmark.py times it (its InferenceBenchmarkRunner and TrainBenchmarkRunner):
@@ -38,9 +38,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from bench.config import PRECISIONS, command_parser
-from bench.errors import UserError, run_command
-from bench.results import check_output_file
+from bench.core.config import PRECISIONS, command_parser
+from bench.core.errors import UserError, run_command
+from bench.core.results import check_output_file
 
 
 @dataclass(frozen=True)
@@ -242,14 +242,14 @@ class TimmBenchmark:
 
 
 class Ours:
-    """Our model measured by bench.measure.measure_model on synthetic ImageNet-shaped inputs."""
+    """Our model measured by bench.measure.timing.measure_model on synthetic ImageNet-shaped inputs."""
 
     def __init__(self, pair: Pair, args, device):
         import torch
 
-        from bench.config import MeasureConfig
+        from bench.core.config import MeasureConfig
         from bench.models import create_model
-        from bench.spec import TaskSpec
+        from bench.core.spec import TaskSpec
         from tasks import create_task
 
         self.task = create_task("imagenet")  # the run's defaults: label smoothing 0.1
@@ -268,7 +268,7 @@ class Ours:
     def measure(self) -> dict:
         import torch
 
-        from bench.measure import measure_model
+        from bench.measure.timing import measure_model
 
         args = self.args
         return measure_model(
@@ -409,7 +409,7 @@ def compare_all(args) -> int:
         print(line, flush=True)
 
     settings = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
-    say(f"Comparing our harness (bench.measure.measure_model) with timm's benchmark.py timing on {device.type}: "
+    say(f"Comparing our harness (bench.measure.timing.measure_model) with timm's benchmark.py timing on {device.type}: "
         f"batch {args.batch_size}, {args.precision}, {args.image_size} px, {args.rounds} interleaved rounds of "
         f"{args.warmup} warm-up + {args.steps} x {args.repeats} timed steps"
         f"{', compiled' if args.compile else ''}{', channels_last' if args.channels_last else ''}.")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import shlex
 import sys
 
-from bench.config import command_parser
-from bench.errors import UserError, run_command
-from bench.results import check_output_folder
+from bench.core.config import command_parser
+from bench.core.errors import UserError, run_command
+from bench.core.results import check_output_folder
 from leaderboard.build import build
 from leaderboard.collect import collect, provenance_warnings
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.errors import UserError
-from bench.results import atomic_path, write_text_atomic
+from bench.core.errors import UserError
+from bench.core.results import atomic_path, write_text_atomic
 from leaderboard.ablations import ablation_page, has_ablations
 from leaderboard.aggregate import aggregate, compare_to_baselines, tuning_rows, with_cost_passes
 from leaderboard.collect import Collection, Run

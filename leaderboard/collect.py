@@ -28,8 +28,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
-from bench.errors import UserError
-from bench.results import (
+from bench.core.errors import UserError
+from bench.core.results import (
     ResultError, git_provenance, is_cost_pass, is_point, read_json, valid_tune_record, validate_cost_pass,
     validate_point, validate_result,
 )

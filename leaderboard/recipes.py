@@ -9,10 +9,10 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from bench.config import command_parser
-from bench.errors import UserError, run_command
-from bench.recipes import DEIT_TOP1, PAPER_SIZES, Recipe, cited_values, get_recipe, list_recipes
-from bench.results import write_text_atomic
+from bench.core.config import command_parser
+from bench.core.errors import UserError, run_command
+from bench.core.recipes import DEIT_TOP1, PAPER_SIZES, Recipe, cited_values, get_recipe, list_recipes
+from bench.core.results import write_text_atomic
 
 FIELDS = [f.name for f in dataclasses.fields(Recipe)]
 # The (family, size) pairs the page shows for the recipes that differ by them: each paper size of a

@@ -1,4 +1,4 @@
-"""What a task is: its data, its loss and its metrics; the shape it gives a model is bench.spec.TaskSpec.
+"""What a task is: its data, its loss and its metrics; the shape it gives a model is bench.core.spec.TaskSpec.
 
 The training loop only talks to this interface, so image, MLM and seq2seq tasks run through
 the same loop and the same measurement code.
@@ -13,12 +13,12 @@ from typing import Any, Callable, Optional
 import torch
 from accelerate.utils import find_batch_size
 
-from bench.config import flag_name
-from bench.errors import UserError
-from bench.registry import Registry
-from bench.spec import TaskSpec
+from bench.core.config import flag_name
+from bench.core.errors import UserError
+from bench.core.registry import Registry
+from bench.core.spec import TaskSpec
 
-# The data flags (bench.config.DataConfig fields) every task reads; each task adds its own (Task.data_flags).
+# The data flags (bench.core.config.DataConfig fields) every task reads; each task adds its own (Task.data_flags).
 COMMON_DATA_FLAGS = ("eval_split", "max_train_samples", "max_eval_samples", "num_workers")
 
 # The validation split (--eval-split validation) of a source without one: this fraction of its
@@ -49,12 +49,12 @@ class Task(ABC):
     description: str = ""
     offline: bool = False  # True when the default source needs no network
     default_label_smoothing: float = 0.0  # the modality's usual value; --label-smoothing overrides it
-    default_recipe: str = "suite"  # the training recipe (bench.recipes) of a run that names none
+    default_recipe: str = "suite"  # the training recipe (bench.core.recipes) of a run that names none
     data_flags: tuple[str, ...] = ()  # the DataConfig fields it can read besides COMMON_DATA_FLAGS
 
     def __init__(self, label_smoothing: Optional[float] = None, recipe=None, recipe_name: Optional[str] = None):
         """label_smoothing: of the training loss; None, the task's default. `recipe`: the run's
-        bench.recipes.Recipe, whose augmentation and mixing an image task applies; None trains without.
+        bench.core.recipes.Recipe, whose augmentation and mixing an image task applies; None trains without.
         `recipe_name`: its name (None: the task's default recipe)."""
         self.label_smoothing = self.default_label_smoothing if label_smoothing is None else label_smoothing
         self.recipe = recipe
@@ -118,7 +118,7 @@ def register_task(cls: type[Task]) -> type[Task]:
 
 def create_task(name: str, **flags) -> Task:
     """A fresh task for one run. `flags`: the settings its loss and data take (label_smoothing, None for the
-    task's default; recipe, bench.recipes.run_recipe's); UnknownNameError listing the tasks if none is `name`."""
+    task's default; recipe, bench.core.recipes.run_recipe's); UnknownNameError listing the tasks if none is `name`."""
     return TASKS.get(name)(**flags)
 
 

@@ -55,7 +55,7 @@ import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.errors import DataError
+from bench.core.errors import DataError
 from tasks.base import register_task
 from tasks.text import Seq2SeqTask
 

@@ -27,8 +27,8 @@ import re
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from bench.errors import DataError
-from bench.spec import TaskSpec
+from bench.core.errors import DataError
+from bench.core.spec import TaskSpec
 from tasks.base import VALIDATION_FRACTION, TaskData, register_task
 from tasks.text import Seq2SeqCollate, Seq2SeqTask, data_file_paths, is_held_out
 

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Optional
 
-from bench.errors import DataError, first_line
+from bench.core.errors import DataError, first_line
 
 HUB_TIMEOUT = 3.0  # seconds the hub has to answer before a run gives up on it
 

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset, TensorDataset
 
-from bench.errors import DataError, UserError
-from bench.spec import TaskSpec
+from bench.core.errors import DataError, UserError
+from bench.core.spec import TaskSpec
 from tasks.base import VALIDATION_FRACTION, Task, TaskData, register_task
 from tasks.hub import load_hub_dataset
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench.errors import DataError
+from bench.core.errors import DataError
 from tasks.base import register_task
 from tasks.text import MlmTask, load_hub, read_text
 

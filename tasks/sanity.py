@@ -27,7 +27,7 @@ import random
 import torch
 from torch.utils.data import TensorDataset
 
-from bench.spec import TaskSpec
+from bench.core.spec import TaskSpec
 from tasks.base import TaskData, register_task
 from tasks.image import ImageClassification, _limit, _normalise
 from tasks.text import MlmTask, Seq2SeqTask

@@ -9,7 +9,7 @@ import random
 
 from num2words import num2words
 
-from bench.errors import DataError
+from bench.core.errors import DataError
 from tasks.base import register_task
 from tasks.text import Seq2SeqTask, load_hub
 

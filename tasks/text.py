@@ -32,9 +32,9 @@ from torch.nn.utils.rnn import pad_sequence
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerFast
 
-from bench.errors import DataError, first_line
-from bench.results import atomic_path
-from bench.spec import TaskSpec
+from bench.core.errors import DataError, first_line
+from bench.core.results import atomic_path
+from bench.core.spec import TaskSpec
 from tasks.base import VALIDATION_FRACTION, Task, TaskData
 from tasks.hub import load_hub_dataset
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-# The suite's process defaults (bench/process.py: MKL's reproducible mode among them) apply only
+# The suite's process defaults (bench/core/process.py: MKL's reproducible mode among them) apply only
 # when bench is imported before PyTorch; in-process runs must do the same arithmetic as the runs
 # the tests launch as commands (tests/test_resume.py compares the two bit for bit).
 import bench  # noqa: F401  (before torch)

@@ -3,7 +3,7 @@ so a new flag or value is covered, and the training-signal check for image class
 
 import torch
 
-from bench.config import VariantConfig
+from bench.core.config import VariantConfig
 
 LAYER_SCALE_VALUES = (1e-4, 1.0)  # --layer-scale-init takes any positive number: two far from the sizes' 0.1
 

@@ -14,8 +14,8 @@ import pytest
 import sacrebleu
 import torch
 
-from bench.config import DataConfig
-from bench.errors import DataError
+from bench.core.config import DataConfig
+from bench.core.errors import DataError
 from tasks.bible import INSTALL, BibleEnEs, aligned_verses, read_modules, split_of, verse_text
 
 

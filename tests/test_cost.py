@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from bench import cost
-from bench.errors import UserError
-from bench.measure import median_with_interval
-from bench.results import ResultError, validate_cost_pass
+from bench.measure import cost as cost_library
+from bench.core.errors import UserError
+from bench.measure.timing import median_with_interval
+from bench.core.results import ResultError, validate_cost_pass
 from leaderboard.build import build
 from leaderboard.collect import collect
 
@@ -26,13 +27,13 @@ def test_scaling_by_the_round_speed_removes_a_drift_every_case_shares():
     speed = [rng.uniform(0.5, 1.0) for _ in range(15)]
     base = [100, 100, 100, 200]
     rates = [[b * s * rng.uniform(0.99, 1.01) for s in speed] for b in base]
-    scaled, speeds = cost.normalised(rates)
+    scaled, speeds = cost_library.normalised(rates)
     assert len(speeds) == 15
     medians = [sorted(case)[7] for case in scaled]
-    assert cost.spread(medians[:3]) < 0.03
+    assert cost_library.spread(medians[:3]) < 0.03
     assert medians[3] / medians[0] == pytest.approx(2, rel=0.03)
     # Unscaled, one case's drift alone would show: its lowest and highest rounds differ by far more.
-    assert cost.spread(rates[0]) > 0.3
+    assert cost_library.spread(rates[0]) > 0.3
 
 
 def test_the_interval_holds_the_median_and_narrows_with_more_rounds():
@@ -90,7 +91,7 @@ def test_a_pass_times_every_model_at_every_seed_on_one_thread(cost_file):
     from bench.models import create_model
     from tasks import create_task
 
-    spec = create_task("digits").spec(__import__("bench.config", fromlist=["DataConfig"]).DataConfig())
+    spec = create_task("digits").spec(__import__("bench.core.config", fromlist=["DataConfig"]).DataConfig())
     assert models["gmlp"]["params"] == sum(p.numel() for p in create_model("gmlp", "mini", spec).parameters())
 
 

@@ -1,10 +1,10 @@
-"""bench.errors.run_command: every way a command ends is one sentence on stderr and a set exit code."""
+"""bench.core.errors.run_command: every way a command ends is one sentence on stderr and a set exit code."""
 
 import signal
 
 import pytest
 
-from bench.errors import DataError, run_command
+from bench.core.errors import DataError, run_command
 
 
 class Stopped(KeyboardInterrupt):

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from bench import run as runner
-from bench.results import load_result
+from bench.core.results import load_result
 from tasks import TASKS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -175,7 +175,7 @@ def test_sigterm_saves_a_checkpoint_and_records_interrupted(tmp_path):
 
 @pytest.mark.slow
 def test_sigint_outside_training_stops_at_once_and_inside_at_the_step_end():
-    from bench.loop import Interrupted, signals
+    from bench.training.loop import Interrupted, signals
 
     before = signal.getsignal(signal.SIGINT)
     with signals.installed():

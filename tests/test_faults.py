@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import DiskFullError
-from bench.results import write_json_atomic, write_text_atomic
+from bench.core.errors import DiskFullError
+from bench.core.results import write_json_atomic, write_text_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,7 +82,7 @@ def test_a_checkpoint_written_to_a_full_disk_keeps_the_last_one_to_resume_from(s
     import torch
     from accelerate import Accelerator
 
-    from bench.checkpoint import Checkpoints, Position, complete
+    from bench.training.checkpoint import Checkpoints, Position, complete
 
     accelerator = Accelerator(cpu=True)
     model = torch.nn.Linear(64, 64)  # 16 KB of weights, 32 KB of optimizer state
@@ -142,7 +142,7 @@ def test_an_image_folder_with_link_loops_and_fifos_is_walked_once_and_says_what_
 
 @pytest.mark.slow
 def test_a_run_on_a_looping_image_folder_ends_and_records_what_was_left_out(tmp_path):
-    from bench.results import load_result
+    from bench.core.results import load_result
 
     root = looping_folder(tmp_path)
     done = subprocess.run(
@@ -230,11 +230,11 @@ def test_the_regression_check_refuses_a_bad_case_before_measuring(capsys, case, 
 # --------------------------------------------------------------------------- locks of holders killed with SIGKILL
 
 HOLDERS = {  # lock: the code a holder runs to take it (in `folder`), and how the next taker tries it
-    "measurement": "from bench import machine\nwith machine.measuring():\n    print('held', flush=True)\n"
+    "measurement": "from bench.core import machine\nwith machine.measuring():\n    print('held', flush=True)\n"
                    "    time.sleep(600)\n",
-    "run-result": "from bench.results import RunLock\nassert RunLock(folder / 'r.json').acquire()\n"
+    "run-result": "from bench.core.results import RunLock\nassert RunLock(folder / 'r.json').acquire()\n"
                   "print('held', flush=True)\ntime.sleep(600)\n",
-    "sweep-folder": "from bench.results import ProcessLock\nfrom bench.sweep import SWEEP_LOCK\n"
+    "sweep-folder": "from bench.core.results import ProcessLock\nfrom bench.sweep import SWEEP_LOCK\n"
                     "assert ProcessLock(folder / SWEEP_LOCK).acquire()\nprint('held', flush=True)\ntime.sleep(600)\n",
 }
 
@@ -251,8 +251,8 @@ def taken(kind: str, folder: Path, monkeypatch) -> bool:
     """Whether this process takes the lock within a second."""
     import threading
 
-    from bench import machine
-    from bench.results import ProcessLock, RunLock
+    from bench.core import machine
+    from bench.core.results import ProcessLock, RunLock
     from bench.sweep import SWEEP_LOCK
 
     if kind == "measurement":
@@ -315,7 +315,7 @@ def test_a_second_sweep_on_the_same_folder_is_refused_naming_the_first_and_runs_
 
 
 def cut(path: Path) -> None:
-    """What a writer killed half-way through (without bench.results.atomic_path) leaves: half the bytes."""
+    """What a writer killed half-way through (without bench.core.results.atomic_path) leaves: half the bytes."""
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
 
@@ -337,7 +337,7 @@ def test_a_corrupt_tokenizer_cache_is_said_and_trained_again(tmp_path, monkeypat
 
 
 def test_a_corrupt_cost_pass_is_said_and_measured_again(tmp_path, capsys):
-    from bench.cost import cost_pass_done
+    from bench.measure.cost import cost_pass_done
 
     path = tmp_path / "cost" / "digits.json"
     path.parent.mkdir()
@@ -376,7 +376,7 @@ def test_a_pairs_task_on_user_files_records_the_copy_floor_and_whether_the_sides
     import sacrebleu
     import torch
 
-    from bench.config import DataConfig
+    from bench.core.config import DataConfig
     from leaderboard.tables import SAME_LANGUAGE_SIMILARITY
     from tasks import create_task
 

@@ -17,9 +17,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from bench import run as runner  # noqa: E402
-from bench.config import DataConfig  # noqa: E402
-from bench.errors import DataError  # noqa: E402
-from bench.results import load_result  # noqa: E402
+from bench.core.config import DataConfig  # noqa: E402
+from bench.core.errors import DataError  # noqa: E402
+from bench.core.results import load_result  # noqa: E402
 from tasks import g2p  # noqa: E402
 from tasks import TaskData, create_task, list_tasks  # noqa: E402
 

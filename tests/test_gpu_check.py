@@ -135,7 +135,7 @@ def test_every_pair_matches_timm_in_parameters():
     """The comparison's timm side has our model's shape (at 224 px, 1000 classes): same parameter count."""
     from bench.models import create_model
     from bench.timm_compare import PAIRS, timm_model
-    from bench.spec import TaskSpec
+    from bench.core.spec import TaskSpec
 
     spec = TaskSpec("imagenet", "image", "top1", image_size=(3, 224, 224), num_classes=1000)
     assert {p.name for p in PAIRS} == {"mixer-s16", "gmlp-s", "resmlp-s12", "vit-s", "mixer-b16", "gmlp-b",
@@ -188,7 +188,7 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def mini_mixer_and_batch(n=8):
-    from bench.config import DataConfig
+    from bench.core.config import DataConfig
     from bench.models import create_model
     from tasks import create_task
 
@@ -213,8 +213,8 @@ def fresh_accelerate():
 @needs_cuda
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_autocast_reaches_the_model_in_measurement(precision):
-    from bench.config import MeasureConfig
-    from bench.measure import measure_model
+    from bench.core.config import MeasureConfig
+    from bench.measure.timing import measure_model
 
     task, model, batch = mini_mixer_and_batch()
     seen = record_dtypes(model)  # forward hooks are copied with the model measure_model deep-copies
@@ -230,7 +230,7 @@ def test_autocast_reaches_the_model_in_measurement(precision):
 @needs_cuda
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_autocast_reaches_the_model_in_a_training_step(precision, fresh_accelerate):
-    """As bench/run.py builds the Accelerator and bench.loop.train steps: the prepared model autocasts."""
+    """As bench/run.py builds the Accelerator and bench.training.loop.train steps: the prepared model autocasts."""
     from accelerate import Accelerator
 
     from bench.run import MIXED_PRECISION
@@ -257,8 +257,8 @@ def test_autocast_reaches_the_model_in_a_training_step(precision, fresh_accelera
 def test_training_loader_uses_pinned_memory(fresh_accelerate):
     from accelerate import Accelerator, DataLoaderConfiguration
 
-    from bench.config import DataConfig, OptimConfig
-    from bench.loop import make_loaders
+    from bench.core.config import DataConfig, OptimConfig
+    from bench.training.loop import make_loaders
     from tasks import create_task
 
     data_cfg = DataConfig()

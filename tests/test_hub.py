@@ -15,8 +15,8 @@ import huggingface_hub.constants
 import pytest
 
 from bench import run as runner
-from bench.config import DataConfig
-from bench.errors import DataError
+from bench.core.config import DataConfig
+from bench.core.errors import DataError
 from tasks import create_task, list_tasks
 from tasks.hub import HUB_TIMEOUT
 

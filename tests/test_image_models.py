@@ -4,10 +4,10 @@ import pytest
 import timm
 import torch
 
-from bench.config import DataConfig, VariantConfig
-from bench.errors import PairError, UnknownNameError
+from bench.core.config import DataConfig, VariantConfig
+from bench.core.errors import PairError, UnknownNameError
 from bench.models import compared_families, create_model, list_models, model_entries, resolve
-from bench.spec import TaskSpec
+from bench.core.spec import TaskSpec
 from tasks import TASKS, create_task
 from tests.model_checks import assert_every_parameter_learns
 

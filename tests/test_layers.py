@@ -1,6 +1,6 @@
-"""The import structure, bottom to top: the shared types; then models and tasks, which never import
-each other; then the loop and measurement; then the entry points, which alone import the task
-package. The leaderboard reads results with the shared types only. Every import counts, those inside
+"""The import structure, bottom to top: the shared types (bench/core/); then models and tasks, which never
+import each other; then the loop and measurement (bench/training/, bench/measure/, bench/scale_out/); then the
+commands (bench/NAME.py), which alone import the task package. No module imports itself through others. The leaderboard reads results with the shared types only. Every import counts, those inside
 functions too, read from the source (nothing is imported to check)."""
 
 import ast
@@ -11,18 +11,22 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("bench", "tasks", "leaderboard")
 
-SHARED = {
-    "bench", "bench.process", "bench.spec", "bench.errors", "bench.registry", "bench.config", "bench.results",
-    "bench.recipes",  # the recipe registry: values and their sources, no torch
+# The layers follow the folders: a module's layer is that of the longest package prefix it has here.
+FOLDERS = {
+    "bench.core": "shared",  # errors, spec, registries, configs, results, recipes, process settings, the machine lock
+    "bench.models": "models",
+    "tasks": "tasks",
+    "bench.training": "loop",  # the training loop, checkpoints, history, progress
+    "bench.measure": "loop",  # timing and FLOP counts, the cost pass's timing and summary
+    "bench.scale_out": "loop",  # the launcher and its executors
+    "leaderboard": "leaderboard",
 }
-LOOP = {
-    "bench.loop", "bench.measure", "bench.checkpoint", "bench.history", "bench.progress", "bench.machine", "bench.launch",
+# The commands: each is python -m bench.NAME (bench.regress_worker is started by bench.regress in each checkout it times)
+COMMANDS = {
+    "run", "sweep", "cost", "scaling", "regress", "regress_worker", "regress_calibration", "harness_check",
+    "timm_compare", "defaults_check", "install_data", "sanity",
 }
-ENTRY_POINTS = {
-    "bench.run", "bench.sweep", "bench.cost", "bench.scaling", "bench.regress", "bench.regress_worker",
-    "bench.regress_calibration", "bench.harness_check", "bench.timm_compare", "bench.defaults_check", "bench.install_data",
-    "bench.sanity",
-}
+ENTRY_POINTS = {f"bench.{name}" for name in COMMANDS}
 # layer -> the layers its modules may import
 MAY_IMPORT = {
     "shared": {"shared"},
@@ -43,20 +47,19 @@ MODULES = {module_name(p): p for package in PACKAGES for p in sorted((ROOT / pac
 
 
 def layer(module: str) -> str:
-    if module in SHARED:
+    if module == "bench":  # its __init__ applies the process settings (bench.core.process)
         return "shared"
-    if module in LOOP:
-        return "loop"
     if module in ENTRY_POINTS:
         return "entry"
-    for prefix, name in (("bench.models", "models"), ("tasks", "tasks"), ("leaderboard", "leaderboard")):
-        if module == prefix or module.startswith(prefix + "."):
-            return name
-    raise AssertionError(f"{module} belongs to no layer: add it to one in tests/test_layers.py")
+    prefixes = [prefix for prefix in FOLDERS if module == prefix or module.startswith(prefix + ".")]
+    if prefixes:
+        return FOLDERS[max(prefixes, key=len)]
+    raise AssertionError(f"{module} belongs to no layer: put it in a folder of FOLDERS, or add a command to COMMANDS "
+                         f"in tests/test_layers.py")
 
 
 def imports(module: str) -> set[str]:
-    """The suite's modules `module` imports (`from bench import loop` imports bench.loop)."""
+    """The suite's modules `module` imports (`from bench import loop` imports bench.training.loop)."""
     found = set()
     for node in ast.walk(ast.parse(MODULES[module].read_text())):
         if isinstance(node, ast.Import):
@@ -84,13 +87,63 @@ def test_only_entry_points_import_the_task_package():
 def package_graph() -> dict[str, set[str]]:
     """Which of bench (shared, loop, entry points), bench.models, tasks and leaderboard imports which."""
     def group(module: str) -> str:
-        return {"shared": "bench (shared)", "loop": "bench (loop, measure)", "entry": "bench (entry points)",
+        return {"shared": "bench.core", "loop": "bench.training, bench.measure, bench.scale_out",
+                "entry": "bench (commands)",
                 "models": "bench.models", "tasks": "tasks", "leaderboard": "leaderboard"}[layer(module)]
 
     graph: dict[str, set[str]] = {}
     for module in MODULES:
         graph.setdefault(group(module), set()).update(group(name) for name in imports(module))
     return {name: targets - {name} for name, targets in graph.items()}
+
+
+def test_commands_are_the_only_modules_beside_the_packages():
+    """bench/ holds the command modules and the packages: a library module belongs in a folder."""
+    loose = {path.stem for path in (ROOT / "bench").glob("*.py")} - COMMANDS - {"__init__"}
+    assert not loose, f"bench/{sorted(loose)[0]}.py is no command: move it into a package of bench/"
+
+
+def test_no_import_cycles():
+    """No module imports itself through others, whether at the top or inside a function: a depth-first
+    search over the imports, which reports the first cycle it finds."""
+    graph = {module: imports(module) for module in MODULES}
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            cycle = path[path.index(module):] + [module]
+            raise AssertionError("import cycle: " + " -> ".join(cycle))
+        if module in done:
+            return
+        for name in sorted(graph[module]):
+            visit(name, path + [module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+
+
+# A thin command parses its arguments, calls the library and returns an exit code. The rule: a main(), and at
+# most THIN_LINES lines. The commands still holding their library are listed with what keeps them so.
+THIN_LINES = 210
+NOT_YET_THIN = {
+    "run": "the run's phases (configure ... write_result), which compose task, model and loop",
+    "sweep": "the sweep's planning and execution, edited on other branches",
+    "cost": "building a task's models for the cost pass (bench.measure.cost holds the timing)",
+    "scaling": "the scaling grid, its worker and its file",
+    "regress": "the regression check's cases, sides and statistics",
+    "regress_worker": "the worker each checkout runs, whose path every checkout keeps",
+    "harness_check": "the bare steps the harness is compared with",
+    "timm_compare": "the timm side of the comparison",
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS - set(NOT_YET_THIN)), ids=lambda name: f"bench.{name}")
+def test_commands_are_thin(name):
+    tree = ast.parse(MODULES[f"bench.{name}"].read_text())
+    lines = len(MODULES[f"bench.{name}"].read_text().splitlines())
+    assert lines <= THIN_LINES, f"bench/{name}.py has {lines} lines: move its library into a package of bench/"
+    assert any(isinstance(node, ast.FunctionDef) and node.name == "main" for node in tree.body), f"bench/{name}.py has no main()"
 
 
 def test_models_and_tasks_never_import_each_other():

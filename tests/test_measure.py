@@ -1,4 +1,4 @@
-"""bench.measure: FLOP counts against hand counts, OOM retry, memory, throughput, latency, MFU."""
+"""bench.measure.timing: FLOP counts against hand counts, OOM retry, memory, throughput, latency, MFU."""
 
 import json
 import os
@@ -14,10 +14,10 @@ from timm.models.mlp_mixer import MixerBlock, MlpMixer
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from bench import measure
-from bench.config import MeasureConfig
-from bench.errors import UserError
-from bench.measure import LoopTimer, PeakMemory, count_flops, count_params, measure_model, resize_batch
+from bench.measure import timing as measure
+from bench.core.config import MeasureConfig
+from bench.core.errors import UserError
+from bench.measure.timing import LoopTimer, PeakMemory, count_flops, count_params, measure_model, resize_batch
 
 CPU = torch.device("cpu")
 FAST = MeasureConfig(bench_warmup_steps=1, bench_steps=2, bench_repeats=3, latency_samples=20, peak_gemm_size=1024)
@@ -459,16 +459,16 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from timm.models.mlp_mixer import MlpMixer
-from bench.config import MeasureConfig
-from bench.measure import measure_model
+from bench.core.config import MeasureConfig
+from bench.measure.timing import measure_model
 
 torch.set_num_threads(1)
 accelerator = Accelerator()
 if sys.argv[2] == "rank1-disagrees":
     # Latency is timed per process, so one process can find a measurement inconsistent alone.
-    import bench.measure
+    import bench.measure.timing
     verdict = None if accelerator.process_index == 0 else "rank 1's own verdict"
-    bench.measure.inconsistency = lambda *args: verdict
+    bench.measure.timing.inconsistency = lambda *args: verdict
 torch.manual_seed(0)
 model = MlpMixer(num_classes=10, img_size=16, patch_size=4, num_blocks=2, embed_dim=32)
 batch = (torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,)))
@@ -517,7 +517,7 @@ def test_two_processes_measure_again_together_or_not_at_all(tmp_path):
 
 def test_an_inconsistent_measurement_is_taken_again_then_flagged(monkeypatch, capsys):
     """Training faster than inference cannot be true: measured again, then recorded as unstable."""
-    import bench.measure as measure
+    import bench.measure.timing as measure
 
     calls = []
 
@@ -544,7 +544,7 @@ def test_an_inconsistent_measurement_is_taken_again_then_flagged(monkeypatch, ca
     (100.0, 30.0, 500.0, 0.01, "latency"),
 ])
 def test_consistency_rules(infer, train, p50, spread, bad):
-    from bench.measure import inconsistency
+    from bench.measure.timing import inconsistency
 
     why = inconsistency({"samples_per_s": infer, "spread": spread}, {"samples_per_s": train, "spread": 0.01},
                         {"p50": p50}, batch_size=32)

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from bench import run as runner
-from bench.results import load_result
+from bench.core.results import load_result
 
 pytestmark = pytest.mark.slow  # real trainings, sweeps or timing: the slow tier
 

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from bench import run as runner
-from bench.config import DataConfig, MeasureConfig
-from bench.measure import measure_model
+from bench.core.config import DataConfig, MeasureConfig
+from bench.measure.timing import measure_model
 from bench.models import list_models, model_entries
 from tasks import TASKS, create_task
 from tasks.image import RAND_AUGMENT
@@ -106,7 +106,7 @@ def test_mfu_divides_by_a_peak_timed_on_the_same_clock(one_thread, monkeypatch):
 
 
 def test_mfu_above_one_is_explained():
-    from bench.measure import mfu
+    from bench.measure.timing import mfu
 
     out = mfu({"train_per_sample": 3e9, "forward_per_sample": 1e9}, 10.0, 10.0, 1e10, "measured-gemm:64")
     assert out["train"] == 3.0 and "not a utilisation" in out["note"]

@@ -1,4 +1,4 @@
-"""bench.loop.param_groups: one weight-decay rule for every family, modality and variant.
+"""bench.training.loop.param_groups: one weight-decay rule for every family, modality and variant.
 
 No decay on biases, norm and affine parameters, layer scales, position embeddings and class
 tokens; decay on the weight matrices of Linear, convolution and (token) embedding modules.
@@ -14,10 +14,10 @@ import pytest
 import torch
 from torch import nn
 
-from bench.config import VariantConfig
-from bench.loop import param_groups
+from bench.core.config import VariantConfig
+from bench.training.loop import param_groups
 from bench.models import create_model, list_models, model_entries
-from bench.spec import TaskSpec
+from bench.core.spec import TaskSpec
 from tests.model_checks import variant_names
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -39,7 +39,7 @@ CASES = [
     for modality in entry.modalities
     for variant in variant_names(entry)
 ]
-# Written out here, apart from the rule in bench.loop, so a renamed parameter fails loudly.
+# Written out here, apart from the rule in bench.training.loop, so a renamed parameter fails loudly.
 POSITION_OR_CLASS_TOKEN = re.compile(r"(^|\.)(pos|pos_embed|cls_token|position_embeddings|embed_positions)(\.|$)")
 NORM_OR_AFFINE = re.compile(r"Norm|Affine")
 

@@ -1,4 +1,4 @@
-"""The process defaults of bench/process.py: what they add, that a user's own setting wins, and what
+"""The process defaults of bench/core/process.py: what they add, that a user's own setting wins, and what
 they change in a real process."""
 
 import json
@@ -86,7 +86,7 @@ def test_reproducible_mode_pins_every_library_to_avx2():
     assert process.thread_defaults({process.REPRODUCIBLE: "1"}) == {"GOMP_SPINCOUNT": "3000", **pinned}
     assert "MKL_CBWR" not in process.thread_defaults({process.REPRODUCIBLE: "1", "MKL_CBWR": "COMPATIBLE"})
     assert process.thread_defaults({process.REPRODUCIBLE: "0"}) == SUITE
-    code = ("import bench, torch; from bench.results import capture_environment; e = capture_environment(); "
+    code = ("import bench, torch; from bench.core.results import capture_environment; e = capture_environment(); "
             "print(torch.backends.cpu.get_cpu_capability(), e['reproducible'] == dict(" +
             ", ".join(f"{k}={v!r}" for k, v in pinned.items()) + "))")
     assert child(code, **{process.REPRODUCIBLE: "1"}) == "AVX2 True"

@@ -1,4 +1,4 @@
-"""bench.results: the provenance a result records (git_state) and reads back (git_provenance), old files included."""
+"""bench.core.results: the provenance a result records (git_state) and reads back (git_provenance), old files included."""
 
 import re
 import subprocess
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.results import git_provenance, git_state
+from bench.core.results import git_provenance, git_state
 
 ROOT = Path(__file__).resolve().parents[1]
 

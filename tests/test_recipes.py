@@ -1,4 +1,4 @@
-"""Training recipes (bench/recipes.py): the cited values, stochastic depth in every image family,
+"""Training recipes (bench/core/recipes.py): the cited values, stochastic depth in every image family,
 Mixup / CutMix with soft targets, the training and evaluation transforms, EMA, resume, the learning
 rate's scaling with the global batch, and two steps of every image family under every recipe."""
 
@@ -14,11 +14,11 @@ import torch
 from safetensors.torch import load_file
 
 from bench import run as runner
-from bench.config import DataConfig, OptimConfig, RecipeConfig, VariantConfig
+from bench.core.config import DataConfig, OptimConfig, RecipeConfig, VariantConfig
 from bench.models import list_models, model_entries, resolve
-from bench.recipes import cited_values, get_recipe, list_recipes, run_recipe
-from bench.results import load_result
-from bench.spec import TaskSpec
+from bench.core.recipes import cited_values, get_recipe, list_recipes, run_recipe
+from bench.core.results import load_result
+from bench.core.spec import TaskSpec
 from tasks import create_task
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -100,16 +100,16 @@ def test_unknown_ref_is_one_sentence(repo):
 
 
 def test_ref_the_check_cannot_measure(repo):
-    """A commit whose bench.measure lacks the timing function the workers need: exit 2, not a crash."""
+    """A commit whose bench.measure.timing lacks the timing function the workers need: exit 2, not a crash."""
     git(repo, "checkout", "-q", "-b", "old")
-    measure = repo / "bench" / "measure.py"
+    measure = repo / "bench" / "measure" / "timing.py"
     measure.write_text(measure.read_text().replace("def timed_rates(", "def _old_timed_rates("))
     git(repo, "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-q", "-am", "old")
     git(repo, "checkout", "-q", "main")
     out = regress(repo, "--ref", "old", *TINY)
     assert out.returncode == 2
     assert out.stderr.startswith("error: The base side failed while building the cases: the checkout ")
-    assert "predates bench.measure.timed_rates" in out.stderr and "Traceback" not in out.stderr
+    assert "predates bench.measure.timing.timed_rates" in out.stderr and "Traceback" not in out.stderr
     assert worktrees(repo) == 1
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from bench import run as runner
 from bench import sweep
-from bench.results import RunLock, load_result, lock_path
+from bench.core.results import RunLock, load_result, lock_path
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "digits__gmlp-mini__fp32__seed0"
@@ -119,7 +119,7 @@ def test_images_that_fail_to_decode_are_replaced_and_counted(tmp_path, monkeypat
 
 @pytest.mark.slow
 def test_a_truncated_image_never_ends_a_run_and_is_reported(tmp_path):
-    from bench.config import DataConfig
+    from bench.core.config import DataConfig
     from tasks import create_task
 
     root = image_folder(tmp_path / "images")

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from bench import run as runner
-from bench.config import OptimConfig
-from bench.results import REQUIRED_KEYS, SCHEMA_VERSION, load_result
+from bench.core.config import OptimConfig
+from bench.core.results import REQUIRED_KEYS, SCHEMA_VERSION, load_result
 from tasks import TASKS, create_task
 from tasks.text import MlmTask, Seq2SeqTask
 from tasks.image import ImageClassification
@@ -218,8 +218,8 @@ def test_an_interrupted_run_without_checkpoints_starts_again(tmp_path):
 
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_label_smoothing_defaults_to_the_modalitys_and_the_flag_overrides_it(name):
-    from bench.config import RecipeConfig
-    from bench.recipes import run_recipe
+    from bench.core.config import RecipeConfig
+    from bench.core.recipes import run_recipe
 
     task = create_task(name)
     # DeiT for images, the Transformer for translation, BERT for masked LM

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import tasks
 from bench import harness_check
 from bench import run as runner
-from bench.config import DataConfig, OptimConfig
+from bench.core.config import DataConfig, OptimConfig
 from bench.models import create_model
 from bench.regress_worker import TimedCase
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.config import DataConfig
+from bench.core.config import DataConfig
 from bench.models import compared_families
 from bench.sanity import CHECKS, Check, judge, main
-from bench.spec import MODALITIES
+from bench.core.spec import MODALITIES
 from tasks import create_task, list_tasks
 from tasks.sanity import CONSONANTS, MEMORIZE_IMAGES, MEMORIZE_PAIRS, VOWELS, pseudo_words
 from tasks.text import IGNORE

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import launch, sweep
-from bench.config import SlurmConfig
+from bench import sweep
+from bench.scale_out import launch
+from bench.core.config import SlurmConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = 'batch-size = 32\nno-measure = true\ncheckpoint-every = "none"\n'

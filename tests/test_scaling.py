@@ -10,8 +10,8 @@ import dataclasses
 import pytest
 import torch
 
-from bench.config import DataConfig, VariantConfig
-from bench.measure import count_flops
+from bench.core.config import DataConfig, VariantConfig
+from bench.measure.timing import count_flops
 from bench.models import list_models, model_entries, resized
 from tasks import create_task
 
@@ -54,7 +54,7 @@ def test_flop_counts_match_the_registered_formula_at_two_token_counts(family, mo
 
 
 def test_resized_keeps_width_and_depth_and_checks_the_pair():
-    from bench.errors import PairError
+    from bench.core.errors import PairError
 
     spec = create_task("wordnet").spec(DataConfig(seq_len=1024))
     entry, size_cfg = resized("gmlp", "mini", spec, max_len=1024)
@@ -68,7 +68,7 @@ def test_resized_keeps_width_and_depth_and_checks_the_pair():
 
 
 from bench import scaling  # noqa: E402
-from bench.results import load_point, point_filename  # noqa: E402
+from bench.core.results import load_point, point_filename  # noqa: E402
 
 QUICK = dict(bench_warmup_steps=0, bench_steps=1, bench_repeats=1, latency_samples=1, peak_gemm_size=64,
              batch_size=2)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import progress as progress_module
-from bench.progress import PROGRESS_ENV, Progress, describe, duration, read_progress
+from bench.training import progress as progress_module
+from bench.training.progress import PROGRESS_ENV, Progress, describe, duration, read_progress
 
 pytestmark = pytest.mark.slow  # real trainings, sweeps or timing: the slow tier
 

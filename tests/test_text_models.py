@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as F
 from timm.models.mlp_mixer import SpatialGatingUnit
 
-from bench.config import VariantConfig
-from bench.errors import PairError, UnknownNameError
-from bench.measure import count_flops, head_flops_share
+from bench.core.config import VariantConfig
+from bench.core.errors import PairError, UnknownNameError
+from bench.measure.timing import count_flops, head_flops_share
 from bench.models import create_model, list_models, model_entries, resolve
-from bench.spec import TaskSpec
+from bench.core.spec import TaskSpec
 from tasks.mlm import TextFiles
 from tasks.seq2seq import Numbers
 from tasks.text import IGNORE, token_loss
@@ -413,7 +413,7 @@ def test_masked_head_scores_like_the_full_projection(family):
 
 @pytest.mark.parametrize("family", MLM_FAMILIES)
 def test_flops_count_only_the_masked_head(family):
-    """bench.measure counts MlmTask.loss with the head on the scored positions only, and
+    """bench.measure.timing counts MlmTask.loss with the head on the scored positions only, and
     head_flops_share is the head's part of that forward."""
     model = build(family, "mlm")
     batch = mlm_batch(torch.Generator().manual_seed(4))

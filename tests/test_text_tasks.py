@@ -31,8 +31,8 @@ from transformers import BartConfig, BartForConditionalGeneration, BertConfig, B
 import tasks.mlm
 import tasks.seq2seq  # noqa: F401  (registers the seq2seq tasks)
 import tasks.text
-from bench.config import DataConfig
-from bench.errors import DataError
+from bench.core.config import DataConfig
+from bench.core.errors import DataError
 from tasks import create_task, list_tasks
 from tasks.text import IGNORE, MlmCollate, is_held_out
 

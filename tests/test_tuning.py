@@ -12,8 +12,8 @@ import pytest
 from conftest import need_debian_data
 
 from bench import sweep
-from bench.config import DataConfig
-from bench.errors import UserError
+from bench.core.config import DataConfig
+from bench.core.errors import UserError
 from tasks import create_task
 
 pytestmark = pytest.mark.slow  # real trainings, sweeps or timing: the slow tier
@@ -345,7 +345,7 @@ def test_seq2seq_runs_write_their_hypotheses_and_sacrebleu_reproduces_the_bleu(t
     import sacrebleu
 
     from bench import run as runner
-    from bench.results import predictions_paths
+    from bench.core.results import predictions_paths
 
     assert runner.main(["--task", "numbers", "--model", "transformer", "--size", "mini", "--max-steps", "30",
                         "--batch-size", "32", "--seq-len", "16", "--max-eval-samples", "64", "--no-measure",

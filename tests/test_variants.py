@@ -10,12 +10,12 @@ from timm.layers import GatedMlp
 from timm.models.mlp_mixer import Affine, MixerBlock, MlpMixer, ResBlock, SpatialGatingBlock, SpatialGatingUnit
 
 from bench import run as runner
-from bench.config import DataConfig, VariantConfig
+from bench.core.config import DataConfig, VariantConfig
 from bench.models import create_model, list_models, model_entries
 from bench.models.image import mixer_kwargs
 from bench.models.mixer import TokensFirstMixerBlock
 from bench.models.parts import GatingUnit
-from bench.spec import TaskSpec
+from bench.core.spec import TaskSpec
 from tasks import create_task
 from tests.model_checks import assert_every_parameter_learns, variant_names
 
@@ -174,7 +174,7 @@ def test_sweep_runs_each_listed_variant_under_its_own_name(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_a_variant_run_records_its_variant(tmp_path):
-    from bench.results import load_result
+    from bench.core.results import load_result
 
     argv = ["--task", "digits", "--model", "resmlp", "--norm", "none", "--max-steps", "2", "--batch-size", "16",
             "--max-eval-samples", "32", "--no-measure", "--checkpoint-every", "none", "--output-dir", str(tmp_path)]

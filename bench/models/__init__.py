@@ -3,7 +3,7 @@
 Every module of this package is imported when the registry is first read (`discover`), so a family
 is its file: one module holding its blocks, sizes and registrations for every modality it supports
 ("image", "mlm", "seq2seq"). Each registration gives a builder with its named sizes, the variant
-flags it takes (bench.config.VariantConfig), its forward FLOPs as a formula of the input's shape
+flags it takes (bench.core.config.VariantConfig), its forward FLOPs as a formula of the input's shape
 (`flops`) and the family's facts: whether it is its modality's Transformer baseline (`baseline`),
 which family it changes one part of (`relative_of`) and whether it is a reference of another kind
 that pages show apart from the compared families (`reference`: the ConvNet). Runs record those facts in their results, and
@@ -23,12 +23,12 @@ from typing import Any, Callable, Mapping, Optional
 
 import torch.nn as nn
 
-from bench.config import VariantConfig, flag_name
-from bench.errors import PairError, UnknownNameError, UserError, first_line
+from bench.core.config import VariantConfig, flag_name
+from bench.core.errors import PairError, UnknownNameError, UserError, first_line
 from bench.models.thread_invariant import make_thread_invariant
-from bench.process import runtime_defaults
-from bench.registry import Registry, import_modules
-from bench.spec import TaskSpec
+from bench.core.process import runtime_defaults
+from bench.core.registry import Registry, import_modules
+from bench.core.spec import TaskSpec
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class ModelEntry:
     # runs on (None: all of them).
     flops: Optional[Callable[[TaskSpec, Any, Optional[float]], float]] = None
     # the builder takes drop_path_rate: stochastic depth over its blocks, rising linearly from 0 to the
-    # rate at the last block (bench.recipes' drop_path)
+    # rate at the last block (bench.core.recipes' drop_path)
     stochastic_depth: bool = False
     # a reference, neither the baseline nor a relative: an architecture of another kind (the ConvNet) or
     # the baseline built again from independent code (torch-transformer); pages show it in a row of its
@@ -187,7 +187,7 @@ def save_model(model: nn.Module, family: str, size: str, spec: TaskSpec, variant
     """Keep trained weights as safetensors, with what rebuilds the model beside them."""
     from safetensors.torch import save_model as save_weights
 
-    from bench.results import atomic_path, write_json_atomic
+    from bench.core.results import atomic_path, write_json_atomic
 
     with atomic_path(weights) as tmp:
         save_weights(model, str(tmp))  # handles tied weights (an MLM head sharing the embedding)

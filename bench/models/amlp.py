@@ -4,7 +4,7 @@ the sizes are gMLP's, so the two compare at the same shape."""
 
 from functools import partial
 
-from bench.config import SGU_INITS, VariantConfig
+from bench.core.config import SGU_INITS, VariantConfig
 from bench.models import gmlp, register_model
 from bench.models.image import ImageSize, check_image_pair, default_size_for, mixer_image_flops
 from bench.models.text import TEXT_MODALITIES, check_lengths, default_size

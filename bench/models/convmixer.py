@@ -11,7 +11,7 @@ from bench.models import register_model
 from bench.models.image import (
     ImageSize, check_image_pair, default_size_for, image_tokens, patch_size_for, stem_and_head_flops,
 )
-from bench.spec import TaskSpec
+from bench.core.spec import TaskSpec
 
 
 @dataclass(frozen=True)

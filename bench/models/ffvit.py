@@ -20,7 +20,7 @@ from bench.models.image import (
 )
 from bench.models.parts import TokenFeedForward, mlp_flops
 from bench.models.vit import SIZES as VIT_SIZES
-from bench.spec import TaskSpec
+from bench.core.spec import TaskSpec
 
 
 class FeedForwardBlock(Block):

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from timm.layers import GatedMlp
 from timm.models.mlp_mixer import MlpMixer, SpatialGatingBlock
 
-from bench.config import SGU_INITS, VariantConfig
+from bench.core.config import SGU_INITS, VariantConfig
 from bench.models import register_model
 from bench.models.image import (
     ImageSize, check_image_pair, default_size_for, linear_drop_path, mixer_image_flops, mixer_kwargs,

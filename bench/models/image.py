@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from bench.spec import TaskSpec
+from bench.core.spec import TaskSpec
 
 MAX_MINI_TOKENS = 64
 LARGE_IMAGE_SIDE = 160  # from here on a family's default is its paper size

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 from timm.models.mlp_mixer import Affine, MlpMixer, ResBlock
 
-from bench.config import NORMS, TOKEN_MIXINGS, VariantConfig
+from bench.core.config import NORMS, TOKEN_MIXINGS, VariantConfig
 from bench.models import register_model
 from bench.models.image import (
     ImageSize, check_image_pair, default_size_for, linear_drop_path, mixer_image_flops, mixer_kwargs,

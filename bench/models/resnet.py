@@ -19,7 +19,7 @@ from timm.models.resnet import BasicBlock, ResNet
 
 from bench.models import register_model
 from bench.models.image import ImageSize, check_image_pair, default_size_for, patch_size_for
-from bench.spec import TaskSpec
+from bench.core.spec import TaskSpec
 
 STAGES = 4
 IMAGENET_STEM_STRIDE = 4  # timm's stem: 7x7 convolution of stride 2, 3x3 max pool of stride 2

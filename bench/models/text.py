@@ -17,7 +17,7 @@ token mixing changes:
   as in the ResMLP translation experiments. Mixer's token MLP has two maps; both are made
   lower-triangular by giving each position its own hidden units (unit h belongs to position
   h // r, r units per position), so no hidden unit sees a later position.
-- Variants (bench.config.VariantConfig): ResMLP's norm, token mixer and layer scale, and gMLP's
+- Variants (bench.core.config.VariantConfig): ResMLP's norm, token mixer and layer scale, and gMLP's
   gate initialisation are injected into the blocks. Convolutional token mixing is 1-D, kernel 3,
   over padded-and-zeroed inputs (causal: padded on the left only, so decoders stay causal).
   BatchNorm is not offered on text: its batch statistics would mix padded positions into real ones.
@@ -46,7 +46,7 @@ from timm.layers import Mlp
 from timm.models import named_apply
 from timm.models.mlp_mixer import _init_weights as init_mixer_weights  # private, but it is the vision models' init: both share it
 
-from bench.spec import TaskSpec
+from bench.core.spec import TaskSpec
 
 TEXT_MODALITIES = ("mlm", "seq2seq")
 

@@ -9,7 +9,7 @@ Here those backwards run with one thread: their results are then those of a one-
 for bit, whatever the process uses elsewhere. The forwards are the plain modules' kernels, so
 outputs and weights are unchanged. The other kernels the models use compute each output in an
 order that does not depend on the threads, MKL's matrix products in its strict reproducible mode
-(bench/process.py).
+(bench/core/process.py).
 
 Both are a small share of a step, so running their backwards serially costs a several-thread run
 little (`python -m bench.defaults_check` measures it with the rest), and on one thread nothing

@@ -31,7 +31,7 @@ from bench.models.text import (
     TEXT_MODALITIES, MaskedLM, Seq2SeqModel, TextSize, check_lengths, default_size, tied_embedding,
 )
 from bench.models.transformer import SIZES, flops
-from bench.spec import TaskSpec
+from bench.core.spec import TaskSpec
 
 
 def sinusoids(length: int, dim: int) -> torch.Tensor:

@@ -27,7 +27,7 @@ from bench.models.parts import mlp_flops
 from bench.models.text import (
     TEXT_MODALITIES, Seq2SeqModel, TextSize, attention_flops, check_lengths, default_size, text_sizes,
 )
-from bench.spec import TaskSpec
+from bench.core.spec import TaskSpec
 
 # BERT's depths; the seq2seq models split them evenly between encoder and decoder, as BART-base
 # does with BERT-base's 12 layers. A Transformer layer holds about 12 d^2 weights (16 d^2 in a

@@ -9,7 +9,7 @@ from bench.models.image import (
     ImageSize, check_image_pair, default_size_for, image_tokens, mixer_kwargs, stem_and_head_flops,
 )
 from bench.models.parts import mlp_flops
-from bench.spec import TaskSpec
+from bench.core.spec import TaskSpec
 
 SIZES = {
     "ti": ImageSize(depth=12, dim=192, mlp_ratio=4, heads=3),

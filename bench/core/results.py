@@ -20,7 +20,7 @@ Keys of a result (schema_version 1):
                     resolved flag (optim holds the values the recipe resolved to: lr scaled with the global
                     batch, weight decay, epochs, warm-up fraction, label smoothing, clipping)
     recipe          optional (absent in files written before recipes: they trained with "suite"):
-                    {"name": str, "values": {every bench.recipes.Recipe field}, "sources": {field: str},
+                    {"name": str, "values": {every bench.core.recipes.Recipe field}, "sources": {field: str},
                      "overrides": [the fields given as flags], "global_batch": int, "lr": float}
     environment     capture_environment(): versions, device_type, device_name, device_count,
                     num_processes, precision, started_at, ...; where it ran: host, cuda_visible_devices
@@ -35,7 +35,7 @@ Keys of a result (schema_version 1):
     params          int
     history         [{"step": int, "epoch": float, "samples": int, "train_loss": float | None,
                       "split": "validation" | "test", "metrics": {name: float}}] | None: one entry per
-                    evaluation (bench.history); the last is the run's own final evaluation, the others
+                    evaluation (bench.training.history); the last is the run's own final evaluation, the others
                     (--eval-every) scored validation during training. None in bench mode; absent in
                     files written before it existed.
     tune            optional, a tuning run of a sweep with [tune] (bench.sweep): the tuning it belongs to,
@@ -53,13 +53,13 @@ Keys of a result (schema_version 1):
                      "infer_tokens_per_s": float | None, "train_tokens_per_s": float | None,
                      "infer_spread": float, "train_spread": float,   # (max - min) / median over repeats
                      "loop_samples_per_s": float | None, "data_wait_fraction": float | None,
-                     "stable": bool, "unstable_reason": str | None,   # bench.measure.inconsistency
+                     "stable": bool, "unstable_reason": str | None,   # bench.measure.timing.inconsistency
                      "remeasured": int,                               # measurements taken again
                      "inputs": "dataset" | "synthetic"} | None
     latency_ms      {"p50": float, "p90": float, "p99": float} | None   (batch-1 inference)
     memory          {"kind": "cuda" | "cpu_tensors", "train_peak_mb": float, "infer_peak_mb": float,
                      "train_reserved_mb": float | None, "infer_reserved_mb": float | None} | None
-                    The peak of a pass of two steps (bench.measure.PeakMemory). "cuda": the CUDA
+                    The peak of a pass of two steps (bench.measure.timing.PeakMemory). "cuda": the CUDA
                     allocator's peak allocated (and reserved) bytes. "cpu_tensors": the peak bytes of
                     the live tensors the steps use or make (weights, buffers, batch, activations,
                     gradients, optimizer state), not the process's memory. Older files have
@@ -88,8 +88,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from bench.errors import DiskFullError, UserError
-from bench.process import pinned_isa
+from bench.core.errors import DiskFullError, UserError
+from bench.core.process import pinned_isa
 
 SCHEMA_VERSION = 1
 
@@ -121,8 +121,8 @@ def build_result(*, status: str, error: str | None, task: str, entry: Any, size:
                  tune: dict[str, Any] | None = None) -> dict[str, Any]:
     """A run's result (the keys above), validated (ResultError if it is not of this schema). `entry`: the
     model's registration (bench.models.ModelEntry: its family and facts); `spec`: the task's
-    bench.spec.TaskSpec; `train`: bench.loop.TrainStats, None without training; `measurements`:
-    bench.measure.measure_model's figures, {} when none were measured; `tune`: tune_record()'s, None outside
+    bench.core.spec.TaskSpec; `train`: bench.training.loop.TrainStats, None without training; `measurements`:
+    bench.measure.timing.measure_model's figures, {} when none were measured; `tune`: tune_record()'s, None outside
     a sweep's tuning."""
     result = {
         "schema_version": SCHEMA_VERSION,
@@ -380,7 +380,7 @@ def capture_environment(accelerator=None, precision: str = "fp32") -> dict[str, 
         "precision": precision,
         "platform": platform.platform(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else None,
-        "reproducible": pinned_isa(),  # None, or the pinned instruction sets (bench/process.py)
+        "reproducible": pinned_isa(),  # None, or the pinned instruction sets (bench/core/process.py)
         # Where it ran: the machine, the GPUs a sweep gave it and the Slurm job it was (None: not set).
         "host": platform.node(),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
@@ -617,14 +617,14 @@ def load_result(path: str | os.PathLike) -> dict[str, Any]:
 #     batch_size      int: samples per timed step, the same at every point
 #     tokens_per_sample  float | None: tokens a sample carries, as tokens/s counts them
 #     params          int | None
-#     flops           bench.measure's flops, plus "analytic_forward_per_sample": the family's
+#     flops           bench.measure.timing's flops, plus "analytic_forward_per_sample": the family's
 #                     registered formula (bench.models ModelEntry.flops) | None
-#     throughput, latency_ms, memory, mfu   bench.measure.measure_model's | None
+#     throughput, latency_ms, memory, mfu   bench.measure.timing.measure_model's | None
 #     config          {"scaling": the settings that decide the point's figures and status}
 #     environment     capture_environment(), plus "load_average": the 1, 5 and 15 minute load
 #                     averages when the point began measuring (a busy machine shows), "cpu_count":
 #                     the machine's cores, "measure_lock": whether it measured holding a sweep's
-#                     measurement lock (bench.machine)
+#                     measurement lock (bench.core.machine)
 #     cpu_time_s, wall_time_s   float | None: what the point took
 
 POINT_KIND = "mlpbench-scaling-point"

@@ -10,7 +10,7 @@ import importlib
 import pkgutil
 from typing import Callable, Generic, Iterable, Iterator, Optional, TypeVar
 
-from bench.errors import UnknownNameError
+from bench.core.errors import UnknownNameError
 
 T = TypeVar("T")
 

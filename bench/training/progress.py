@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from bench.results import write_text_atomic
+from bench.core.results import write_text_atomic
 
 PROGRESS_ENV = "MLPBENCH_PROGRESS_FILE"
 MIN_INTERVAL_S = 2.0

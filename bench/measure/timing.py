@@ -41,8 +41,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
-from bench.config import MeasureConfig
-from bench.errors import UserError
+from bench.core.config import MeasureConfig
+from bench.core.errors import UserError
 
 Batch = Any  # a tensor, or a dict / tuple / list of them, samples along the first dimension
 LossFn = Callable[[nn.Module, Batch], torch.Tensor]  # forward + loss -> scalar

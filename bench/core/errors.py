@@ -44,12 +44,12 @@ class DataError(UserError):
 
 class DiskFullError(UserError):
     """A file that could not be written because its disk (or the user's quota on it) is full; nothing
-    of it was left behind and the file it would have replaced is intact (bench.results.atomic_path)."""
+    of it was left behind and the file it would have replaced is intact (bench.core.results.atomic_path)."""
 
 
 class SignalCatcher:
     """SIGINT and SIGTERM routed to `_handle` while `installed()`; `received` is the first one caught.
-    Subclasses decide what a signal does (bench.loop: stop after the training step; bench.regress:
+    Subclasses decide what a signal does (bench.training.loop: stop after the training step; bench.regress:
     stop once, finishing what must not stop half-way)."""
 
     def __init__(self):

@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Optional
 
-from bench.errors import DiskFullError, UserError
-from bench.results import bytes_in, disk_full, disk_full_error, write_json_atomic
+from bench.core.errors import DiskFullError, UserError
+from bench.core.results import bytes_in, disk_full, disk_full_error, write_json_atomic
 
 KEEP = 2
 MANIFEST = "manifest.json"

@@ -19,9 +19,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional
 
-from bench.config import OPTIMIZERS, Config, flag_name, require
-from bench.errors import UserError
-from bench.registry import Registry
+from bench.core.config import OPTIMIZERS, Config, flag_name, require
+from bench.core.errors import UserError
+from bench.core.registry import Registry
 
 SCHEDULES = ("cosine",)
 LR_SCALINGS = ("none", "linear")
@@ -161,7 +161,7 @@ def resolve(name: str, family: str, size: str, overrides: Mapping[str, object] =
 # ---------------------------------------------------------------------------------------------
 # suite: the small CPU tasks' recipe, as every run before recipes existed trained
 
-SUITE = "the suite's budget recipe for small CPU tasks (bench.config defaults before recipes)"
+SUITE = "the suite's budget recipe for small CPU tasks (bench.core.config defaults before recipes)"
 
 
 @register_recipe("suite", "the small CPU tasks' budget recipe: AdamW, cosine, 5% warm-up, clipping at 1, "
@@ -468,7 +468,7 @@ def suite_optim(optim_cfg, task):
     tools that time one training step as runs take it (the harness check, the regression worker, the
     cost pass); they make the task without the recipe's augmentation, which the suite recipe's
     small tasks do not use."""
-    from bench.config import RecipeConfig
+    from bench.core.config import RecipeConfig
 
     resolved, _, _ = run_recipe(optim_cfg, RecipeConfig(recipe="suite"), task, "image", "any", "any", 1)
     return resolved

@@ -29,10 +29,10 @@ from typing import Iterator, Optional
 
 import submitit
 
-from bench.errors import UserError
-from bench.results import checkpoint_folder
+from bench.core.errors import UserError
+from bench.core.results import checkpoint_folder
 
-RUN_SCRIPT = Path(__file__).resolve().parent / "run.py"
+RUN_SCRIPT = Path(__file__).resolve().parent.parent / "run.py"
 SUITE_ROOT = RUN_SCRIPT.parent.parent
 RESUME_FLAGS = ("--resume", "--overwrite")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional, get_type_hints
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 MODES = ("train", "bench")
@@ -161,14 +161,14 @@ class OptimConfig(Config):
         return given
 
 
-# The OptimConfig fields that are recipe values (bench.recipes.Recipe fields of the same names).
+# The OptimConfig fields that are recipe values (bench.core.recipes.Recipe fields of the same names).
 RECIPE_OPTIM_FIELDS = ("lr", "weight_decay", "epochs", "warmup_fraction", "label_smoothing", "grad_clip")
 OPTIMIZERS = ("adamw", "lamb", "sgd")
 
 
 @dataclass(frozen=True)
 class RecipeConfig(Config):
-    """Training recipe (bench.recipes): a named set of values; a flag given overrides one of them."""
+    """Training recipe (bench.core.recipes): a named set of values; a flag given overrides one of them."""
 
     recipe: Optional[str] = flag(None, "training recipe: suite, plain, deit, paper (default: the task's: paper for "
                                        "imagenet, suite for the rest)")

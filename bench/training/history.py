@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 import torch
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 
 class History:

@@ -18,12 +18,12 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from bench.checkpoint import Checkpoints, Position
-from bench.errors import CommandError, SignalCatcher, UserError
-from bench.history import History
-from bench.machine import wait_for_measurements
-from bench.measure import LoopTimer
-from bench.progress import progress
+from bench.training.checkpoint import Checkpoints, Position
+from bench.core.errors import CommandError, SignalCatcher, UserError
+from bench.training.history import History
+from bench.core.machine import wait_for_measurements
+from bench.measure.timing import LoopTimer
+from bench.training.progress import progress
 
 
 class Stopped(CommandError):

@@ -1,0 +1,1 @@
+"""Measurement: timing and FLOP counting of a model (timing)."""

@@ -1,0 +1,1 @@
+"""Running many runs: the launcher and its executors (local devices, slurm)."""
