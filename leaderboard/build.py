@@ -1,9 +1,9 @@
 """Result folders -> the leaderboard folder: task pages, summary, index, CSV and Pareto plots, and the
 ablation page when some run is a variant or a relative. Tuning runs (scored on validation) appear
-only in their task page's tuning table, test runs at a longer budget only in its budget-sensitivity
-section. A task's cost pass gives its page, plot and summary ratios their speed figures; the CSV
-keeps the runs' own. Points of the cost-scaling study make scaling.md and its
-plots; from points alone, only those are written."""
+only in their task page's tuning table and, through their learning curves, its steps-to-competence
+section; test runs at a longer budget only in its budget-sensitivity section. A task's cost pass
+gives its page, plot and summary ratios their speed figures; the CSV keeps the runs' own. Points of
+the cost-scaling study make scaling.md and its plots; from points alone, only those are written."""
 
 from __future__ import annotations
 

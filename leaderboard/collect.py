@@ -7,7 +7,8 @@ a page or the arithmetic behind it.
 
 A run scored on the validation split (config.data.eval_split "validation": a tuning run of the
 sweep's [tune] protocol) is kept apart, in Collection.tuning: it is never ranked, summarised,
-plotted or written to the CSV, only shown in its task page's tuning table. A result without
+plotted or written to the CSV, only shown in its task page's tuning table and, where its history
+holds a learning curve (--eval-every), its steps-to-competence section. A result without
 eval_split (written before the split could be chosen) was scored on test.
 
 A test run trained k times its task's tuned budget (a sweep's `budgets`: the tuned setting trained
@@ -142,6 +143,15 @@ class TuneGrid:
 
 
 @dataclass(frozen=True)
+class CurvePoint:
+    """One evaluation of a run's learning curve (an entry of its history): the optimizer step and the
+    primary metric there."""
+
+    step: int
+    value: float
+
+
+@dataclass(frozen=True)
 class Run:
     """A finished run (status "ok"): its primary metric and measurements; None where not measured."""
 
@@ -177,6 +187,9 @@ class Run:
         return None if self.protocol is None else self.protocol.warmup_fraction
     reference: bool = False  # its family is a reference of another kind (the ConvNet), as its registration says
     budget_multiple: int = 1  # a test run: k where it trained k times its task's tuned budget (Collection.longer)
+    # A tuning run's validation curve (--eval-every), by step, the last point its final evaluation; () where its
+    # history holds that evaluation alone, and for a test run, which scores its split once.
+    curve: tuple[CurvePoint, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -511,7 +524,7 @@ def _run(data: dict[str, Any], source: str) -> Run:
 
     flops = number("flops.forward_per_sample")
     stable = _get(data, "throughput.stable", bool, source, required=False)
-    return Run(
+    run = Run(
         id=_identity(data, source),
         metric_name=_get(data, "primary_metric.name", _NAME, source),
         higher_is_better=_get(data, "primary_metric.higher_is_better", bool, source),
@@ -540,6 +553,29 @@ def _run(data: dict[str, Any], source: str) -> Run:
         tune=_tune(data, source),
         reference=_get(data, "reference", bool, source, required=False) or False,
     )
+    # Only a tuning run scores validation along the way; a test run's history is its one final evaluation.
+    return replace(run, curve=_curve(data, source, run.metric_name)) if run.eval_split == VALIDATION else run
+
+
+def _curve(data: dict[str, Any], source: str, metric: str) -> tuple[CurvePoint, ...]:
+    """The learning curve a run's history holds: (step, primary metric) per entry, the steps increasing;
+    () where it holds one entry or none. A history of one entry is not read further: it is the final
+    evaluation, which the result's primary_metric already gives."""
+    history = _get(data, "history", list, source, required=False) or []
+    if len(history) < 2:
+        return ()
+    points: list[CurvePoint] = []
+    for i, entry in enumerate(history):
+        where = f"history[{i}]"  # the field a skip sentence names; the brackets keep it one key of _get's path
+        entry = {where: _get({where: entry}, where, dict, source)}
+        point = CurvePoint(_get(entry, f"{where}.step", int, source),
+                           float(_get(entry, f"{where}.metrics.{metric}", (int, float), source, signed=True)))
+        if points and point.step <= points[-1].step:
+            raise ResultError(f"{source} has {where}.step = {point.step}, which is not a valid value for that "
+                              f"field: the steps of a history increase, and the entry before it is at step "
+                              f"{points[-1].step}.")
+        points.append(point)
+    return tuple(points)
 
 
 def _scaling_point(data: dict[str, Any], source: str) -> ScalingPoint:

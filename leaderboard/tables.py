@@ -10,6 +10,7 @@ from typing import Optional
 
 from leaderboard.aggregate import Comparison, OrderChange, Row, TuningRow, aggregate, order_changes, same_lr
 from leaderboard.collect import Collection, CostPass, Failure, Provenance, Run, model_label, task_provenances
+from leaderboard.competence import LEVELS, CompetenceTable, Curve, Levels, competence_tables
 
 MISSING = "—"
 
@@ -244,9 +245,10 @@ def task_page(task: str, rows: list[Row], failures: list[Failure], plot: Optiona
               tuning: Optional[list[TuningRow]] = None, tuning_runs: Optional[list[Run]] = None,
               cost: Optional[CostPass] = None, longer: Optional[list[Run | Failure]] = None) -> str:
     """`runs`: the task's finished test runs, for each table's budget and floor; `tuning`: its tuning rows
-    (validation), and `tuning_runs` their finished runs, for the budget of the tuning; `cost`: its cost
-    pass, which then gives the page's speed figures in place of the runs' own timings; `longer`: its test
-    runs at k times the tuned budget, finished or not, for the budget-sensitivity section."""
+    (validation), and `tuning_runs` their finished runs, for the budget of the tuning and the learning curves
+    of the steps-to-competence section; `cost`: its cost pass, which then gives the page's speed figures in
+    place of the runs' own timings; `longer`: its test runs at k times the tuned budget, finished or not, for
+    the budget-sensitivity section."""
     runs = runs or []
     lines = [f"# {task}", ""]
     if plot:
@@ -276,6 +278,7 @@ def task_page(task: str, rows: list[Row], failures: list[Failure], plot: Optiona
         lines += budget_section(rows, [*runs, *failures], longer)
     if tuning:
         lines += tuning_section(tuning, runs, tuning_runs or [])
+        lines += competence_section(competence_tables(tuning, tuning_runs or [], runs))
     if failures:
         lines += ["## Failed runs (not ranked)", ""]
         lines += _table(
@@ -472,6 +475,83 @@ def tuning_section(rows: list[TuningRow], runs: list[Run], tuning_runs: list[Run
             lines += _table(["model", "size", *header, "test runs' lr", "note"], body, right=set(range(2, 3 + len(lrs))))
         lines.append("")
     return lines
+
+
+COMPETENCE_INTRO = (
+    "How many optimizer steps each architecture took to reach a level of the validation metric, read from its "
+    "tuning run at the setting its test runs use (learning rate and warm-up), which also scored the validation "
+    "split every few steps (the sweep's [tune.eval_every]); a curve's last point is the run's final evaluation, at "
+    "the end of its budget. The levels, stated above each table, lie 50% and 90% of the way from the task's floor "
+    "on the validation split (where the runs record none, from the worst first evaluation among the table's curves) "
+    "to the best final validation value of the table (for a lower-is-better metric, the same fractions of the way "
+    "down). A curve reaches a level at its first evaluation at or past it. The sentence under each table names the "
+    "architectures that reach 90% only at their final evaluation, in the last stretch of the budget, and those that "
+    "do not reach it."
+)
+
+
+def competence_section(tables: list[CompetenceTable]) -> list[str]:
+    """Per device and precision: the levels, then a row per model with its curve and the steps it took to reach
+    each level; nothing where no model has a curve at its chosen setting."""
+    if not tables:
+        return []
+    lines = ["## Steps to competence (validation curves at the chosen settings, not ranked)", "",
+             COMPETENCE_INTRO, ""]
+    for table in tables:
+        levels = table.levels
+        lines += [f"### {table.device}, {table.precision}: validation "
+                  f"{metric_header(table.metric_name, table.higher_is_better)}", ""]
+        lines += [_levels_sentence(levels, table.metric_name), ""]
+        header = ["model", "size", "tuning run", "validation curve (step: value)",
+                  *(f"steps to {fraction:.0%}" for fraction in LEVELS), "test runs' steps"]
+        body = [[model_label(c.run.id.family, c.run.id.variant), c.run.id.size,
+                 f"{_setting_said(c.run.lr, c.run.warmup)}, seed {c.run.id.seed}",
+                 ", ".join(f"{p.step}: {p.value:.4f}" for p in c.points),
+                 *(_steps_text(levels, c, fraction) for fraction in LEVELS),
+                 _distinct(c.test_steps, str)] for c in table.curves]
+        lines += _table(header, body, right=set(range(4, len(header)))) + [""]
+        if levels.improves:
+            lines += [_last_stretch_sentence(table), ""]
+        if table.without:
+            lines += ["No curve here: " + "; ".join(f"{label} ({why})" for label, why in table.without) + ".", ""]
+    return lines
+
+
+def _levels_sentence(levels: Levels, metric_name: str) -> str:
+    best = f"the best final validation value, {levels.best.final.value:.4f} ({levels.best.label})"
+    if levels.floor:
+        start = (f"the floor, {levels.start:.4f} ({levels.floor} of the validation split, as {levels.best.label}'s "
+                 f"run records it)")
+    else:
+        first = levels.start_curve.points[0]
+        start = (f"the worst first evaluation, {levels.start:.4f} ({levels.start_curve.label} at step {first.step}; "
+                 f"the runs record no floor of {metric_name})")
+    if not levels.improves:
+        return f"No levels: {best}, is no better than {start}."
+    fractions = " and ".join(f"{fraction:.0%}" for fraction in LEVELS)
+    values = " and ".join(f"{levels.value(fraction):.4f}" for fraction in LEVELS)
+    return f"Levels: {fractions} of the way from {start}, to {best}: {values}."
+
+
+def _steps_text(levels: Levels, curve: Curve, fraction: float) -> str:
+    if not levels.improves:
+        return MISSING
+    step = levels.steps_to(curve, fraction)
+    return f"not reached in {curve.final.step} steps" if step is None else str(step)
+
+
+def _last_stretch_sentence(table: CompetenceTable) -> str:
+    """Which models reach the top level only at their final evaluation, which never, which before: whether the
+    budget ends while some are still getting there."""
+    top = LEVELS[-1]
+    final, never, earlier = [], [], []
+    for curve in table.curves:
+        step = table.levels.steps_to(curve, top)
+        (never if step is None else final if step == curve.final.step else earlier).append(curve.label)
+    said = [f"{what}: {', '.join(labels)}" for what, labels in (
+        ("only at the final evaluation, in the last stretch of the budget", final),
+        ("not within the budget", never), ("before the final evaluation", earlier)) if labels]
+    return f"Reaching {top:.0%} ({table.levels.value(top):.4f}): {'; '.join(said)}."
 
 
 def _grid_sentence(group: list[TuningRow], lrs: list[float]) -> str:

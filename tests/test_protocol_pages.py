@@ -5,7 +5,8 @@ seed 0 on the validation split (tune/lr-*/), then seeds 0-2 on test. gmlp's test
 validation lr (0.002); vit's used 0.001 though 0.002 scored best, and its lr 0.004 diverged.
 cmudict (G2P, wer, lower is better): transformer-mini, gmlp-ti and mixer-s16, seeds 0-2 on test, no
 tuning; mixer's files predate eval_split and trained 500 steps where the others trained 400.
-The budget-sensitivity tests add digits' test runs again at 4x the budget (longer_budget()).
+The budget-sensitivity tests add digits' test runs again at 4x the budget (longer_budget()); the
+steps-to-competence tests give tuning runs learning curves in their histories (with_curves()).
 
 Golden files in tests/golden/protocol pin the pages byte for byte. After an intended change of the
 output, regenerate them and review the diff:
@@ -438,3 +439,167 @@ def test_a_longer_run_at_another_setting_is_flagged_and_missing_and_failed_ones_
     assert "Fewer than two models are ranked at both 1x and 4x: no order to compare yet." in budget
     assert "Failed runs" not in page(tmp_path / "board", "digits.md")  # the 1x runs' table: none failed there
     assert "runs at 4x the budget: 3 (still to come: vit-ti)" in page(tmp_path / "board", "index.md")
+
+
+# --------------------------------------------------------------------------- steps to competence
+
+
+COMPETENCE = "## Steps to competence (validation curves at the chosen settings, not ranked)"
+DIGITS_VALIDATION = "### Intel(R) Xeon(R) CPU @ 2.20GHz, fp32: validation top1 ↑"
+STEPS = [46, 92, 138, 184, 230]  # digits' 230 steps, scored every 46
+# digits' validation top1 along each tuning run, by (model, lr), ending at the run's final score. The test runs
+# use gmlp's 0.002 and vit's 0.001: vit's 0.002 is a faster start, which its row must not show.
+CURVES = {
+    ("gmlp", 0.001): [0.30, 0.50, 0.70, 0.85, 0.91],
+    ("gmlp", 0.002): [0.40, 0.60, 0.80, 0.90, 0.94],
+    ("gmlp", 0.004): [0.50, 0.70, 0.80, 0.90, 0.92],
+    ("vit", 0.001): [0.20, 0.35, 0.55, 0.75, 0.90],
+    ("vit", 0.002): [0.70, 0.80, 0.85, 0.90, 0.93],
+}
+
+
+def history(steps: list[int], values: list[float], metric: str) -> list[dict]:
+    """A history as bench.history writes it under --eval-every: an entry per evaluation, the last the final one."""
+    return [{"step": step, "epoch": round(step / 23, 4), "samples": step * 64, "train_loss": 1.0,
+             "split": "validation", "metrics": {metric: value, "loss": 1.0}} for step, value in zip(steps, values)]
+
+
+def with_curves(tmp_path: Path, curves: dict, change=None) -> Path:
+    """The fixtures with digits' tuning runs carrying the `curves` given (by (model, lr)), each run's final score the
+    curve's last; each file's JSON passed through change(path, data) last, where given."""
+    def add(path, data):
+        curve = curves.get((data["model"], data["config"]["optim"]["lr"]))
+        if path.parts[0] == "tune" and curve:
+            data["history"] = history(STEPS, curve, "top1")
+            data["metrics"]["top1"] = data["primary_metric"]["value"] = curve[-1]
+        return change(path, data) if change else data
+
+    return crafted(tmp_path, add)
+
+
+def competence(folder: Path, tmp_path: Path, task: str = "digits") -> str:
+    assert main([str(folder), "--out", str(tmp_path / "board")]) == 0
+    return section(page(tmp_path / "board", f"{task}.md"), COMPETENCE)
+
+
+@pytest.mark.parametrize("vit, steps, reaching", [
+    ([0.20, 0.35, 0.55, 0.75, 0.90], ["138", "230"],
+     "Reaching 90% (0.8564): only at the final evaluation, in the last stretch of the budget: vit-ti; before the "
+     "final evaluation: gmlp-ti."),
+    ([0.20, 0.35, 0.45, 0.50, 0.80], ["230", "not reached in 230 steps"],
+     "Reaching 90% (0.8564): not within the budget: vit-ti; before the final evaluation: gmlp-ti."),
+])
+def test_steps_to_competence_come_from_the_curve_at_each_models_chosen_setting(tmp_path, vit, steps, reaching):
+    text = competence(with_curves(tmp_path, {**CURVES, ("vit", 0.001): vit}), tmp_path)
+    assert DIGITS_VALIDATION in text
+    # the floor the tuning runs record on validation (0.1042, not the test split's 0.1028); gmlp's 0.94 is the best
+    # final value: 0.1042 + 0.5 x 0.8358 and 0.1042 + 0.9 x 0.8358
+    assert ("Levels: 50% and 90% of the way from the floor, 0.1042 (majority_baseline_accuracy of the validation "
+            "split, as gmlp-ti's run records it), to the best final validation value, 0.9400 (gmlp-ti): 0.5221 and "
+            "0.8564.") in text
+    assert table_rows(text) == [
+        ["model", "size", "tuning run", "validation curve (step: value)", "steps to 50%", "steps to 90%",
+         "test runs' steps"],
+        ["gmlp", "ti", "lr 0.002 warm-up 0.05, seed 0",
+         "46: 0.4000, 92: 0.6000, 138: 0.8000, 184: 0.9000, 230: 0.9400", "92", "184", "230"],
+        # lr 0.001, the test runs' (its 0.002 curve, which reaches 0.5221 at step 46, is not the one shown)
+        ["vit", "ti", "lr 0.001 warm-up 0.05, seed 0", ", ".join(f"{s}: {v:.4f}" for s, v in zip(STEPS, vit)),
+         *steps, "230"],
+    ]
+    assert reaching in text
+    assert "No curve here" not in text
+
+
+def test_a_lower_is_better_metric_reaches_its_levels_on_the_way_down(tmp_path):
+    """cmudict tuned at its test runs' setting, each curve scored every 100 steps: transformer and gmlp trained
+    400 steps, mixer 500."""
+    wer = {"transformer": [80.0, 50.0, 30.0, 25.0], "gmlp": [90.0, 70.0, 40.0, 30.0],
+           "mixer": [93.0, 91.0, 90.0, 88.0, 55.0]}
+    results = crafted(tmp_path, lambda path, data: data)
+    for path in sorted(results.glob("cmudict__*seed0.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        curve = wer[data["model"]]
+        data["config"].setdefault("data", {})["eval_split"] = "validation"
+        data["history"] = history([100 * (i + 1) for i in range(len(curve))], curve, "wer")
+        data["metrics"]["wer"] = data["primary_metric"]["value"] = curve[-1]
+        (results / "tune" / "lr-0.002" / path.name).write_text(json.dumps(data), encoding="utf-8")
+    text = competence(results, tmp_path, "cmudict")
+    # from WER 93.5 down to 25: 93.5 - 0.5 x 68.5 and 93.5 - 0.9 x 68.5
+    assert ("Levels: 50% and 90% of the way from the floor, 93.5000 (floor_wer of the validation split, as "
+            "transformer-mini's run records it), to the best final validation value, 25.0000 (transformer-mini): "
+            "59.2500 and 31.8500.") in text
+    assert [r[:2] + r[4:] for r in table_rows(text)[1:]] == [
+        ["gmlp", "ti", "300", "400", "400"],
+        ["mixer", "s16", "500", "not reached in 500 steps", "500"],
+        ["transformer", "mini", "200", "300", "400"],
+    ]
+    assert ("Reaching 90% (31.8500): only at the final evaluation, in the last stretch of the budget: gmlp-ti; not "
+            "within the budget: mixer-s16; before the final evaluation: transformer-mini.") in text
+    assert COMPETENCE not in page(tmp_path / "board", "digits.md")  # digits' tuning runs have no curves
+
+
+def test_without_a_floor_the_levels_start_from_the_worst_first_evaluation(tmp_path):
+    def change(path, data):
+        if path.parts[0] == "tune" and data["metrics"]:
+            del data["metrics"]["majority_baseline_accuracy"]
+        return data
+
+    text = competence(with_curves(tmp_path, CURVES, change), tmp_path)
+    # vit's first evaluation at lr 0.001 (0.20), not gmlp's (0.40) nor vit's at 0.002 (0.70): 0.2 + 0.5 x 0.74, ...
+    assert ("Levels: 50% and 90% of the way from the worst first evaluation, 0.2000 (vit-ti at step 46; the runs "
+            "record no floor of top1), to the best final validation value, 0.9400 (gmlp-ti): 0.5700 and "
+            "0.8660.") in text
+    assert [r[4:6] for r in table_rows(text)[1:]] == [["92", "184"], ["184", "230"]]
+
+
+def test_a_best_final_value_no_better_than_the_floor_sets_no_level(tmp_path):
+    def change(path, data):
+        if path.parts[0] == "tune" and data["metrics"]:
+            data["metrics"]["majority_baseline_accuracy"] = 0.95
+        return data
+
+    text = competence(with_curves(tmp_path, CURVES, change), tmp_path)
+    assert ("No levels: the best final validation value, 0.9400 (gmlp-ti), is no better than the floor, 0.9500 "
+            "(majority_baseline_accuracy of the validation split, as gmlp-ti's run records it).") in text
+    assert [r[4:6] for r in table_rows(text)[1:]] == [["—", "—"], ["—", "—"]]
+    assert "Reaching" not in text
+
+
+def test_no_curve_at_a_chosen_setting_is_said_and_a_page_without_any_has_no_section(board, tmp_path):
+    for name in ("digits.md", "cmudict.md"):  # the fixtures' histories hold the final evaluation alone
+        assert "Steps to competence" not in page(board, name)
+    # vit's curve lies at 0.002, not at its test runs' 0.001
+    text = competence(with_curves(tmp_path / "one", {("gmlp", 0.002): CURVES[("gmlp", 0.002)],
+                                                     ("vit", 0.002): CURVES[("vit", 0.002)]}), tmp_path / "one")
+    assert [r[0] for r in table_rows(text)[1:]] == ["gmlp"]
+    assert "No curve here: vit-ti (no validation curve at its test runs' setting)." in text
+    # curves at settings no test run uses: no section
+    folder = with_curves(tmp_path / "none", {("gmlp", 0.004): CURVES[("gmlp", 0.004)],
+                                             ("vit", 0.002): CURVES[("vit", 0.002)]})
+    assert main([str(folder), "--out", str(tmp_path / "none" / "board")]) == 0
+    assert "Steps to competence" not in page(tmp_path / "none" / "board", "digits.md")
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda h: {"step": 46}, "history = {'step': 46}, which is not a valid value for that field."),
+    (lambda h: [h[0], 5], "history[1] = 5, which is not a valid value for that field."),
+    (lambda h: [h[0], {**h[1], "step": True}], "history[1].step = True, which is not a valid value for that field."),
+    (lambda h: [h[0], {**h[1], "metrics": {"loss": 1.0}}],
+     "no history[1].metrics.top1; it is not a complete result of this suite."),
+    (lambda h: [h[0], {**h[1], "metrics": {"top1": "0.6"}}],
+     "history[1].metrics.top1 = '0.6', which is not a valid value for that field."),
+    (lambda h: [h[1], h[0]],
+     "history[1].step = 46, which is not a valid value for that field: the steps of a history increase, and the "
+     "entry before it is at step 92."),
+])
+def test_a_malformed_history_skips_its_file_naming_the_field(tmp_path, change, field):
+    def malformed(path, data):
+        if path == Path("tune", "lr-0.002", "digits__gmlp-ti__fp32__seed0.json"):
+            data["history"] = change(data["history"])
+        return data
+
+    folder = with_curves(tmp_path, CURVES, malformed)
+    collection = collect([str(folder)])
+    assert collection.skipped == [f"{folder / 'tune' / 'lr-0.002' / 'digits__gmlp-ti__fp32__seed0.json'} has "
+                                  f"{field}"]
+    assert len(collection.tuning) == 5
