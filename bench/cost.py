@@ -43,9 +43,11 @@ from bench.measure.cost import (DEFAULT_ROUNDS, DEFAULT_STEPS, DEFAULT_WARMUP, C
 
 def planned_cases(grid: dict, task_name: str) -> list[dict]:
     """The sweep file's runs of one task (every seed), as bench/run.py's validated configs."""
-    from bench.sweep import plan, run_configs
+    from bench.sweeps.grid import run_configs
+    from bench.sweeps.plan import plan
+    from tasks import create_task
 
-    runs = plan(grid, [task_name], report=False)
+    runs = plan(grid, create_task, [task_name], report=False)
     if not runs:
         raise UserError(f"The sweep file plans no run of {task_name}, so there is nothing to time.")
     return [run_configs(run["argv"], f"The flags of {run['name']} are refused:") for run in runs]
@@ -138,9 +140,10 @@ def main(argv=None) -> int:
 
 def _main(args) -> int:
     from bench.core.results import write_json_atomic
-    from bench.sweep import load_grid
+    from bench.sweep import create_task  # the sweep command's: imports the task package only once a task is needed
+    from bench.sweeps.grid import load_grid
 
-    grid = load_grid(args.grid)
+    grid = load_grid(args.grid, create_task)
     table = {"rounds": DEFAULT_ROUNDS, "steps": DEFAULT_STEPS, "warmup": DEFAULT_WARMUP, **grid.get("cost", {})}
     for key, value in table.items():
         if getattr(args, key) is None:

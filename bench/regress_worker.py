@@ -62,7 +62,7 @@ def sentence(error: BaseException) -> str:
 
 
 class TimedCase:
-    """One case of the check (bench.regress.Case: model, size, task, batch, precision, phase), built once
+    """One case of the check (bench.regression.cases.Case: model, size, task, batch, precision, phase), built once
     and timed on every request."""
 
     def __init__(self, spec: dict, request: dict, checkout: Path, threads: int):

@@ -152,7 +152,8 @@ def sanity(families: list[str], task_names: list[str], output_dir: Path, process
     from types import SimpleNamespace
 
     from bench.core.config import SlurmConfig
-    from bench.sweep import Launcher, RunProcesses, execute, number, planned_run
+    from bench.sweeps.execute import Launcher, RunProcesses, execute
+    from bench.sweeps.plan import number, planned_run
 
     checks = [CHECKS.get(name) for name in task_names or CHECKS.names()]  # an unknown name fails here
     check_output_folder(output_dir, "--output-dir")
@@ -184,7 +185,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
-        from bench.sweep import RunProcesses
+        from bench.sweeps.execute import RunProcesses
 
         processes = RunProcesses()
         with processes.stop_signals():

@@ -12,7 +12,7 @@ holds a learning curve (--eval-every), its steps-to-competence section. A result
 eval_split (written before the split could be chosen) was scored on test.
 
 A test run trained k times its task's tuned budget (a sweep's `budgets`: the tuned setting trained
-longer, bench.sweep.longer_budget) is kept apart too, in Collection.longer: never ranked, summarised,
+longer, bench.sweeps.plan.longer_budget) is kept apart too, in Collection.longer: never ranked, summarised,
 plotted or written to the CSV, only shown in its task page's budget-sensitivity section. What tells
 it apart is the budget its result records (Budget), never the folder it lies in.
 
@@ -111,7 +111,7 @@ class Protocol:
 @dataclass(frozen=True)
 class Budget:
     """The training budget a run asked for (config.optim), in the terms a sweep multiplies it
-    (bench.sweep.longer_budget): optimizer steps where it set max_steps, which overrides epochs, else
+    (bench.sweeps.plan.longer_budget): optimizer steps where it set max_steps, which overrides epochs, else
     epochs; at its batch size per process. A failed run records it too, where it records no train.*;
     and k times the steps is k times train.steps exactly, where train.samples falls short whenever a
     longer run crosses an epoch's partial last batch."""

@@ -163,10 +163,11 @@ def test_an_existing_pass_is_skipped_and_a_bad_cost_table_refused(tmp_path, caps
                      .read_bytes())  # a complete pass (tests/test_faults.py: one that is not is measured again)
     assert cost.main([str(grid(tmp_path))]) == 0
     assert "exists, skipped (--overwrite measures it again)" in capsys.readouterr().out
-    from bench.sweep import load_grid
+    from bench.sweeps.grid import load_grid
+    from tasks import create_task
 
     with pytest.raises(UserError, match=r"The \[cost\] table of .* takes the keys \['rounds', 'steps', 'warmup'\]"):
-        load_grid(grid(tmp_path, '[cost]\nrounds = "many"'))
+        load_grid(grid(tmp_path, '[cost]\nrounds = "many"'), create_task)
 
 
 def test_a_file_that_is_no_complete_pass_is_skipped_with_a_sentence(tmp_path):

@@ -234,7 +234,7 @@ HOLDERS = {  # lock: the code a holder runs to take it (in `folder`), and how th
                    "    time.sleep(600)\n",
     "run-result": "from bench.core.results import RunLock\nassert RunLock(folder / 'r.json').acquire()\n"
                   "print('held', flush=True)\ntime.sleep(600)\n",
-    "sweep-folder": "from bench.core.results import ProcessLock\nfrom bench.sweep import SWEEP_LOCK\n"
+    "sweep-folder": "from bench.core.results import ProcessLock\nfrom bench.sweeps.execute import SWEEP_LOCK\n"
                     "assert ProcessLock(folder / SWEEP_LOCK).acquire()\nprint('held', flush=True)\ntime.sleep(600)\n",
 }
 
@@ -253,7 +253,7 @@ def taken(kind: str, folder: Path, monkeypatch) -> bool:
 
     from bench.core import machine
     from bench.core.results import ProcessLock, RunLock
-    from bench.sweep import SWEEP_LOCK
+    from bench.sweeps.execute import SWEEP_LOCK
 
     if kind == "measurement":
         monkeypatch.setenv(machine.MEASURE_LOCK_ENV, str(folder / ".measure.lock"))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.regress import decide
+from bench.regression.decision import decide
 
 pytestmark = pytest.mark.slow  # real trainings, sweeps or timing: the slow tier
 
@@ -52,6 +52,15 @@ def worktrees(repo: Path) -> int:
 
 
 # --------------------------------------------------------------------------- decision
+
+
+def test_the_driver_names_the_workers_slowdown_hook_as_the_worker_does():
+    """bench.regression.sides keeps its own copy of the worker's INJECT_SLOWDOWN_ENV (a library imports no
+    command); every checkout's worker reads that name."""
+    from bench.regress_worker import INJECT_SLOWDOWN_ENV
+    from bench.regression.sides import INJECT_SLOWDOWN_ENV as driver
+
+    assert driver == INJECT_SLOWDOWN_ENV
 
 
 def test_decision_needs_both_size_and_significance():

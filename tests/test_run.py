@@ -157,17 +157,19 @@ def test_imagefolder_without_class_folders(tmp_path):
 
 @pytest.mark.slow
 def test_sweep_resumes_a_run_that_left_checkpoints(tmp_path):
-    from bench.sweep import plan
+    from bench.sweeps.plan import plan
+    from tasks import create_task
 
     grid = {"output_dir": str(tmp_path), "tasks": ["digits"], "models": ["gmlp"], "seeds": [0], "args": {"max-steps": 2}}
-    assert "--resume" not in plan(grid)[0]["argv"]
+    assert "--resume" not in plan(grid, create_task)[0]["argv"]
     (tmp_path / "checkpoints" / "digits__gmlp-mini__fp32__seed0").mkdir(parents=True)
-    assert plan(grid)[0]["argv"][-1] == "--resume"
+    assert plan(grid, create_task)[0]["argv"][-1] == "--resume"
 
 
 @pytest.mark.slow
 def test_ctrl_c_stops_a_sweep_in_one_sentence_and_the_rerun_resumes(tmp_path):
-    from bench.sweep import finished, plan
+    from bench.sweeps.plan import finished, plan
+    from tasks import create_task
 
     grid = {"output_dir": str(tmp_path), "tasks": ["digits"], "models": ["gmlp"], "seeds": [0],
             "args": {"max-steps": 100000, "batch-size": 32, "checkpoint-every": 5, "no-measure": True}}
@@ -199,21 +201,22 @@ def test_ctrl_c_stops_a_sweep_in_one_sentence_and_the_rerun_resumes(tmp_path):
     result = tmp_path / f"{name}.json"
     assert json.loads(result.read_text())["status"] == "interrupted"
     assert not finished(result), "an interrupted run is not skipped"
-    assert plan(grid)[0]["argv"][-1] == "--resume"
+    assert plan(grid, create_task)[0]["argv"][-1] == "--resume"
 
 
 @pytest.mark.slow
 def test_an_interrupted_run_without_checkpoints_starts_again(tmp_path):
-    from bench.sweep import finished, plan
+    from bench.sweeps.plan import finished, plan
+    from tasks import create_task
 
     grid = {"output_dir": str(tmp_path), "tasks": ["digits"], "models": ["gmlp"], "seeds": [0], "args": {"max-steps": 2}}
-    path = plan(grid)[0]["path"]
+    path = plan(grid, create_task)[0]["path"]
     result = json.loads((ROOT / "tests" / "data" / "results" / "cpu" / "digits__gmlp-ti__fp32__seed0.json").read_text())
     path.write_text(json.dumps({**result, "status": "ok"}))
     assert finished(path), "a finished run is skipped"
     path.write_text(json.dumps({**result, "status": "interrupted", "error": "Interrupted by SIGINT."}))
     assert not finished(path)
-    assert plan(grid)[0]["argv"][-1] == "--overwrite"
+    assert plan(grid, create_task)[0]["argv"][-1] == "--overwrite"
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))

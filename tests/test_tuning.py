@@ -12,6 +12,7 @@ import pytest
 from conftest import need_debian_data
 
 from bench import sweep
+from bench.sweeps.plan import describe_choice, longer_budget, plan, select, tune
 from bench.core.config import DataConfig
 from bench.core.errors import UserError
 from tasks import create_task
@@ -109,11 +110,11 @@ def test_select_prefers_the_best_validation_score_and_treats_failures_as_worst(t
 
     runs = [tuned(0.004, None, status="diverged", higher=False), tuned(0.001, 30.0, higher=False),
             tuned(0.002, 20.0, higher=False)]
-    entry = sweep.select(runs)[("t", "m", "s", "")]
+    entry = select(runs)[("t", "m", "s", "")]
     # the failed first run names the metric's direction too: lower is better here
     assert entry["chosen"] == (0.002, None) and entry["values"][(0.004, None)] is None
     with pytest.raises(UserError, match="not scored on the validation split"):
-        sweep.select([tuned(0.001, 0.5, split="test")])
+        select([tuned(0.001, 0.5, split="test")])
 
 
 DEBIAN_PACKAGE = {"fashion-mnist": "dataset-fashion-mnist", "wordnet": "wordnet-base"}
@@ -189,7 +190,7 @@ def tune_grid(tmp_path, **tune) -> dict:
 
 def test_tuning_plans_the_lr_by_warmup_grid_and_records_it(tmp_path):
     grid = tune_grid(tmp_path, warmup=[0.05, 0.3])
-    runs = sweep.plan(grid, phase="tune")
+    runs = plan(grid, create_task, phase="tune")
     assert [(r["key"][1], r["path"].parent.name) for r in runs] == [
         (family, f"lr-{lr}-warmup-{w}") for family in ("gmlp", "vit") for lr in ("0.0005", "0.002", "0.008")
         for w in ("0.05", "0.3")]
@@ -199,13 +200,13 @@ def test_tuning_plans_the_lr_by_warmup_grid_and_records_it(tmp_path):
     assert json.loads(first["env"]["MLPBENCH_TUNE"]) == {"lr": [0.0005, 0.002, 0.008], "warmup": [0.05, 0.3],
                                                          "extend": 2}
     # eval_every: that task's tuning runs record their learning curve; the test runs do not
-    curves = sweep.plan(tune_grid(tmp_path, eval_every={"digits": 2}), phase="tune")
+    curves = plan(tune_grid(tmp_path, eval_every={"digits": 2}), create_task, phase="tune")
     assert curves[0]["argv"][-2:] == ["--eval-every", "2"]
-    tested = sweep.plan(tune_grid(tmp_path, eval_every={"digits": 2}), phase="test",
+    tested = plan(tune_grid(tmp_path, eval_every={"digits": 2}), create_task, phase="test",
                         chosen={("digits", "gmlp", "mini", ""): (0.002, None)})
     assert "--eval-every" not in tested[0]["argv"]
     # without a warm-up grid the results keep their folders, lr-<lr>, and the runs their recipe's warm-up
-    plain = sweep.plan(tune_grid(tmp_path, extend=0), phase="tune")
+    plain = plan(tune_grid(tmp_path, extend=0), create_task, phase="tune")
     assert [r["path"].parent.name for r in plain[:3]] == ["lr-0.0005", "lr-0.002", "lr-0.008"]
     assert "--warmup-fraction" not in plain[0]["argv"]
     assert json.loads(plain[0]["env"]["MLPBENCH_TUNE"]) == {"lr": [0.0005, 0.002, 0.008], "warmup": None, "extend": 0}
@@ -213,7 +214,7 @@ def test_tuning_plans_the_lr_by_warmup_grid_and_records_it(tmp_path):
 
 def test_test_runs_carry_the_chosen_lr_and_warmup(tmp_path):
     grid = tune_grid(tmp_path, warmup=[0.05, 0.3])
-    runs = sweep.plan(grid, phase="test", chosen={("digits", "gmlp", "mini", ""): (0.032, 0.3)})
+    runs = plan(grid, create_task, phase="test", chosen={("digits", "gmlp", "mini", ""): (0.032, 0.3)})
     assert [(r["key"][1], r["path"].parent, r["argv"][r["argv"].index("--lr"):]) for r in runs] == [
         ("gmlp", tmp_path, ["--lr", "0.032", "--warmup-fraction", "0.3", "--eval-split", "test"])] * 3
 
@@ -221,12 +222,12 @@ def test_test_runs_carry_the_chosen_lr_and_warmup(tmp_path):
 def test_longer_budgets_run_the_chosen_setting_k_times_as_long_into_their_own_folder(tmp_path, capsys):
     grid = tune_grid(tmp_path, warmup=[0.05, 0.3])
     chosen = {("digits", "gmlp", "mini", ""): (0.032, 0.3)}
-    runs = sweep.plan({**grid, "budgets": [1, 4]}, phase="test", chosen=chosen, budget=4)
+    runs = plan({**grid, "budgets": [1, 4]}, create_task, phase="test", chosen=chosen, budget=4)
     assert [(r["path"].parent, r["argv"][r["argv"].index("--max-steps"):]) for r in runs] == [
         (tmp_path / "budget-4x", ["--max-steps", "12", "--lr", "0.032", "--warmup-fraction", "0.3", "--eval-split",
                                   "test"])] * 3
     # a task that sets its budget in epochs gets k times the epochs
-    assert sweep.longer_budget({"epochs": 1, "batch-size": 64}, 4) == {"epochs": 4, "batch-size": 64}
+    assert longer_budget({"epochs": 1, "batch-size": 64}, 4) == {"epochs": 4, "batch-size": 64}
     path = tmp_path / "grid.toml"
     path.write_text(f'output_dir = "{tmp_path / "out"}"\ntasks = ["digits"]\nmodels = ["gmlp"]\nseeds = [0]\n'
                     f'budgets = [1, 4]\n[args]\nmax-steps = 5\n[tune]\nlr = [0.001, 0.002]\n')
@@ -273,7 +274,7 @@ def scored(path: Path, value, higher=True) -> None:
 
 
 def run_tuning(grid: dict, score) -> tuple[dict, list[list[str]]]:
-    """sweep.tune with every run "executed" by writing score(family, lr, warmup) as its result; the
+    """tune with every run "executed" by writing score(family, lr, warmup) as its result; the
     choices, and the settings run in each round."""
     rounds = []
 
@@ -284,7 +285,7 @@ def run_tuning(grid: dict, score) -> tuple[dict, list[list[str]]]:
                 scored(run["path"], score(run["key"][1], run["lr"], run["warmup"]))
         return 0
 
-    choices, failed = sweep.tune(grid, "digits", execute_all)
+    choices, failed = tune(grid, "digits", execute_all, create_task)
     assert failed == 0
     return choices, rounds
 
@@ -300,7 +301,7 @@ def test_a_best_lr_at_the_top_extends_the_grid_until_extend_steps(tmp_path, caps
     gmlp, vit = choices[("digits", "gmlp", "mini", "")], choices[("digits", "vit", "mini", "")]
     assert gmlp["chosen"] == (0.128, 0.3) and gmlp["extended"] == {0.032, 0.128}
     assert vit["chosen"] == (0.002, 0.05) and not vit["extended"]
-    assert sweep.describe_choice(("digits", "gmlp", "mini", ""), gmlp) == (
+    assert describe_choice(("digits", "gmlp", "mini", ""), gmlp) == (
         "digits gmlp-mini: validation lr 0.0005 warm-up 0.05: 0.0505, lr 0.0005 warm-up 0.3: 0.3005, "
         "lr 0.002 warm-up 0.05: 0.0520, lr 0.002 warm-up 0.3: 0.3020, lr 0.008 warm-up 0.05: 0.0580, "
         "lr 0.008 warm-up 0.3: 0.3080, lr 0.032 warm-up 0.3 (extended): 0.3320, "

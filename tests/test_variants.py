@@ -149,7 +149,9 @@ def test_bad_variant_value_is_refused_by_argparse(capsys):
 
 @pytest.mark.slow
 def test_sweep_runs_each_listed_variant_under_its_own_name(tmp_path, capsys):
-    from bench.sweep import load_grid, plan
+    from bench.sweeps.grid import load_grid
+    from bench.sweeps.plan import plan
+    from tasks import create_task
 
     (tmp_path / "base.toml").write_text('[args]\nepochs = 2\n[task_args.digits]\nlr = 0.002\nbatch-size = 8\n')
     (tmp_path / "grid.toml").write_text(
@@ -157,7 +159,7 @@ def test_sweep_runs_each_listed_variant_under_its_own_name(tmp_path, capsys):
         'models = ["resmlp", "vit"]\nseeds = [0]\n[task_args.digits]\nbatch-size = 16\n'
         '[variants]\nresmlp = ["", "norm=batchnorm", "layer-scale-init=1"]\n'
     )
-    runs = plan(load_grid(tmp_path / "grid.toml"))
+    runs = plan(load_grid(tmp_path / "grid.toml", create_task), create_task)
     assert [r["name"] for r in runs] == [
         "digits__resmlp-mini__fp32__seed0",
         "digits__resmlp-mini__norm=batchnorm__fp32__seed0",
@@ -188,10 +190,12 @@ def test_a_variant_run_records_its_variant(tmp_path):
 def test_ablation_sweep_covers_every_variant_on_both_tasks():
     from pathlib import Path
 
-    from bench.sweep import load_grid, plan
+    from bench.sweeps.grid import load_grid
+    from bench.sweeps.plan import plan
+    from tasks import create_task
 
-    grid = load_grid(Path(__file__).resolve().parent.parent / "sweeps" / "ablations.toml")
-    names = {run["name"] for run in plan(grid)}
+    grid = load_grid(Path(__file__).resolve().parent.parent / "sweeps" / "ablations.toml", create_task)
+    names = {run["name"] for run in plan(grid, create_task)}
     for family, variants in grid["variants"].items():
         for variant in variants:
             suffix = f"__{variant}" if variant else ""
