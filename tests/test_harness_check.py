@@ -1,4 +1,4 @@
-"""bench/harness_check.py: the harness and a bare Timer loop agree on the samples/s of the same steps."""
+"""bench/harness_check.py (its library bench/studies/harness.py): the harness and a bare Timer loop agree on the samples/s of the same steps."""
 
 import subprocess
 import sys
@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from bench import harness_check
+from bench.studies import harness
 from bench.models import compared_families
 
 pytestmark = pytest.mark.slow  # real trainings, sweeps or timing: the slow tier
@@ -17,12 +18,13 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize("name", compared_families("image"))
 def test_harness_and_bare_loop_agree_on_a_tiny_model(name, one_thread):
     # Two steps per side: a harness that miscounted steps or samples would be off by 2x or more.
-    infer, train = harness_check.compare(name, width=32, depth=1, batch_size=8, pairs=9, steps=2, clock="process")
+    infer, train = harness.compare(name, width=32, depth=1, batch_size=8, pairs=9, steps=2, clock="process",
+                                   create_task=harness_check.create_task)
     assert 0.67 < infer < 1.5 and 0.67 < train < 1.5
 
 
 def test_median_interval_contains_the_median():
-    median, low, high = harness_check.median_with_interval([0.9, 1.0, 1.1, 1.0, 0.95, 1.05, 1.2])
+    median, low, high = harness.median_with_interval([0.9, 1.0, 1.1, 1.0, 0.95, 1.05, 1.2])
     assert median == 1.0 and low <= median <= high and 0.9 <= low and high <= 1.2
 
 

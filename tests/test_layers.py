@@ -137,7 +137,6 @@ NOT_YET_THIN = {
     "scaling": "the scaling grid, its worker and its file",
     "regress_worker": "the worker each checkout runs, whose path every checkout keeps (bench.regress starts "
                       "bench/regress_worker.py in every checkout it times, older commits included)",
-    "harness_check": "the bare steps the harness is compared with",
     "timm_compare": "the timm side of the comparison",
 }
 
