@@ -350,7 +350,7 @@ def test_a_corrupt_cost_pass_is_said_and_measured_again(tmp_path, capsys):
 
 
 def test_a_corrupt_scaling_point_is_said_and_measured_again(tmp_path, capsys):
-    from bench.scaling import ScalingConfig, existing
+    from bench.studies.scaling import ScalingConfig, existing
 
     path = tmp_path / "image-p16__gmlp-mini__00004-tokens__cpu-fp32.json"
     path.write_bytes((ROOT / "tests" / "data" / "scaling" / path.name).read_bytes())

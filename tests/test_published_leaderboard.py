@@ -150,7 +150,7 @@ def test_published_scaling_points_cover_every_family_from_one_clean_commit():
     """Every family the registry lists for a series' modality, measured at its shortest input at
     least, on one CPU thread with the process clock, every point from one clean commit."""
     from bench.models import list_models, model_entries
-    from bench.scaling import SERIES
+    from bench.studies.scaling import SERIES
 
     points = collect([str(ROOT / "results" / "scaling")]).scaling
     assert len({p.provenance.commit for p in points}) == 1 and not any(p.provenance.dirty for p in points)

@@ -1,4 +1,4 @@
-"""The cost-scaling study (bench/scaling.py): FLOP formulas, point statuses, resuming, the page.
+"""The cost-scaling study (bench/scaling.py, its library bench/studies/scaling.py): FLOP formulas, point statuses, resuming, the page.
 
 Tiny widths and two token counts keep each test to a few seconds on one thread.
 """
@@ -16,7 +16,7 @@ from bench.models import list_models, model_entries, resized
 from tasks import create_task
 
 # Every (family, modality) the registry has.
-# The families the study measures (bench.scaling.families: references are left out)
+# The families the study measures (bench.studies.scaling.families: references are left out)
 ENTRIES = [(family, modality) for family in list_models() for entry in model_entries(family)
            for modality in entry.modalities if not entry.reference]
 # Task shapes per modality, and two token counts each: image sides at 16x16 patches (4 and 16
@@ -68,6 +68,7 @@ def test_resized_keeps_width_and_depth_and_checks_the_pair():
 
 
 from bench import scaling  # noqa: E402
+from bench.studies import scaling as scaling_library  # noqa: E402
 from bench.core.results import load_point, point_filename  # noqa: E402
 
 QUICK = dict(bench_warmup_steps=0, bench_steps=1, bench_repeats=1, latency_samples=1, peak_gemm_size=64,
@@ -75,9 +76,9 @@ QUICK = dict(bench_warmup_steps=0, bench_steps=1, bench_repeats=1, latency_sampl
 
 
 def study(tmp_path, **settings):
-    cfg = scaling.ScalingConfig(**{"series": "image-p16", "models": "vit", "tokens": "4,16", "isolate": False,
+    cfg = scaling_library.ScalingConfig(**{"series": "image-p16", "models": "vit", "tokens": "4,16", "isolate": False,
                                    "output_dir": str(tmp_path), **QUICK, **settings})
-    return scaling.study(cfg)
+    return scaling_library.study(cfg, create_task)
 
 
 def point(tmp_path, family="vit", tokens=4, series="image-p16"):
@@ -125,11 +126,11 @@ def test_a_point_whose_process_is_killed_is_recorded_not_a_crash(tmp_path, one_t
     import os
     import signal
 
-    monkeypatch.setattr(scaling, "measure_point", lambda *args: os.kill(os.getpid(), signal.SIGKILL))
+    monkeypatch.setattr(scaling_library, "measure_point", lambda *args: os.kill(os.getpid(), signal.SIGKILL))
     assert study(tmp_path, tokens="4", isolate=True) == 0
     data = point(tmp_path)
     assert data["status"] == "oom" and "out-of-memory killer" in data["error"]
-    monkeypatch.setattr(scaling, "measure_point", lambda *args: os._exit(3))
+    monkeypatch.setattr(scaling_library, "measure_point", lambda *args: os._exit(3))
     assert study(tmp_path, tokens="16", isolate=True) == 1  # an error ends the study with 1
     assert point(tmp_path, tokens=16)["error"] == "The point's process ended with exit code 3 and wrote no result."
 
