@@ -134,7 +134,7 @@ def test_timm_compare_refuses_unknown_models_in_one_sentence():
 def test_every_pair_matches_timm_in_parameters():
     """The comparison's timm side has our model's shape (at 224 px, 1000 classes): same parameter count."""
     from bench.models import create_model
-    from bench.timm_compare import PAIRS, timm_model
+    from bench.studies.timm_compare import PAIRS, timm_model
     from bench.core.spec import TaskSpec
 
     spec = TaskSpec("imagenet", "image", "top1", image_size=(3, 224, 224), num_classes=1000)

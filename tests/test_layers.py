@@ -136,7 +136,6 @@ NOT_YET_THIN = {
     "run": "the run's phases (configure ... write_result), which compose task, model and loop",
     "regress_worker": "the worker each checkout runs, whose path every checkout keeps (bench.regress starts "
                       "bench/regress_worker.py in every checkout it times, older commits included)",
-    "timm_compare": "the timm side of the comparison",
 }
 
 
