@@ -609,7 +609,7 @@ def load_result(path: str | os.PathLike) -> dict[str, Any]:
 #                     of the same family and series was already over a cap); "error" (a failure of
 #                     the code, with its sentence)
 #     error           str | None: why, when status is not "ok"
-#     series          the series swept (bench.scaling.SERIES), e.g. "image-p16", "mlm"
+#     series          the series swept (bench.studies.scaling.SERIES), e.g. "image-p16", "mlm"
 #     modality, task  the modality and the registered task whose shape the inputs take
 #     model, size, baseline   the family, its named size, whether it is the modality's baseline
 #     tokens          int: the number swept: patches per image, or the sequence length
@@ -707,7 +707,7 @@ COST_PHASE_KEYS = ("samples_per_s", "ci", "tokens_per_s", "seed_spread", "raw_sa
 def build_cost_pass(*, task: str, sweep_file: str, batch_size: int, tokens_per_sample: float | None,
                     settings: dict[str, Any], summary: dict[str, Any], environment: dict[str, Any],
                     load_average: list, wall_time_s: float, cpu_time_s: float) -> dict[str, Any]:
-    """A cost pass's file (the keys above), validated; `summary`: bench.cost.summarise's figures;
+    """A cost pass's file (the keys above), validated; `summary`: bench.measure.cost.summarise's figures;
     `environment`: capture_environment() as the pass began."""
     environment = dict(environment)
     environment["load_average"] = [None if x is None else round(x, 2) for x in load_average]
