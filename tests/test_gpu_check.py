@@ -230,10 +230,11 @@ def test_autocast_reaches_the_model_in_measurement(precision):
 @needs_cuda
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_autocast_reaches_the_model_in_a_training_step(precision, fresh_accelerate):
-    """As bench/run.py builds the Accelerator and bench.training.loop.train steps: the prepared model autocasts."""
+    """As bench.runs.phases.make_accelerator builds the Accelerator and bench.training.loop.train steps: the
+    prepared model autocasts."""
     from accelerate import Accelerator
 
-    from bench.run import MIXED_PRECISION
+    from bench.runs.phases import MIXED_PRECISION
 
     task, model, batch = mini_mixer_and_batch()
     accelerator = Accelerator(mixed_precision=MIXED_PRECISION[precision])
@@ -267,7 +268,7 @@ def test_training_loader_uses_pinned_memory(fresh_accelerate):
     assert train_loader.pin_memory and eval_loader.pin_memory
     images, labels = next(iter(train_loader))
     assert images.is_pinned() and labels.is_pinned()
-    # bench/run.py's Accelerator: the prepared loader keeps pinning and copies without blocking
+    # bench.runs.phases.make_accelerator's Accelerator: the prepared loader keeps pinning and copies without blocking
     accelerator = Accelerator(dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=0,
                                                                          non_blocking=True))
     prepared = accelerator.prepare(train_loader)
