@@ -197,16 +197,6 @@ class TokenStack(nn.Module):
         return self.norm(x)
 
 
-def sinusoids(length: int, dim: int) -> torch.Tensor:
-    """(length, dim) sinusoidal positions: sin on even channels, cos on odd ones (Vaswani et al., 2017)."""
-    position = torch.arange(length, dtype=torch.float32)[:, None]  # (T, 1)
-    frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10_000.0) / dim))  # (C/2,)
-    table = torch.zeros(length, dim)
-    table[:, 0::2] = torch.sin(position * frequency)
-    table[:, 1::2] = torch.cos(position * frequency)
-    return table
-
-
 class ScaledEmbedding(nn.Embedding):
     """Token embedding with weights ~ N(0, 1/dim), multiplied by sqrt(dim) on the way in (as fairseq's
     Transformer does), so tokens enter the blocks at unit scale while the tied head's logits start at

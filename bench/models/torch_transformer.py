@@ -19,6 +19,7 @@ with the baseline.
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -27,10 +28,20 @@ import torch.nn.functional as F
 
 from bench.models import register_model
 from bench.models.text import (
-    TEXT_MODALITIES, MaskedLM, Seq2SeqModel, TextSize, check_lengths, default_size, sinusoids, tied_embedding,
+    TEXT_MODALITIES, MaskedLM, Seq2SeqModel, TextSize, check_lengths, default_size, tied_embedding,
 )
 from bench.models.transformer import SIZES, flops
 from bench.core.spec import TaskSpec
+
+
+def sinusoids(length: int, dim: int) -> torch.Tensor:
+    """(length, dim) sinusoidal positions: sin on even channels, cos on odd ones (Vaswani et al., 2017)."""
+    position = torch.arange(length, dtype=torch.float32)[:, None]  # (T, 1)
+    frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10_000.0) / dim))  # (C/2,)
+    table = torch.zeros(length, dim)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency)
+    return table
 
 
 def gelu(x: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from bench.models import register_model
 from bench.models.parts import mlp_flops
 from bench.models.text import (
-    TEXT_MODALITIES, Seq2SeqModel, TextSize, attention_flops, check_lengths, default_size, sinusoids, text_sizes,
+    TEXT_MODALITIES, Seq2SeqModel, TextSize, attention_flops, check_lengths, default_size, text_sizes,
 )
 from bench.core.spec import TaskSpec
 
@@ -54,8 +54,7 @@ class PreNormMLM(nn.Module):
     rate the MLP families train at. Not RoBERTa's own head (dense, GELU and LayerNorm before that
     projection): with it the baseline reached 0.102 masked-token accuracy on wordnet where the same
     model with the tied projection alone, like the torch.nn reference, reached 0.147 (docs/baselines.md).
-    Positions are fixed sinusoids, given as 0..T-1 (RoBERTa would otherwise count them from the padding
-    index)."""
+    Positions are given as 0..T-1: RoBERTa would otherwise count them from the padding index."""
 
     def __init__(self, spec: TaskSpec, size: TextSize):
         super().__init__()
@@ -73,14 +72,6 @@ class PreNormMLM(nn.Module):
             initializer_range=init_std(size),
         )
         self.roberta = RobertaPreLayerNormModel(config, add_pooling_layer=False)
-        # Fixed sinusoidal positions (Vaswani et al., 2017) in place of RoBERTa's learned ones, at the
-        # token embeddings' scale: learned positions start as noise and must be learnt before attention
-        # can use where a token is, which at these one-epoch budgets cost the baseline 0.003 masked-token
-        # accuracy on wordnet against the torch.nn reference (0.1291 ± 0.0013 against 0.1323 ± 0.0007,
-        # 3 seeds); with these it reached 0.1317 ± 0.0002 (docs/baselines.md).
-        positions = self.roberta.embeddings.position_embeddings
-        positions.weight.data.copy_(sinusoids(spec.seq_len, size.dim) * init_std(size))
-        positions.weight.requires_grad_(False)
         self.head = nn.Linear(size.dim, spec.vocab_size)
         self.head.weight = self.roberta.embeddings.word_embeddings.weight  # tied, as BERT and RoBERTa tie theirs
         nn.init.zeros_(self.head.bias)
