@@ -190,8 +190,19 @@ def test_the_seq2seq_baseline_copies_its_input_within_the_budget(tmp_path, capsy
                             for line in out.splitlines() if line.strip()), out
 
 
+# Known failures of the whole check (python -m bench.sanity at a8e398a, docs/sanity.md): strict, so that a
+# family that starts passing says so.
+KNOWN_FAILURES = {
+    "gmlp": "gMLP fails reverse: its validation BLEU peaks at 77.4 at step 600 of 1,200, then falls to 66 while its "
+            "training loss keeps falling (it fits the training sentences, not the reversal)",
+}
+
+
 @pytest.mark.sanity
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", [
+    pytest.param(family, marks=pytest.mark.xfail(strict=True, reason=KNOWN_FAILURES[family]))
+    if family in KNOWN_FAILURES else family for family in FAMILIES
+])
 def test_every_family_passes_every_sanity_check_of_its_modalities(family, tmp_path, capsys):
     code = main(["--model", family, "--output-dir", str(tmp_path)])
     out = capsys.readouterr().out
