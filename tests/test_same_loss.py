@@ -14,6 +14,7 @@ from bench import run as runner
 from bench.core.config import DataConfig, OptimConfig
 from bench.models import create_model
 from bench.regress_worker import TimedCase
+from bench.studies import harness
 
 pytestmark = pytest.mark.slow  # real trainings, sweeps or timing: the slow tier
 
@@ -52,7 +53,7 @@ def test_runner_worker_and_harness_check_compute_the_same_loss(made, tmp_path, o
              "--bench-repeats", "1", "--latency-samples", "1", "--peak-gemm-size", "64", "--output-dir", str(tmp_path)]
     assert runner.main([*quick, *flags]) == 0
     optim = OptimConfig(label_smoothing=smoothing if flags else None)
-    consumers = {"runner": made[-1], "harness check": harness_check.make_task("digits", optim)}
+    consumers = {"runner": made[-1], "harness check": harness.make_task("digits", optim, harness_check.create_task)}
     if not flags:  # a case of the regression check has no flags: a run's defaults
         TimedCase({"model": "gmlp", "size": "mini", "task": "digits", "batch": 4, "precision": "fp32", "phase": "infer"},
                   {"warmup": 0, "steps": 1, "repeats": 1}, ROOT, 1)
