@@ -99,6 +99,7 @@ class Protocol:
     batch_size: Optional[int]  # config.optim.batch_size, per process
     epochs: Optional[float]  # train.epochs
     samples: Optional[int]  # train.samples: training samples seen
+    train_subset: Optional[int]  # config.data.max_train_samples: the training images it drew from; None: all
     weight_decay: Optional[float]  # config.optim.weight_decay
     warmup_fraction: Optional[float]  # config.optim.warmup_fraction
     label_smoothing: Optional[float]  # config.optim.label_smoothing (the task's default resolved)
@@ -145,10 +146,13 @@ class TuneGrid:
 @dataclass(frozen=True)
 class CurvePoint:
     """One evaluation of a run's learning curve (an entry of its history): the optimizer step and the
-    primary metric there."""
+    primary metric there; the scored split's loss and the mean training loss since the entry before, where
+    the entry records them."""
 
     step: int
     value: float
+    loss: Optional[float] = None
+    train_loss: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +194,7 @@ class Run:
     # A tuning run's validation curve (--eval-every), by step, the last point its final evaluation; () where its
     # history holds that evaluation alone, and for a test run, which scores its split once.
     curve: tuple[CurvePoint, ...] = ()
+    train_metric: Optional[float] = None  # train.scored: the primary metric on its training samples (--score-train)
 
 
 @dataclass(frozen=True)
@@ -501,6 +506,7 @@ def _protocol(data: dict[str, Any], source: str) -> Protocol:
     return Protocol(
         steps=get("train.steps", int), batch_size=get("config.optim.batch_size", int),
         epochs=get("train.epochs", number), samples=get("train.samples", int),
+        train_subset=get("config.data.max_train_samples", int),
         weight_decay=get("config.optim.weight_decay", number),
         warmup_fraction=get("config.optim.warmup_fraction", number),
         label_smoothing=get("config.optim.label_smoothing", number),
@@ -552,6 +558,8 @@ def _run(data: dict[str, Any], source: str) -> Run:
         recipe=_recipe(data, source),
         tune=_tune(data, source),
         reference=_get(data, "reference", bool, source, required=False) or False,
+        train_metric=_get(data, f"train.scored.{_get(data, 'primary_metric.name', _NAME, source)}", (int, float),
+                          source, required=False),
     )
     # Only a tuning run scores validation along the way; a test run's history is its one final evaluation.
     return replace(run, curve=_curve(data, source, run.metric_name)) if run.eval_split == VALIDATION else run
@@ -568,8 +576,10 @@ def _curve(data: dict[str, Any], source: str, metric: str) -> tuple[CurvePoint, 
     for i, entry in enumerate(history):
         where = f"history[{i}]"  # the field a skip sentence names; the brackets keep it one key of _get's path
         entry = {where: _get({where: entry}, where, dict, source)}
+        optional = lambda key: _get(entry, f"{where}.{key}", (int, float), source, required=False)  # noqa: E731
         point = CurvePoint(_get(entry, f"{where}.step", int, source),
-                           float(_get(entry, f"{where}.metrics.{metric}", (int, float), source, signed=True)))
+                           float(_get(entry, f"{where}.metrics.{metric}", (int, float), source, signed=True)),
+                           optional("metrics.loss"), optional("train_loss"))
         if points and point.step <= points[-1].step:
             raise ResultError(f"{source} has {where}.step = {point.step}, which is not a valid value for that "
                               f"field: the steps of a history increase, and the entry before it is at step "

@@ -36,6 +36,8 @@ class TaskData:
     eval: Any
     collate: Optional[Callable] = None
     extra: Optional[dict] = None  # task-specific state (a tokenizer, ...)
+    # --score-train: the training samples as the evaluation sees them (no augmentation), scored after training
+    train_scored: Any = None
 
 
 class Task(ABC):
@@ -51,6 +53,7 @@ class Task(ABC):
     default_label_smoothing: float = 0.0  # the modality's usual value; --label-smoothing overrides it
     default_recipe: str = "suite"  # the training recipe (bench.core.recipes) of a run that names none
     data_flags: tuple[str, ...] = ()  # the DataConfig fields it can read besides COMMON_DATA_FLAGS
+    modality_data_flags: tuple[str, ...] = ()  # those every task of its modality reads
 
     def __init__(self, label_smoothing: Optional[float] = None, recipe=None, recipe_name: Optional[str] = None):
         """label_smoothing: of the training loss; None, the task's default. `recipe`: the run's
@@ -63,7 +66,7 @@ class Task(ABC):
     def check_data_flags(self, data_cfg) -> None:
         """Refuse a data flag given (other than its default) that this task never reads: ignored,
         it would leave the user believing the run used it (--data-dir on digits)."""
-        reads = (*self.data_flags, *COMMON_DATA_FLAGS)
+        reads = (*self.data_flags, *self.modality_data_flags, *COMMON_DATA_FLAGS)
         unused = [flag_name(name) for name in data_cfg.given() if name not in reads]
         if unused:
             raise UserError(

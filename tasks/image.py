@@ -30,6 +30,7 @@ from tasks.hub import load_hub_dataset
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 RAND_AUGMENT = "rand-m9-mstd0.5-inc1"  # DeiT's RandAugment, for images of 128 px and more
+PAD_CROP = 4  # pixels of padding on each side: ResNet's CIFAR-10 recipe (1512.03385 section 4.2)
 SPLIT_SEED = 1234  # fixed, so every run and seed is evaluated on the same held-out images
 
 
@@ -41,6 +42,7 @@ class ImageClassification(Task):
     metric = "top1"
     default_label_smoothing = 0.1  # DeiT's
     in_memory = False  # images held as normalised tensors: no per-sample transform to augment them with
+    modality_data_flags = ("score_train",)
 
     def __init__(self, label_smoothing=None, recipe=None, recipe_name=None):
         super().__init__(label_smoothing, recipe, recipe_name)
@@ -145,6 +147,9 @@ def _finish(spec, train, test, data_cfg, train_for_eval=None) -> TaskData:
         spec=spec,
         train=_limit(Subset(train, train_idx), data_cfg.max_train_samples),
         eval=_limit(held, data_cfg.max_eval_samples),
+        # the same images as `train` (the same indices, the same draw of --max-train-samples), unaugmented
+        train_scored=(_limit(Subset(train_for_eval or train, train_idx), data_cfg.max_train_samples)
+                      if data_cfg.score_train else None),
     )
 
 
@@ -302,9 +307,12 @@ def load_hub_splits(hub_id: str, image_key: str, label_key: str, offline: str):
 def image_transform(spec: TaskSpec, is_training: bool, recipe=None, mean=None, std=None):
     """timm's ImageNet-style transform, sized to the task's images: for training, random-resized crop
     and flip with the recipe's RandAugment, colour jitter and random erasing (without a recipe, the
-    suite's: RandAugment on images of 128 px and more); for evaluation, resize and centre crop.
+    suite's: RandAugment on images of 128 px and more); on images smaller than the recipe's
+    pad_crop_below, ResNet's CIFAR-10 crop (PAD_CROP pixels of padding, a random crop back to the side,
+    and a flip) in place of the random-resized crop; for evaluation, resize and centre crop.
     `mean`, `std`: per channel, of the normalisation (None: timm's ImageNet values, three channels)."""
     from timm.data import create_transform
+    from torchvision import transforms
 
     c, h, _ = spec.image_size
     stats = {} if mean is None else {"mean": tuple(mean), "std": tuple(std)}
@@ -314,15 +322,14 @@ def image_transform(spec: TaskSpec, is_training: bool, recipe=None, mean=None, s
         (RAND_AUGMENT, 128, 0.4, 0.0) if recipe is None
         else (recipe.rand_augment, recipe.rand_augment_min_side, recipe.color_jitter, recipe.re_prob)
     )
-    return create_transform(
-        h,
-        is_training=True,
-        auto_augment=policy if h >= min_side else None,
-        color_jitter=jitter,
-        re_prob=erase,
-        interpolation="bicubic",
-        **stats,
-    )
+    made = dict(is_training=True, auto_augment=policy if h >= min_side else None, color_jitter=jitter, re_prob=erase,
+                interpolation="bicubic", **stats)
+    if recipe is None or h >= recipe.pad_crop_below:
+        return create_transform(h, **made)
+    # timm has no pad-and-crop: its first stage (random-resized crop and flip) is swapped for torchvision's
+    _, augment, finish = create_transform(h, separate=True, **made)
+    crop = [transforms.RandomCrop(h, padding=PAD_CROP), transforms.RandomHorizontalFlip()]
+    return transforms.Compose([*crop, *augment.transforms, *finish.transforms])
 
 
 class HubImages(Dataset):

@@ -131,8 +131,9 @@ class MemorizeDigits(ImageClassification):
         labels = torch.randint(10, (MEMORIZE_IMAGES,), generator=generator)  # nothing in an image predicts its label
         images = TensorDataset(_normalise(images[chosen]), labels)  # (256, 1, 8, 8), (256,)
         # the first n of one fixed order for both: a smaller scored set is part of the trained one
-        return TaskData(self.spec(data_cfg), _limit(images, data_cfg.max_train_samples),
-                        _limit(images, data_cfg.max_eval_samples))
+        train = _limit(images, data_cfg.max_train_samples)
+        return TaskData(self.spec(data_cfg), train, _limit(images, data_cfg.max_eval_samples),
+                        train_scored=train if data_cfg.score_train else None)
 
 
 @register_task

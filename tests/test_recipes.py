@@ -218,24 +218,32 @@ def test_fashion_mnist_augments_its_training_images_under_every_recipe_but_suite
     from timm.data.random_erasing import RandomErasing
     from timm.data.transforms import RandomResizedCropAndInterpolation
     from torch.utils.data import TensorDataset
+    from torchvision.transforms import RandomCrop, RandomHorizontalFlip
 
     from tasks.image import GrayImages
 
     plain = create_task("fashion-mnist")
     _, recipe, _ = run_recipe(OptimConfig(), RecipeConfig(recipe=name), plain, "image", "vit", "mini", 1)
     task = create_task("fashion-mnist", label_smoothing=recipe.label_smoothing, recipe=recipe, recipe_name=name)
-    data_cfg = DataConfig(eval_split="validation", max_train_samples=16)
+    data_cfg = DataConfig(eval_split="validation", max_train_samples=16, score_train=True)
     data = task.load(data_cfg, seed=0)
     tensors = plain.load(data_cfg, seed=0)
     train, base = data.train.dataset.dataset, tensors.train.dataset.dataset  # Subset(Subset(images))
     assert data.train.indices == tensors.train.indices and data.train.dataset.indices == tensors.train.dataset.indices
     assert all(torch.equal(a, b) for a, b in zip(data.eval[0], tensors.eval[0])), "evaluation: the same tensors"
+    # --score-train scores the images it trains on, unaugmented: the tensors, whatever the recipe
+    scored = data.train_scored
+    assert (scored.indices, scored.dataset.indices) == (data.train.indices, data.train.dataset.indices)
+    assert all(torch.equal(a, b) for i in (0, 7) for a, b in zip(scored[i], tensors.train[i]))
     if name == "suite":
         assert isinstance(train, TensorDataset) and all(torch.equal(a, b) for a, b in zip(train[3], base[3]))
         return
     assert isinstance(train, GrayImages) and task.check_recipe(OptimConfig()) is None
     kinds = {type(t) for t in train.transform.transforms}
-    assert RandomResizedCropAndInterpolation in kinds
+    # 28 px: a random-resized crop, or ResNet's CIFAR-10 pad-and-crop where the recipe crops small images so
+    crops = {RandomResizedCropAndInterpolation, RandomCrop} & kinds
+    assert crops == {RandomCrop if 28 < recipe.pad_crop_below else RandomResizedCropAndInterpolation}, crops
+    assert RandomHorizontalFlip in kinds
     assert (RandAugment in kinds) == (recipe.rand_augment is not None)
     assert (RandomErasing in kinds) == (recipe.re_prob > 0)
     image, label = data.train[0]
@@ -250,6 +258,19 @@ DIGITS = ["--task", "digits", "--model", "vit", "--batch-size", "16", "--max-tra
           "--max-eval-samples", "32", "--no-measure", "--mixup", "0.8", "--cutmix", "1.0", "--repeated-aug", "3",
           "--ema-decay", "0.9"]
 NAME = "digits__vit-mini__fp32__seed0"
+
+
+def test_score_train_records_the_metrics_of_the_training_images_it_was_asked_for(tmp_path, one_thread):
+    # a training set of 16 images, trained on for 40 steps: scored apart from the held-out images, it shows the gap
+    argv = ["--task", "digits", "--model", "vit", "--batch-size", "16", "--max-train-samples", "16", "--lr", "0.003",
+            "--max-steps", "40", "--no-measure", "--checkpoint-every", "none"]
+    assert runner.main([*argv, "--score-train", "--output-dir", str(tmp_path / "scored")]) == 0
+    assert runner.main([*argv, "--output-dir", str(tmp_path / "not")]) == 0
+    scored, unscored = (load_result(tmp_path / d / f"{NAME}.json") for d in ("scored", "not"))
+    assert "scored" not in unscored["train"] and scored["metrics"] == unscored["metrics"], "scoring trains nothing"
+    train = scored["train"]["scored"]
+    assert train["samples"] == 16 and set(train) == {*scored["metrics"], "samples"} - {"eval_samples"}
+    assert train["top1"] > scored["metrics"]["top1"] + 0.2, (train, scored["metrics"])
 
 
 def test_ema_weights_are_evaluated_saved_and_checkpointed(tmp_path, one_thread):

@@ -217,6 +217,10 @@ class DataConfig(Config):
     )
     max_train_samples: Optional[int] = flag(None, "use at most this many training samples")
     max_eval_samples: Optional[int] = flag(None, "use at most this many evaluation samples")
+    score_train: bool = flag(
+        False, "image tasks: after training, also score the training images (without augmentation, the evaluation "
+        "transform) and record the metrics, so a result shows the gap between training and held-out accuracy"
+    )
     num_workers: int = flag(0, "DataLoader worker processes (0 loads in the main process)")
     tokenizer: Optional[str] = flag(None, "local tokenizer folder (text tasks); default: train one and cache it")
     vocab_size: int = flag(8000, "vocabulary size of a trained tokenizer (text tasks)")

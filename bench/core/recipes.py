@@ -57,6 +57,7 @@ class Recipe(Config):
     switch_prob: float
     rand_augment: Optional[str]  # timm's auto_augment policy string
     rand_augment_min_side: int  # RandAugment only on images of this side and more
+    pad_crop_below: int  # images of a smaller side crop as ResNet's CIFAR-10 recipe did (pad 4, crop, flip); 0: never
     color_jitter: Optional[float]  # timm's create_transform color jitter (not applied with RandAugment)
     re_prob: float  # random erasing
     drop_path: float  # stochastic depth rate of the last block, rising linearly from 0
@@ -80,6 +81,7 @@ class Recipe(Config):
         for name in ("mix_prob", "switch_prob", "re_prob"):
             value = getattr(self, name)
             require(0 <= value <= 1, f"--{name.replace('_', '-')} must be in [0, 1], got {value}.")
+        require(self.pad_crop_below >= 0, f"pad_crop_below must be >= 0, got {self.pad_crop_below}.")
         require(0 <= self.drop_path < 1, f"--drop-path must be in [0, 1), got {self.drop_path}.")
         require(self.repeated_aug >= 1, f"--repeated-aug must be at least 1, got {self.repeated_aug}.")
         require(self.ema_decay is None or 0 < self.ema_decay < 1, f"--ema-decay must be in (0, 1), got {self.ema_decay}.")
@@ -102,8 +104,8 @@ COMMON_VALUES = ("optimizer", "lr", "lr_scaling", "lr_batch", "betas", "momentum
 IMAGE_VALUES = tuple(f.name for f in dataclasses.fields(Recipe) if f.name not in COMMON_VALUES)
 # The off value of each image-only value: what a text task takes.
 IMAGE_OFF = {"mixup": 0.0, "cutmix": 0.0, "mix_prob": 1.0, "switch_prob": 0.5, "rand_augment": None,
-             "rand_augment_min_side": 0, "color_jitter": None, "re_prob": 0.0, "drop_path": 0.0, "repeated_aug": 1,
-             "ema_decay": None}
+             "rand_augment_min_side": 0, "pad_crop_below": 0, "color_jitter": None, "re_prob": 0.0, "drop_path": 0.0,
+             "repeated_aug": 1, "ema_decay": None}
 
 
 @dataclass(frozen=True)
@@ -175,20 +177,23 @@ def suite(family: str, size: str) -> dict[str, Cited]:
         "label_smoothing": Cited(None, "the task's: 0.1 for images (DeiT) and translation, 0 for masked LM (BERT)"),
         "mixup": own(0.0), "cutmix": own(0.0), "mix_prob": own(1.0), "switch_prob": own(0.5),
         "rand_augment": Cited("rand-m9-mstd0.5-inc1", "DeiT 2012.12877 Table 9"),
-        "rand_augment_min_side": own(128), "color_jitter": Cited(0.4, "timm's create_transform default"),
+        "rand_augment_min_side": own(128), "pad_crop_below": own(0),
+        "color_jitter": Cited(0.4, "timm's create_transform default"),
         "re_prob": own(0.0), "drop_path": own(0.0), "repeated_aug": own(1), "ema_decay": own(None),
         "batch_size": own(None),
     }
 
 
 # ---------------------------------------------------------------------------------------------
-# plain: a ResNet-era recipe (random-resized crop and flip only)
+# plain: a ResNet-era recipe (random-resized crop and flip only; pad-and-crop on small images, as on CIFAR-10)
 
 RESNET = "He et al. 1512.03385 section 3.4 (ImageNet): SGD, momentum 0.9, weight decay 1e-4, batch 256"
+RESNET_CIFAR = ("He et al. 1512.03385 section 4.2 (CIFAR-10, 32x32 images): 4 pixels padded on each side, a crop of "
+                "the image's side randomly sampled from the padded image or its horizontal flip")
 
 
-@register_recipe("plain", "a ResNet-era recipe: SGD with momentum, random-resized crop and flip, no mixing, no erasing, "
-                          "no stochastic depth, no label smoothing")
+@register_recipe("plain", "a ResNet-era recipe: SGD with momentum, random-resized crop and flip (pad-and-crop and flip "
+                          "under 64 px), no mixing, no erasing, no stochastic depth, no label smoothing")
 def plain(family: str, size: str) -> dict[str, Cited]:
     off = lambda value: Cited(value, "off: a ResNet-era recipe has none")  # noqa: E731
     return {
@@ -201,7 +206,11 @@ def plain(family: str, size: str) -> dict[str, Cited]:
         "schedule": Cited("cosine", "the suite's one schedule (ResNet divided the lr by 10 at set epochs)"),
         "weight_decay": Cited(1e-4, RESNET), "grad_clip": off(None), "label_smoothing": off(0.0),
         "mixup": off(0.0), "cutmix": off(0.0), "mix_prob": off(1.0), "switch_prob": off(0.5),
-        "rand_augment": off(None), "rand_augment_min_side": off(0), "color_jitter": off(None), "re_prob": off(0.0), "drop_path": off(0.0), "repeated_aug": off(1),
+        "rand_augment": off(None), "rand_augment_min_side": off(0),
+        # ResNet trained small images otherwise: a random-resized crop of a 28 px image can keep 8% of it
+        "pad_crop_below": Cited(64, RESNET_CIFAR + "; below 64 px, the suite's line between small images and "
+                                                   "ImageNet-style ones"),
+        "color_jitter": off(None), "re_prob": off(0.0), "drop_path": off(0.0), "repeated_aug": off(1),
         "ema_decay": off(None), "batch_size": Cited(256, RESNET),
     }
 
@@ -233,6 +242,7 @@ def deit_values() -> dict[str, Cited]:
         "mix_prob": Cited(1.0, DEIT_CODE + " (--mixup-prob)"), "switch_prob": Cited(0.5, DEIT_CODE + " (--mixup-switch-prob)"),
         "rand_augment": deit("rand-m9-mstd0.5-inc1", "Rand Augment 9/0.5; the string: " + DEIT_CODE + " --aa"),
         "rand_augment_min_side": deit(0, "RandAugment on every image"),
+        "pad_crop_below": Cited(0, DEIT_CODE + " (timm's random-resized crop at every side, its build_transform)"),
         "color_jitter": Cited(0.4, DEIT_CODE + " (--color-jitter 0.4; timm skips it under RandAugment)"),
         "re_prob": deit(0.25, "erasing prob."), "drop_path": deit(0.1, "stoch. depth"),
         "repeated_aug": deit(3, "repeated aug: yes; section 6, training time: 3 repetitions"),

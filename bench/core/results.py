@@ -33,6 +33,10 @@ Keys of a result (schema_version 1):
                     bleu/chrf (+ "sacrebleu_signature" string for seq2seq)
     primary_metric  {"name": str, "value": float | None, "higher_is_better": bool}
     params          int
+    train           {"steps": int, "epochs": float, "samples": int, "final_loss": float | None, "seconds": float,
+                     "resumed_from_step": int | None, "checkpoint": str | None (the last saved),
+                     "scored": optional, --score-train: {the task's metrics on the training samples,
+                     unaugmented, "samples": int}} | None
     history         [{"step": int, "epoch": float, "samples": int, "train_loss": float | None,
                       "split": "validation" | "test", "metrics": {name: float}}] | None: one entry per
                     evaluation (bench.training.history); the last is the run's own final evaluation, the others
@@ -115,14 +119,15 @@ REQUIRED_KEYS = (
 
 def build_result(*, status: str, error: str | None, task: str, entry: Any, size: str, variant: str, seed: int,
                  spec: Any, config: dict[str, Any], environment: dict[str, Any], metrics: dict[str, Any],
-                 params: int, train: Any, history: list | None, wall_time_s: float, measurements: dict[str, Any],
+                 params: int, train: Any, history: list | None, train_scored: dict[str, float] | None = None, wall_time_s: float, measurements: dict[str, Any],
                  skipped_images: dict[str, int] | None = None, skipped_entries: dict[str, int] | None = None,
                  saved_model: str | None = None, recipe: dict[str, Any] | None = None,
                  tune: dict[str, Any] | None = None) -> dict[str, Any]:
     """A run's result (the keys above), validated (ResultError if it is not of this schema). `entry`: the
     model's registration (bench.models.ModelEntry: its family and facts); `spec`: the task's
     bench.core.spec.TaskSpec; `train`: bench.training.loop.TrainStats, None without training; `measurements`:
-    bench.measure.timing.measure_model's figures, {} when none were measured; `tune`: tune_record()'s, None outside
+    bench.measure.timing.measure_model's figures, {} when none were measured; `train_scored`: the task's
+    metrics on the training samples (--score-train), None when not scored; `tune`: tune_record()'s, None outside
     a sweep's tuning."""
     result = {
         "schema_version": SCHEMA_VERSION,
@@ -149,6 +154,7 @@ def build_result(*, status: str, error: str | None, task: str, entry: Any, size:
             "steps": train.steps, "epochs": round(train.epochs, 4), "samples": train.samples,
             "final_loss": train.final_loss, "seconds": round(train.seconds, 3),
             "resumed_from_step": train.resumed_from_step, "checkpoint": train.checkpoint,
+            **({"scored": train_scored} if train_scored is not None else {}),
         },
         "history": history,
         "wall_time_s": round(wall_time_s, 3),

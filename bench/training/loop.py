@@ -126,8 +126,13 @@ def make_loaders(data, optim_cfg, data_cfg, recipe=None, seed: int = 0, num_proc
             f"--batch-size {optim_cfg.batch_size} is larger than the {len(data.train)} training samples; "
             f"lower --batch-size."
         )
-    eval_ = DataLoader(data.eval, batch_size=optim_cfg.eval_batch_size or optim_cfg.batch_size, shuffle=False, **common)
-    return train, eval_
+    return train, scoring_loader(data.eval, data, optim_cfg, data_cfg)
+
+
+def scoring_loader(dataset, data, optim_cfg, data_cfg) -> DataLoader:
+    """A loader of a split to score: in order, whole, at the evaluation batch size."""
+    return DataLoader(dataset, batch_size=optim_cfg.eval_batch_size or optim_cfg.batch_size, shuffle=False,
+                      collate_fn=data.collate, num_workers=data_cfg.num_workers, pin_memory=torch.cuda.is_available())
 
 
 # Parameters that hold positions or stand for a token: never decayed, whatever their shape. timm's
