@@ -10,6 +10,7 @@ from bench.core.errors import UserError, run_command
 from bench.core.results import check_output_folder
 from leaderboard.build import build
 from leaderboard.collect import collect, provenance_warnings
+from leaderboard.study import collect_study
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,10 +19,13 @@ def main(argv: list[str] | None = None) -> int:
         "python -m leaderboard",
         "Markdown tables, a CSV and Pareto plots from the result JSON files of benchmark runs; the cost-scaling "
         "page from the point files of python -m bench.scaling.",
-        "  python -m leaderboard results/leaderboard --out leaderboard/pages",
+        "  python -m leaderboard results/leaderboard --out leaderboard/pages\n"
+        "  python -m leaderboard results/leaderboard --study results/recipe-study --out leaderboard/pages",
     )
     parser.add_argument("results", nargs="+", metavar="RESULTS_DIR", help="folders searched recursively for *.json")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder the pages are written to")
+    parser.add_argument("--study", metavar="DIR", help="the recipe study's results folder (sweeps/recipe-study.toml): "
+                                                        "its page, a line of the summary and a link on the index")
     args = parser.parse_args(argv)
     return run_command(lambda: publish(args, argv))
 
@@ -34,7 +38,12 @@ def publish(args, argv: list[str]) -> int:
             print(f"warning: skipped a file: {reason}", file=sys.stderr)
         for problem in provenance_warnings(collection):
             print(f"warning: {problem}", file=sys.stderr)
-        build(collection, args.out, "python -m leaderboard " + shlex.join(argv))
+        study = None
+        if args.study:
+            study = collect_study(args.study)
+            for reason in study.skipped:
+                print(f"warning: skipped a file: {reason}", file=sys.stderr)
+        build(collection, args.out, "python -m leaderboard " + shlex.join(argv), study)
     except OSError as e:
         raise UserError(f"could not read the results or write {args.out!r} ({e}).") from None
     if collection.runs or collection.failures or collection.tuning or collection.longer:

@@ -8,6 +8,7 @@ the cost-scaling study make scaling.md and its plots; from points alone, only th
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 from bench.core.errors import UserError
 from bench.core.results import atomic_path, write_text_atomic
@@ -16,12 +17,14 @@ from leaderboard.aggregate import aggregate, compare_to_baselines, tuning_rows, 
 from leaderboard.collect import Collection, Run
 from leaderboard.plots import pareto_png
 from leaderboard.scaling import scaling_page, scaling_pngs
+from leaderboard.study import headline, study_page
 from leaderboard.tables import index_page, results_csv, summary_page, task_page
 
 
-def build(collection: Collection, out: str, command: str) -> None:
+def build(collection: Collection, out: str, command: str, study: Optional[Collection] = None) -> None:
     """Write every page to `out`; `command` is quoted on the index, and the results folders' NOTES.md
-    stand on it under "Notes"."""
+    stand on it under "Notes". `study`: the recipe study's results (leaderboard.study), which make
+    recipe-study.md, a line of the summary and a link on the index."""
     runs = collection.runs or collection.failures or collection.tuning or collection.longer
     if not runs and not collection.scaling:
         raise UserError(
@@ -74,13 +77,16 @@ def build(collection: Collection, out: str, command: str) -> None:
     by_task: dict[str, list] = {}
     for entry in [*collection.runs, *collection.failures]:
         by_task.setdefault(entry.id.task, []).append(entry.provenance)
-    write_text_atomic(out_dir / "summary.md", summary_page(*compare_to_baselines(rows), everything, by_task))
+    if study is not None:
+        write_text_atomic(out_dir / "recipe-study.md", study_page(study))
+    write_text_atomic(out_dir / "summary.md", summary_page(*compare_to_baselines(rows), everything, by_task,
+                                                           None if study is None else headline(study)))
     write_text_atomic(out_dir / "results.csv", results_csv(measured))
     ablations = has_ablations(rows)
     if ablations:
         write_text_atomic(out_dir / "ablations.md", ablation_page(rows, everything))
     write_text_atomic(out_dir / "index.md", index_page(command, collection, tasks, ablations, rows,
-                                                      bool(collection.scaling)))
+                                                      bool(collection.scaling), study is not None))
 
 
 def write_png(path: Path, png: bytes) -> None:

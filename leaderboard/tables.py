@@ -713,7 +713,8 @@ def _footnotes(group: list[Row]) -> list[str]:
 
 def summary_page(comparisons: list[Comparison], unmatched: list[Row],
                  provenances: Optional[list[Provenance]] = None,
-                 by_task: Optional[dict[str, list[Provenance]]] = None) -> str:
+                 by_task: Optional[dict[str, list[Provenance]]] = None, study: Optional[str] = None) -> str:
+    """`study`: the recipe study's headline (leaderboard.study), said after the tasks' tables."""
     lines = ["# MLPs against the Transformer baseline", "", BASELINE_RULE, "",
              "Δ is the architecture's mean metric minus the baseline's, in the metric's units (↑: higher is "
              "better, ↓: lower is better). Speed ratio is train samples/s over the baseline's (above 1 is "
@@ -765,6 +766,8 @@ def summary_page(comparisons: list[Comparison], unmatched: list[Row],
         for task, rows in groupby(sorted(alone, key=lambda r: r.task), key=lambda r: r.task):
             names = ", ".join(f"{r.model}-{r.size}" for r in rows)
             lines += [f"No baseline run of {task} on this device and precision, so {names} are not compared.", ""]
+    if study is not None:
+        lines += ["## Recipe or architecture", "", study, ""]
     return "\n".join(lines)
 
 
@@ -774,7 +777,7 @@ def _times(ratio: Optional[float]) -> str:
 
 def index_page(
     command: str, collection: Collection, tasks: dict[str, tuple[int, int, Optional[str]]], ablations: bool = False,
-    rows: Optional[list[Row]] = None, scaling: bool = False,
+    rows: Optional[list[Row]] = None, scaling: bool = False, study: bool = False,
 ) -> str:
     """`tasks`: task -> (finished runs, failed runs, Pareto plot file or None); `ablations`: link ablations.md;
     `rows`: the aggregated rows, for each task's test examples; `scaling`: link scaling.md. The collection's
@@ -801,6 +804,7 @@ def index_page(
               "- [MLPs against the Transformer baseline](summary.md)",
               *(["- [Ablations: each variant beside its family's default](ablations.md)"] if ablations else []),
               *(["- [Cost scaling: how costs grow with the number of tokens](scaling.md)"] if scaling else []),
+              *(["- [Recipe or architecture: the recipe study](recipe-study.md)"] if study else []),
               "- [All rows as CSV](results.csv)", ""]
     if c.skipped:
         lines += ["## Skipped files", ""] + [f"- {_cell(reason)}" for reason in c.skipped] + [""]

@@ -184,3 +184,18 @@ def test_published_costs_come_from_a_clean_cost_pass_whose_seeds_agree_within_te
             for f, s in {(r.id.family, r.id.size) for r in runs}}, task
         for model in cost.models:
             assert model.train.seed_spread <= 0.10 and model.infer.seed_spread <= 0.10, (task, model)
+
+
+STUDY = ROOT / "results" / "recipe-study"
+STUDY_PAGE = PAGES / "recipe-study.md"
+
+
+@pytest.mark.skipif(not STUDY_PAGE.exists(), reason="the recipe study is not published yet")
+def test_published_recipe_study_is_complete_and_is_what_its_results_make():
+    """Every cell 3 seeds at its tuned rate, one budget, one clean commit, the overfitting evidence recorded
+    (leaderboard.study.publication_problems); the page exactly what the generator makes of the results."""
+    from leaderboard.study import collect_study, publication_problems, study_page
+
+    study = collect_study(str(STUDY))
+    assert publication_problems(study) == []
+    assert STUDY_PAGE.read_text(encoding="utf-8") == study_page(study)
