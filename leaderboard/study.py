@@ -144,7 +144,8 @@ def study_cells(collection: Collection) -> dict[tuple[str, str], Cell]:
     for recipe in sorted(recipes):
         runs = [r for r in collection.runs if r.recipe == recipe]
         for row in aggregate(runs):
-            mine = tuple(r for r in runs if (r.id.family, r.id.size, r.id.variant) == (row.family, row.size, row.variant))
+            mine = tuple(r for r in runs
+                         if (r.id.family, r.id.size, r.id.variant) == (row.family, row.size, row.variant))
             cells[row.family, recipe] = Cell(row.family, recipe, row, mine)
     return cells
 
@@ -250,8 +251,8 @@ def regime(runs: list[Run]) -> str:
     def one(values: set, text) -> str:
         return text(values.pop()) if len(values) == 1 else f"**varies: {', '.join(sorted(map(str, values)))}**"
 
-    images = one(set(subset), lambda n: "all its training images" if n is None else f"{n:,} training images (a fixed "
-                                                                                         f"draw, the same for every run)")
+    images = one(set(subset), lambda n: "all its training images" if n is None
+                 else f"{n:,} training images (a fixed draw, the same for every run)")
     return (f"{first.id.task}, {images}, {one(set(epochs), str)} epochs at batch {one(set(batch), str)} "
             f"({one(set(steps), str)} steps), size {one({r.id.size for r in runs}, str)}, on "
             f"{one({p.device_name for p in ps}, str)}.")
@@ -284,13 +285,16 @@ def study_page(collection: Collection) -> str:
     for f in names:
         e = effect(cells, f)
         rank = [str(ranked[r].get(f, "—")) for r in (OLDER, MODERN)]
-        lrs = [_g(cells[f, r].runs[0].lr) if (f, r) in cells and cells[f, r].runs[0].lr else "—" for r in (OLDER, MODERN)]
+        lrs = [_g(cells[f, r].runs[0].lr) if (f, r) in cells and cells[f, r].runs[0].lr else "—"
+               for r in (OLDER, MODERN)]
         body.append([f + (" (reference)" if f == CONVNET else ""), cell_text(f, OLDER), cell_text(f, MODERN),
                      "—" if e is None else e.text(), *rank, *lrs])
     lines += _table(["family", f"{OLDER} top-1", f"{MODERN} top-1", f"effect ({MODERN} − {OLDER})",
-                     f"rank, {OLDER}", f"rank, {MODERN}", f"lr, {OLDER}", f"lr, {MODERN}"], body, right=set(range(1, 8)))
+                     f"rank, {OLDER}", f"rank, {MODERN}", f"lr, {OLDER}", f"lr, {MODERN}"], body,
+                    right=set(range(1, 8)))
     moved = [f for f in names if ranked[OLDER].get(f) != ranked[MODERN].get(f)]
-    lines += ["", "Ranks count every family, the ConvNet included: 1 + the families whose interval lies entirely above. "
+    lines += ["", "Ranks count every family, the ConvNet included: 1 + the families whose interval lies entirely "
+              "above. "
               + (f"The rank changes between the recipes for {', '.join(moved)}." if moved
                  else "Every family keeps its rank under both recipes."), ""]
 

@@ -57,8 +57,8 @@ BAD_INPUT = {
                                       "images or a smaller --val-fraction."),
     # flags the task does not use
     "data-dir-on-digits": (["--data-dir", "{tmp}/empty"], "--task digits does not use --data-dir (it reads "
-                           "--val-fraction, --eval-split, --max-train-samples, --max-eval-samples, --num-workers); "
-                           "drop it."),
+                           "--val-fraction, --score-train, --eval-split, --max-train-samples, --max-eval-samples, "
+                           "--num-workers); drop it."),
     "text-flags-on-an-image-task": (["--task", "fashion-mnist", "--seq-len", "64", "--tokenizer", "t.json"],
                                     "--task fashion-mnist does not use --tokenizer or --seq-len"),
     "vocabulary-flags-on-cmudict": (["--task", "cmudict", "--model", "transformer", "--vocab-size", "500"],
