@@ -530,9 +530,10 @@ def _run(data: dict[str, Any], source: str) -> Run:
 
     flops = number("flops.forward_per_sample")
     stable = _get(data, "throughput.stable", bool, source, required=False)
+    metric_name = _get(data, "primary_metric.name", _NAME, source)
     run = Run(
         id=_identity(data, source),
-        metric_name=_get(data, "primary_metric.name", _NAME, source),
+        metric_name=metric_name,
         higher_is_better=_get(data, "primary_metric.higher_is_better", bool, source),
         metric=number("primary_metric.value", signed=True),
         params=_get(data, "params", int, source),
@@ -558,8 +559,7 @@ def _run(data: dict[str, Any], source: str) -> Run:
         recipe=_recipe(data, source),
         tune=_tune(data, source),
         reference=_get(data, "reference", bool, source, required=False) or False,
-        train_metric=_get(data, f"train.scored.{_get(data, 'primary_metric.name', _NAME, source)}", (int, float),
-                          source, required=False),
+        train_metric=number(f"train.scored.{metric_name}"),
     )
     # Only a tuning run scores validation along the way; a test run's history is its one final evaluation.
     return replace(run, curve=_curve(data, source, run.metric_name)) if run.eval_split == VALIDATION else run

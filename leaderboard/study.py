@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Optional
 
 from bench.core.errors import UserError
-from leaderboard.aggregate import Row, aggregate, ahead, confidence_half_width, same_lr, standing, tuning_rows
+from leaderboard.aggregate import (
+    Row, TuningRow, aggregate, ahead, confidence_half_width, same_lr, standing, tuning_rows,
+)
 from leaderboard.collect import Collection, Run, collect
-from leaderboard.tables import _g, _table, floor_line, provenance_line, tuning_section
+from leaderboard.tables import _distinct, _g, _table, floor_line, provenance_line, tuning_section
 
 OLDER, MODERN = "plain", "deit"  # the study's two recipes: an effect is MODERN minus OLDER
 CONVNET = "resnet"
@@ -241,21 +243,13 @@ def regime_line(runs: list[Run]) -> str:
 
 def regime(runs: list[Run]) -> str:
     """What the study trained on, from what its runs record: a "varies" in bold where they differ."""
-    first = runs[0]
     ps = [r.protocol for r in runs if r.protocol is not None]
-    subset = {p.train_subset for p in ps}
-    epochs = {round(p.epochs) for p in ps if p.epochs is not None}
-    batch = {p.batch_size for p in ps}
-    steps = {p.steps for p in ps}
-
-    def one(values: set, text) -> str:
-        return text(values.pop()) if len(values) == 1 else f"**varies: {', '.join(sorted(map(str, values)))}**"
-
-    images = one(set(subset), lambda n: "all its training images" if n is None
-                 else f"{n:,} training images (a fixed draw, the same for every run)")
-    return (f"{first.id.task}, {images}, {one(set(epochs), str)} epochs at batch {one(set(batch), str)} "
-            f"({one(set(steps), str)} steps), size {one({r.id.size for r in runs}, str)}, on "
-            f"{one({p.device_name for p in ps}, str)}.")
+    subsets = [p.train_subset for p in ps]
+    images = ("all its training images" if not any(subsets) else
+              _distinct(subsets, lambda n: f"{n:,} training images (a fixed draw, the same for every run)"))
+    return (f"{runs[0].id.task}, {images}, {_distinct([p.epochs and round(p.epochs) for p in ps], str)} epochs at "
+            f"batch {_distinct([p.batch_size for p in ps], str)} ({_distinct([p.steps for p in ps], str)} steps), "
+            f"size {_distinct([r.id.size for r in runs], str)}, on {_distinct([p.device_name for p in ps], str)}.")
 
 
 def study_page(collection: Collection) -> str:
@@ -316,11 +310,10 @@ def study_page(collection: Collection) -> str:
     for claim, verdict, numbers in claims(cells):
         lines += [f"- {claim} **{verdict}.** {numbers}."]
     lines.append("")
-    for recipe in (OLDER, MODERN):
-        tested = [r for r in runs if r.recipe == recipe]
-        tuned = [r for r in collection.tuning if r.recipe == recipe]
-        section = tuning_section(tuning_rows(tuned, tested), tested, [r for r in tuned if isinstance(r, Run)])
-        lines += [f"## Tuning under {recipe}", "", *section[2:]]
+    for recipe, rows in tuning_by_recipe(collection).items():
+        tuned = [r for r in collection.tuning if r.recipe == recipe and isinstance(r, Run)]
+        section = tuning_section(rows, [r for r in runs if r.recipe == recipe], tuned)
+        lines += [f"## Tuning under {recipe}", "", *section[2:]]  # its own title and intro line left out
     return "\n".join(lines)
 
 
@@ -334,11 +327,9 @@ def curves_section(collection: Collection, cells) -> list[str]:
     body = []
     for f in families(cells):
         c = cells.get((f, OLDER))
-        tuned = [r for r in collection.tuning if isinstance(r, Run) and r.recipe == OLDER and r.id.family == f
-                 and c is not None and r.lr is not None and same_lr(r.lr, c.runs[0].lr) and r.curve]
-        if not tuned:
+        run = None if c is None else chosen_tuning_run(collection, f, OLDER, c.runs[0].lr)
+        if run is None or not run.curve:
             continue
-        run = tuned[0]
         for p in run.curve:
             gap = None if p.loss is None or p.train_loss is None else p.loss - p.train_loss
             body.append([f, str(p.step), "—" if p.train_loss is None else f"{p.train_loss:.3f}",
@@ -351,6 +342,19 @@ def curves_section(collection: Collection, cells) -> list[str]:
         return lines + ["No tuning run at a chosen learning rate recorded a curve.", ""]
     return lines + _table(["family", "step", "training loss", "validation loss", "validation top-1",
                            "gap (validation − training loss)"], body, right={1, 2, 3, 4, 5}) + [""]
+
+
+def tuning_by_recipe(collection: Collection) -> dict[str, list[TuningRow]]:
+    """Each recipe's tuning rows, with the learning rates its test runs used."""
+    return {recipe: tuning_rows([r for r in collection.tuning if r.recipe == recipe],
+                                [r for r in [*collection.runs, *collection.failures] if r.recipe == recipe])
+            for recipe in (OLDER, MODERN)}
+
+
+def chosen_tuning_run(collection: Collection, family: str, recipe: str, lr: Optional[float]) -> Optional[Run]:
+    """The family's finished tuning run under `recipe` at `lr` (its test runs' learning rate); None if none."""
+    return next((r for r in collection.tuning if isinstance(r, Run) and r.recipe == recipe and r.id.family == family
+                 and lr is not None and r.lr is not None and same_lr(r.lr, lr)), None)
 
 
 def headline(collection: Collection) -> str:
@@ -373,25 +377,23 @@ def publication_problems(collection: Collection) -> list[str]:
     cells = study_cells(collection)
     names = families(cells)
     problems = [f"{f} has no {r} runs on test." for f in names for r in (OLDER, MODERN) if (f, r) not in cells]
+    tuning = tuning_by_recipe(collection)
     for (family, recipe), cell in sorted(cells.items()):
         label = f"{family} under {recipe}"
         if sorted(r.id.seed for r in cell.runs) != list(range(SEEDS)):
             problems.append(f"{label} has test seeds {sorted(r.id.seed for r in cell.runs)}, not 0 to {SEEDS - 1}.")
         if any(r.train_metric is None for r in cell.runs):
             problems.append(f"{label} has test runs without their training top-1 (--score-train).")
-        tested = [r for r in collection.runs if r.recipe == recipe]
-        tuned = [r for r in collection.tuning if r.recipe == recipe]
-        row = next((t for t in tuning_rows(tuned, tested) if t.family == family), None)
+        row = next((t for t in tuning[recipe] if t.family == family), None)
         if row is None or len(row.tested_lrs) != 1 or not any(same_lr(row.tested_lrs[0], b) for b in row.best_lrs):
             problems.append(f"{label} was not tested at the one learning rate its tuning chose.")
         elif row.unextended_edge() is not None:
             problems.append(f"{label} chose the {row.unextended_edge()} learning rate tried, which the grid could "
                             f"still have extended beyond.")
         if recipe == OLDER and row is not None and row.tested_lrs:
-            curve = [r for r in tuned if isinstance(r, Run) and r.id.family == family and r.lr is not None
-                     and same_lr(r.lr, row.tested_lrs[0])]
-            if not curve or len(curve[0].curve) < 2 or curve[0].train_metric is None or any(
-                    p.loss is None or p.train_loss is None for p in curve[0].curve):
+            run = chosen_tuning_run(collection, family, recipe, row.tested_lrs[0])
+            if run is None or len(run.curve) < 2 or run.train_metric is None or any(
+                    p.loss is None or p.train_loss is None for p in run.curve):
                 problems.append(f"{label} lacks its overfitting evidence: a tuning curve of training and validation "
                                 f"loss at its chosen learning rate and its training top-1.")
     everything = [*collection.runs, *[r for r in collection.tuning if isinstance(r, Run)]]

@@ -119,7 +119,8 @@ REQUIRED_KEYS = (
 
 def build_result(*, status: str, error: str | None, task: str, entry: Any, size: str, variant: str, seed: int,
                  spec: Any, config: dict[str, Any], environment: dict[str, Any], metrics: dict[str, Any],
-                 params: int, train: Any, history: list | None, train_scored: dict[str, float] | None = None, wall_time_s: float, measurements: dict[str, Any],
+                 params: int, train: Any, history: list | None, wall_time_s: float, measurements: dict[str, Any],
+                 train_scored: dict[str, float] | None = None,
                  skipped_images: dict[str, int] | None = None, skipped_entries: dict[str, int] | None = None,
                  saved_model: str | None = None, recipe: dict[str, Any] | None = None,
                  tune: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -318,7 +318,8 @@ def train_and_evaluate(r: Run) -> None:
     r.metrics["eval_samples"] = len(r.data.eval)  # the scored split's size, printed beside the scores
     r.history.record(accelerator, Position(step=r.stats.steps, samples=r.stats.samples), r.metrics)
     if r.data.train_scored is not None:  # --score-train; its loader is made now, after the last checkpoint
-        loader = accelerator.prepare_data_loader(loop.scoring_loader(r.data.train_scored, r.data, r.optim_cfg, r.data_cfg))
+        loader = loop.scoring_loader(r.data.train_scored, r.data, r.optim_cfg, r.data_cfg)
+        loader = accelerator.prepare_data_loader(loader)
         r.train_scored = {**loop.evaluate(accelerator, r.task, r.scored, loader, r.data),
                           "samples": len(r.data.train_scored)}
 
@@ -374,7 +375,8 @@ def write_result(r: Run) -> tuple[dict | None, Path | None]:
         result = build_result(
             status=r.status, error=r.error, task=r.task.name, entry=r.entry, size=r.size, variant=r.variant.name(),
             seed=run_cfg.seed, spec=r.spec, config=as_dict(r.configs), environment=r.environment, metrics=r.metrics,
-            params=r.params, train=r.stats, train_scored=r.train_scored, history=None if r.history is None else r.history.entries,
+            params=r.params, train=r.stats, train_scored=r.train_scored,
+            history=None if r.history is None else r.history.entries,
             wall_time_s=r.wall_time_s, measurements=r.measurements, skipped_images=r.skipped,
             skipped_entries=(data.extra or {}).get("skipped_entries") if data is not None else None,
             saved_model=saved_model, recipe=r.recipe_record, tune=r.tune,
