@@ -37,7 +37,8 @@ reads included; a grid of which no pair can run is refused):
     [variants]                     # optional: per model, the variants to run (bench.core.config.VariantConfig
     resmlp = ["", "norm=none"]     # names; "" is the family's default); unlisted models run their default
     [tune]                         # optional: tune the learning rate on validation before the seeds
-    lr = [1e-3, 2e-3, 4e-3]        # the grid, the same for every architecture
+    lr = [1e-3, 2e-3, 4e-3]        # the grid, the same for every architecture; with recipes, it may be a table
+                                   # of recipes ({plain = [...], deit = [...]}): each recipe's own grid
     warmup = [0.05, 0.3]           # optional: warm-up fractions tuned with it (the grid is lr x warmup)
     extend = 2                     # optional (default 2): learning rates the sweep may try beyond an end of lr
     seed = 0                       # optional: the tuning seed (default: the first of seeds)

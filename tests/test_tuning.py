@@ -452,6 +452,29 @@ def test_a_recipes_list_runs_the_grid_once_per_recipe_each_into_its_own_folder(t
                        and f"--lr {lr} " in line for line in lines) == 1
 
 
+def test_a_table_of_recipes_gives_each_recipe_its_own_learning_rate_grid(tmp_path, capsys):
+    fashion_folder(tmp_path / "data", False)
+    out = tmp_path / "out"
+    path = recipes_file(tmp_path, out)
+    path.write_text(path.read_text().replace("lr = [0.001, 0.01]", "lr = {plain = [0.1, 0.4], deit = [0.0005, 0.002]}"))
+    assert sweep.main([str(path), "--dry-run"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "would run" in line]
+    tried = sorted((recipe, lr) for line in lines for recipe in ("plain", "deit") for lr in ("0.1", "0.4", "0.0005", "0.002")
+                   if f"--recipe {recipe}" in line and f"--lr {lr} " in line)
+    assert len(lines) == 4 and tried == [("deit", "0.0005"), ("deit", "0.002"), ("plain", "0.1"), ("plain", "0.4")]
+
+
+@pytest.mark.parametrize("recipes, table, named", [('["plain", "deit"]', "{plain = [0.1, 0.4]}", "(plain, deit), got plain"),
+                                                   ('["plain"]', "{plain = [0.1, 0.4], deit = [0.1, 0.4]}",
+                                                    "(plain), got deit, plain")])
+def test_a_table_of_recipes_must_name_each_recipe_of_the_sweep(tmp_path, recipes, table, named, capsys):
+    path = recipes_file(tmp_path, tmp_path / "out", recipes)
+    path.write_text(path.read_text().replace("lr = [0.001, 0.01]", f"lr = {table}"))
+    assert sweep.main([str(path), "--dry-run"]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: tune.lr in {path} is a table of recipes, so it must name each "
+                                               f"recipe of the sweep's recipes list once {named}.")
+
+
 @pytest.mark.slow
 def test_a_recipes_sweep_tunes_and_tests_each_recipe_apart(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")

@@ -167,7 +167,13 @@ def load_grid(path: Path, create_task) -> dict:
         raise UserError(f"The [cost] table of {path} takes the keys {sorted(COST_KEYS)}, each an integer.")
     tune = grid.get("tune")
     if tune is not None:
-        check_tune(tune, path)
+        lrs = tune.get("lr") if isinstance(tune, dict) else None
+        if isinstance(lrs, dict) and set(lrs) != set(grid.get("recipes", [])):
+            raise UserError(f"tune.lr in {path} is a table of recipes, so it must name each recipe of the sweep's "
+                            f"recipes list once ({', '.join(grid.get('recipes', [])) or 'the file lists none'}), "
+                            f"got {', '.join(sorted(lrs))}.")
+        for one in per_recipe(grid):
+            check_tune(one["tune"], path)
         for task_name in set(tune.get("eval_every", {})) - set(grid["tasks"]):
             raise UserError(f"tune.eval_every in the sweep file {path} names {task_name!r}, which is not in its tasks "
                             f"({', '.join(grid['tasks'])}).")
@@ -242,11 +248,19 @@ def check_tune(tune, path: Path) -> None:
 
 def per_recipe(grid: dict) -> list[dict]:
     """The grid as sweeps of one recipe each: with `recipes`, one per recipe, its runs given --recipe and
-    its output in OUTPUT_DIR/<recipe>/ (the same result file names never meet); without, the grid."""
+    its output in OUTPUT_DIR/<recipe>/ (the same result file names never meet), and its own learning-rate
+    grid where tune.lr is a table of recipes (each recipe's rates are in its own optimizer's scale);
+    without, the grid."""
     if "recipes" not in grid:
         return [grid]
-    return [{**{k: v for k, v in grid.items() if k != "recipes"}, "output_dir": str(Path(grid["output_dir"]) / name),
-             "args": {**grid.get("args", {}), "recipe": name}} for name in grid["recipes"]]
+    ones = []
+    for name in grid["recipes"]:
+        one = {**{k: v for k, v in grid.items() if k != "recipes"}, "output_dir": str(Path(grid["output_dir"]) / name),
+               "args": {**grid.get("args", {}), "recipe": name}}
+        if isinstance(grid.get("tune", {}).get("lr"), dict):
+            one["tune"] = {**grid["tune"], "lr": grid["tune"]["lr"][name]}
+        ones.append(one)
+    return ones
 
 
 def check_run_flags(task_name: str, args: dict, path: Path, create_task) -> None:
