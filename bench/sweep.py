@@ -105,7 +105,7 @@ def main(argv=None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the runs and exit")
     parser.add_argument("--jobs", type=int, default=None,
                         help="runs at a time (default 1; with --executor slurm, 256). On CPU each then gets cores/jobs "
-                             "threads; with CUDA each gets its own GPU, or gpus_per_run of them")
+                             "threads (one where its flags time with --bench-clock process); with CUDA each gets its own GPU, or gpus_per_run of them")
     parser.add_argument("--progress-every", type=float, default=30.0, metavar="SECONDS",
                         help="print each running run's phase, step and time left this often (0: never)")
     parser.add_argument("--executor", choices=EXECUTORS, default="processes",

@@ -9,12 +9,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from bench import sweep
 from bench.scale_out import launch
 from bench.core.config import SlurmConfig
+from bench.sweeps import execute
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = 'batch-size = 32\nno-measure = true\ncheckpoint-every = "none"\n'
@@ -246,3 +248,14 @@ def test_a_job_that_dies_without_an_exit_code_is_reported_with_its_job_log(tmp_p
     assert code is None
     assert problem.startswith(f"job {job.job_id} ended without an exit code (") and problem.endswith(
         f"; see {job.paths.stderr}")
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+@pytest.mark.parametrize("clock, threads", [("process", "1"), ("wall", None)])
+def test_cpu_runs_timed_by_the_process_clock_get_one_thread_whatever_jobs(monkeypatch, jobs, clock, threads):
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(execute, "visible_gpus", lambda: [])
+    grid = {"output_dir": "out", "tasks": ["digits"], "args": {"bench-clock": clock}}
+    launcher = execute.Launcher(SimpleNamespace(executor="processes", slurm=SlurmConfig(), jobs=jobs, grid=Path("g.toml"),
+                                                dry_run=False), grid, None)
+    assert launcher.env.get("OMP_NUM_THREADS") == (threads or (None if jobs == 1 else "2"))

@@ -196,6 +196,11 @@ class Launcher:
                 # Measurements on a shared device (the CPU, or a GPU of runs_per_gpu > 1) take turns and
                 # the other runs pause meanwhile (bench.core.machine).
                 self.env[MEASURE_LOCK_ENV] = str(Path(grid["output_dir"]).resolve() / ".measure.lock")
+        if not slurm and not self.gpus_per_run and any(
+                task_flags(grid, task_name).get("bench-clock") == "process" for task_name in grid["tasks"]):
+            # The process clock sums over threads, so its runs take one thread each (bench.measure.timing.check_clock),
+            # whatever share of the cores --jobs would leave them.
+            self.env["OMP_NUM_THREADS"] = "1"
         self.jobs = None
         if args.executor != "processes" and not args.dry_run:
             self.jobs = JobExecutor(args.executor, Path(grid["output_dir"]) / "submitit", args.slurm, self.gpus_per_run)
