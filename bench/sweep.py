@@ -28,7 +28,7 @@ reads included; a grid of which no pair can run is refused):
                                    # with several, each run is started by accelerate launch --num_processes N
     runs_per_gpu = 1               # optional: runs that may share a GPU (or group) at a time; they then take turns
                                    # measuring (default 1: each concurrent run has its own)
-    reproducible = true            # optional: runs in reproducible mode, the same bits on any x86-64 CPU
+    reproducible = true            # optional: runs in reproducible mode, the same bits across Intel CPUs
                                    # (bench/core/process.py; default false)
     [args]                         # flags for every run (--name value; true for switches)
     epochs = 10

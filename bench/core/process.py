@@ -22,13 +22,14 @@ settings once, when it is loaded. `python -m bench.defaults_check` measures what
   threads. With the models' LayerNorm and convolutions (bench/models/thread_invariant.py) a run
   then gives the same bits on one thread or several.
 
-- Reproducible mode (MLPBENCH_REPRODUCIBLE=1): the same bits on any x86-64 CPU with AVX2. MKL, oneDNN
+- Reproducible mode (MLPBENCH_REPRODUCIBLE=1): the same bits across Intel CPUs with AVX2. MKL, oneDNN
   and PyTorch's own vector kernels (softmax, LayerNorm, GELU) each pick their code for the CPU they
   find, so an AVX-512 CPU and an AVX2 one give different last bits, which over a run can move a
   metric (ViT-mini on digits: 0.9304 top-1 on an AVX2 AMD EPYC, 0.9136 on an AVX-512 Intel Xeon).
   The mode pins all three to AVX2 (MKL_CBWR=AVX2,STRICT, ONEDNN_MAX_CPU_ISA=AVX2,
-  ATEN_CPU_CAPABILITY=avx2); results record it (environment.reproducible). Its speed cost is in
-  docs/measurement.md.
+  ATEN_CPU_CAPABILITY=avx2); results record it (environment.reproducible). MKL's pinned branch holds
+  on Intel CPUs only (on others it takes its AUTO branch: ViT-mini 0.9304 on an AMD EPYC, 0.9248 on
+  an Intel Xeon, both in the mode; docs/reproducibility.md). Its speed cost is in docs/measurement.md.
 
 A user setting always wins: OMP_NUM_THREADS, OMP_WAIT_POLICY or GOMP_SPINCOUNT, MKL_CBWR, and for
 malloc any MALLOC_* variable, a glibc.malloc tunable in GLIBC_TUNABLES, or another allocator in
@@ -62,7 +63,7 @@ def runtime_defaults() -> bool:
 
 
 def reproducible(env=os.environ) -> bool:
-    """True when the user asked for the same bits on any x86-64 CPU (MLPBENCH_REPRODUCIBLE=1)."""
+    """True when the user asked for the same bits across CPUs (MLPBENCH_REPRODUCIBLE=1; Intel CPUs only, above)."""
     return env.get(REPRODUCIBLE, "") not in ("", "0")
 
 
