@@ -45,7 +45,8 @@ reads included; a grid of which no pair can run is refused):
     eval_every = {digits = 50}     # optional: per task, its tuning runs also score validation every N steps
                                    # (--eval-every): each setting's learning curve, in its result's history
     budgets = [1, 4]               # optional, with [tune]: each model's tuned setting also trained at these
-                                   # multiples of its task's budget (max-steps or epochs), into OUTPUT_DIR/budget-4x/
+                                   # multiples of its task's budget (max-steps or epochs), into OUTPUT_DIR/budget-4x/;
+                                   # or a table naming each task ({wordnet = [1, 4], digits = [1]}): per task
     [cost]                         # optional: after a task's runs, time its models side by side
     rounds = 15                    # (bench/cost.py; these keys are its flags)
     [slurm]                        # optional: the jobs of --executor slurm (its flags of the same names win)

@@ -238,7 +238,8 @@ def test_longer_budgets_run_the_chosen_setting_k_times_as_long_into_their_own_fo
 
 @pytest.mark.parametrize("budgets, rest, sentence", [
     ("[4]", "[tune]\nlr = [0.001, 0.002]", "budgets in the sweep file {grid} must be a list of distinct integer "
-     "multiples of the tasks' budgets that includes 1 ([1, 4]), got [4]."),
+     "multiples of the tasks' budgets that includes 1 ([1, 4]), or a table of such lists naming each task once "
+     "({{wordnet = [1, 4], digits = [1]}}), got [4]."),
     ("[1, 1.5]", "[tune]\nlr = [0.001, 0.002]", "must be a list of distinct integer multiples"),
     ("[1, 4]", "", "The sweep file {grid} has budgets but no [tune] table; the longer budgets train each model at "
      "its tuned setting: add [tune]."),
@@ -250,6 +251,21 @@ def test_bad_budgets_are_one_sentence(tmp_path, budgets, rest, sentence, capsys)
     assert sweep.main([str(path), "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and sentence.format(grid=path) in err and err.count("\n") == 1, err
+
+
+def test_a_table_of_budgets_trains_longer_only_the_tasks_it_gives_longer_budgets(tmp_path, capsys):
+    path = tmp_path / "grid.toml"
+    path.write_text(f'output_dir = "{tmp_path / "out"}"\ntasks = ["digits", "fashion-mnist"]\nmodels = ["gmlp"]\n'
+                    f'seeds = [0]\nbudgets = {{digits = [1, 4], fashion-mnist = [1]}}\n[args]\nmax-steps = 5\n'
+                    f'[task_args.fashion-mnist]\ndata-dir = "{tmp_path / "data"}"\n[tune]\nlr = [0.001, 0.002]\n')
+    fashion_folder(tmp_path / "data", False)
+    assert sweep.main([str(path), "--dry-run"]) == 0
+    longer = [line for line in capsys.readouterr().out.splitlines() if "x the budget" in line]
+    assert longer == [f"digits: then its seeds at its best setting at 4x the budget (max-steps 20), on test, into "
+                      f"{tmp_path / 'out' / 'budget-4x'}"]
+    path.write_text(path.read_text().replace(", fashion-mnist = [1]", ""))
+    assert sweep.main([str(path), "--dry-run"]) == 2
+    assert "budgets in the sweep file" in capsys.readouterr().err
 
 
 def test_budgets_need_a_budget_to_multiply(tmp_path, capsys):

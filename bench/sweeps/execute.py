@@ -26,7 +26,7 @@ from bench.core.results import ProcessLock, ResultError, checkpoint_folder, load
 from bench.measure.cost import cost_pass_done, cost_path
 from bench.scale_out.launch import (RUN_SCRIPT, DeviceSlots, Job, JobExecutor, device_groups, run_launcher,
                                     start_process, visible_gpus)
-from bench.sweeps.grid import EXTEND, SLURM_KEYS, flags, load_grid, per_recipe, task_flags
+from bench.sweeps.grid import EXTEND, SLURM_KEYS, flags, load_grid, per_recipe, task_budgets, task_flags
 from bench.sweeps.plan import (budget_folder, describe_choice, finished, longer_budget, number, plan,
                                refuse_other_settings, tune)
 from bench.training.progress import PROGRESS_ENV, describe, read_progress
@@ -393,7 +393,7 @@ def run_grid(args, grid: dict, declared: list[dict], processes: RunProcesses, cr
             for task_name in grid["tasks"]:  # task by task: a sweep stopped early has whole tasks done
                 choices, tuning_failed = tune(grid, task_name, execute_all, create_task)
                 failed += tuning_failed
-                longer = sorted(set(grid.get("budgets", [1])) - {1})
+                longer = sorted(set(task_budgets(grid, task_name)) - {1})
                 if args.dry_run:
                     extend = grid["tune"].get("extend", EXTEND)
                     if extend:

@@ -96,9 +96,13 @@ def check_schema(grid: dict, path: Path) -> None:
     need("slurm", lambda v: isinstance(v, dict), "a table ([slurm])")
     need("reproducible", lambda v: isinstance(v, bool), "true or false")
     need("recipes", lambda v: _names(v) and len(set(v)) == len(v), "a non-empty list of distinct recipe names")
-    need("budgets", lambda v: isinstance(v, list) and 1 in v and len(set(v)) == len(v) and all(
-        isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in v),
-        "a list of distinct integer multiples of the tasks' budgets that includes 1 ([1, 4])")
+    def multiples(v) -> bool:
+        return isinstance(v, list) and 1 in v and len(set(v)) == len(v) and all(
+            isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in v)
+
+    need("budgets", lambda v: multiples(v) or (isinstance(v, dict) and set(v) == set(grid.get("tasks", [])) and all(
+        map(multiples, v.values()))), "a list of distinct integer multiples of the tasks' budgets that includes 1 "
+         "([1, 4]), or a table of such lists naming each task once ({wordnet = [1, 4], digits = [1]})")
     if "args" in grid:
         check_flags(grid["args"], "args", path)
     for task_name, table in grid.get("task_args", {}).items():
@@ -195,7 +199,7 @@ def load_grid(path: Path, create_task) -> dict:
             raise UserError(f"The sweep file {path} has budgets but no [tune] table; the longer budgets train each "
                             f"model at its tuned setting: add [tune].")
         for task_name in grid["tasks"]:
-            if not {"max-steps", "epochs"} & set(task_flags(grid, task_name)):
+            if task_budgets(grid, task_name) != [1] and not {"max-steps", "epochs"} & set(task_flags(grid, task_name)):
                 raise UserError(f"The sweep file {path} has budgets, but the runs of {task_name} set neither "
                                 f"max-steps nor epochs for them to multiply: set one in [args] or "
                                 f"[task_args.{task_name}].")
@@ -244,6 +248,13 @@ def check_tune(tune, path: Path) -> None:
     if not isinstance(extend, int) or isinstance(extend, bool) or extend < 0:
         raise UserError(f"tune.extend in {path} must be an integer >= 0 (how many learning rates the sweep may try "
                         f"beyond an end of tune.lr; 0: never), got {_shown(extend)}.")
+
+
+def task_budgets(grid: dict, task_name: str) -> list[int]:
+    """The multiples of a task's budget its tuned settings train at: budgets, or the task's own list where
+    budgets is a table of tasks; [1] without budgets."""
+    budgets = grid.get("budgets", [1])
+    return budgets[task_name] if isinstance(budgets, dict) else budgets
 
 
 def per_recipe(grid: dict) -> list[dict]:
