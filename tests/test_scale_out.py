@@ -259,3 +259,10 @@ def test_cpu_runs_timed_by_the_process_clock_get_one_thread_whatever_jobs(monkey
     launcher = execute.Launcher(SimpleNamespace(executor="processes", slurm=SlurmConfig(), jobs=jobs, grid=Path("g.toml"),
                                                 dry_run=False), grid, None)
     assert launcher.env.get("OMP_NUM_THREADS") == (threads or (None if jobs == 1 else "2"))
+
+
+def test_a_launcher_for_runs_without_a_sweep_file_sets_no_threads():
+    """bench.sanity launches its runs with a grid of output_dir and gpus_per_run alone (no tasks)."""
+    launcher = execute.Launcher(SimpleNamespace(executor="processes", slurm=SlurmConfig(), jobs=1, grid=Path("sanity"),
+                                                dry_run=False), {"output_dir": "out", "gpus_per_run": 0}, None)
+    assert "OMP_NUM_THREADS" not in launcher.env

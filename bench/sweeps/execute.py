@@ -197,7 +197,7 @@ class Launcher:
                 # the other runs pause meanwhile (bench.core.machine).
                 self.env[MEASURE_LOCK_ENV] = str(Path(grid["output_dir"]).resolve() / ".measure.lock")
         if not slurm and not self.gpus_per_run and any(
-                task_flags(grid, task_name).get("bench-clock") == "process" for task_name in grid["tasks"]):
+                task_flags(grid, task_name).get("bench-clock") == "process" for task_name in grid.get("tasks", [])):
             # The process clock sums over threads, so its runs take one thread each (bench.measure.timing.check_clock),
             # whatever share of the cores --jobs would leave them.
             self.env["OMP_NUM_THREADS"] = "1"
