@@ -171,7 +171,7 @@ def load_grid(path: Path, create_task) -> dict:
         raise UserError(f"The [cost] table of {path} takes the keys {sorted(COST_KEYS)}, each an integer.")
     tune = grid.get("tune")
     if tune is not None:
-        lrs = tune.get("lr") if isinstance(tune, dict) else None
+        lrs = tune.get("lr")  # check_schema has made tune a table
         if isinstance(lrs, dict) and set(lrs) != set(grid.get("recipes", [])):
             raise UserError(f"tune.lr in {path} is a table of recipes, so it must name each recipe of the sweep's "
                             f"recipes list once ({', '.join(grid.get('recipes', [])) or 'the file lists none'}), "
