@@ -1,7 +1,8 @@
 """Runs -> rows (seeds aggregated), ranks within a device and precision, and baseline comparisons.
 
 Runs on different devices or precisions are never ranked against each other: a table is one
-(task, device, precision, primary metric) group. A reference family's rows (the ConvNet: what its
+(task, device, precision, primary metric) group, where every CPU is one device (collect.POOLED_CPU) and a
+table whose runs span CPU models shows none of the runs' own timings (a cost pass may give them). A reference family's rows (the ConvNet: what its
 runs record) are not ranked: they follow the ranked rows, in rows of their own. Within a group a row's rank is 1 + the number of
 rows whose 95% confidence interval of the mean lies entirely on the better side of its own, so
 rows whose intervals overlap do not outrank each other (a row of one run has no spread: its
@@ -22,7 +23,7 @@ from dataclasses import dataclass, replace
 from itertools import groupby
 from typing import Iterable, Optional
 
-from leaderboard.collect import CostPass, Failure, Run, TuneGrid, model_label
+from leaderboard.collect import POOLED_CPU, CostPass, Failure, Run, TuneGrid, model_label
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,16 @@ class Row:
     relative_of: Optional[str] = None  # the family its family changes one part of (what its runs record)
     speed_from_cost_pass: bool = False  # the speed figures are its task's cost pass's, not its runs' own
     reference: bool = False  # its family is a reference of another kind (what its runs record): not ranked
+    device_names: tuple[str, ...] = ()  # the device names its runs recorded, sorted
+    speed_withheld: tuple[str, ...] = ()  # the device names of its group when they are several: its runs'
+    # own speed figures are left out, as timings on two CPU models do not compare
+
+    @property
+    def device_label(self) -> str:
+        """The devices its runs ran on, by name (with the process count where they used several)."""
+        if self.device_type != "cpu":
+            return self.device
+        return self.device.replace(POOLED_CPU, " + ".join(self.device_names))
 
     @property
     def metric_interval(self) -> Optional[tuple[float, float]]:
@@ -110,7 +121,12 @@ def aggregate(runs: Iterable[Run]) -> list[Row]:
     rows = [_row(sorted(same, key=lambda r: r.id.seed)) for _, same in groupby(sorted(runs, key=key), key=key)]
     ranked: list[Row] = []
     for _, group in groupby(rows, key=lambda r: r.group):
-        ranked.extend(_rank(list(group)))
+        group = list(group)
+        names = tuple(sorted({name for r in group for name in r.device_names}))
+        if len(names) > 1:
+            group = [replace(r, train_samples_per_s=None, infer_samples_per_s=None, train_tokens_per_s=None,
+                             infer_tokens_per_s=None, speed_withheld=names) for r in group]
+        ranked.extend(_rank(group))
     return ranked
 
 
@@ -149,6 +165,7 @@ def _row(runs: list[Run]) -> Row:
         baseline=any(r.baseline for r in runs),
         relative_of=next((r.relative_of for r in runs if r.relative_of), None),
         reference=any(r.reference for r in runs),
+        device_names=tuple(sorted({r.id.device_name for r in runs})),
     )
 
 

@@ -49,6 +49,13 @@ LIMIT = 1e18
 DEFAULT_RECIPE = "suite"  # the recipe of results written before recipes existed
 
 
+# The device a CPU run is ranked on, whatever the CPU model: a CPU model changes a run's metric by float
+# rounding only (the same function, in the same precision), and the machines a long sweep gets may change
+# between its stops, so a task's seeds may land on two CPU models. Their speed is another matter:
+# aggregate() withholds the runs' own timings of a table whose runs span CPU models.
+POOLED_CPU = "CPU"
+
+
 @dataclass(frozen=True)
 class Identity:
     """Which run a result is: rows aggregate the seeds of equal (task, family, size, variant, device, precision)."""
@@ -58,9 +65,11 @@ class Identity:
     size: str
     variant: str  # "norm=layernorm", ...; "" for the family's default (and results written before variants)
     seed: int
-    device: str  # the device name, prefixed by the process count when a run used several
+    device: str  # what it is ranked on: the device name, or POOLED_CPU for any CPU; prefixed by the
+    # process count when a run used several
     device_type: str
     precision: str
+    device_name: str  # environment.device_name, as recorded
 
     @property
     def model(self) -> str:
@@ -450,15 +459,18 @@ def _identity(data: dict[str, Any], source: str) -> Identity:
         )
     name = _get(data, "environment.device_name", _DEVICE, source)
     processes = _get(data, "environment.num_processes", int, source, required=False) or 1
+    device_type = _get(data, "environment.device_type", _NAME, source)
+    ranked_on = POOLED_CPU if device_type == "cpu" else name
     return Identity(
         task=task,
         family=_get(data, "model", _NAME, source),
         size=_get(data, "size", _NAME, source),
         variant=_get(data, "variant", _VARIANT, source, required=False) or "",
         seed=_get(data, "seed", int, source),
-        device=name if processes == 1 else f"{processes}x {name}",
-        device_type=_get(data, "environment.device_type", _NAME, source),
+        device=ranked_on if processes == 1 else f"{processes}x {ranked_on}",
+        device_type=device_type,
         precision=_get(data, "environment.precision", _NAME, source),
+        device_name=name,
     )
 
 

@@ -30,7 +30,9 @@ NOTES = (
     "(none for a single run), the other columns means. A row's rank is 1 + the number of rows whose "
     "interval lies entirely on the better side of its own, so rows whose intervals overlap share a rank "
     "(a single run's interval is its value); = marks a shared rank, and the ties are listed under the "
-    "table. Runs on different devices or precisions are ranked in separate tables. Throughput is in "
+    "table. Runs on different devices or precisions are ranked in separate tables, where every CPU model counts "
+    "as one device, CPU (its metric differs by float rounding only; where a table's runs span CPU models, their "
+    "own speed figures are left out). Throughput is in "
     "samples/s (and tokens/s for text); GFLOPs/sample counts one forward pass; peak train memory is "
     "CUDA allocated memory on GPUs, and on CPUs the live tensors of the measured steps (weights, "
     "gradients, optimizer state, activations; results before that measured the whole process's "
@@ -283,7 +285,7 @@ def task_page(task: str, rows: list[Row], failures: list[Failure], plot: Optiona
         lines += ["## Failed runs (not ranked)", ""]
         lines += _table(
             ["model", "size", "seed", "device", "precision", "status", "error"],
-            [[f.id.model, f.id.size, f.id.seed, f.id.device, f.id.precision, f.status, f.error or MISSING]
+            [[f.id.model, f.id.size, f.id.seed, f.id.device_name, f.id.precision, f.status, f.error or MISSING]
              for f in failures],
             right={2},
         )
@@ -635,7 +637,7 @@ def _group_table(group: list[Row], speed: bool = True) -> list[str]:
             line += [significant(r.train_samples_per_s) + mark, significant(r.infer_samples_per_s)]
         if tokens:
             line += [significant(r.train_tokens_per_s), significant(r.infer_tokens_per_s)]
-        line += [significant(r.train_peak_mb) + mark, r.precision, r.device]
+        line += [significant(r.train_peak_mb) + mark, r.precision, r.device_label]
         body.append(line)
     right = {0, 3, 4, 5, 6} | set(range(7, len(header) - 2))
     return _table(header, body, right)
@@ -704,6 +706,11 @@ def _footnotes(group: list[Row]) -> list[str]:
             for rank, rows in groupby(tied, key=lambda r: r.rank)
         )
         lines += [f"= Tied, their 95% intervals overlapping (or, for single runs, their values equal): {by_rank}.", ""]
+    withheld = next((r.speed_withheld for r in group if r.speed_withheld and not r.speed_from_cost_pass), ())
+    if withheld:
+        lines += [f"Speed: the runs of this table ran on {len(withheld)} CPU models ({'; '.join(withheld)}), "
+                  "whose timings do not compare, so the runs' own speed figures are left out (—); their metrics "
+                  "differ by float rounding only and are ranked together.", ""]
     for r in group:
         if r.unstable:
             lines += [f"{UNSTABLE} {r.model}-{r.size}: throughput and memory of {len(r.unstable)} of {r.n} runs left "
@@ -848,7 +855,7 @@ def results_csv(rows: list[Row]) -> str:
     for r in rows:
         interval = r.metric_interval if r.metric_ci is not None else None
         writer.writerow([
-            r.task, r.device, r.device_type, r.precision, r.metric_name, str(r.higher_is_better).lower(),
+            r.task, r.device_label, r.device_type, r.precision, r.metric_name, str(r.higher_is_better).lower(),
             "" if r.rank is None else r.rank, str(r.tied).lower(), r.model, r.size, r.n, " ".join(map(str, r.seeds)),
             " ".join(map(str, r.eval_samples)), num(r.metric_mean), num(r.metric_std),
             num(interval and interval[0]), num(interval and interval[1]), f"{r.params:.0f}", num(r.gflops),

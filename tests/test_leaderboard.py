@@ -189,7 +189,7 @@ def test_failed_run_is_listed_with_its_reason_and_never_ranked(board):
 def test_summary_ratios_against_the_baseline():
     comparisons, unmatched = compare_to_baselines(aggregate(collect([str(RESULTS / f) for f in OWN]).runs))
     got = {
-        (c.row.task, c.row.device, c.row.family, c.row.size):
+        (c.row.task, c.row.device_label, c.row.family, c.row.size):
         (f"{c.baseline.family}-{c.baseline.size}", c.metric_delta, c.speed_ratio, c.memory_ratio)
         for c in comparisons
     }
