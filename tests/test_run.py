@@ -55,7 +55,19 @@ def test_digits_run_writes_one_complete_result(tmp_path):
     assert 0 <= throughput["data_wait_fraction"] < 1
     assert result["memory"]["kind"] == "cpu_tensors" and result["memory"]["train_peak_mb"] > 0
     assert 0 < result["mfu"]["train"] < 5  # the peak is a GEMM timed in the run: load on the machine can push this past 1
+    threads = env["cpu_threads"]
+    assert 0 < result["cpu_time_s"] <= threads * result["wall_time_s"] * 1.05, "CPU time of the run's own threads"
     assert not list(tmp_path.glob(".*.tmp")), "no temporary file is left behind"
+
+
+def test_a_runs_cpu_time_counts_its_finished_child_processes():
+    """DataLoader workers (--num-workers) are child processes: their CPU time is the run's too."""
+    from bench.runs.phases import cpu_seconds
+
+    before = cpu_seconds()
+    subprocess.run([sys.executable, "-c", "import time\nend = time.process_time() + 0.5\n"
+                    "while time.process_time() < end: pass"], check=True)
+    assert cpu_seconds() - before >= 0.5
 
 
 @pytest.mark.slow

@@ -48,7 +48,12 @@ Keys of a result (schema_version 1):
                     its lr outside "lr" is an extension. Absent in files written before it existed.
     saved_model     optional (--save-model): the name of the .model.json beside the result, from which
                     bench.models.load_saved rebuilds the trained model
-    wall_time_s     float
+    wall_time_s     float: seconds from the start of loading to the end of the run
+    cpu_time_s      float: the CPU time (user + system) of the process, all its threads, and of its DataLoader
+                    workers (bench.runs.phases.cpu_seconds) over the same span: what the
+                    run cost a CPU, which wall_time_s is not where the machine was shared or the run paused.
+                    A resumed run counts its last invocation only, as wall_time_s does. Absent in files
+                    written before it existed.
     error           str | None: the one-sentence reason when status is not "ok"
     flops           {"forward_per_sample": float, "train_per_sample": float,
                      "head_share": float (masked LM only: the output head's share of the forward FLOPs)} | None
@@ -119,7 +124,8 @@ REQUIRED_KEYS = (
 
 def build_result(*, status: str, error: str | None, task: str, entry: Any, size: str, variant: str, seed: int,
                  spec: Any, config: dict[str, Any], environment: dict[str, Any], metrics: dict[str, Any],
-                 params: int, train: Any, history: list | None, wall_time_s: float, measurements: dict[str, Any],
+                 params: int, train: Any, history: list | None, wall_time_s: float, cpu_time_s: float,
+                 measurements: dict[str, Any],
                  train_scored: dict[str, float] | None = None,
                  skipped_images: dict[str, int] | None = None, skipped_entries: dict[str, int] | None = None,
                  saved_model: str | None = None, recipe: dict[str, Any] | None = None,
@@ -159,6 +165,7 @@ def build_result(*, status: str, error: str | None, task: str, entry: Any, size:
         },
         "history": history,
         "wall_time_s": round(wall_time_s, 3),
+        "cpu_time_s": round(cpu_time_s, 3),
         **{key: measurements.get(key) for key in ("flops", "throughput", "latency_ms", "memory", "mfu")},
     }
     if skipped_images is not None:

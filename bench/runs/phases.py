@@ -45,7 +45,8 @@ class Run:
     recipe: object = None
     recipe_record: dict | None = None
     drop_path: dict = dataclasses.field(default_factory=dict)
-    started: float = 0.0
+    started: float = 0.0  # perf_counter at the start of loading
+    cpu_started: float = 0.0  # cpu_seconds() then
     environment: dict | None = None
     data: object = None
     model: object = None
@@ -69,7 +70,15 @@ class Run:
     train_scored: dict | None = None  # --score-train: the metrics on the training samples
     measurements: dict = dataclasses.field(default_factory=dict)
     wall_time_s: float = 0.0
+    cpu_time_s: float = 0.0
     skipped: dict | None = None
+
+
+def cpu_seconds() -> float:
+    """The CPU time of this process (all its threads) and of its finished child processes (DataLoader workers,
+    which end with each pass over the data), user + system."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def run(configs, create_task) -> tuple[dict | None, Path | None, int]:
@@ -207,7 +216,7 @@ def start(r: Run) -> None:
     if run_cfg.size is None and accelerator.is_main_process:
         print(f"Model: {r.entry.family}-{r.size}, the family's default for {r.spec.describe()} (--size chooses another).")
     set_seed(run_cfg.seed)
-    r.started = time.perf_counter()
+    r.started, r.cpu_started = time.perf_counter(), cpu_seconds()
     r.environment = capture_environment(accelerator, run_cfg.precision)
 
 
@@ -300,7 +309,7 @@ def execute(r: Run) -> None:
         if r.run_cfg.debug:
             traceback.print_exc()
         r.status, r.error, r.exit_code = "error", f"Unexpected {type(e).__name__} during {r.phase}: {first_line(e)}.", 1
-    r.wall_time_s = time.perf_counter() - r.started
+    r.wall_time_s, r.cpu_time_s = time.perf_counter() - r.started, cpu_seconds() - r.cpu_started
 
 
 def train_and_evaluate(r: Run) -> None:
@@ -377,7 +386,7 @@ def write_result(r: Run) -> tuple[dict | None, Path | None]:
             seed=run_cfg.seed, spec=r.spec, config=as_dict(r.configs), environment=r.environment, metrics=r.metrics,
             params=r.params, train=r.stats, train_scored=r.train_scored,
             history=None if r.history is None else r.history.entries,
-            wall_time_s=r.wall_time_s, measurements=r.measurements, skipped_images=r.skipped,
+            wall_time_s=r.wall_time_s, cpu_time_s=r.cpu_time_s, measurements=r.measurements, skipped_images=r.skipped,
             skipped_entries=(data.extra or {}).get("skipped_entries") if data is not None else None,
             saved_model=saved_model, recipe=r.recipe_record, tune=r.tune,
         )
