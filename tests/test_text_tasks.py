@@ -346,6 +346,7 @@ print(train_tokenizer(iter([texts[i:i + 100] for i in range(0, len(texts), 100)]
 """
 
 
+@pytest.mark.slow  # four processes each train a tokenizer: about 27 s apiece
 @pytest.mark.parametrize("kind", ["mlm", "seq2seq"])
 def test_a_tokenizer_trains_to_the_same_file_in_every_process(kind):
     """Many merges of equal count: BERT's WordPiece trainer, which masked LM used, gave another vocabulary
