@@ -179,8 +179,10 @@ def test_a_file_that_is_no_complete_pass_is_skipped_with_a_sentence(tmp_path):
     assert "lacks the keys" in collect([str(folder)]).skipped[0]
 
 
-def test_a_sweep_with_a_cost_table_times_each_task_once_its_runs_are_done(tmp_path, capsys):
+def test_a_sweep_with_a_cost_table_times_each_task_once_its_runs_are_done(tmp_path, capsys, monkeypatch):
     from bench import sweep
+
+    monkeypatch.chdir(tmp_path)  # the sweep hands the pass an absolute path; the pass records it from here
 
     path = grid(tmp_path, "max-steps = 2\nno-measure = true\ncheckpoint-every = \"none\"\n"
                           "[cost]\nrounds = 3\nsteps = 1\nwarmup = 0\n")
@@ -189,6 +191,7 @@ def test_a_sweep_with_a_cost_table_times_each_task_once_its_runs_are_done(tmp_pa
     written = tmp_path / "out" / "cost" / "digits.json"
     data = validate_cost_pass(json.loads(written.read_text()))
     assert data["settings"]["rounds"] == 3 and data["settings"]["warmup"] == 0
+    assert data["sweep_file"] == "grid.toml"
     assert out.index("digits: cost pass") > out.rindex("seed1: top1")  # after the task's last run
     # Rerun: the runs and the pass are done, nothing is timed again.
     assert sweep.main([str(path)]) == 0

@@ -695,7 +695,8 @@ def load_point(path: str | os.PathLike) -> dict[str, Any]:
 #
 # Keys of a cost pass (kind COST_KIND, schema_version COST_SCHEMA_VERSION):
 #     kind, schema_version, task
-#     sweep_file      the sweep file whose runs' models were timed
+#     sweep_file      the sweep file whose runs' models were timed, relative to the working directory
+#                     where it lies beneath it
 #     batch_size      samples per timed step (the runs' batch size)
 #     tokens_per_sample  float | None: tokens a sample of the timed batch carries (text tasks)
 #     settings        {"rounds", "steps", "warmup", "clock", "threads", "precision"}

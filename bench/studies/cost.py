@@ -84,13 +84,23 @@ def cost_pass(grid: dict, grid_path: Path, task_name: str, rounds: int, steps: i
         rates = time_rounds(cases, task, batch, rounds, steps, warmup, task_name)
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return build_cost_pass(
-        task=task_name, sweep_file=str(grid_path), batch_size=task.batch_size(batch),
+        task=task_name, sweep_file=as_recorded(grid_path), batch_size=task.batch_size(batch),
         tokens_per_sample=tokens_per_sample, settings={"rounds": rounds, "steps": steps, "warmup": warmup,
                                                         "clock": "process", "threads": 1, "precision": "fp32"},
         summary=summarise(cases, rates, tokens_per_sample),
         environment=environment, load_average=[load_before, load_after],
         wall_time_s=time.perf_counter() - started, cpu_time_s=time.process_time() - cpu_started,
     )
+
+
+def as_recorded(grid_path: Path) -> str:
+    """The sweep file's path as the pass records it: relative to the working directory where it lies
+    beneath it (the sweep hands a pass the absolute path, so that a cluster job finds the file, and a
+    published pass must not carry the machine's folders), else as given."""
+    try:
+        return str(grid_path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(grid_path)
 
 
 def cost_passes(grid: dict, grid_path: Path, task_names: list[str], rounds: int, steps: int, warmup: int,
