@@ -1,13 +1,13 @@
 """Runs -> rows (seeds aggregated), ranks within a device and precision, and baseline comparisons.
 
-Runs on different devices or precisions are never ranked against each other: a table is one
-(task, device, precision, primary metric) group, where every CPU is one device (collect.POOLED_CPU),
-and a table whose runs span CPU models shows none of the runs' own timings (a cost pass may give
-them). A reference family's rows (the ConvNet: what its
-runs record) are not ranked: they follow the ranked rows, in rows of their own. Within a group a row's rank is 1 + the number of
-rows whose 95% confidence interval of the mean lies entirely on the better side of its own, so
-rows whose intervals overlap do not outrank each other (a row of one run has no spread: its
-interval is its value). Rows sharing a rank are `tied`.
+Runs on different devices or precisions are never ranked against each other: a table is one (task,
+device, precision, primary metric) group, where every CPU is one device (collect.POOLED_CPU), and a
+table whose runs span CPU models shows none of the runs' own timings (a cost pass may give them). A
+reference family's rows (the ConvNet: what its runs record) are not ranked: they follow the ranked rows,
+in rows of their own. Within a group a row's rank is 1 + the number of rows whose 95% confidence
+interval of the mean lies entirely on the better side of its own, so rows whose intervals overlap do not
+outrank each other (a row of one run has no spread: its interval is its value). Rows sharing a rank are
+`tied`.
 
 A run whose throughput measurement failed its self-check (throughput.stable false) keeps its
 metric, but its throughput and memory are left out of the row's means and so of every ratio.
