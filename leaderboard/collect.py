@@ -49,9 +49,10 @@ LIMIT = 1e18
 DEFAULT_RECIPE = "suite"  # the recipe of results written before recipes existed
 
 
-# The device a CPU run is ranked on, whatever the CPU model: a CPU model changes a run's metric by float
-# rounding only (the same function, in the same precision), and the machines a long sweep gets may change
-# between its stops, so a task's seeds may land on two CPU models. Their speed is another matter:
+# The device a CPU run is ranked on, whatever the CPU model: a CPU model changes a run's arithmetic in its
+# last bits only (the same function, in the same precision; over a run that can move a metric as another
+# seed can, docs/reproducibility.md), and the machines a long sweep gets may change between its stops, so
+# a task's seeds may land on two CPU models. Their speed is another matter:
 # aggregate() withholds the runs' own timings of a table whose runs span CPU models.
 POOLED_CPU = "CPU"
 

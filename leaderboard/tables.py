@@ -31,8 +31,9 @@ NOTES = (
     "interval lies entirely on the better side of its own, so rows whose intervals overlap share a rank "
     "(a single run's interval is its value); = marks a shared rank, and the ties are listed under the "
     "table. Runs on different devices or precisions are ranked in separate tables, where every CPU model counts "
-    "as one device, CPU (its metric differs by float rounding only; where a table's runs span CPU models, their "
-    "own speed figures are left out). Throughput is in "
+    "as one device, CPU (another CPU model changes a run's arithmetic in its last bits only, though over a run "
+    "that can move its metric as another seed can; where a table's runs span CPU models, their own speed figures "
+    "are left out). Throughput is in "
     "samples/s (and tokens/s for text); GFLOPs/sample counts one forward pass; peak train memory is "
     "CUDA allocated memory on GPUs, and on CPUs the live tensors of the measured steps (weights, "
     "gradients, optimizer state, activations; results before that measured the whole process's "
@@ -710,7 +711,7 @@ def _footnotes(group: list[Row]) -> list[str]:
     if withheld:
         lines += [f"Speed: the runs of this table ran on {len(withheld)} CPU models ({'; '.join(withheld)}), "
                   "whose timings do not compare, so the runs' own speed figures are left out (—); their metrics "
-                  "differ by float rounding only and are ranked together.", ""]
+                  "are ranked together, as another CPU model changes a run's arithmetic in its last bits only.", ""]
     for r in group:
         if r.unstable:
             lines += [f"{UNSTABLE} {r.model}-{r.size}: throughput and memory of {len(r.unstable)} of {r.n} runs left "
