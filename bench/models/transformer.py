@@ -47,6 +47,19 @@ def init_std(size: TextSize) -> float:
     return size.dim ** -0.5
 
 
+def xavier_like_torch(encoder: nn.Module) -> None:
+    """Ablation: the encoder's matrices initialised as nn.TransformerEncoderLayer initialises them
+    (xavier-uniform; the query, key and value projections as one (3d, d) matrix), biases kept at zero."""
+    for layer in encoder.layer:
+        attention = layer.attention.self
+        qkv = torch.empty(3 * attention.query.weight.shape[0], attention.query.weight.shape[1])
+        nn.init.xavier_uniform_(qkv)
+        for part, weight in zip((attention.query, attention.key, attention.value), qkv.chunk(3)):
+            part.weight.data.copy_(weight)
+        for linear in (layer.attention.output.dense, layer.intermediate.dense, layer.output.dense):
+            nn.init.xavier_uniform_(linear.weight)
+
+
 class PreNormMLM(nn.Module):
     """RoBERTa with pre-layer-norm blocks (RobertaPreLayerNormModel) and the MLP families' masked-LM head:
     the projection to the vocabulary tied to the token embedding, with a bias. Pre-norm, like the MLP
@@ -72,6 +85,7 @@ class PreNormMLM(nn.Module):
             initializer_range=init_std(size),
         )
         self.roberta = RobertaPreLayerNormModel(config, add_pooling_layer=False)
+        xavier_like_torch(self.roberta.encoder)
         self.head = nn.Linear(size.dim, spec.vocab_size)
         self.head.weight = self.roberta.embeddings.word_embeddings.weight  # tied, as BERT and RoBERTa tie theirs
         nn.init.zeros_(self.head.bias)
