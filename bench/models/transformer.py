@@ -86,6 +86,12 @@ class PreNormMLM(nn.Module):
         )
         self.roberta = RobertaPreLayerNormModel(config, add_pooling_layer=False)
         xavier_like_torch(self.roberta.encoder)
+        # Ablation: fixed sinusoidal positions at the token embeddings' scale, no token-type vector
+        from bench.models.torch_transformer import sinusoids
+        embeddings = self.roberta.embeddings
+        embeddings.position_embeddings.weight.data.copy_(sinusoids(spec.seq_len, size.dim) * init_std(size))
+        embeddings.position_embeddings.weight.requires_grad_(False)
+        nn.init.zeros_(embeddings.token_type_embeddings.weight)
         self.head = nn.Linear(size.dim, spec.vocab_size)
         self.head.weight = self.roberta.embeddings.word_embeddings.weight  # tied, as BERT and RoBERTa tie theirs
         nn.init.zeros_(self.head.bias)
