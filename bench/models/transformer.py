@@ -86,6 +86,12 @@ class PreNormMLM(nn.Module):
         )
         self.roberta = RobertaPreLayerNormModel(config, add_pooling_layer=False)
         xavier_like_torch(self.roberta.encoder)
+        # Ablation: every position learnt (RoBERTa's table has a padding row, which never learns), no
+        # token-type vector
+        embeddings = self.roberta.embeddings
+        embeddings.position_embeddings = nn.Embedding(spec.seq_len, size.dim)
+        nn.init.normal_(embeddings.position_embeddings.weight, std=init_std(size))
+        nn.init.zeros_(embeddings.token_type_embeddings.weight)
         self.head = nn.Linear(size.dim, spec.vocab_size)
         self.head.weight = self.roberta.embeddings.word_embeddings.weight  # tied, as BERT and RoBERTa tie theirs
         nn.init.zeros_(self.head.bias)
