@@ -72,6 +72,19 @@ class PreNormMLM(nn.Module):
             initializer_range=init_std(size),
         )
         self.roberta = RobertaPreLayerNormModel(config, add_pooling_layer=False)
+        embeddings = self.roberta.embeddings
+        # With one token type (no sentence pairs) RoBERTa adds the same random vector, as large as a
+        # token's embedding, to every position before the embedding LayerNorm, a third of what the norm
+        # scales. It starts at zero here, a learned bias, so that a token and its position enter, as in
+        # every family: beside sinusoidal positions the vector cost 0.012 masked-token accuracy at 4x
+        # wordnet, beside these learned ones nothing (docs/baselines.md, "What the 4x gap is").
+        nn.init.zeros_(embeddings.token_type_embeddings.weight)
+        # RoBERTa's position table keeps a row at the padding index, which never learns; positions are
+        # given as 0..T-1 here, so that row would be a real position (1 with RoBERTa's tokenizer)
+        # without a position of its own. Every row of this table learns. Learned positions from noise,
+        # not sinusoids: with sinusoids the baseline fails the `motif` sanity check (docs/sanity.md).
+        embeddings.position_embeddings = nn.Embedding(spec.seq_len, size.dim)
+        nn.init.normal_(embeddings.position_embeddings.weight, std=init_std(size))
         self.head = nn.Linear(size.dim, spec.vocab_size)
         self.head.weight = self.roberta.embeddings.word_embeddings.weight  # tied, as BERT and RoBERTa tie theirs
         nn.init.zeros_(self.head.bias)
