@@ -20,9 +20,12 @@ def main(argv: list[str] | None = None) -> int:
         "Markdown tables, a CSV and Pareto plots from the result JSON files of benchmark runs; the cost-scaling "
         "page from the point files of python -m bench.scaling.",
         "  python -m leaderboard results/leaderboard --out leaderboard/pages\n"
-        "  python -m leaderboard results/leaderboard --study results/recipe-study --out leaderboard/pages",
+        "  python -m leaderboard results/leaderboard --study results/recipe-study --out leaderboard/pages\n"
+        "  python -m leaderboard results/leaderboard-v3:wordnet results/leaderboard:cmudict,fashion-mnist --out leaderboard/pages",
     )
-    parser.add_argument("results", nargs="+", metavar="RESULTS_DIR", help="folders searched recursively for *.json")
+    parser.add_argument("results", nargs="+", metavar="RESULTS_DIR",
+                        help="folders searched recursively for *.json; FOLDER:TASK[,TASK...] takes those tasks' "
+                             "results alone from FOLDER (each task of a page from the folder of its publication)")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder the pages are written to")
     parser.add_argument("--study", metavar="DIR", help="the recipe study's results folder (sweeps/recipe-study.toml): "
                                                         "its page, a line of the summary and a link on the index")

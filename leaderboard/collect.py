@@ -338,6 +338,19 @@ def read_notes(folders: list[str]) -> tuple[str, ...]:
     return tuple(text for path in paths if path.is_file() and (text := path.read_text().strip()))
 
 
+def parse_source(source: str) -> tuple[str, Optional[frozenset[str]]]:
+    """A RESULTS_DIR argument: a folder, or FOLDER:TASK[,TASK...] for those tasks' results alone (so that a
+    page can take each task from the folder of its own publication). A folder whose name has a colon is
+    taken as it is."""
+    folder, colon, tasks = source.rpartition(":")
+    if not colon or Path(source).is_dir():
+        return source, None
+    names = [t.strip() for t in tasks.split(",")]
+    if not folder or not all(names):
+        raise UserError(f"{source!r} names no task after its colon; give FOLDER or FOLDER:TASK[,TASK...].")
+    return folder, frozenset(names)
+
+
 def result_files(folders: list[str]) -> list[Path]:
     """Every *.json under the folders, each file once, in a fixed order."""
     files: list[Path] = []
@@ -355,9 +368,39 @@ def result_files(folders: list[str]) -> list[Path]:
     return files
 
 
+def _task(entry: CostPass | ScalingPoint | Run | Failure | str) -> Optional[str]:
+    """The task an entry belongs to: None for a scaling point (of no task) or a skipped file's sentence."""
+    if isinstance(entry, CostPass):
+        return entry.task
+    return entry.id.task if isinstance(entry, (Run, Failure)) else None
+
+
+def _selected(read: list[tuple], sources: list[tuple[str, Optional[frozenset[str]]]]) -> list[tuple]:
+    """The entries of `read` (path, entry, budget) that their folder's task selection keeps: every one for a
+    plain folder; for FOLDER:TASKS, those tasks' runs and cost passes, and the files it had to skip. A file
+    under two sources is kept when either keeps it; a selected task with no result in its folder is an error."""
+    kept, found = [], {source: set() for source in sources}
+    for path, entry, budget in read:
+        task = _task(entry)
+        under = [(folder, tasks) for folder, tasks in sources if Path(folder).resolve() in path.resolve().parents]
+        for source in under:
+            found[source].add(task)
+        if any(tasks is None or task in tasks or isinstance(entry, str) for _, tasks in under):
+            kept.append((path, entry, budget))
+    for (folder, tasks), present in found.items():
+        missing = sorted(tasks - present) if tasks is not None else []
+        if missing:
+            have = ", ".join(sorted(t for t in present if t)) or "none"
+            raise UserError(f"{folder!r} has no result of task {missing[0]!r} (its tasks: {have}).")
+    return kept
+
+
 def collect(folders: list[str]) -> Collection:
+    """The results under the folders (each a RESULTS_DIR argument: FOLDER, or FOLDER:TASK[,TASK...])."""
+    sources = [parse_source(folder) for folder in folders]
+    folders = list(dict.fromkeys(folder for folder, _ in sources))
     files = result_files(folders)
-    read = [(path, *_read(path)) for path in files]
+    read = _selected([(path, *_read(path)) for path in files], sources)
     tuned = tuned_budgets([(entry, budget) for _, entry, budget in read if budget is not None])
     runs: list[Run] = []
     failures: list[Failure] = []
@@ -404,7 +447,7 @@ def collect(folders: list[str]) -> Collection:
             longer.append(entry)
         else:
             (runs if isinstance(entry, Run) else failures).append(entry)
-    return Collection(runs, failures, skipped, len(files), tuning, scaling, costs, read_notes(folders), longer)
+    return Collection(runs, failures, skipped, len(read), tuning, scaling, costs, read_notes(folders), longer)
 
 
 def _read(path: Path) -> tuple[CostPass | ScalingPoint | Run | Failure | str, Optional[Budget]]:

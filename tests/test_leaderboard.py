@@ -320,6 +320,32 @@ def test_missing_results_folder_exits_2_with_one_sentence(tmp_path):
     assert not (tmp_path / "board").exists()
 
 
+def test_a_folder_may_give_some_of_its_tasks_alone(tmp_path):
+    """FOLDER:TASK takes that task's results from the folder and nothing else of it, so that each task of a
+    page can come from the folder of its own publication; the same folder in full gives both tasks."""
+    cpu = str(RESULTS / "cpu")
+    every = collect([cpu])
+    assert {r.id.task for r in every.runs} == {"digits", "wordnet"}
+    wordnet = collect([f"{cpu}:wordnet"])
+    assert wordnet.runs == [r for r in every.runs if r.id.task == "wordnet"] and wordnet.skipped == []
+    both = collect([f"{cpu}:wordnet", f"{RESULTS / 'h100'}:digits"])
+    assert {(r.id.task, r.id.precision) for r in both.runs} == {("wordnet", "fp32"), ("digits", "bf16")}
+    assert collect([f"{cpu}:wordnet,digits"]).runs == every.runs == collect([f"{cpu}:wordnet", f"{cpu}:digits"]).runs
+
+
+@pytest.mark.parametrize("argument, sentence", [
+    ("{cpu}:cmudict", "error: '{cpu}' has no result of task 'cmudict' (its tasks: digits, wordnet).\n"),
+    ("{cpu}:", "error: '{cpu}:' names no task after its colon; give FOLDER or FOLDER:TASK[,TASK...].\n"),
+    ("{cpu}:wordnet,", "error: '{cpu}:wordnet,' names no task after its colon; give FOLDER or FOLDER:TASK[,TASK...].\n"),
+    ("no-such-folder:wordnet", "error: Results folder 'no-such-folder' does not exist.\n"),
+])
+def test_a_task_selection_that_selects_nothing_exits_2_with_one_sentence(tmp_path, argument, sentence):
+    cpu = str(RESULTS / "cpu")
+    done = run_cli(argument.format(cpu=cpu), "--out", "board", cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (2, sentence.format(cpu=cpu))
+    assert not (tmp_path / "board").exists()
+
+
 def test_no_valid_results_exits_2(tmp_path):
     shutil.copy(RESULTS / "other" / "tokenizer_config.json", tmp_path)
     done = run_cli(".", "--out", "board", cwd=tmp_path)

@@ -1,5 +1,6 @@
 """The committed leaderboard pages are exactly what the generator makes of the committed results."""
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -9,9 +10,11 @@ from leaderboard.build import build
 from leaderboard.collect import Run, collect
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "results" / "leaderboard"
 PAGES = ROOT / "leaderboard" / "pages"
 COMMAND = "python -m leaderboard results/leaderboard --out leaderboard/pages"  # as quoted on the index
+# The command's RESULTS_DIR arguments (FOLDER or FOLDER:TASKS), relative to the repository
+SOURCES = shlex.split(COMMAND)[3:shlex.split(COMMAND).index("--out")]
+RESULTS = [str(ROOT / source) for source in SOURCES]
 ABLATION_PAGES = PAGES / "ablations"
 ABLATION_COMMAND = "python -m leaderboard results/ablations --out leaderboard/pages/ablations"
 
@@ -19,7 +22,7 @@ ABLATION_COMMAND = "python -m leaderboard results/ablations --out leaderboard/pa
 @pytest.mark.skipif(not PAGES.is_dir(), reason="no published pages in this checkout")
 def test_published_pages_regenerate_byte_for_byte(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)  # the pages name result files relative to the repository
-    collection = collect(["results/leaderboard"])
+    collection = collect(SOURCES)
     assert not collection.skipped, collection.skipped
     build(collection, str(tmp_path), COMMAND)
     # the scaling page and the recipe page have generators of their own
@@ -59,7 +62,7 @@ def test_published_tasks_follow_the_protocol():
 
     from bench.models import model_entries
 
-    collection = collect([str(RESULTS)])
+    collection = collect(RESULTS)
     assert not collection.failures
     tasks = {r.id.task for r in collection.runs}
     assert tasks, "no published task"
@@ -96,7 +99,7 @@ def test_published_choices_are_inside_what_was_tried_and_the_test_runs_use_them(
     warm-up); where its tuning runs record their [tune] (and so its extend), that lr is no end of the
     learning rates tried that the grid could still have extended beyond. The tasks of PREDATE_EXTENSIONS
     were tuned before that rule: for them only the first holds, and this test says which they are."""
-    collection = collect([str(RESULTS)])
+    collection = collect(RESULTS)
     rows = tuning_rows(collection.tuning, collection.runs)
     assert {r.task for r in rows} == {r.id.task for r in collection.runs}
     assert {r.task for r in rows if r.tune is None} == PREDATE_EXTENSIONS & {r.task for r in rows}, \
@@ -114,7 +117,7 @@ def test_published_longer_budgets_train_each_model_at_its_tuned_setting():
     """Per published task with runs at k times its tuned budget (a sweep's budgets, in budget-<k>x/): every
     model of its tuned-budget test runs is there, at the same seeds, with the learning rate and warm-up of
     those runs, and nothing failed."""
-    collection = collect([str(RESULTS)])
+    collection = collect(RESULTS)
     if not collection.longer:
         pytest.skip("no published task has runs at a longer budget yet")
     assert all(isinstance(r, Run) for r in collection.longer), "a longer-budget run failed"
@@ -175,7 +178,7 @@ def test_published_costs_come_from_a_clean_cost_pass_whose_seeds_agree_within_te
     """Every published task's speed figures come from its cost pass: the task's four architectures at
     the seeds of its runs, timed on one thread with the process clock from a clean commit, each
     model's training and inference throughput the same across its seeds within 10%."""
-    collection = collect([str(RESULTS)])
+    collection = collect(RESULTS)
     passes = {cost.task: cost for cost in collection.costs}
     for task in {r.id.task for r in collection.runs}:
         assert task in passes, f"{task} has no cost pass"
