@@ -24,6 +24,7 @@ in Collection.costs, for its task's speed figures.
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -382,7 +383,9 @@ def _selected(read: list[tuple], sources: list[tuple[str, Optional[frozenset[str
     kept, found = [], {source: set() for source in sources}
     for path, entry, budget in read:
         task = _task(entry)
-        under = [(folder, tasks) for folder, tasks in sources if Path(folder).resolve() in path.resolve().parents]
+        # by absolute path, symbolic links not followed: a linked result file belongs to the folder that links it
+        parents = Path(os.path.abspath(path)).parents
+        under = [(folder, tasks) for folder, tasks in sources if Path(os.path.abspath(folder)) in parents]
         for source in under:
             found[source].add(task)
         if any(tasks is None or task in tasks or isinstance(entry, str) for _, tasks in under):

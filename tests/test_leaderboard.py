@@ -331,6 +331,10 @@ def test_a_folder_may_give_some_of_its_tasks_alone(tmp_path):
     both = collect([f"{cpu}:wordnet", f"{RESULTS / 'h100'}:digits"])
     assert {(r.id.task, r.id.precision) for r in both.runs} == {("wordnet", "fp32"), ("digits", "bf16")}
     assert collect([f"{cpu}:wordnet,digits"]).runs == every.runs == collect([f"{cpu}:wordnet", f"{cpu}:digits"]).runs
+    linked = tmp_path / "linked"  # a result file linked from elsewhere belongs to the folder that links it
+    linked.mkdir()
+    (linked / "run.json").symlink_to(RESULTS / "cpu" / "wordnet__gmlp-ti__fp32__seed0.json")
+    assert [r.id.task for r in collect([f"{linked}:wordnet"]).runs] == ["wordnet"]
 
 
 @pytest.mark.parametrize("argument, sentence", [
