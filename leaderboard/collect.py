@@ -381,11 +381,12 @@ def _selected(read: list[tuple], sources: list[tuple[str, Optional[frozenset[str
     plain folder; for FOLDER:TASKS, those tasks' runs and cost passes, and the files it had to skip. A file
     under two sources is kept when either keeps it; a selected task with no result in its folder is an error."""
     kept, found = [], {source: set() for source in sources}
+    # by absolute path, symbolic links not followed: a linked result file belongs to the folder that links it
+    roots = [(Path(os.path.abspath(folder)), (folder, tasks)) for folder, tasks in sources]
     for path, entry, budget in read:
         task = _task(entry)
-        # by absolute path, symbolic links not followed: a linked result file belongs to the folder that links it
         parents = Path(os.path.abspath(path)).parents
-        under = [(folder, tasks) for folder, tasks in sources if Path(os.path.abspath(folder)) in parents]
+        under = [source for root, source in roots if root in parents]
         for source in under:
             found[source].add(task)
         if any(tasks is None or task in tasks or isinstance(entry, str) for _, tasks in under):

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = ROOT / "leaderboard" / "pages"
 COMMAND = "python -m leaderboard results/leaderboard --out leaderboard/pages"  # as quoted on the index
 # The command's RESULTS_DIR arguments (FOLDER or FOLDER:TASKS), relative to the repository
-SOURCES = shlex.split(COMMAND)[3:shlex.split(COMMAND).index("--out")]
+SOURCES = shlex.split(COMMAND.split(" --out ")[0])[3:]
 RESULTS = [str(ROOT / source) for source in SOURCES]
 ABLATION_PAGES = PAGES / "ablations"
 ABLATION_COMMAND = "python -m leaderboard results/ablations --out leaderboard/pages/ablations"
