@@ -18,7 +18,7 @@ from leaderboard.collect import Collection, Run
 from leaderboard.plots import pareto_png
 from leaderboard.scaling import scaling_page, scaling_pngs
 from leaderboard.study import headline, study_page
-from leaderboard.tables import index_page, results_csv, summary_page, task_page
+from leaderboard.tables import conclusion, index_page, results_csv, summary_page, task_page
 
 
 def build(collection: Collection, out: str, command: str, study: Optional[Collection] = None) -> None:
@@ -79,8 +79,12 @@ def build(collection: Collection, out: str, command: str, study: Optional[Collec
         by_task.setdefault(entry.id.task, []).append(entry.provenance)
     if study is not None:
         write_text_atomic(out_dir / "recipe-study.md", study_page(study))
+    multiples = sorted({e.budget_multiple for e in collection.longer})
+    conclusions = tuple(sentence for task in sorted({r.task for r in rows}) for sentence in conclusion(
+        task, [r for r in rows if r.task == task], [r for r in collection.runs if r.id.task == task],
+        [e for e in collection.longer if e.id.task == task], multiples))
     write_text_atomic(out_dir / "summary.md", summary_page(*compare_to_baselines(rows), everything, by_task,
-                                                           None if study is None else headline(study)))
+                                                           None if study is None else headline(study), conclusions))
     write_text_atomic(out_dir / "results.csv", results_csv(measured))
     ablations = has_ablations(rows)
     if ablations:

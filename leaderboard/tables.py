@@ -721,8 +721,10 @@ def _footnotes(group: list[Row]) -> list[str]:
 
 def summary_page(comparisons: list[Comparison], unmatched: list[Row],
                  provenances: Optional[list[Provenance]] = None,
-                 by_task: Optional[dict[str, list[Provenance]]] = None, study: Optional[str] = None) -> str:
-    """`study`: the recipe study's headline (leaderboard.study), said after the tasks' tables."""
+                 by_task: Optional[dict[str, list[Provenance]]] = None, study: Optional[str] = None,
+                 conclusions: tuple[str, ...] = ()) -> str:
+    """`study`: the recipe study's headline (leaderboard.study), said after the tasks' tables; `conclusions`:
+    each task's in one sentence (conclusion()), said before them."""
     lines = ["# MLPs against the Transformer baseline", "", BASELINE_RULE, "",
              "Δ is the architecture's mean metric minus the baseline's, in the metric's units (↑: higher is "
              "better, ↓: lower is better). Speed ratio is train samples/s over the baseline's (above 1 is "
@@ -733,6 +735,11 @@ def summary_page(comparisons: list[Comparison], unmatched: list[Row],
              "speed ratios come from that pass, as its page says. The task pages give the spread and "
              "confidence interval of each mean.", "",
              provenance_line(provenances or [], by_task), ""]
+    if conclusions:
+        lines += ["## Each task in one sentence", "",
+                  "The ranked models in the order of their task's table (rank by the 95% intervals, as the task "
+                  "pages rank them; an overlap is a tie), at each budget the task was run at; references, not "
+                  "ranked, stand outside the order.", "", *(f"- {c}" for c in conclusions), ""]
 
     def setting(row: Row) -> tuple[str, str]:
         return (row.device, row.precision)
@@ -777,6 +784,69 @@ def summary_page(comparisons: list[Comparison], unmatched: list[Row],
     if study is not None:
         lines += ["## Recipe or architecture", "", study, ""]
     return "\n".join(lines)
+
+
+ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+
+
+def conclusion(task: str, rows: list[Row], runs: list[Run], longer: list[Run | Failure],
+               multiples: list[int]) -> list[str]:
+    """The task's conclusion, one sentence per device, precision and metric: the order of its ranked models
+    at the tuned budget (`rows`, from `runs`) and at each longer one of `longer`, each with its budget, and how
+    many of the longer runs have landed; `multiples`: the longer budgets of the whole collection, so that a
+    task without runs at one says they are still to come. References (unranked) stand outside the order."""
+    sentences = []
+    groups = sorted({r.group for r in rows})
+    for group in groups:
+        _, device, precision, metric, higher = group
+        here = [r for r in rows if r.group == group]
+        ranked = {(r.family, r.size, r.variant): len(r.seeds) for r in here if r.rank is not None}
+        mine = [r for r in runs if (r.id.device, r.id.precision, r.metric_name) == (device, precision, metric)]
+        head = f"**{task}** ({metric_header(metric, higher)}" + (f", {device}, {precision}" if len(groups) > 1 else "")
+        clauses = [f"at {_budget_said(mine)}, {_standing(here)}"]
+        for k in multiples:
+            at_k = [e for e in longer if isinstance(e, Run) and e.budget_multiple == k
+                    and (e.id.device, e.id.precision, e.metric_name) == (device, precision, metric)
+                    and (e.id.family, e.id.size, e.id.variant) in ranked]
+            if not at_k:
+                clauses.append(f"at {k}x that budget, still to come")
+                continue
+            landed, due = len(at_k), sum(ranked.values())
+            so_far = f" ({landed} of the {due} runs so far)" if landed < due else ""
+            clauses.append(f"at {k}x, {_budget_said(at_k)}, {_standing(aggregate(at_k))}{so_far}")
+        sentences.append(f"{head}): {'; '.join(clauses)}.")
+    return sentences
+
+
+def _budget_said(runs: list[Run]) -> str:
+    """A budget in epochs and optimizer steps of a batch size, as `runs` record it."""
+    budgets = {(p.epochs, p.steps, p.batch_size) for p in (r.protocol for r in runs) if p is not None}
+    if not budgets or any(None in b for b in budgets):
+        return "a budget not every run records"
+    if len(budgets) > 1:
+        return "budgets that differ between its runs (its page says which)"
+    (epochs, steps, batch_size), = budgets
+    return f"{round(epochs, 2):g} epoch{'' if epochs == 1 else 's'} ({steps:,} steps of {batch_size})"
+
+
+def _standing(rows: list[Row]) -> str:
+    """The ranked rows in their order, ties said as such: "a first, b and c tie for second"."""
+    ranked = sorted((r for r in rows if r.rank is not None), key=lambda r: (r.rank, r.family, r.size))
+    if not ranked:
+        return "no model ranked"
+
+    def name(row: Row) -> str:
+        return f"{row.model}-{row.size}" + (" (the baseline)" if row.is_baseline else "")
+
+    parts = []
+    for rank, same in groupby(ranked, key=lambda r: r.rank):
+        same = list(same)
+        place = ORDINALS[rank - 1] if rank <= len(ORDINALS) else f"number {rank}"
+        names = ", ".join(map(name, same[:-1])) + " and " + name(same[-1]) if len(same) > 1 else name(same[0])
+        parts.append(f"{names} {'tie for ' if len(same) > 1 else ''}{place}")
+    if len(parts) == 1 and len(ranked) > 1:
+        return parts[0].replace(" tie for first", " tie (their 95% intervals overlap)")
+    return ", ".join(parts)
 
 
 def _times(ratio: Optional[float]) -> str:

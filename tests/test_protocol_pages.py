@@ -112,6 +112,11 @@ def test_validation_runs_never_enter_the_ranked_table_csv_or_summary(board):
         ("gmlp", "3", "0 1 2", "0.96"), ("vit", "3", "0 1 2", "0.91")]
     summary = page(board, "summary.md")
     assert "| digits | gmlp | ti | 1.20 | top1 ↑ | 0.9600 | vit-ti | 0.9100 | +0.0500 |" in summary
+    # each task's sentence names the test runs' budget, or says that it varies (mixer's 500 steps)
+    assert "- **digits** (top1 ↑): at 10 epochs (230 steps of 64), gmlp-ti first, vit-ti (the baseline) second." \
+        in summary
+    assert ("- **cmudict** (wer ↓): at budgets that differ between its runs (its page says which), transformer-mini "
+            "(the baseline) first, gmlp-ti and mixer-s16 tie for second.") in summary
     index = page(board, "index.md")
     assert "(finished runs: 15, failed runs: 0, tuning runs (validation, not ranked): 6, files skipped: 0)" in index
     assert "- [digits](digits.md): 6 finished runs, 0 failed; tuning runs (validation, not ranked): 6;" in index
@@ -410,8 +415,11 @@ def test_longer_budget_runs_are_no_repeats_and_leave_the_tuned_budget_pages_as_t
     assert {(e.id.task, e.budget_multiple, type(e).__name__) for e in collection.longer} == {("digits", 4, "Run")}
     assert all(r.budget_multiple == 1 for r in collection.runs)
     assert main([str(folder), "--out", str(tmp_path / "board")]) == 0
-    for name in ("results.csv", "summary.md", "cmudict.md"):  # the pages of the fixtures without the 4x runs
+    for name in ("results.csv", "cmudict.md"):  # the pages of the fixtures without the 4x runs
         assert page(tmp_path / "board", name) == page(board, name), name
+    # the summary's tables too; only its sentence per task speaks of the longer budget
+    summary, before = (section(page(b, "summary.md"), "## CPU, fp32") for b in (tmp_path / "board", board))
+    assert summary == before
     assert section(page(tmp_path / "board", "digits.md"), DIGITS_TABLE) == section(page(board, "digits.md"),
                                                                                    DIGITS_TABLE)
     # a 4x run twice is a repeat of the first 4x run, said as such
@@ -440,6 +448,13 @@ def test_the_budget_section_ranks_both_budgets_and_says_whether_the_order_change
     ]
     assert order in budget
     assert "Still to come" not in budget and "Failed at" not in budget
+    # the summary's sentence per task: both budgets, each with its order
+    at_4x = ("gmlp-ti first, vit-ti (the baseline) second" if scores is STAYS_BEHIND else
+             "gmlp-ti and vit-ti (the baseline) tie (their 95% intervals overlap)")
+    summary = section(page(tmp_path / "board", "summary.md"), "## Each task in one sentence")
+    assert (f"- **digits** (top1 ↑): at 10 epochs (230 steps of 64), gmlp-ti first, vit-ti (the baseline) second; "
+            f"at 4x, 40 epochs (920 steps of 64), {at_4x}.") in summary
+    assert "at 4x that budget, still to come." in summary  # cmudict
     index = page(tmp_path / "board", "index.md")
     assert "longer-budget runs (test, not ranked): 6, files skipped: 0)" in index
     assert "test examples: 360; runs at 4x the budget: 6; [Pareto plot]" in index
@@ -464,6 +479,8 @@ def test_a_longer_run_at_another_setting_is_flagged_and_missing_and_failed_ones_
     assert [r[5:] for r in table_rows(budget)[1:]] == [["0.9550 ± 0.0071", "[0.8915, 1.0185]", "1", "0, 1"],
                                                        ["—", "—", "—", "—"]]
     assert "Fewer than two models are ranked at both 1x and 4x: no order to compare yet." in budget
+    assert "at 4x, 40 epochs (920 steps of 64), gmlp-ti first (2 of the 6 runs so far)." in page(
+        tmp_path / "board", "summary.md")
     assert "Failed runs" not in page(tmp_path / "board", "digits.md")  # the 1x runs' table: none failed there
     assert "runs at 4x the budget: 3 (still to come: vit-ti)" in page(tmp_path / "board", "index.md")
 
