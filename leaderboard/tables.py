@@ -836,14 +836,17 @@ def _standing(rows: list[Row]) -> str:
         return "no model ranked"
 
     def name(row: Row) -> str:
-        return f"{row.model}-{row.size}" + (" (the baseline)" if row.is_baseline else "")
+        variant = f" [{row.variant}]" if row.variant else ""
+        return f"{row.family}-{row.size}{variant}" + (" (the baseline)" if row.is_baseline else "")
 
     parts = []
     for rank, same in groupby(ranked, key=lambda r: r.rank):
         same = list(same)
-        place = ORDINALS[rank - 1] if rank <= len(ORDINALS) else f"number {rank}"
-        names = ", ".join(map(name, same[:-1])) + " and " + name(same[-1]) if len(same) > 1 else name(same[0])
-        parts.append(f"{names} {'tie for ' if len(same) > 1 else ''}{place}")
+        tie = len(same) > 1
+        place = (("tie for " if tie else "") + ORDINALS[rank - 1] if rank <= len(ORDINALS)
+                 else ("tie" if tie else "") + f" at rank {rank}")
+        names = ", ".join(map(name, same[:-1])) + " and " + name(same[-1]) if tie else name(same[0])
+        parts.append(f"{names} {place.strip()}")
     if len(parts) == 1 and len(ranked) > 1:
         return parts[0].replace(" tie for first", " tie (their 95% intervals overlap)")
     return ", ".join(parts)
