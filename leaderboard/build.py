@@ -54,6 +54,8 @@ def build(collection: Collection, out: str, command: str, study: Optional[Collec
     tested = [*collection.runs, *collection.failures]
     tuning = tuning_rows(collection.tuning, tested)
     tasks = {}
+    multiples = sorted({e.budget_multiple for e in collection.longer})
+    conclusions: list[str] = []  # each task's in one sentence, for the summary
     for task in sorted({e.id.task for e in [*tested, *collection.tuning, *collection.longer]}):
         task_rows = [r for r in rows if r.task == task]
         failures = sorted(
@@ -67,11 +69,13 @@ def build(collection: Collection, out: str, command: str, study: Optional[Collec
         provenances = [e.provenance for e in [*tested, *collection.tuning, *collection.longer] if e.id.task == task]
         runs = [r for r in collection.runs if r.id.task == task]
         tuned = [r for r in collection.tuning if r.id.task == task and isinstance(r, Run)]
+        longer = [e for e in collection.longer if e.id.task == task]
         write_text_atomic(out_dir / f"{task}.md", task_page(
             task, task_rows, failures, plot, provenances, runs, [t for t in tuning if t.task == task], tuned,
-            costs.get(task), [e for e in collection.longer if e.id.task == task],
+            costs.get(task), longer,
         ))
         tasks[task] = (len(runs), len(failures), plot)
+        conclusions += conclusion(task, task_rows, runs, longer, multiples)
 
     everything = [e.provenance for e in [*collection.runs, *collection.failures]]
     by_task: dict[str, list] = {}
@@ -79,12 +83,9 @@ def build(collection: Collection, out: str, command: str, study: Optional[Collec
         by_task.setdefault(entry.id.task, []).append(entry.provenance)
     if study is not None:
         write_text_atomic(out_dir / "recipe-study.md", study_page(study))
-    multiples = sorted({e.budget_multiple for e in collection.longer})
-    conclusions = tuple(sentence for task in sorted({r.task for r in rows}) for sentence in conclusion(
-        task, [r for r in rows if r.task == task], [r for r in collection.runs if r.id.task == task],
-        [e for e in collection.longer if e.id.task == task], multiples))
     write_text_atomic(out_dir / "summary.md", summary_page(*compare_to_baselines(rows), everything, by_task,
-                                                           None if study is None else headline(study), conclusions))
+                                                           None if study is None else headline(study),
+                                                           tuple(conclusions)))
     write_text_atomic(out_dir / "results.csv", results_csv(measured))
     ablations = has_ablations(rows)
     if ablations:

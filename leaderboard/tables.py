@@ -834,22 +834,26 @@ def _standing(rows: list[Row]) -> str:
     ranked = sorted((r for r in rows if r.rank is not None), key=lambda r: (r.rank, r.family, r.size))
     if not ranked:
         return "no model ranked"
+    places = [list(same) for _, same in groupby(ranked, key=lambda r: r.rank)]
+    if len(places) == 1 and len(ranked) > 1:
+        return f"{_names(ranked)} tie (their 95% intervals overlap)"
+    return ", ".join(f"{_names(same)} {_place(same[0].rank, tie=len(same) > 1)}" for same in places)
 
+
+def _names(rows: list[Row]) -> str:
+    """"a", "a and b", "a, b and c"; each as model-size [variant], the baseline said as such."""
     def name(row: Row) -> str:
         variant = f" [{row.variant}]" if row.variant else ""
         return f"{row.family}-{row.size}{variant}" + (" (the baseline)" if row.is_baseline else "")
 
-    parts = []
-    for rank, same in groupby(ranked, key=lambda r: r.rank):
-        same = list(same)
-        tie = len(same) > 1
-        place = (("tie for " if tie else "") + ORDINALS[rank - 1] if rank <= len(ORDINALS)
-                 else ("tie" if tie else "") + f" at rank {rank}")
-        names = ", ".join(map(name, same[:-1])) + " and " + name(same[-1]) if tie else name(same[0])
-        parts.append(f"{names} {place.strip()}")
-    if len(parts) == 1 and len(ranked) > 1:
-        return parts[0].replace(" tie for first", " tie (their 95% intervals overlap)")
-    return ", ".join(parts)
+    said = [name(r) for r in rows]
+    return " and ".join(filter(None, [", ".join(said[:-1]), said[-1]]))
+
+
+def _place(rank: int, tie: bool) -> str:
+    if rank <= len(ORDINALS):
+        return ("tie for " if tie else "") + ORDINALS[rank - 1]
+    return f"{'tie at' if tie else 'at'} rank {rank}"
 
 
 def _times(ratio: Optional[float]) -> str:
