@@ -327,14 +327,21 @@ def budget_section(rows: list[Row], tested: list[Run | Failure], longer: list[Ru
         tuned = [r for r in rows if r.group == group]
         at = {k: [r for r in ranked[k] if r.group == group] for k in multiples}
         for k in multiples:
-            here = [e for e in longer if isinstance(e, Run) and e.budget_multiple == k
-                    and (e.id.device, e.id.precision, e.metric_name) == (device, precision, metric)]
+            here = _finished_at(longer, k, group)
             if here:
                 lines += [protocol_lines(here)[0].replace("Budget:", f"Budget at {k}x:", 1), ""]
         lines += _budget_table(tuned, at, metric_header(metric, higher)) + [""]
         for k in multiples:
             lines += [_order_sentence(*order_changes(tuned, at[k]), k), ""]
     return lines
+
+
+def _finished_at(longer: list[Run | Failure], k: int, group: tuple[str, str, str, str, bool]) -> list[Run]:
+    """The finished runs of `longer` at k times the tuned budget on the device, precision and metric of a
+    row group."""
+    _, device, precision, metric, _ = group
+    return [e for e in longer if isinstance(e, Run) and e.budget_multiple == k
+            and (e.id.device, e.id.precision, e.metric_name) == (device, precision, metric)]
 
 
 def _budget_table(tuned: list[Row], at: dict[int, list[Row]], name: str) -> list[str]:
@@ -805,9 +812,7 @@ def conclusion(task: str, rows: list[Row], runs: list[Run], longer: list[Run | F
         head = f"**{task}** ({metric_header(metric, higher)}" + (f", {device}, {precision}" if len(groups) > 1 else "")
         clauses = [f"at {_budget_said(mine)}, {_standing(here)}"]
         for k in multiples:
-            at_k = [e for e in longer if isinstance(e, Run) and e.budget_multiple == k
-                    and (e.id.device, e.id.precision, e.metric_name) == (device, precision, metric)
-                    and (e.id.family, e.id.size, e.id.variant) in ranked]
+            at_k = [e for e in _finished_at(longer, k, group) if (e.id.family, e.id.size, e.id.variant) in ranked]
             if not at_k:
                 clauses.append(f"at {k}x that budget, still to come")
                 continue
