@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
         "page from the point files of python -m bench.scaling.",
         "  python -m leaderboard results/leaderboard --out leaderboard/pages\n"
         "  python -m leaderboard results/leaderboard --study results/recipe-study --out leaderboard/pages\n"
-        "  python -m leaderboard results/leaderboard-v3:wordnet results/leaderboard:cmudict,fashion-mnist --out leaderboard/pages",
+        "  python -m leaderboard results/leaderboard-v3:wordnet,cmudict results/leaderboard:fashion-mnist --out leaderboard/pages",
     )
     parser.add_argument("results", nargs="+", metavar="RESULTS_DIR",
                         help="folders searched recursively for *.json; FOLDER:TASK[,TASK...] takes those tasks' "
